@@ -1,0 +1,112 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+/// Every target builds in Swift 6 language mode with strict concurrency (the default for tools 6.x).
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "chat-service",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "chat-api", targets: ["API"]),
+        .executable(name: "chat-worker", targets: ["Worker"]),
+        .executable(name: "redis-bench", targets: ["RedisBench"]),
+        .library(name: "Queue", targets: ["Queue"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+    ],
+    targets: [
+        // C libraries (Debian: libhiredis-dev, libmongoc-dev). hiredis sits in /usr/include and needs no flags;
+        // its pkg-config file adds -D_FILE_OFFSET_BITS=64, which SwiftPM drops with a warning, so it is not used.
+        .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(name: "CMongoc", pkgConfig: "libmongoc-1.0", providers: [.apt(["libmongoc-dev"])]),
+
+        // Domain types, configuration, errors and the seams' protocols. Imports no other module of ours.
+        .target(
+            name: "ChatCore",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The Redis client, the job queue and the per-session event streams.
+        .target(
+            name: "Queue",
+            dependencies: [
+                "CHiredis",
+                "ChatCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Sessions and messages in MongoDB, over libmongoc on a thread pool.
+        .target(
+            name: "ChatStore",
+            dependencies: [
+                "CMongoc",
+                "ChatCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "API",
+            dependencies: [
+                "ChatCore",
+                "Queue",
+                "ChatStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "Worker",
+            dependencies: [
+                "ChatCore",
+                "Queue",
+                "ChatStore",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "RedisBench",
+            dependencies: ["Queue", .product(name: "NIOPosix", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+
+        // Fast tests: no servers.
+        .testTarget(
+            name: "UnitTests",
+            dependencies: ["ChatCore", "Queue", "CHiredis"],
+            swiftSettings: swiftSettings
+        ),
+        // Tests against real redis-server, SecantusDB and the processes, started by `make test`.
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: [
+                "ChatCore", "Queue", "ChatStore", "API", "Worker",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

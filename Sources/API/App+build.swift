@@ -1,0 +1,49 @@
+import ChatCore
+import ChatStore
+import Hummingbird
+import Logging
+import Queue
+
+/// What the routes need; tests build it from their own Redis and store.
+struct APIDependencies: Sendable {
+    var redis: RedisClient
+    var store: any SessionStore
+    var verifier: AccessTokenVerifier
+    var healthTimeout: Duration
+}
+
+/// Builds chat-api: the Redis client and the MongoDB store as services of its `ServiceGroup`, the router, the
+/// server. The database's indexes are created before the server starts.
+func buildApplication(configuration: APIConfiguration) async throws -> some ApplicationProtocol {
+    let logger = Logger(label: "chat-api")
+    let redis = RedisClient(configuration: configuration.redis, logger: Logger(label: "chat-api.redis"))
+    let store = try MongoSessionStore(configuration: configuration.mongo, logger: Logger(label: "chat-api.mongo"))
+    do {
+        try await store.prepare()
+    } catch {
+        logger.warning("could not create the database indexes at start; /readyz reports the database", metadata: ["error": "\(error)"])
+    }
+    let dependencies = APIDependencies(
+        redis: redis, store: store,
+        verifier: try AccessTokenVerifier(secret: configuration.jwtAccessSecret),
+        healthTimeout: configuration.healthTimeout
+    )
+    var app = Application(
+        router: buildRouter(dependencies),
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "chat-api"),
+        logger: logger
+    )
+    app.addServices(redis, StoreService(store: store))
+    return app
+}
+
+/// The routes of chat-api, behind the request-id and error middleware; `/api/chat` behind authentication.
+func buildRouter(_ dependencies: APIDependencies) -> Router<ChatRequestContext> {
+    let router = Router(context: ChatRequestContext.self)
+    router.add(middleware: RequestIDMiddleware())
+    router.add(middleware: ErrorMiddleware())
+    HealthController(redis: dependencies.redis, store: dependencies.store, timeout: dependencies.healthTimeout).register(on: router)
+    let chat = router.group("/api/chat").add(middleware: AuthenticationMiddleware(verifier: dependencies.verifier))
+    SessionController(store: dependencies.store).register(on: chat)
+    return router
+}

@@ -1,0 +1,70 @@
+import ChatCore
+import Foundation
+import Hummingbird
+import Queue
+
+/// Turns every error into `{"message", "code", "requestId"}` with the right status; nothing of a driver's
+/// message or a stack trace reaches the client. The one place where errors become HTTP statuses.
+struct ErrorMiddleware: RouterMiddleware {
+    typealias Context = ChatRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch {
+            let (status, code, message) = Self.describe(error)
+            if status.code >= 500 {
+                context.logger.error("request failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
+            }
+            return Response.json(status: status, ["message": message, "code": code, "requestId": context.requestID])
+        }
+    }
+
+    static func describe(_ error: any Error) -> (HTTPResponse.Status, String, String) {
+        switch error {
+        case let error as ChatError:
+            return (status(of: error.kind), error.code, error.message)
+        case is RedisClientError, is RedisServerError:
+            return (.serviceUnavailable, "QUEUE_UNAVAILABLE", "The queue is unavailable")
+        case let error as HTTPError:
+            switch error.status {
+            case .notFound: return (.notFound, "NOT_FOUND", "Not found")
+            case .methodNotAllowed: return (.methodNotAllowed, "METHOD_NOT_ALLOWED", "Method not allowed")
+            case .contentTooLarge: return (.contentTooLarge, "BODY_TOO_LARGE", "The request body is too large")
+            case .unauthorized: return (.unauthorized, "UNAUTHORIZED", "Invalid authentication token")
+            default:
+                let message = error.body ?? error.status.reasonPhrase
+                return (error.status, error.status.reasonPhrase.uppercased().replacingOccurrences(of: " ", with: "_"), message)
+            }
+        default:
+            return (.internalServerError, "INTERNAL_ERROR", "Internal server error")
+        }
+    }
+
+    static func status(of kind: ChatError.Kind) -> HTTPResponse.Status {
+        switch kind {
+        case .badRequest: .badRequest
+        case .unauthorized: .unauthorized
+        case .forbidden: .forbidden
+        case .notFound: .notFound
+        case .conflict: .conflict
+        case .paymentRequired: HTTPResponse.Status(code: 402, reasonPhrase: "Payment Required")
+        case .tooManyRequests: .tooManyRequests
+        case .unavailable: .serviceUnavailable
+        case .timeout: .gatewayTimeout
+        case .internal: .internalServerError
+        }
+    }
+}
+
+extension Response {
+    /// A JSON response from any JSON-serializable value.
+    static func json(status: HTTPResponse.Status, _ object: Any) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        return Response(
+            status: status,
+            headers: [.contentType: "application/json; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(bytes: data))
+        )
+    }
+}

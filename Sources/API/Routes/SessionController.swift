@@ -1,0 +1,129 @@
+import ChatCore
+import Foundation
+import Hummingbird
+
+/// The sessions endpoints: create, list (paginated), get with messages, delete, messages. Owner only:
+/// another user's session is 404, the same as one that does not exist.
+struct SessionController: Sendable {
+    let store: any SessionStore
+    /// Titles longer than this are refused.
+    static let maxTitleLength = 200
+    /// Messages longer than this are refused.
+    static let maxMessageLength = 100_000
+
+    func register(on group: RouterGroup<ChatRequestContext>) {
+        group.post("/sessions", use: create)
+        group.get("/sessions", use: list)
+        group.get("/sessions/:id", use: get)
+        group.delete("/sessions/:id", use: delete)
+        group.get("/sessions/:id/messages", use: messages)
+    }
+
+    @Sendable func create(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let user = try context.requireUser()
+        let body = try await JSONBody(request: request, context: context)
+        let title = try body.string("title", required: true, maxLength: Self.maxTitleLength)!
+        let modelID = try body.string("modelId", required: false, maxLength: 200)
+        if let modelID, ModelCatalog.model(id: modelID) == nil {
+            throw ChatError(.badRequest, code: "INVALID_MODEL", message: "Invalid model ID")
+        }
+        _ = try body.string("initialMessage", required: false, maxLength: Self.maxMessageLength)
+        let session = try await store.createSession(userId: user.id, title: title, modelId: modelID)
+        return Response.json(status: .created, SessionJSON.session(session))
+    }
+
+    @Sendable func list(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let user = try context.requireUser()
+        let page = try Self.queryInt(request, "page", default: 1, in: 1...1_000_000)
+        let limit = try Self.queryInt(request, "limit", default: 20, in: 1...100)
+        let result = try await store.listSessions(userId: user.id, page: page, limit: limit)
+        let pages = result.total == 0 ? 0 : (result.total + limit - 1) / limit
+        return Response.json(
+            status: .ok,
+            [
+                "sessions": result.sessions.map(SessionJSON.session),
+                "pagination": ["page": page, "limit": limit, "total": result.total, "pages": pages],
+            ] as [String: Any]
+        )
+    }
+
+    @Sendable func get(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let session = try await ownedSession(request, context)
+        let messages = try await store.messages(sessionId: session.id)
+        var body = SessionJSON.session(session)
+        body["messages"] = messages.map(SessionJSON.message)
+        return Response.json(status: .ok, body)
+    }
+
+    @Sendable func delete(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let user = try context.requireUser()
+        let id = try Self.sessionID(context)
+        guard try await store.deleteSession(id: id, userId: user.id) else { throw Self.notFound }
+        return Response.json(status: .ok, ["message": "Session deleted", "sessionId": id])
+    }
+
+    @Sendable func messages(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let session = try await ownedSession(request, context)
+        let messages = try await store.messages(sessionId: session.id)
+        return Response.json(status: .ok, ["sessionId": session.id, "messages": messages.map(SessionJSON.message)] as [String: Any])
+    }
+
+    private func ownedSession(_ request: Request, _ context: ChatRequestContext) async throws -> ChatSession {
+        let user = try context.requireUser()
+        guard let session = try await store.session(id: try Self.sessionID(context), userId: user.id) else { throw Self.notFound }
+        return session
+    }
+
+    static let notFound = ChatError(.notFound, code: "SESSION_NOT_FOUND", message: "Session not found")
+
+    static func sessionID(_ context: ChatRequestContext) throws -> String {
+        let id = try context.parameters.require("id")
+        guard SessionID.isValid(id) else {
+            throw ChatError(.badRequest, code: "INVALID_SESSION_ID", message: "Invalid session ID")
+        }
+        return id.lowercased()
+    }
+
+    static func queryInt(_ request: Request, _ name: String, default value: Int, in range: ClosedRange<Int>) throws -> Int {
+        guard let text = request.uri.queryParameters[Substring(name)] else { return value }
+        guard let number = Int(text), range.contains(number) else {
+            throw ChatError(.badRequest, code: "VALIDATION_ERROR", message: "\(name) must be an integer from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return number
+    }
+}
+
+/// The JSON shapes of sessions and messages in responses.
+enum SessionJSON {
+    static func session(_ session: ChatSession) -> [String: Any] {
+        [
+            "sessionId": session.id,
+            "userId": session.userId,
+            "title": session.title,
+            "modelId": session.modelId ?? ModelCatalog.defaultModelID,
+            "messageCount": session.messageCount,
+            "createdAt": timestamp(session.createdAt),
+            "updatedAt": timestamp(session.updatedAt),
+        ]
+    }
+
+    static func message(_ message: ChatMessage) -> [String: Any] {
+        var body: [String: Any] = [
+            "messageId": message.id,
+            "sessionId": message.sessionId,
+            "jobId": message.jobId,
+            "role": message.role.rawValue,
+            "content": message.content,
+            "status": message.status.rawValue,
+            "createdAt": timestamp(message.createdAt),
+        ]
+        if let modelId = message.modelId { body["modelId"] = modelId }
+        if let inputTokens = message.inputTokens { body["inputTokens"] = inputTokens }
+        if let outputTokens = message.outputTokens { body["outputTokens"] = outputTokens }
+        return body
+    }
+
+    static func timestamp(_ date: Date) -> String {
+        Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(date)
+    }
+}

@@ -1,0 +1,20 @@
+/// Where sessions and their messages are kept. The real one is MongoDB (`ChatStore`);
+/// every read and write is scoped to the owner where an owner is given.
+public protocol SessionStore: Sendable {
+    /// Creates a session for `userId` and returns it.
+    func createSession(userId: String, title: String, modelId: String?) async throws -> ChatSession
+    /// One page (1-based) of the user's sessions, most recently updated first.
+    func listSessions(userId: String, page: Int, limit: Int) async throws -> SessionPage
+    /// The session if it exists and belongs to `userId`; nil otherwise.
+    func session(id: String, userId: String) async throws -> ChatSession?
+    /// The session whatever its owner (for supervisors and workers); nil if it does not exist.
+    func session(id: String) async throws -> ChatSession?
+    /// The session's messages, oldest first.
+    func messages(sessionId: String) async throws -> [ChatMessage]
+    /// Deletes the session and its messages if it belongs to `userId`; false if there was none.
+    func deleteSession(id: String, userId: String) async throws -> Bool
+    /// Appends a message; the same (jobId, role) twice stores one message and returns it both times.
+    func appendMessage(_ message: NewMessage) async throws -> ChatMessage
+    /// Succeeds when the database answers within the configured timeout.
+    func ping() async throws
+}

@@ -1,0 +1,169 @@
+@preconcurrency import CMongoc
+
+/// One collection, borrowed from a client for the span of one operation on one pool thread.
+///
+/// Not `Sendable` and never stored: the `mongoc_collection_t` is destroyed when `with` returns.
+struct MongoCollection {
+    private let collection: OpaquePointer
+
+    private init(collection: OpaquePointer) {
+        self.collection = collection
+    }
+
+    /// Runs `body` with collection `name` of database `database` through `client`.
+    @discardableResult
+    static func with<T>(
+        _ name: String, in database: String, client: OpaquePointer, _ body: (MongoCollection) throws -> T
+    ) rethrows -> T {
+        // mongoc_client_get_collection copies both names and never fails; the handle must not
+        // outlive the client, which is why it is destroyed here, before the client is pushed back.
+        let collection: OpaquePointer = mongoc_client_get_collection(client, database, name)
+        defer { mongoc_collection_destroy(collection) }
+        return try body(MongoCollection(collection: collection))
+    }
+
+    /// The documents matching `filter`, as `options` (sort, skip, limit) shape the result.
+    func find(_ filter: BSONFields, options: BSONFields = [:]) throws -> [BSONFields] {
+        let filter = try BSONDocument(filter)
+        let options = try BSONDocument(options)
+        // Never returns NULL: errors surface through mongoc_cursor_error after the loop.
+        let cursor: OpaquePointer = mongoc_collection_find_with_opts(collection, filter.pointer, options.pointer, nil)
+        defer { mongoc_cursor_destroy(cursor) }
+        var documents: [BSONFields] = []
+        var current: OpaquePointer?
+        // `current` belongs to the cursor and is valid only until the next call: read it at once.
+        while mongoc_cursor_next(cursor, &current), let current {
+            documents.append(try BSONDocument.fields(of: current))
+        }
+        var error = bson_error_t()
+        if mongoc_cursor_error(cursor, &error) { throw MongoDriverError(error) }
+        return documents
+    }
+
+    /// How many documents match `filter`.
+    func count(_ filter: BSONFields) throws -> Int {
+        let filter = try BSONDocument(filter)
+        var error = bson_error_t()
+        // `reply` may be NULL for this call; -1 means failure, described in `error`.
+        let count = mongoc_collection_count_documents(collection, filter.pointer, nil, nil, nil, &error)
+        guard count >= 0 else { throw MongoDriverError(error) }
+        return Int(count)
+    }
+
+    /// Inserts `document`, which carries its own `_id`.
+    func insertOne(_ document: BSONFields) throws {
+        let document = try BSONDocument(document)
+        var error = bson_error_t()
+        try withReply { reply in
+            guard mongoc_collection_insert_one(collection, document.pointer, nil, reply, &error) else { throw MongoDriverError(error) }
+        }
+    }
+
+    /// Applies `update` to the first document matching `filter`; returns how many matched (0 or 1).
+    func updateOne(_ filter: BSONFields, _ update: BSONFields) throws -> Int {
+        let filter = try BSONDocument(filter)
+        let update = try BSONDocument(update)
+        var error = bson_error_t()
+        return try withReply { reply in
+            guard mongoc_collection_update_one(collection, filter.pointer, update.pointer, nil, reply, &error) else {
+                throw MongoDriverError(error)
+            }
+            return try BSONDocument.fields(of: reply)["matchedCount"]?.intValue ?? 0
+        }
+    }
+
+    /// Deletes the first document matching `filter`; returns how many went (0 or 1).
+    func deleteOne(_ filter: BSONFields) throws -> Int {
+        try delete(filter, many: false)
+    }
+
+    /// Deletes every document matching `filter`; returns how many went.
+    func deleteMany(_ filter: BSONFields) throws -> Int {
+        try delete(filter, many: true)
+    }
+
+    private func delete(_ filter: BSONFields, many: Bool) throws -> Int {
+        let filter = try BSONDocument(filter)
+        var error = bson_error_t()
+        return try withReply { reply in
+            let deleted =
+                many
+                ? mongoc_collection_delete_many(collection, filter.pointer, nil, reply, &error)
+                : mongoc_collection_delete_one(collection, filter.pointer, nil, reply, &error)
+            guard deleted else { throw MongoDriverError(error) }
+            return try BSONDocument.fields(of: reply)["deletedCount"]?.intValue ?? 0
+        }
+    }
+
+    /// Upserts with `findAndModify` (`upsert: true, new: true`): the stored document afterwards,
+    /// and whether it was inserted by this call rather than found.
+    func upsert(_ query: BSONFields, _ update: BSONFields) throws -> (document: BSONFields, inserted: Bool) {
+        let query = try BSONDocument(query)
+        let update = try BSONDocument(update)
+        let options: OpaquePointer = mongoc_find_and_modify_opts_new()
+        defer { mongoc_find_and_modify_opts_destroy(options) }
+        // set_update copies the document into the options.
+        guard mongoc_find_and_modify_opts_set_update(options, update.pointer) else {
+            throw MongoDriverError(domain: 0, code: 0, message: "findAndModify rejected the update document")
+        }
+        // C enum flags import as structs: combine their raw values.
+        let flags = MONGOC_FIND_AND_MODIFY_UPSERT.rawValue | MONGOC_FIND_AND_MODIFY_RETURN_NEW.rawValue
+        _ = mongoc_find_and_modify_opts_set_flags(options, mongoc_find_and_modify_flags_t(rawValue: flags))
+        var error = bson_error_t()
+        return try withReply { reply in
+            guard mongoc_collection_find_and_modify_with_opts(collection, query.pointer, options, reply, &error) else {
+                throw MongoDriverError(error)
+            }
+            let fields = try BSONDocument.fields(of: reply)
+            guard let document = fields["value"]?.documentValue else {
+                throw MongoDriverError(domain: 0, code: 0, message: "findAndModify with upsert returned no document")
+            }
+            let status = fields["lastErrorObject"]?.documentValue
+            // `updatedExisting: false` (with `upserted: <id>`) is how the server says it inserted.
+            let inserted = status?["updatedExisting"]?.boolValue.map { !$0 } ?? (status?["upserted"] != nil)
+            return (document, inserted)
+        }
+    }
+
+    /// Runs a write command (`createIndexes`, ...) on this collection's database; returns the reply.
+    @discardableResult
+    func writeCommand(_ command: BSONFields) throws -> BSONFields {
+        let command = try BSONDocument(command)
+        var error = bson_error_t()
+        return try withReply { reply in
+            guard mongoc_collection_write_command_with_opts(collection, command.pointer, nil, reply, &error) else {
+                throw MongoDriverError(error)
+            }
+            return try BSONDocument.fields(of: reply)
+        }
+    }
+}
+
+/// Runs `body` with an initialized `bson_t` for libmongoc to write a reply into, then frees it.
+///
+/// `bson_t` is declared 128-byte aligned, so Swift cannot just take `&` of a value: the storage
+/// is allocated with the C type's own size and alignment. libmongoc (re)initializes the reply
+/// on every path; an inline-initialized `bson_t` owns no heap memory, so being overwritten by
+/// that cannot leak, and the final `bson_destroy` frees whatever the reply grew into.
+func withReply<T>(_ body: (OpaquePointer) throws -> T) rethrows -> T {
+    let storage = UnsafeMutableRawPointer.allocate(byteCount: chat_bson_size(), alignment: chat_bson_alignment())
+    defer { storage.deallocate() }
+    let reply = OpaquePointer(storage)
+    bson_init(reply)
+    defer { bson_destroy(reply) }
+    return try body(reply)
+}
+
+/// Runs `command` against database `database` through `client` (`ping`, `dropDatabase`); returns the reply.
+@discardableResult
+func runCommand(_ command: BSONFields, database: String, client: OpaquePointer) throws -> BSONFields {
+    let command = try BSONDocument(command)
+    var error = bson_error_t()
+    return try withReply { reply in
+        // The database name is copied for the call; NULL read preferences mean primary.
+        guard mongoc_client_command_simple(client, database, command.pointer, nil, reply, &error) else {
+            throw MongoDriverError(error)
+        }
+        return try BSONDocument.fields(of: reply)
+    }
+}

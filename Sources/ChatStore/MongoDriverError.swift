@@ -1,0 +1,50 @@
+@preconcurrency import CMongoc
+import ChatCore
+
+/// A libmongoc or libbson failure as the driver reported it; logged, never shown to a client.
+struct MongoDriverError: Error, CustomStringConvertible {
+    /// The `bson_error_t` domain (`MONGOC_ERROR_STREAM`, `MONGOC_ERROR_SERVER`, ...); 0 for our own checks.
+    var domain: UInt32
+    /// The driver's or the server's error code (11000 is a duplicate key).
+    var code: UInt32
+    /// The driver's message: may name hosts and values, so it goes to the log only.
+    var message: String
+
+    init(domain: UInt32, code: UInt32, message: String) {
+        self.domain = domain
+        self.code = code
+        self.message = message
+    }
+
+    /// Copies what libmongoc wrote into `error`.
+    init(_ error: bson_error_t) {
+        domain = error.domain
+        code = error.code
+        // `message` is a char[504] that libbson always NUL-terminates; read up to the NUL, within the tuple.
+        message = withUnsafeBytes(of: error.message) { bytes in
+            String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
+        }
+    }
+
+    var description: String { "mongoc error \(domain).\(code): \(message)" }
+
+    /// The write hit a unique index (E11000).
+    var isDuplicateKey: Bool {
+        code == 11000 && (domain == MONGOC_ERROR_SERVER.rawValue || domain == MONGOC_ERROR_COLLECTION.rawValue)
+    }
+
+    /// The database could not be reached or is going away, as opposed to refusing this request.
+    var isUnavailable: Bool {
+        if domain == MONGOC_ERROR_STREAM.rawValue || domain == MONGOC_ERROR_SERVER_SELECTION.rawValue { return true }
+        // Server codes for a node that is shutting down, stepping down or not (yet) writable.
+        let transientServerCodes: Set<UInt32> = [91, 189, 10107, 11600, 11602, 13435, 13436]
+        return domain == MONGOC_ERROR_SERVER.rawValue && transientServerCodes.contains(code)
+    }
+
+    /// What a caller may see: a stable code and a fixed sentence, never the driver's words.
+    var chatError: ChatError {
+        isUnavailable
+            ? ChatError(.unavailable, code: "DATABASE_UNAVAILABLE", message: "The database is unavailable")
+            : ChatError(.internal, code: "DATABASE_ERROR", message: "The database could not complete the request")
+    }
+}

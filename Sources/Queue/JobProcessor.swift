@@ -1,0 +1,182 @@
+import Logging
+import NIOConcurrencyHelpers
+import ServiceLifecycle
+
+/// How a worker consumes its queue.
+public struct JobProcessorConfiguration: Sendable {
+    /// This worker's consumer name in the group; unique per process.
+    public var consumer: String
+    /// Jobs run at once by this process.
+    public var concurrency: Int
+    /// How long one blocking read for new jobs waits.
+    public var readBlock: Duration
+    /// How often in-flight jobs are heartbeated; well under the visibility timeout.
+    public var heartbeatInterval: Duration
+    /// How often jobs idle past the visibility timeout are looked for.
+    public var reclaimInterval: Duration
+    /// On shutdown, how long in-flight jobs may take to finish before they are left for other workers.
+    public var drainTimeout: Duration
+
+    /// Settings whose intervals follow from the queue's visibility timeout.
+    public init(consumer: String, concurrency: Int = 64, visibilityTimeout: Duration = .seconds(30), drainTimeout: Duration = .seconds(25)) {
+        self.consumer = consumer
+        self.concurrency = max(1, concurrency)
+        self.readBlock = .seconds(2)
+        self.heartbeatInterval = visibilityTimeout / 3
+        self.reclaimInterval = visibilityTimeout / 2
+        self.drainTimeout = drainTimeout
+    }
+}
+
+/// Consumes a `JobQueue` under a concurrency limit: reads new jobs, heartbeats the running ones, reclaims
+/// jobs of workers gone quiet, dead-letters jobs past their last attempt, and drains on graceful shutdown.
+/// One task per running job, none per idle slot; no thread is held.
+public final class JobProcessor<Handler: JobHandler>: Service, Sendable {
+    public typealias Payload = Handler.Payload
+    private let queue: JobQueue<Payload>
+    private let handler: Handler
+    private let configuration: JobProcessorConfiguration
+    private let logger: Logger
+    private let running = NIOLockedValueBox([String: Task<Void, Never>]())
+    private let slotFreed: AsyncStream<Void>
+    private let slotFreedContinuation: AsyncStream<Void>.Continuation
+
+    /// A processor of `queue` with `handler`.
+    public init(queue: JobQueue<Payload>, handler: Handler, configuration: JobProcessorConfiguration, logger: Logger) {
+        self.queue = queue
+        self.handler = handler
+        self.configuration = configuration
+        self.logger = logger
+        (slotFreed, slotFreedContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// The number of jobs running now.
+    public var inFlight: Int { running.withLockedValue { $0.count } }
+
+    /// Runs until graceful shutdown, then stops reading and waits up to the drain timeout for running jobs.
+    public func run() async throws {
+        try await queue.prepare()
+        logger.info("job processor started", metadata: ["consumer": "\(configuration.consumer)", "concurrency": "\(configuration.concurrency)"])
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.every(self.configuration.heartbeatInterval) { await self.heartbeat() } }
+            group.addTask { await self.every(self.configuration.reclaimInterval) { await self.reclaim() } }
+            await cancelWhenGracefulShutdown { await self.readLoop() }
+            await self.drain()
+            group.cancelAll()
+        }
+        logger.info("job processor stopped", metadata: ["consumer": "\(configuration.consumer)"])
+    }
+
+    private func readLoop() async {
+        var failures = 0
+        while !Task.isCancelled {
+            let free = configuration.concurrency - inFlight
+            if free <= 0 {
+                for await _ in slotFreed { break }
+                continue
+            }
+            do {
+                let jobs = try await queue.receive(consumer: configuration.consumer, count: free, block: configuration.readBlock)
+                failures = 0
+                jobs.forEach(start)
+            } catch is CancellationError {
+                return
+            } catch {
+                if Task.isCancelled { return }
+                failures += 1
+                logger.warning("reading jobs failed", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: .milliseconds(min(2_000, 100 * failures)))
+            }
+        }
+    }
+
+    /// Starts a job as its own task, registered so that a lost heartbeat or the drain can cancel it.
+    private func start(_ job: QueuedJob<Payload>) {
+        running.withLockedValue { running in
+            running[job.entryID] = Task { [self] in
+                await self.process(job)
+                self.running.withLockedValue { _ = $0.removeValue(forKey: job.entryID) }
+                self.slotFreedContinuation.yield()
+            }
+        }
+    }
+
+    private func process(_ job: QueuedJob<Payload>) async {
+        do {
+            try await handler.run(job)
+            try await queue.acknowledge(job)
+        } catch {
+            if Task.isCancelled || error is CancellationError {
+                logger.info("job stopped before it finished; left for another worker", metadata: ["job": "\(job.id)"])
+                return
+            }
+            let permanent = error as? JobFailure
+            if permanent == nil, job.attempt < queue.configuration.maxAttempts {
+                logger.warning("job failed; it will be retried", metadata: ["job": "\(job.id)", "attempt": "\(job.attempt)", "error": "\(error)"])
+                return
+            }
+            let reason = permanent?.reason ?? "the last attempt failed: \(error)"
+            do {
+                try await queue.deadLetter(job, reason: reason)
+                await handler.abandon(job, reason: reason)
+            } catch {
+                logger.error("dead-lettering failed; the job stays pending", metadata: ["job": "\(job.id)", "error": "\(error)"])
+            }
+        }
+    }
+
+    private func heartbeat() async {
+        let ids = running.withLockedValue { Array($0.keys) }
+        guard !ids.isEmpty else { return }
+        do {
+            let lost = try await queue.heartbeat(consumer: configuration.consumer, entryIDs: ids)
+            for entryID in lost {
+                logger.warning("a running job was taken over by another worker; stopping it", metadata: ["entry": "\(entryID)"])
+                running.withLockedValue { $0[entryID] }?.cancel()
+            }
+        } catch {
+            logger.warning("heartbeat failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Takes over idle jobs while this worker has free slots.
+    func reclaim() async {
+        let free = configuration.concurrency - inFlight
+        guard free > 0 else { return }
+        do {
+            let (jobs, deadLettered) = try await queue.reclaim(consumer: configuration.consumer, count: free)
+            for job in jobs {
+                logger.info("reclaimed a job", metadata: ["job": "\(job.id)", "attempt": "\(job.attempt)"])
+                start(job)
+            }
+            for job in deadLettered {
+                logger.warning("job dead-lettered after its last attempt", metadata: ["job": "\(job.id)"])
+                await handler.abandon(job, reason: "the job was not finished after \(queue.configuration.maxAttempts) attempts")
+            }
+        } catch {
+            logger.warning("reclaiming jobs failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func drain() async {
+        let clock = ContinuousClock()
+        let deadline = clock.now + configuration.drainTimeout
+        while inFlight > 0, clock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        let left = running.withLockedValue { Array($0.values) }
+        if !left.isEmpty {
+            logger.warning("drain timeout passed; leaving running jobs to other workers", metadata: ["jobs": "\(left.count)"])
+            left.forEach { $0.cancel() }
+            for task in left { await task.value }
+        }
+    }
+
+    private func every(_ interval: Duration, _ body: @Sendable () async -> Void) async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            if Task.isCancelled { return }
+            await body()
+        }
+    }
+}

@@ -1,0 +1,63 @@
+import ChatCore
+
+/// Where Redis is and how long to wait for it.
+public struct RedisConfiguration: Sendable, Equatable {
+    public var host: String
+    public var port: Int
+    public var password: String?
+    public var database: Int
+    /// How long opening a connection may take.
+    public var connectTimeout: Duration
+    /// How long a reply may take; blocking reads get their block time on top.
+    public var commandTimeout: Duration
+    /// Idle connections kept for blocking reads (more are opened when needed, and closed after use).
+    public var idleBlockingConnections: Int
+
+    /// A configuration with explicit values.
+    public init(
+        host: String = "127.0.0.1", port: Int = 6380, password: String? = nil, database: Int = 0,
+        connectTimeout: Duration = .seconds(2), commandTimeout: Duration = .seconds(5), idleBlockingConnections: Int = 16
+    ) {
+        self.host = host
+        self.port = port
+        self.password = password
+        self.database = database
+        self.connectTimeout = connectTimeout
+        self.commandTimeout = commandTimeout
+        self.idleBlockingConnections = idleBlockingConnections
+    }
+
+    /// Parses `redis://[:password@]host[:port][/db]`; throws a `ConfigurationError` naming the problem.
+    public init(url: String) throws {
+        guard url.hasPrefix("redis://") else {
+            throw ConfigurationError("REDIS_URL must start with redis:// (got \(url))")
+        }
+        var rest = Substring(url.dropFirst("redis://".count))
+        self.init()
+        if let at = rest.lastIndex(of: "@") {
+            let credentials = rest[..<at]
+            rest = rest[rest.index(after: at)...]
+            let password = credentials.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).last.map(String.init)
+            self.password = password?.isEmpty == false ? password : nil
+        }
+        if let slash = rest.firstIndex(of: "/") {
+            let path = rest[rest.index(after: slash)...]
+            rest = rest[..<slash]
+            if !path.isEmpty {
+                guard let database = Int(path), database >= 0 else {
+                    throw ConfigurationError("REDIS_URL has an invalid database number: \(path)")
+                }
+                self.database = database
+            }
+        }
+        if let colon = rest.lastIndex(of: ":") {
+            guard let port = Int(rest[rest.index(after: colon)...]), (1...65535).contains(port) else {
+                throw ConfigurationError("REDIS_URL has an invalid port: \(url)")
+            }
+            self.port = port
+            rest = rest[..<colon]
+        }
+        guard !rest.isEmpty else { throw ConfigurationError("REDIS_URL has no host: \(url)") }
+        self.host = String(rest)
+    }
+}

@@ -1,0 +1,135 @@
+/// One event of a session's stream, as relayed to clients.
+public struct SessionEvent: Sendable, Equatable {
+    /// The Redis entry id; clients resume after it with `Last-Event-ID`.
+    public var id: String
+    /// The job the event belongs to.
+    public var jobID: String
+    /// `model`, `chunk`, `complete`, `error`, `reset`, ...
+    public var type: String
+    /// The event's JSON body.
+    public var data: String
+
+    /// Creates an event value.
+    public init(id: String, jobID: String, type: String, data: String) {
+        self.id = id
+        self.jobID = jobID
+        self.type = type
+        self.data = data
+    }
+}
+
+/// Caps and timings of the per-session event streams.
+public struct SessionEventsConfiguration: Sendable {
+    /// Approximate number of entries a session's stream keeps (`MAXLEN ~`).
+    public var maxLength: Int
+    /// A stream not appended to for this long expires.
+    public var idleExpiry: Duration
+    /// How long one blocking read waits before it checks for cancellation and reads again.
+    public var blockTime: Duration
+    /// How many entries one read takes at most.
+    public var batchSize: Int
+
+    /// Defaults: 5,000 entries, one day idle, 5 s blocks, 256 entries a read.
+    public init(maxLength: Int = 5_000, idleExpiry: Duration = .seconds(86_400), blockTime: Duration = .seconds(5), batchSize: Int = 256) {
+        self.maxLength = maxLength
+        self.idleExpiry = idleExpiry
+        self.blockTime = blockTime
+        self.batchSize = batchSize
+    }
+}
+
+/// The stream of every event of every job of one session, `chat:events:{sessionId}`: appended to by workers,
+/// read by the API for the requester and for observers, from any entry id onwards.
+public final class SessionEvents: Sendable {
+    /// The caps and timings in use.
+    public let configuration: SessionEventsConfiguration
+    let redis: RedisClient
+
+    /// Event streams over `redis`.
+    public init(redis: RedisClient, configuration: SessionEventsConfiguration = SessionEventsConfiguration()) {
+        self.redis = redis
+        self.configuration = configuration
+    }
+
+    /// The Redis key of a session's events; the braces keep a session on one Redis Cluster slot.
+    public static func key(sessionID: String) -> String {
+        "chat:events:{\(sessionID)}"
+    }
+
+    /// Appends an event (capped stream, idle expiry renewed) and returns its entry id.
+    @discardableResult
+    public func append(sessionID: String, jobID: String, type: String, data: String) async throws -> String {
+        let key = Self.key(sessionID: sessionID)
+        let replies = try await redis.pipeline([
+            RedisClient.xaddCommand(key, maxLength: configuration.maxLength, fields: [("jobId", jobID), ("type", type), ("data", data)]),
+            RedisCommand("PEXPIRE", key, String(configuration.idleExpiry.milliseconds)),
+        ])
+        guard let id = try RedisConnection.check(replies[0]).string else {
+            throw RedisClientError(.unexpectedReply, "XADD returned \(replies[0])")
+        }
+        _ = try RedisConnection.check(replies[1])
+        return id
+    }
+
+    /// The events after `entryID` that are already stored, oldest first, without waiting.
+    public func read(sessionID: String, after entryID: String, count: Int? = nil) async throws -> [SessionEvent] {
+        try await redis.xrange(Self.key(sessionID: sessionID), start: "(" + entryID, count: count).map(Self.event)
+    }
+
+    /// The id of the session's newest event, or `0-0` when it has none.
+    public func lastEventID(sessionID: String) async throws -> String {
+        let value = try await redis.send("XREVRANGE", Self.key(sessionID: sessionID), "+", "-", "COUNT", "1")
+        return value.array?.first?.array?.first?.string ?? "0-0"
+    }
+
+    /// Every event after `entryID` (`nil`: only events appended from now on), in order, each once, waiting for
+    /// new ones as they come. The sequence ends only when the consuming task is cancelled or stops iterating.
+    public func subscribe(sessionID: String, after entryID: String?) -> SessionEventSequence {
+        SessionEventSequence(events: self, sessionID: sessionID, start: entryID)
+    }
+
+    static func event(_ entry: StreamEntry) -> SessionEvent {
+        SessionEvent(id: entry.id, jobID: entry.fields["jobId"] ?? "", type: entry.fields["type"] ?? "", data: entry.fields["data"] ?? "")
+    }
+}
+
+/// An endless, ordered sequence of a session's events read with blocking `XREAD`s on a leased connection.
+public struct SessionEventSequence: AsyncSequence, Sendable {
+    public typealias Element = SessionEvent
+    let events: SessionEvents
+    let sessionID: String
+    let start: String?
+
+    /// An iterator that starts after `start`.
+    public func makeAsyncIterator() -> Iterator {
+        Iterator(events: events, key: SessionEvents.key(sessionID: sessionID), sessionID: sessionID, lastID: start)
+    }
+
+    /// Reads batches of entries and hands them out one by one.
+    public struct Iterator: AsyncIteratorProtocol {
+        let events: SessionEvents
+        let key: String
+        let sessionID: String
+        var lastID: String?
+        var buffer: [SessionEvent] = []
+        var position = 0
+
+        /// The next event, waiting for it if none is stored yet; throws `CancellationError` when cancelled.
+        public mutating func next() async throws -> SessionEvent? {
+            if lastID == nil {
+                lastID = try await events.lastEventID(sessionID: sessionID)
+            }
+            while position == buffer.count {
+                try Task.checkCancellation()
+                let entries = try await events.redis.xread(
+                    key, after: lastID ?? "0-0", count: events.configuration.batchSize, block: events.configuration.blockTime
+                )
+                buffer = entries.map(SessionEvents.event)
+                position = 0
+                if let last = buffer.last { lastID = last.id }
+            }
+            defer { position += 1 }
+            return buffer[position]
+        }
+    }
+}

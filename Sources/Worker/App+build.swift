@@ -1,0 +1,34 @@
+import ChatCore
+import ChatStore
+import Logging
+import Queue
+import ServiceLifecycle
+
+/// Builds chat-worker's `ServiceGroup`: the Redis client and the store first, the job processor last, so that
+/// on SIGTERM the processor drains before its clients close.
+func buildWorker(configuration: WorkerConfiguration) async throws -> ServiceGroup {
+    let logger = Logger(label: "chat-worker")
+    let redis = RedisClient(configuration: configuration.redis, logger: Logger(label: "chat-worker.redis"))
+    let store = try MongoSessionStore(configuration: configuration.mongo, logger: Logger(label: "chat-worker.mongo"))
+    do {
+        try await store.prepare()
+    } catch {
+        logger.warning("could not create the database indexes at start", metadata: ["error": "\(error)"])
+    }
+    let queue = JobQueue<InferenceJob>(redis: redis, configuration: configuration.queue)
+    let handler = EchoReplyHandler(
+        events: SessionEvents(redis: redis), store: store, chunkDelay: configuration.echoChunkDelay, logger: logger
+    )
+    let processor = JobProcessor(queue: queue, handler: handler, configuration: configuration.processor, logger: logger)
+    return ServiceGroup(
+        configuration: .init(
+            services: [
+                .init(service: redis),
+                .init(service: StoreService(store: store)),
+                .init(service: processor, successTerminationBehavior: .gracefullyShutdownGroup),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        )
+    )
+}

@@ -1,0 +1,234 @@
+import ChatCore
+import ChatStore
+import Foundation
+import Testing
+
+/// `MongoSessionStore` against a real SecantusDB; each test works in a database of its own.
+@Suite struct MongoSessionStoreTests {
+    // MARK: Sessions
+
+    @Test func createAndListPaginatesNewestFirst() async throws {
+        try await withStore { store in
+            var created: [ChatSession] = []
+            for index in 1...5 {
+                created.append(try await store.createSession(userId: "alice", title: "Session \(index)", modelId: "model-a"))
+            }
+            _ = try await store.createSession(userId: "bob", title: "Not Alice's", modelId: nil)
+
+            let pages = [
+                try await store.listSessions(userId: "alice", page: 1, limit: 2),
+                try await store.listSessions(userId: "alice", page: 2, limit: 2),
+                try await store.listSessions(userId: "alice", page: 3, limit: 2),
+            ]
+            #expect(pages.map(\.sessions.count) == [2, 2, 1])
+            #expect(pages.map(\.total) == [5, 5, 5])
+            #expect(pages.flatMap(\.sessions) == created.reversed())
+            let beyond = try await store.listSessions(userId: "alice", page: 4, limit: 2)
+            #expect(beyond.sessions.isEmpty && beyond.total == 5)
+
+            let first = try #require(created.first)
+            #expect(SessionID.isValid(first.id) && first.id == first.id.lowercased())
+            #expect(first.messageCount == 0 && first.createdAt == first.updatedAt)
+        }
+    }
+
+    @Test func sessionsAreScopedToTheirOwner() async throws {
+        try await withStore { store in
+            let session = try await store.createSession(userId: "alice", title: "Private", modelId: nil)
+
+            #expect(try await store.session(id: session.id, userId: "alice") == session)
+            #expect(try await store.session(id: session.id, userId: "mallory") == nil)
+            #expect(try await store.session(id: session.id) == session)
+            #expect(try await store.deleteSession(id: session.id, userId: "mallory") == false)
+            #expect(try await store.session(id: session.id) == session)
+            #expect(try await store.listSessions(userId: "mallory", page: 1, limit: 10) == SessionPage(sessions: [], total: 0))
+        }
+    }
+
+    @Test func malformedIdsFindNothingWithoutAskingTheDatabase() async throws {
+        // Nothing listens on this port: any database call would fail, so a nil proves there was none.
+        let store = try MongoSessionStore(
+            configuration: MongoConfiguration(uri: "mongodb://127.0.0.1:\(TestEnvironment.freePort())/chat", timeout: .seconds(1))
+        )
+        for id in ["", "abc", "zzzzzzzzzzzzzzzzzzzzzzzz", "0123456789abcdef0123456", "0123456789abcdef012345678", "0123456789abcdef01234５"] {
+            #expect(try await store.session(id: id) == nil)
+            #expect(try await store.session(id: id, userId: "alice") == nil)
+            #expect(try await store.deleteSession(id: id, userId: "alice") == false)
+            #expect(try await store.messages(sessionId: id).isEmpty)
+        }
+        let error = await #expect(throws: ChatError.self) {
+            try await store.session(id: "0123456789abcdef01234567")
+        }
+        #expect(error?.code == "DATABASE_UNAVAILABLE")
+        try await store.shutdown()
+    }
+
+    // MARK: Messages
+
+    @Test func sessionComesWithItsMessagesOldestFirst() async throws {
+        try await withStore { store in
+            let session = try await store.createSession(userId: "alice", title: "Chat", modelId: "model-a")
+            let question = try await store.appendMessage(NewMessage(sessionId: session.id, jobId: "job-1", role: .user, content: "Hello?"))
+            let answer = try await store.appendMessage(
+                NewMessage(
+                    sessionId: session.id, jobId: "job-1", role: .assistant, content: "Hi!", modelId: "model-a",
+                    status: .cancelled, inputTokens: 12, outputTokens: 3
+                )
+            )
+
+            #expect(try await store.messages(sessionId: session.id) == [question, answer])
+            #expect(answer.modelId == "model-a" && answer.status == .cancelled)
+            #expect(answer.inputTokens == 12 && answer.outputTokens == 3 && question.inputTokens == nil)
+            #expect(question.id != answer.id && question.sessionId == session.id)
+            let reloaded = try #require(try await store.session(id: session.id, userId: "alice"))
+            #expect(reloaded.messageCount == 2)
+            #expect(reloaded.updatedAt >= answer.createdAt && reloaded.createdAt == session.createdAt)
+        }
+    }
+
+    @Test func deletingASessionDeletesItsMessages() async throws {
+        try await withStore { store in
+            let doomed = try await store.createSession(userId: "alice", title: "Doomed", modelId: nil)
+            let kept = try await store.createSession(userId: "alice", title: "Kept", modelId: nil)
+            for (index, session) in [doomed, kept, doomed].enumerated() {
+                _ = try await store.appendMessage(NewMessage(sessionId: session.id, jobId: "job-\(index)", role: .user, content: "m\(index)"))
+            }
+
+            #expect(try await store.deleteSession(id: doomed.id, userId: "alice"))
+            #expect(try await store.session(id: doomed.id) == nil)
+            #expect(try await store.messages(sessionId: doomed.id).isEmpty)
+            #expect(try await store.messages(sessionId: kept.id).map(\.content) == ["m1"])
+            #expect(try await store.deleteSession(id: doomed.id, userId: "alice") == false)
+        }
+    }
+
+    @Test func appendingTheSameJobAndRoleTwiceStoresOneMessage() async throws {
+        try await withStore { store in
+            let session = try await store.createSession(userId: "alice", title: "Retry", modelId: nil)
+            let first = try await store.appendMessage(NewMessage(sessionId: session.id, jobId: "job-7", role: .assistant, content: "first run"))
+            let again = try await store.appendMessage(NewMessage(sessionId: session.id, jobId: "job-7", role: .assistant, content: "re-run"))
+
+            #expect(again == first)
+            #expect(again.content == "first run")
+            #expect(try await store.messages(sessionId: session.id) == [first])
+            #expect(try await store.session(id: session.id)?.messageCount == 1)
+
+            // The same role of another job, and another role of the same job, are new messages.
+            _ = try await store.appendMessage(NewMessage(sessionId: session.id, jobId: "job-7", role: .user, content: "q"))
+            _ = try await store.appendMessage(NewMessage(sessionId: session.id, jobId: "job-8", role: .assistant, content: "a"))
+            #expect(try await store.messages(sessionId: session.id).count == 3)
+            #expect(try await store.session(id: session.id)?.messageCount == 3)
+        }
+    }
+
+    @Test func concurrentAppendsOfOneJobAndRoleStoreOneMessage() async throws {
+        try await withStore { store in
+            let session = try await store.createSession(userId: "alice", title: "Race", modelId: nil)
+            let ids = try await withThrowingTaskGroup(of: String.self) { group in
+                for attempt in 0..<8 {
+                    group.addTask {
+                        try await store.appendMessage(NewMessage(sessionId: session.id, jobId: "job-race", role: .assistant, content: "\(attempt)")).id
+                    }
+                }
+                return try await group.reduce(into: Set<String>()) { $0.insert($1) }
+            }
+            #expect(ids.count == 1)
+            #expect(try await store.messages(sessionId: session.id).count == 1)
+            #expect(try await store.session(id: session.id)?.messageCount == 1)
+        }
+    }
+
+    @Test func appendingToAMissingSessionStoresNothing() async throws {
+        try await withStore { store in
+            let missing = "0123456789abcdef01234567"
+            let error = await #expect(throws: ChatError.self) {
+                try await store.appendMessage(NewMessage(sessionId: missing, jobId: "job-x", role: .user, content: "lost"))
+            }
+            #expect(error?.code == "SESSION_NOT_FOUND")
+            #expect(try await store.messages(sessionId: missing).isEmpty)
+        }
+    }
+
+    @Test func anyTextSurvivesTheRoundTrip() async throws {
+        try await withStore { store in
+            let awkward = "quote \" backslash \\ slash / nul \u{0} bell \u{7} newline \n tab \t del \u{7F} "
+                + "sep \u{2028} bmp é 中文 astral 😀👩‍👩‍👧 json {\"$oid\":\"x\"} \\u0000 ]}"
+            let session = try await store.createSession(userId: "al\"ice\\\u{1}", title: awkward, modelId: awkward)
+            let message = try await store.appendMessage(NewMessage(sessionId: session.id, jobId: awkward, role: .user, content: awkward))
+
+            #expect(try await store.session(id: session.id, userId: "al\"ice\\\u{1}")?.title == awkward)
+            #expect(try await store.messages(sessionId: session.id) == [message])
+            #expect(message.content == awkward && message.jobId == awkward)
+        }
+    }
+
+    // MARK: Availability
+
+    @Test func pingAnswersAndShutdownStopsCalls() async throws {
+        let store = try MongoSessionStore(configuration: MongoConfiguration(uri: Self.uniqueDatabaseURI(), threadCount: 1))
+        try await store.ping()
+        try await store.shutdown()
+        let error = await #expect(throws: ChatError.self) { try await store.ping() }
+        #expect(error?.code == "DATABASE_UNAVAILABLE")
+        try await store.shutdown()  // a second shutdown is harmless
+    }
+
+    @Test func failsFastWhileMongoIsDownAndRecoversAfterwards() async throws {
+        let server = try await ManagedServer.secantus(port: TestEnvironment.freePort())
+        let store = try MongoSessionStore(
+            configuration: MongoConfiguration(uri: "mongodb://127.0.0.1:\(server.port)/chat_restart", timeout: .seconds(2), threadCount: 2)
+        )
+        do {
+            try await store.prepare()
+            let session = try await store.createSession(userId: "alice", title: "Before", modelId: nil)
+
+            await server.kill()
+            for _ in 0..<2 {
+                let clock = ContinuousClock()
+                let started = clock.now
+                let error = await #expect(throws: ChatError.self) { try await store.session(id: session.id) }
+                #expect(error == ChatError(.unavailable, code: "DATABASE_UNAVAILABLE", message: "The database is unavailable"))
+                #expect(clock.now - started < .seconds(10))
+            }
+
+            try await server.start()
+            let after = try await store.createSession(userId: "alice", title: "After", modelId: nil)
+            #expect(try await store.session(id: after.id, userId: "alice") == after)
+            try await store.ping()
+        } catch {
+            try? await store.shutdown()
+            await server.shutdown()
+            throw error
+        }
+        try await store.shutdown()
+        await server.shutdown()
+    }
+
+    // MARK: Support
+
+    /// `TestEnvironment.mongoURI` with its database replaced by a fresh `chat_test_<random>`.
+    static func uniqueDatabaseURI() -> String {
+        let base = TestEnvironment.mongoURI
+        let database = "chat_test_\(UInt32.random(in: .min ... .max))"
+        guard let scheme = base.range(of: "://") else { return base }
+        let afterScheme = base[scheme.upperBound...]
+        let hosts = afterScheme.prefix { $0 != "/" && $0 != "?" }
+        let query = afterScheme.firstIndex(of: "?").map { String(afterScheme[$0...]) } ?? ""
+        return base[..<scheme.upperBound] + hosts + "/" + database + query
+    }
+
+    /// Runs `body` with a prepared store on a fresh database, then drops the database and shuts the store down.
+    func withStore(_ body: (MongoSessionStore) async throws -> Void) async throws {
+        let store = try MongoSessionStore(configuration: MongoConfiguration(uri: Self.uniqueDatabaseURI(), threadCount: 2))
+        do {
+            try await store.prepare()
+            try await body(store)
+        } catch {
+            try? await store.dropDatabase()
+            try? await store.shutdown()
+            throw error
+        }
+        try await store.dropDatabase()
+        try await store.shutdown()
+    }
+}
