@@ -123,9 +123,11 @@ final class BSONDocument {
         case is NSNull:
             return .null
         case let number as NSNumber:
-            // Canonical extended JSON wraps every number in a string ({"$numberInt":"1"}), so the
-            // only bare NSNumbers JSONSerialization can hand back are `true` and `false`.
-            return .bool(number.boolValue)
+            // JSONSerialization returns `true` and `false` as the boolean NSNumber singletons' class.
+            if type(of: number) == type(of: NSNumber(value: true)) { return .bool(number.boolValue) }
+            // Canonical extended JSON wraps numbers in strings; the only bare ones are a
+            // `$timestamp`'s 32-bit parts, which a double holds exactly.
+            return Int64(exactly: number.doubleValue).map(BSONValue.int64) ?? .double(number.doubleValue)
         default:
             throw MongoDriverError(domain: 0, code: 0, message: "unexpected JSON value \(type(of: object))")
         }

@@ -96,8 +96,10 @@ struct MongoCollection {
     }
 
     /// Upserts with `findAndModify` (`upsert: true, new: true`): the stored document afterwards,
-    /// and whether it was inserted by this call rather than found.
-    func upsert(_ query: BSONFields, _ update: BSONFields) throws -> (document: BSONFields, inserted: Bool) {
+    /// and whether it was inserted by this call rather than found; nil when a concurrent upsert
+    /// of the same key won and the server said so with an empty reply (SecantusDB does; MongoDB
+    /// retries internally or fails with a duplicate key). Either way, a retry finds the winner.
+    func upsert(_ query: BSONFields, _ update: BSONFields) throws -> (document: BSONFields, inserted: Bool)? {
         let query = try BSONDocument(query)
         let update = try BSONDocument(update)
         let options: OpaquePointer = mongoc_find_and_modify_opts_new()
@@ -115,9 +117,7 @@ struct MongoCollection {
                 throw MongoDriverError(error)
             }
             let fields = try BSONDocument.fields(of: reply)
-            guard let document = fields["value"]?.documentValue else {
-                throw MongoDriverError(domain: 0, code: 0, message: "findAndModify with upsert returned no document")
-            }
+            guard let document = fields["value"]?.documentValue else { return nil }
             let status = fields["lastErrorObject"]?.documentValue
             // `updatedExisting: false` (with `upserted: <id>`) is how the server says it inserted.
             let inserted = status?["updatedExisting"]?.boolValue.map { !$0 } ?? (status?["upserted"] != nil)

@@ -150,13 +150,18 @@ public final class MongoSessionStore: SessionStore {
         let database = clients.databaseName
         return try await clients.withClient("appendMessage") { client in
             let (document, inserted) = try MongoCollection.with(StoredMessage.collection, in: database, client: client) { messages in
-                do {
-                    return try messages.upsert(query, update)
-                } catch let error as MongoDriverError where error.isDuplicateKey {
-                    // Two upserts of the same (jobId, role) raced and the unique index refused the
-                    // second insert: the first one's document exists now, so this finds it.
-                    return try messages.upsert(query, update)
+                // Upserts of the same (jobId, role) can race: the unique index lets one insert and the
+                // others fail (duplicate key) or come back empty; the winner's document exists by
+                // then, so the next attempt finds it.
+                for _ in 1..<Self.upsertAttempts {
+                    do {
+                        if let outcome = try messages.upsert(query, update) { return outcome }
+                    } catch let error as MongoDriverError where error.isDuplicateKey {}
                 }
+                guard let outcome = try messages.upsert(query, update) else {
+                    throw MongoDriverError(domain: 0, code: 0, message: "findAndModify upsert kept returning no document")
+                }
+                return outcome
             }
             let stored = try StoredMessage.message(document)
             guard inserted else { return stored }
@@ -182,6 +187,9 @@ public final class MongoSessionStore: SessionStore {
             _ = try runCommand(["dropDatabase": 1], database: database, client: client)
         }
     }
+
+    /// How often appendMessage tries its upsert when concurrent ones of the same (jobId, role) race it.
+    private static let upsertAttempts = 3
 
     private static let sessionNotFound = ChatError(.notFound, code: "SESSION_NOT_FOUND", message: "Session not found")
 

@@ -18,11 +18,11 @@ final class ManagedServer: @unchecked Sendable {
     }
 
     /// A redis-server with no persistence on `port`, started and answering.
-    static func redis(port: Int) async throws -> ManagedServer {
+    static func redis(port: Int, extraArguments: [String] = []) async throws -> ManagedServer {
         let binary = ProcessInfo.processInfo.environment["REDIS_SERVER_BIN"] ?? "redis-server"
         let server = ManagedServer(
             port: port, executable: binary,
-            arguments: ["--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning"],
+            arguments: ["--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning"] + extraArguments,
             dataDirectory: nil
         )
         try await server.start()

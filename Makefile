@@ -1,0 +1,24 @@
+# The two commands a new machine needs: `make dev` and `make test`.
+SHELL := /bin/bash
+.PHONY: dev test build bootstrap bench-redis clean
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+build: bootstrap
+	@. scripts/stack.sh && swift build
+
+## Installs what is missing, builds, and runs the whole stack in the foreground until Ctrl-C.
+dev: build
+	@scripts/dev.sh
+
+## The same set-up, then every test (unit and integration), then everything stopped.
+test: bootstrap
+	@scripts/test.sh
+
+## The Redis client beside redis-benchmark on the same server; writes docs/benchmarks.md.
+bench-redis: bootstrap
+	@scripts/bench-redis.sh
+
+clean:
+	rm -rf .build .data

@@ -1,0 +1,180 @@
+import Foundation
+import NIOPosix
+import Testing
+
+@testable import Queue
+
+/// A client of the Redis that `make test` started, with keys under a prefix of the test's own.
+func testRedisClient(commandTimeout: Duration = .seconds(5)) throws -> RedisClient {
+    var configuration = try RedisConfiguration(url: TestEnvironment.redisURL)
+    configuration.commandTimeout = commandTimeout
+    return RedisClient(configuration: configuration)
+}
+
+/// A key no other test uses.
+func uniqueKey(_ name: String) -> String {
+    "test:\(name):\(UUID().uuidString)"
+}
+
+@Suite("Redis client against redis-server")
+struct RedisClientTests {
+    @Test("typed key-value and hash commands")
+    func keyValueCommands() async throws {
+        let redis = try testRedisClient()
+        defer { redis.shutdown() }
+        let key = uniqueKey("kv")
+        #expect(try await redis.ping() == "PONG")
+        #expect(try await redis.get(key) == nil)
+        #expect(try await redis.set(key, "v1", onlyIfAbsent: true, expiry: .seconds(30)))
+        #expect(try await redis.set(key, "v2", onlyIfAbsent: true) == false)
+        #expect(try await redis.get(key) == "v1")
+        #expect(try await redis.send("PTTL", key).int.map { $0 > 0 && $0 <= 30_000 } == true)
+        #expect(try await redis.expire(key, after: .seconds(60)))
+        #expect(try await redis.delete(key) == 1)
+        let hash = uniqueKey("hash")
+        #expect(try await redis.hset(hash, [("status", "running"), ("attempt", "1")]) == 2)
+        #expect(try await redis.hgetall(hash) == ["status": "running", "attempt": "1"])
+        #expect(try await redis.hgetall(uniqueKey("missing")) == [:])
+        try await redis.delete(hash)
+    }
+
+    @Test("error replies are thrown as RedisServerError with their prefix")
+    func errorReplies() async throws {
+        let redis = try testRedisClient()
+        defer { redis.shutdown() }
+        let key = uniqueKey("wrongtype")
+        try await redis.set(key, "x")
+        await #expect {
+            try await redis.send("HGETALL", key)
+        } throws: { error in
+            (error as? RedisServerError)?.prefix == "WRONGTYPE"
+        }
+        // The connection keeps working after an error reply.
+        #expect(try await redis.get(key) == "x")
+        try await redis.delete(key)
+    }
+
+    @Test("10,000 pipelined commands on one connection come back in order, each correct")
+    func pipelining() async throws {
+        let redis = try testRedisClient()
+        defer { redis.shutdown() }
+        let key = uniqueKey("counter")
+        let commands = (0..<10_000).map { _ in RedisCommand("INCR", key) }
+        let replies = try await redis.pipeline(commands)
+        #expect(replies.count == 10_000)
+        #expect(replies == (1...10_000).map { RedisValue.integer($0) })
+        // The same through concurrent single sends sharing the connection.
+        let echoes = try await withThrowingTaskGroup(of: (Int, String?).self) { group in
+            for index in 0..<2_000 {
+                group.addTask { (index, try await redis.send("ECHO", "value-\(index)").string) }
+            }
+            return try await group.reduce(into: [:]) { $0[$1.0] = $1.1 }
+        }
+        #expect(echoes.count == 2_000)
+        #expect(echoes.allSatisfy { $0.value == "value-\($0.key)" })
+        try await redis.delete(key)
+    }
+
+    @Test("a script runs by its SHA and is loaded again after SCRIPT FLUSH")
+    func scriptsReloadAfterFlush() async throws {
+        let redis = try testRedisClient()
+        defer { redis.shutdown() }
+        let script = RedisScript("return tonumber(ARGV[1]) + #KEYS -- \(UUID().uuidString)")
+        #expect(try await redis.evaluate(script, keys: ["a", "b"], arguments: ["40"]) == .integer(42))
+        try await redis.send("SCRIPT", "FLUSH")
+        #expect(try await redis.evaluate(script, keys: ["a"], arguments: ["1"]) == .integer(2))
+    }
+
+    @Test("a blocked XREADGROUP does not hold up other commands and wakes within milliseconds of an XADD")
+    func blockingReadWakesQuickly() async throws {
+        let redis = try testRedisClient()
+        let writer = try testRedisClient()
+        defer {
+            redis.shutdown()
+            writer.shutdown()
+        }
+        let stream = uniqueKey("stream")
+        try await redis.xgroupCreate(stream, group: "g")
+        let clock = ContinuousClock()
+        async let read = redis.xreadgroup(group: "g", consumer: "c1", key: stream, count: 1, block: .seconds(10))
+        try await Task.sleep(for: .milliseconds(200))
+        // Meanwhile, ordinary commands on the same client answer at once.
+        let pingStart = clock.now
+        for _ in 0..<10 { _ = try await redis.ping() }
+        #expect(clock.now - pingStart < .seconds(1))
+        let added = clock.now
+        let id = try await writer.xadd(stream, fields: [("n", "1")])
+        let entries = try await read
+        let latency = clock.now - added
+        #expect(entries.map(\.id) == [id])
+        #expect(entries.first?.fields == ["n": "1"])
+        // "A few milliseconds": generous enough for a loaded 2-core CI machine, far below the 10 s block.
+        #expect(latency < .milliseconds(250), "woke \(latency) after the XADD")
+        try await redis.delete(stream)
+    }
+
+    @Test("a reply slower than the command timeout fails with .timeout, and the client recovers")
+    func commandTimeout() async throws {
+        // A server of its own: DEBUG SLEEP stalls the whole server, which must not disturb other tests.
+        let server = try await ManagedServer.redis(port: TestEnvironment.freePort(), extraArguments: ["--enable-debug-command", "local"])
+        defer { Task { await server.shutdown() } }
+        let redis = RedisClient(configuration: RedisConfiguration(host: "127.0.0.1", port: server.port, commandTimeout: .milliseconds(300)))
+        defer { redis.shutdown() }
+        let clock = ContinuousClock()
+        let start = clock.now
+        await #expect {
+            try await redis.send("DEBUG", "SLEEP", "1")
+        } throws: { error in
+            (error as? RedisClientError)?.code == .timeout
+        }
+        #expect(clock.now - start < .seconds(1))
+        // DEBUG SLEEP blocks the whole server; wait it out, then the client reconnects by itself.
+        try await Task.sleep(for: .milliseconds(900))
+        #expect(try await redis.ping() == "PONG")
+    }
+}
+
+@Suite("Redis killed and restarted", .serialized)
+struct RedisRestartTests {
+    @Test("in-flight commands fail with a clear error, the client reconnects by itself, later commands succeed")
+    func reconnectsAfterRestart() async throws {
+        let server = try await ManagedServer.redis(port: TestEnvironment.freePort())
+        var configuration = RedisConfiguration(host: "127.0.0.1", port: server.port)
+        configuration.connectTimeout = .milliseconds(500)
+        let redis = RedisClient(configuration: configuration)
+        defer { redis.shutdown() }
+        #expect(try await redis.set("k", "before"))
+
+        // A blocking BLPOP that Redis holds (on a leased connection) and a burst of ordinary pipelined
+        // commands are in flight when the server dies.
+        let held = Task { try await redis.send("BLPOP", "nothing-here", "10") }
+        try await Task.sleep(for: .milliseconds(100))
+        let burst = Task { try await redis.pipeline((0..<5_000).map { _ in RedisCommand("INCR", "n") }) }
+        await server.kill()
+
+        await #expect {
+            _ = try await held.value
+        } throws: { error in
+            [.connectionClosed, .connectionFailed].contains((error as? RedisClientError)?.code)
+        }
+        // The burst either completed before the kill or failed clearly; it never hangs.
+        if case .failure(let error) = await burst.result {
+            #expect([.connectionClosed, .connectionFailed].contains((error as? RedisClientError)?.code))
+        }
+        // While the server is down, commands fail fast with connectionFailed.
+        let clock = ContinuousClock()
+        let start = clock.now
+        await #expect {
+            try await redis.ping()
+        } throws: { error in
+            (error as? RedisClientError)?.code == .connectionFailed
+        }
+        #expect(clock.now - start < .seconds(3))
+
+        try await server.start()
+        #expect(try await redis.ping() == "PONG")
+        #expect(try await redis.set("k", "after"))
+        #expect(try await redis.get("k") == "after")
+        await server.shutdown()
+    }
+}

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Shared functions of dev.sh, test.sh and the benchmarks: start a server in the background, wait for its
+# port, and stop everything started here on exit. Source it; do not run it.
+
+STACK_PIDS=()
+
+# wait_for_port PORT NAME [SECONDS]: returns once 127.0.0.1:PORT accepts connections.
+wait_for_port() {
+  local port=$1 name=$2 limit=${3:-30} waited=0
+  until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+    sleep 0.1
+    waited=$((waited + 1))
+    if [ "$waited" -ge $((limit * 10)) ]; then
+      echo "error: $name did not open port $port within ${limit}s" >&2
+      return 1
+    fi
+  done
+}
+
+# port_in_use PORT: true when something already listens on 127.0.0.1:PORT.
+port_in_use() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# start_redis PORT DIR: a redis-server with append-only persistence in DIR.
+start_redis() {
+  local port=$1 dir=$2
+  if port_in_use "$port"; then echo "error: port $port (Redis) is already in use" >&2; return 1; fi
+  mkdir -p "$dir"
+  redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --appendonly yes --save "" \
+    --logfile "$dir/redis.log" --daemonize no &
+  STACK_PIDS+=($!)
+  wait_for_port "$port" "redis-server"
+}
+
+# start_mongo PORT DIR: SecantusDB (the MongoDB wire protocol) with its data in DIR.
+start_mongo() {
+  local port=$1 dir=$2
+  if port_in_use "$port"; then echo "error: port $port (MongoDB) is already in use" >&2; return 1; fi
+  mkdir -p "$dir"
+  .venv/bin/secantusd-py --host 127.0.0.1 --port "$port" --storage-path "$dir" --cache-size 256M --standalone \
+    >"$dir/secantus.log" 2>&1 &
+  STACK_PIDS+=($!)
+  wait_for_port "$port" "SecantusDB"
+}
+
+# start_process NAME LOGFILE COMMAND...: any other process of the stack, logging to LOGFILE ('-' = terminal).
+start_process() {
+  local name=$1 log=$2; shift 2
+  if [ "$log" = "-" ]; then "$@" & else "$@" >"$log" 2>&1 & fi
+  STACK_PIDS+=($!)
+  echo "==> started $name (pid $!)"
+}
+
+# stop_stack: SIGTERM to everything started, newest first, then SIGKILL what is left after 10 s.
+stop_stack() {
+  local pid i
+  for ((i = ${#STACK_PIDS[@]} - 1; i >= 0; i--)); do
+    kill -TERM "${STACK_PIDS[$i]}" 2>/dev/null || true
+  done
+  for _ in $(seq 1 100); do
+    local alive=0
+    for pid in "${STACK_PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ "$alive" -eq 0 ] && break
+    sleep 0.1
+  done
+  for pid in "${STACK_PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  STACK_PIDS=()
+}
+
+# Swift from /opt/swift when it is not on PATH.
+if ! command -v swift >/dev/null 2>&1 && [ -x /opt/swift/usr/bin/swift ]; then
+  export PATH="/opt/swift/usr/bin:$PATH"
+fi
+
+# The guide's development secrets, unless the environment sets others.
+export JWT_ACCESS_SECRET="${JWT_ACCESS_SECRET:-dev_access_secret_key_change_this_in_production}"
+export JWT_REFRESH_SECRET="${JWT_REFRESH_SECRET:-dev_refresh_secret_key_change_this_in_production}"
