@@ -241,16 +241,3 @@ import Testing
         try await store.shutdown()
     }
 }
-
-extension MongoSessionStoreTests {
-    @Test func zzSilentServer() async throws {
-        let store = try MongoSessionStore(configuration: MongoConfiguration(uri: "mongodb://127.0.0.1:27099/x", timeout: .seconds(2), threadCount: 2))
-        let clock = ContinuousClock()
-        for _ in 0..<2 {
-            let started = clock.now
-            let error = await #expect(throws: ChatError.self) { try await store.ping() }
-            print("SILENT", error as Any, clock.now - started)
-        }
-        try await store.shutdown()
-    }
-}

@@ -1,0 +1,241 @@
+import ChatCore
+import ChatStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+@testable import API
+@testable import Queue
+
+/// chat-api's router, in process, over the real Redis and a fresh MongoDB database.
+struct APIFixture {
+    static let secret = "dev_access_secret_key_change_this_in_production"
+    let store: MongoSessionStore
+    let redis: RedisClient
+    let verifier = try! AccessTokenVerifier(secret: secret)
+
+    /// Runs `body` against the app, then drops the database and closes the clients.
+    static func with(redis: RedisClient? = nil, _ body: @Sendable (APIFixture, any TestClientProtocol) async throws -> Void) async throws {
+        let store = try MongoSessionStore(configuration: MongoConfiguration(uri: MongoSessionStoreTests.uniqueDatabaseURI(), timeout: .seconds(3), threadCount: 2))
+        try await store.prepare()
+        let redis = try redis ?? testRedisClient()
+        let fixture = APIFixture(store: store, redis: redis)
+        let app = Application(
+            router: buildRouter(APIDependencies(redis: redis, store: store, verifier: fixture.verifier, healthTimeout: .seconds(1)))
+        )
+        do {
+            try await app.test(.router) { client in try await body(fixture, client) }
+        } catch {
+            try? await store.dropDatabase()
+            try? await store.shutdown()
+            redis.shutdown()
+            throw error
+        }
+        try await store.dropDatabase()
+        try await store.shutdown()
+        redis.shutdown()
+    }
+
+    /// `Authorization` for a fresh token of `user`.
+    func auth(_ user: String, role: UserRole = .enduser) -> HTTPFields {
+        [.authorization: "Bearer " + verifier.sign(userID: user, role: role, lifetime: 900), .contentType: "application/json"]
+    }
+}
+
+/// The response body as a JSON object; empty (so every expectation on it fails) when it is not one.
+func json(_ response: TestResponse) -> [String: Any] {
+    ((try? JSONSerialization.jsonObject(with: Data(buffer: response.body))) as? [String: Any]) ?? [:]
+}
+
+/// A JSON body.
+func body(_ object: [String: Any]) -> ByteBuffer {
+    ByteBuffer(bytes: try! JSONSerialization.data(withJSONObject: object))
+}
+
+@Suite("chat-api: health, authentication and sessions", .serialized)
+struct SessionsAPITests {
+    @Test("health and readiness report ok with Redis and MongoDB up, with a request id")
+    func healthUp() async throws {
+        try await APIFixture.with { _, client in
+            try await client.execute(uri: "/api/health", method: .get) { response in
+                #expect(response.status == .ok)
+                let health = json(response)
+                #expect(health["status"] as? String == "ok")
+                #expect(health["service"] as? String == "chat-service")
+                #expect(health["dependencies"] as? [String: String] == ["redis": "ok", "mongodb": "ok"])
+                #expect(response.headers[.xRequestID]?.isEmpty == false)
+            }
+            try await client.execute(uri: "/readyz", method: .get) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/livez", method: .get) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/livez", method: .get, headers: [.xRequestID: "abc-123"]) { response in
+                #expect(response.headers[.xRequestID] == "abc-123")
+            }
+        }
+    }
+
+    @Test("with Redis down, /readyz and /api/health answer 503 within the health timeout")
+    func healthDown() async throws {
+        let deadRedis = RedisClient(configuration: RedisConfiguration(host: "127.0.0.1", port: TestEnvironment.freePort(), connectTimeout: .milliseconds(300)))
+        try await APIFixture.with(redis: deadRedis) { _, client in
+            try await client.execute(uri: "/readyz", method: .get) { #expect($0.status == .serviceUnavailable) }
+            try await client.execute(uri: "/api/health", method: .get) { response in
+                #expect(response.status == .serviceUnavailable)
+                #expect(json(response)["dependencies"] as? [String: String] == ["redis": "down", "mongodb": "ok"])
+            }
+            try await client.execute(uri: "/livez", method: .get) { #expect($0.status == .ok) }
+        }
+    }
+
+    @Test("a missing, malformed or foreign token is 401 with the one message; the scheme word is case-insensitive")
+    func authentication() async throws {
+        try await APIFixture.with { fixture, client in
+            let other = try AccessTokenVerifier(secret: "some_other_secret_that_is_long_enough_123").sign(userID: "u", role: .enduser, lifetime: 60)
+            let expired = fixture.verifier.sign(userID: "u", role: .enduser, lifetime: -120)
+            let good = fixture.verifier.sign(userID: "u", role: .enduser, lifetime: 60)
+            let bad: [HTTPFields] = [
+                [:], [.authorization: "Bearer"], [.authorization: "Basic dTpw"], [.authorization: "Bearer not.a.token"],
+                [.authorization: "Bearer " + other], [.authorization: "Bearer " + expired], [.authorization: good],
+            ]
+            for headers in bad {
+                try await client.execute(uri: "/api/chat/sessions", method: .get, headers: headers) { response in
+                    #expect(response.status == .unauthorized)
+                    let error = json(response)
+                    #expect(error["message"] as? String == "Invalid authentication token")
+                    #expect(error["requestId"] as? String == response.headers[.xRequestID])
+                }
+            }
+            for scheme in ["Bearer", "bearer", "BEARER"] {
+                try await client.execute(uri: "/api/chat/sessions", method: .get, headers: [.authorization: "\(scheme) \(good)"]) {
+                    #expect($0.status == .ok)
+                }
+            }
+        }
+    }
+
+    @Test("create a session: 201 with its id and title; bad bodies are 400 with a clear message")
+    func createSession() async throws {
+        try await APIFixture.with { fixture, client in
+            let headers = fixture.auth("user-create")
+            let sessionID = try await client.execute(
+                uri: "/api/chat/sessions", method: .post, headers: headers,
+                body: body(["title": "Test Chat", "modelId": "anthropic.claude-3-sonnet-20240229-v1:0", "initialMessage": "Hello"])
+            ) { response in
+                #expect(response.status == .created)
+                let session = json(response)
+                #expect(session["title"] as? String == "Test Chat")
+                #expect(session["modelId"] as? String == "anthropic.claude-3-sonnet-20240229-v1:0")
+                let id = try #require(session["sessionId"] as? String)
+                #expect(SessionID.isValid(id))
+                return id
+            }
+            #expect(try await fixture.store.session(id: sessionID, userId: "user-create")?.title == "Test Chat")
+
+            let cases: [(ByteBuffer?, String)] = [
+                (nil, "The request body must be a JSON object"),
+                (ByteBuffer(string: "{\"title\": "), "The request body is not valid JSON"),
+                (ByteBuffer(string: "[1,2]"), "The request body is not valid JSON"),
+                (body([:]), "title is required"),
+                (body(["title": "   "]), "title must not be empty"),
+                (body(["title": 42]), "title must be a string"),
+                (body(["title": String(repeating: "x", count: 201)]), "title must be at most 200 characters"),
+                (body(["title": "ok", "modelId": "invalid-model-id"]), "Invalid model ID"),
+                (body(["title": "ok", "initialMessage": 7]), "initialMessage must be a string"),
+            ]
+            for (requestBody, message) in cases {
+                try await client.execute(uri: "/api/chat/sessions", method: .post, headers: headers, body: requestBody) { response in
+                    #expect(response.status == .badRequest, "\(message)")
+                    #expect(json(response)["message"] as? String == message)
+                }
+            }
+            try await client.execute(uri: "/api/chat/sessions", method: .get, headers: headers) { response in
+                #expect(json(response)["sessions"] as? [[String: Any]] != nil)
+                #expect((json(response)["pagination"] as? [String: Int])?["total"] == 1)
+            }
+        }
+    }
+
+    @Test("list: newest first, paginated, only the caller's own sessions")
+    func listPagination() async throws {
+        try await APIFixture.with { fixture, client in
+            let headers = fixture.auth("user-list")
+            for index in 1...5 {
+                try await client.execute(uri: "/api/chat/sessions", method: .post, headers: headers, body: body(["title": "S\(index)"])) {
+                    #expect($0.status == .created)
+                }
+            }
+            var titles: [String] = []
+            for page in 1...3 {
+                try await client.execute(uri: "/api/chat/sessions?page=\(page)&limit=2", method: .get, headers: headers) { response in
+                    #expect(response.status == .ok)
+                    let list = json(response)
+                    let sessions = try #require(list["sessions"] as? [[String: Any]])
+                    #expect(sessions.count == (page < 3 ? 2 : 1))
+                    titles += sessions.compactMap { $0["title"] as? String }
+                    #expect(list["pagination"] as? [String: Int] == ["page": page, "limit": 2, "total": 5, "pages": 3])
+                }
+            }
+            #expect(titles == ["S5", "S4", "S3", "S2", "S1"])
+            try await client.execute(uri: "/api/chat/sessions", method: .get, headers: fixture.auth("user-other")) { response in
+                #expect((json(response)["sessions"] as? [Any])?.isEmpty == true)
+            }
+            for query in ["page=0", "limit=0", "limit=101", "page=x"] {
+                try await client.execute(uri: "/api/chat/sessions?\(query)", method: .get, headers: headers) { #expect($0.status == .badRequest) }
+            }
+        }
+    }
+
+    @Test("get, messages and delete: owner only; another user's session is 404; a bad id is 400")
+    func getAndDelete() async throws {
+        try await APIFixture.with { fixture, client in
+            let owner = fixture.auth("user-owner")
+            let stranger = fixture.auth("user-stranger")
+            let session = try await fixture.store.createSession(userId: "user-owner", title: "Mine", modelId: nil)
+            _ = try await fixture.store.appendMessage(NewMessage(sessionId: session.id, jobId: "job-1", role: .user, content: "Hi"))
+            _ = try await fixture.store.appendMessage(NewMessage(sessionId: session.id, jobId: "job-1", role: .assistant, content: "Hello!"))
+
+            try await client.execute(uri: "/api/chat/sessions/\(session.id)", method: .get, headers: owner) { response in
+                #expect(response.status == .ok)
+                let detail = json(response)
+                #expect(detail["sessionId"] as? String == session.id)
+                #expect((detail["messages"] as? [[String: Any]])?.compactMap { $0["content"] as? String } == ["Hi", "Hello!"])
+            }
+            try await client.execute(uri: "/api/chat/sessions/\(session.id)/messages", method: .get, headers: owner) { response in
+                #expect(response.status == .ok)
+                #expect((json(response)["messages"] as? [[String: Any]])?.compactMap { $0["role"] as? String } == ["user", "assistant"])
+            }
+            for path in ["", "/messages"] {
+                try await client.execute(uri: "/api/chat/sessions/\(session.id)\(path)", method: .get, headers: stranger) { response in
+                    #expect(response.status == .notFound)
+                    #expect(json(response)["message"] as? String == "Session not found")
+                }
+            }
+            try await client.execute(uri: "/api/chat/sessions/\(session.id)", method: .delete, headers: stranger) { #expect($0.status == .notFound) }
+            try await client.execute(uri: "/api/chat/sessions/not-an-id", method: .get, headers: owner) { response in
+                #expect(response.status == .badRequest)
+                #expect(json(response)["message"] as? String == "Invalid session ID")
+            }
+            try await client.execute(uri: "/api/chat/sessions/0123456789abcdef01234567", method: .get, headers: owner) { #expect($0.status == .notFound) }
+
+            try await client.execute(uri: "/api/chat/sessions/\(session.id)", method: .delete, headers: owner) { response in
+                #expect(response.status == .ok)
+                #expect(json(response)["message"] as? String == "Session deleted")
+            }
+            try await client.execute(uri: "/api/chat/sessions/\(session.id)", method: .get, headers: owner) { #expect($0.status == .notFound) }
+            try await client.execute(uri: "/api/chat/sessions/\(session.id)", method: .delete, headers: owner) { #expect($0.status == .notFound) }
+            #expect(try await fixture.store.messages(sessionId: session.id).isEmpty)
+        }
+    }
+
+    @Test("an unknown route is a JSON 404 with a request id")
+    func unknownRoute() async throws {
+        try await APIFixture.with { _, client in
+            try await client.execute(uri: "/api/nothing-here", method: .get) { response in
+                #expect(response.status == .notFound)
+                #expect(json(response)["code"] as? String == "NOT_FOUND")
+                #expect(response.headers[.xRequestID] != nil)
+            }
+        }
+    }
+}
