@@ -73,6 +73,23 @@ func expectEventually(
     #expect(held, "the condition did not hold within \(limit)", sourceLocation: sourceLocation)
 }
 
+/// Runs `body`, failing with a recorded issue and a thrown error if it takes longer than `limit`: no test hangs.
+func withTimeout<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: limit)
+            return nil
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next(), let value = first else {
+            Issue.record("timed out after \(limit)")
+            throw CancellationError()
+        }
+        return value
+    }
+}
+
 /// Waits until `condition` holds, checking every 20 ms, for at most `limit`.
 func eventually(_ limit: Duration = .seconds(10), _ condition: @Sendable () async throws -> Bool) async throws -> Bool {
     let clock = ContinuousClock()

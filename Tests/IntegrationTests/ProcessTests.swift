@@ -1,0 +1,121 @@
+import ChatCore
+import ChatStore
+import Foundation
+import Testing
+
+@testable import Queue
+
+/// A built executable of this package (`CHAT_API_BIN`, `CHAT_WORKER_BIN`), run as a child process.
+final class ChildProcess: @unchecked Sendable {
+    // @unchecked: the process and its pipe are only used by the test that owns them, one call at a time.
+    let process = Process()
+    private let output = Pipe()
+
+    init(executable: String, environment: [String: String]) throws {
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+    }
+
+    /// Waits for the process to exit (at most `limit`), returning its status and everything it printed.
+    func waitForExit(limit: Duration = .seconds(30)) async throws -> (status: Int32, output: String) {
+        let clock = ContinuousClock()
+        let deadline = clock.now + limit
+        while process.isRunning, clock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        if process.isRunning {
+            process.terminate()
+            Issue.record("the process did not exit within \(limit)")
+        }
+        process.waitUntilExit()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        return (process.terminationStatus, text)
+    }
+
+    /// Sends a signal.
+    func signal(_ number: Int32) {
+        kill(process.processIdentifier, number)
+    }
+
+    static func binary(_ name: String) -> String {
+        ProcessInfo.processInfo.environment[name] ?? ".build/debug/\(name == "CHAT_API_BIN" ? "chat-api" : "chat-worker")"
+    }
+}
+
+@Suite("chat-api and chat-worker as processes", .serialized)
+struct ProcessTests {
+    @Test("chat-api refuses a JWT secret shorter than 32 bytes at start, with one clear line")
+    func shortSecretRefused() async throws {
+        let api = try ChildProcess(
+            executable: ChildProcess.binary("CHAT_API_BIN"),
+            environment: ["JWT_ACCESS_SECRET": "short", "PORT": String(TestEnvironment.freePort())]
+        )
+        let (status, output) = try await api.waitForExit(limit: .seconds(10))
+        #expect(status != 0)
+        #expect(output.contains("JWT_ACCESS_SECRET must be at least 32 bytes long"))
+    }
+
+    @Test("chat-api refuses a bad setting at start", arguments: [["PORT": "http"], ["REDIS_URL": "localhost:6379"], ["JWT_ACCESS_SECRET": ""]])
+    func badSettingRefused(setting: [String: String]) async throws {
+        var environment = ["JWT_ACCESS_SECRET": String(repeating: "s", count: 40)]
+        environment.merge(setting) { $1 }
+        let api = try ChildProcess(executable: ChildProcess.binary("CHAT_API_BIN"), environment: environment)
+        let (status, output) = try await api.waitForExit(limit: .seconds(10))
+        #expect(status == 2)
+        #expect(output.contains("configuration error"))
+        #expect(output.contains(setting.keys.first!))
+    }
+
+    @Test("chat-worker joins the group, runs a job into the session's events and store, and drains on SIGTERM")
+    func workerRunsJobAndDrains() async throws {
+        let redis = try testRedisClient()
+        defer { redis.shutdown() }
+        let prefix = uniqueKey("worker")
+        // The worker uses the real stream names; jobs of other tests never go there, and this test's job is unique.
+        let queue = JobQueue<InferenceJob>(redis: redis)
+        try await queue.prepare()
+        let database = MongoSessionStoreTests.uniqueDatabaseURI()
+        let worker = try ChildProcess(
+            executable: ChildProcess.binary("CHAT_WORKER_BIN"),
+            environment: [
+                "REDIS_URL": TestEnvironment.redisURL, "MONGO_URI": database, "WORKER_CONCURRENCY": "4",
+                "ECHO_CHUNK_DELAY_MS": "150", "WORKER_CONSUMER_NAME": prefix, "JOB_VISIBILITY_TIMEOUT_MS": "5000",
+            ]
+        )
+        let store = try MongoSessionStore(configuration: MongoConfiguration(uri: database, threadCount: 1))
+        let sessionID = try await store.createSession(userId: "user1", title: "worker test", modelId: nil).id
+        let events = SessionEvents(redis: redis)
+        let jobID = "job-" + UUID().uuidString
+        try await queue.enqueue(
+            id: jobID,
+            payload: InferenceJob(sessionId: sessionID, userId: "user1", modelId: ModelCatalog.defaultModelID, message: "one two three four five", streaming: true)
+        )
+        // Wait until the worker has started the job, then ask it to stop: it must finish the job first.
+        let seen = try await withTimeout(.seconds(30)) {
+            var seen: [SessionEvent] = []
+            for try await event in events.subscribe(sessionID: sessionID, after: "0-0") {
+                seen.append(event)
+                if event.type == "chunk" { worker.signal(SIGTERM) }
+                if event.type == "complete" || event.type == "error" { break }
+            }
+            return seen
+        }
+        let (status, output) = try await worker.waitForExit(limit: .seconds(30))
+        #expect(status == 0, "worker output: \(output)")
+        #expect(seen.map(\.type) == ["model"] + Array(repeating: "chunk", count: 6) + ["complete"])
+        let text = seen.filter { $0.type == "chunk" }.compactMap { event in
+            (try? JSONSerialization.jsonObject(with: Data(event.data.utf8)) as? [String: Any])?["content"] as? String
+        }.joined()
+        #expect(text == "Echo: one two three four five")
+        #expect(Set(seen.map(\.jobID)) == [jobID])
+        // Acknowledged: nothing of this consumer is pending.
+        let pending = try await redis.xpending("chat:jobs", group: "chat-workers", consumer: prefix)
+        #expect(pending.isEmpty)
+        let stored = try await store.messages(sessionId: sessionID)
+        #expect(stored.map(\.role) == [.user, .assistant])
+        #expect(stored.last?.content == text)
+        try await store.dropDatabase()
+        try await store.shutdown()
+    }
+}
