@@ -26,7 +26,7 @@ port_in_use() {
 start_redis() {
   local port=$1 dir=$2
   if port_in_use "$port"; then echo "error: port $port (Redis) is already in use" >&2; return 1; fi
-  mkdir -p "$dir"
+  mkdir -p "$dir" && dir=$(cd "$dir" && pwd)
   redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --appendonly yes --save "" \
     --logfile "$dir/redis.log" --daemonize no &
   STACK_PIDS+=($!)
@@ -37,7 +37,7 @@ start_redis() {
 start_mongo() {
   local port=$1 dir=$2
   if port_in_use "$port"; then echo "error: port $port (MongoDB) is already in use" >&2; return 1; fi
-  mkdir -p "$dir"
+  mkdir -p "$dir" && dir=$(cd "$dir" && pwd)
   .venv/bin/secantusd-py --host 127.0.0.1 --port "$port" --storage-path "$dir" --cache-size 256M --standalone \
     >"$dir/secantus.log" 2>&1 &
   STACK_PIDS+=($!)

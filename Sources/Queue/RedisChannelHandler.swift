@@ -1,12 +1,5 @@
 import NIOCore
 
-/// A command on its way to the socket: its RESP bytes, the promise its reply fulfils, and its deadline.
-struct RedisRequest: Sendable {
-    var bytes: ByteBuffer
-    var promise: EventLoopPromise<RedisValue>
-    var deadline: NIODeadline
-}
-
 /// Writes requests in order and matches replies to them in the same order (RESP is strictly ordered).
 ///
 /// A reply that does not come by its request's deadline, a protocol error or a closed socket fails every
@@ -36,7 +29,7 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let request = unwrapOutboundIn(data)
         if let failure {
-            request.promise.fail(failure)
+            request.responder.fail(failure)
             promise?.fail(failure)
             return
         }
@@ -48,12 +41,11 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard let decoder else { return }
         do {
-            try decoder.feed(unwrapInboundIn(data))
-            while let value = try decoder.next() {
+            try decoder.decode(unwrapInboundIn(data)) { value in
                 guard let request = pending.popFirst() else {
                     throw RedisClientError(.protocolError, "a reply arrived with no command waiting for it")
                 }
-                request.promise.succeed(value)
+                request.responder.succeed(value)
             }
             if pending.isEmpty { cancelTimer() }
         } catch {
@@ -79,7 +71,7 @@ final class RedisChannelHandler: ChannelDuplexHandler {
         if failure == nil { failure = error }
         cancelTimer()
         while let request = pending.popFirst() {
-            request.promise.fail(error)
+            request.responder.fail(error)
         }
     }
 

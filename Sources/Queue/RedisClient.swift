@@ -48,7 +48,7 @@ public final class RedisClient: Sendable {
             return try await sendBlocking(command)
         }
         let connection = try await sharedConnection()
-        return try RedisConnection.check(try await connection.submit(command, extraTime: .zero).get())
+        return try RedisConnection.check(try await connection.reply(to: command, extraTime: .zero))
     }
 
     /// Sends `arguments` as one command; see `send(_:)`.
@@ -70,7 +70,7 @@ public final class RedisClient: Sendable {
         let value: RedisValue
         do {
             value = try await withTaskCancellationHandler {
-                try await connection.submit(command, extraTime: blockTime).get()
+                try await connection.reply(to: command, extraTime: blockTime)
             } onCancel: {
                 connection.close()
             }

@@ -52,38 +52,26 @@ public final class RedisConnection: Sendable {
     /// Sends one command and returns its reply; an error reply is thrown as `RedisServerError`.
     /// `extraTime` lengthens the timeout (a blocking read's block time).
     public func send(_ command: RedisCommand, extraTime: TimeAmount = .zero) async throws -> RedisValue {
-        try Self.check(try await submit(command, extraTime: extraTime).get())
+        try Self.check(try await reply(to: command, extraTime: extraTime))
     }
 
     /// Sends the commands in one write with one flush; returns the replies in order, error replies as `.error`.
     public func pipeline(_ commands: [RedisCommand]) async throws -> [RedisValue] {
         let deadline = NIODeadline.now() + commandTimeout
-        var futures: [EventLoopFuture<RedisValue>] = []
-        futures.reserveCapacity(commands.count)
-        var requests: [RedisRequest] = []
-        requests.reserveCapacity(commands.count)
-        let allocator = channel.allocator
+        var buffers: [ByteBuffer] = []
+        buffers.reserveCapacity(commands.count)
         for command in commands {
-            var buffer = allocator.buffer(capacity: 64)
+            var buffer = channel.allocator.buffer(capacity: 64)
             RespEncoder.encode(command, into: &buffer)
-            let promise = channel.eventLoop.makePromise(of: RedisValue.self)
-            futures.append(promise.futureResult)
-            requests.append(RedisRequest(bytes: buffer, promise: promise, deadline: deadline))
+            buffers.append(buffer)
         }
         let channel = self.channel
-        let batch = requests
-        channel.eventLoop.execute {
-            for request in batch {
-                channel.write(request, promise: nil)
-            }
-            channel.flush()
+        let encoded = buffers
+        return try await withCheckedThrowingContinuation { continuation in
+            let batch = RedisBatch(count: encoded.count, continuation: continuation)
+            let requests = encoded.enumerated().map { RedisRequest(bytes: $1, responder: .batch(batch, $0), deadline: deadline) }
+            Self.write(requests, to: channel)
         }
-        var values: [RedisValue] = []
-        values.reserveCapacity(futures.count)
-        for future in futures {
-            values.append(try await future.get())
-        }
-        return values
     }
 
     /// Closes the socket; commands in flight fail with `connectionClosed`.
@@ -91,15 +79,30 @@ public final class RedisConnection: Sendable {
         channel.close(promise: nil)
     }
 
-    func submit(_ command: RedisCommand, extraTime: TimeAmount) -> EventLoopFuture<RedisValue> {
+    /// The reply to one command, error replies included, resumed straight from the event loop.
+    func reply(to command: RedisCommand, extraTime: TimeAmount) async throws -> RedisValue {
         var buffer = channel.allocator.buffer(capacity: 64)
         RespEncoder.encode(command, into: &buffer)
-        let promise = channel.eventLoop.makePromise(of: RedisValue.self)
-        let request = RedisRequest(bytes: buffer, promise: promise, deadline: .now() + commandTimeout + extraTime)
-        channel.writeAndFlush(request).whenFailure { error in
-            promise.fail(RedisClientError(.connectionClosed, "could not write to Redis (\(error))"))
+        let deadline = NIODeadline.now() + commandTimeout + extraTime
+        let channel = self.channel
+        let bytes = buffer
+        return try await withCheckedThrowingContinuation { continuation in
+            Self.write([RedisRequest(bytes: bytes, responder: .continuation(continuation), deadline: deadline)], to: channel)
         }
-        return promise.futureResult
+    }
+
+    /// Writes the requests in one event-loop turn with one flush. On the loop, an active channel still has its
+    /// handler, which then owns every request's reply; a closed one fails them here, so each is answered once.
+    private static func write(_ requests: [RedisRequest], to channel: any Channel) {
+        channel.eventLoop.execute {
+            guard channel.isActive else {
+                let error = RedisClientError(.connectionClosed, "the connection to Redis is closed")
+                requests.forEach { $0.responder.fail(error) }
+                return
+            }
+            for request in requests { channel.write(request, promise: nil) }
+            channel.flush()
+        }
     }
 
     static func check(_ value: RedisValue) throws -> RedisValue {

@@ -54,6 +54,20 @@ final class RespDecoder {
         redisReaderFree(reader)
     }
 
+    /// The most bytes handed to hiredis at once. After each reply, hiredis moves its unread bytes to the front
+    /// of its buffer once it has consumed 1 KiB; fed a 64 KiB read of small replies at once, that move
+    /// repeats for every reply and parsing turns quadratic. Fed in 1 KiB pieces, the moves stay small.
+    static let feedSize = 1024
+
+    /// Hands bytes from the socket to the parser and calls `onReply` with every whole reply they complete.
+    func decode(_ buffer: ByteBuffer, onReply: (RedisValue) throws -> Void) throws {
+        var buffer = buffer
+        while buffer.readableBytes > 0, let piece = buffer.readSlice(length: min(Self.feedSize, buffer.readableBytes)) {
+            try feed(piece)
+            while let value = try next() { try onReply(value) }
+        }
+    }
+
     /// Hands bytes from the socket to the parser.
     func feed(_ buffer: ByteBuffer) throws {
         let status = buffer.withUnsafeReadableBytes { bytes in

@@ -38,6 +38,31 @@ struct RedisClientTests {
         try await redis.delete(hash)
     }
 
+    @Test("typed stream commands: XADD with MAXLEN ~, XRANGE, XCLAIM, XPENDING, XDEL, XTRIM")
+    func streamCommands() async throws {
+        let redis = try testRedisClient()
+        defer { redis.shutdown() }
+        let stream = uniqueKey("typed-stream")
+        #expect(try await redis.xgroupCreate(stream, group: "g"))
+        #expect(try await redis.xgroupCreate(stream, group: "g") == false)  // BUSYGROUP is "already there"
+        var ids: [String] = []
+        for index in 0..<10 { ids.append(try await redis.xadd(stream, maxLength: 1_000, fields: [("i", String(index))])) }
+        #expect(try await redis.xrange(stream, count: 3).map(\.fields) == [["i": "0"], ["i": "1"], ["i": "2"]])
+        #expect(try await redis.xread(stream, after: ids[7]).map(\.id) == Array(ids[8...]))
+        let delivered = try await redis.xreadgroup(group: "g", consumer: "a", key: stream, count: 2)
+        #expect(delivered.map(\.id) == Array(ids[0..<2]))
+        #expect(try await redis.xclaim(stream, group: "g", consumer: "b", minIdle: .zero, ids: [ids[0]], justID: true) == [ids[0]])
+        let pending = try await redis.xpending(stream, group: "g")
+        #expect(pending.map(\.consumer) == ["b", "a"])
+        #expect(pending.map(\.deliveries) == [1, 1])  // JUSTID leaves the delivery count alone
+        #expect(try await redis.xack(stream, group: "g", ids: [ids[0], ids[1]]) == 2)
+        #expect(try await redis.xpendingCount(stream, group: "g") == 0)
+        #expect(try await redis.xdel(stream, ids: [ids[9]]) == 1)
+        #expect(try await redis.xtrim(stream, maxLength: 4, exact: true) == 5)
+        #expect(try await redis.xlen(stream) == 4)
+        try await redis.delete(stream)
+    }
+
     @Test("error replies are thrown as RedisServerError with their prefix")
     func errorReplies() async throws {
         let redis = try testRedisClient()
@@ -85,7 +110,7 @@ struct RedisClientTests {
         #expect(try await redis.evaluate(script, keys: ["a"], arguments: ["1"]) == .integer(2))
     }
 
-    @Test("a blocked XREADGROUP does not hold up other commands and wakes within milliseconds of an XADD")
+    @Test("a blocked XREADGROUP does not hold up other commands and is woken by an XADD from another client")
     func blockingReadWakesQuickly() async throws {
         let redis = try testRedisClient()
         let writer = try testRedisClient()
@@ -96,20 +121,22 @@ struct RedisClientTests {
         let stream = uniqueKey("stream")
         try await redis.xgroupCreate(stream, group: "g")
         let clock = ContinuousClock()
-        async let read = redis.xreadgroup(group: "g", consumer: "c1", key: stream, count: 1, block: .seconds(10))
+        async let read = redis.xreadgroup(group: "g", consumer: "c1", key: stream, count: 1, block: .seconds(30))
         try await Task.sleep(for: .milliseconds(200))
-        // Meanwhile, ordinary commands on the same client answer at once.
+        // Meanwhile, ordinary commands on the same client answer: were they queued behind the read, they would
+        // wait for its 30 s block (the XADD that ends it comes only after them).
         let pingStart = clock.now
         for _ in 0..<10 { _ = try await redis.ping() }
-        #expect(clock.now - pingStart < .seconds(1))
+        #expect(clock.now - pingStart < .seconds(10))
         let added = clock.now
         let id = try await writer.xadd(stream, fields: [("n", "1")])
         let entries = try await read
         let latency = clock.now - added
         #expect(entries.map(\.id) == [id])
         #expect(entries.first?.fields == ["n": "1"])
-        // "A few milliseconds": generous enough for a loaded 2-core CI machine, far below the 10 s block.
-        #expect(latency < .milliseconds(250), "woke \(latency) after the XADD")
+        // Woken by the XADD, not by the 30 s block running out. The wake-up latency itself (a few milliseconds)
+        // is measured by `make bench-redis`, not asserted here: a test shares two cores with the whole suite.
+        #expect(latency < .seconds(5), "woke \(latency) after the XADD")
         try await redis.delete(stream)
     }
 

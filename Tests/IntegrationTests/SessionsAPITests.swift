@@ -17,9 +17,13 @@ struct APIFixture {
     let verifier = try! AccessTokenVerifier(secret: secret)
 
     /// Runs `body` against the app, then drops the database and closes the clients.
-    static func with(redis: RedisClient? = nil, _ body: @Sendable (APIFixture, any TestClientProtocol) async throws -> Void) async throws {
-        let store = try MongoSessionStore(configuration: MongoConfiguration(uri: MongoSessionStoreTests.uniqueDatabaseURI(), timeout: .seconds(3), threadCount: 2))
-        try await store.prepare()
+    static func with(
+        redis: RedisClient? = nil, mongoURI: String? = nil, _ body: @Sendable (APIFixture, any TestClientProtocol) async throws -> Void
+    ) async throws {
+        let store = try MongoSessionStore(
+            configuration: MongoConfiguration(uri: mongoURI ?? MongoSessionStoreTests.uniqueDatabaseURI(), timeout: .seconds(1), threadCount: 2)
+        )
+        if mongoURI == nil { try await store.prepare() }
         let redis = try redis ?? testRedisClient()
         let fixture = APIFixture(store: store, redis: redis)
         let app = Application(
@@ -33,7 +37,7 @@ struct APIFixture {
             redis.shutdown()
             throw error
         }
-        try await store.dropDatabase()
+        if mongoURI == nil { try await store.dropDatabase() }
         try await store.shutdown()
         redis.shutdown()
     }
@@ -85,6 +89,27 @@ struct SessionsAPITests {
                 #expect(json(response)["dependencies"] as? [String: String] == ["redis": "down", "mongodb": "ok"])
             }
             try await client.execute(uri: "/livez", method: .get) { #expect($0.status == .ok) }
+        }
+    }
+
+    @Test("with MongoDB down, /readyz is 503 and session calls are 503 DATABASE_UNAVAILABLE within the timeout")
+    func mongoDown() async throws {
+        let deadMongo = "mongodb://127.0.0.1:\(TestEnvironment.freePort())/chat_down"
+        try await APIFixture.with(mongoURI: deadMongo) { fixture, client in
+            try await client.execute(uri: "/readyz", method: .get) { #expect($0.status == .serviceUnavailable) }
+            try await client.execute(uri: "/api/health", method: .get) { response in
+                #expect(response.status == .serviceUnavailable)
+                #expect(json(response)["dependencies"] as? [String: String] == ["redis": "ok", "mongodb": "down"])
+            }
+            let clock = ContinuousClock()
+            let start = clock.now
+            try await client.execute(uri: "/api/chat/sessions", method: .get, headers: fixture.auth("user-down")) { response in
+                #expect(response.status == .serviceUnavailable)
+                #expect(json(response)["code"] as? String == "DATABASE_UNAVAILABLE")
+                #expect(json(response)["message"] as? String == "The database is unavailable")
+            }
+            // Bounded by the 1 s MongoDB timeout, with room for a busy machine: it never hangs.
+            #expect(clock.now - start < .seconds(10))
         }
     }
 
