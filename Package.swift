@@ -13,6 +13,8 @@ let package = Package(
         .executable(name: "chat-api", targets: ["API"]),
         .executable(name: "chat-worker", targets: ["Worker"]),
         .executable(name: "redis-bench", targets: ["RedisBench"]),
+        .executable(name: "bedrock-emulator", targets: ["BedrockEmulator"]),
+        .executable(name: "bedrock-bench", targets: ["BedrockBench"]),
         .library(name: "Queue", targets: ["Queue"]),
     ],
     dependencies: [
@@ -22,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // C libraries (Debian: libhiredis-dev, libmongoc-dev). hiredis sits in /usr/include and needs no flags;
@@ -65,6 +68,46 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // AWS Signature Version 4: signing and (for the emulator) verifying. Depends only on Crypto.
+        .target(
+            name: "SigV4",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
+        // The AWS event-stream binary framing: an incremental decoder and an encoder.
+        .target(
+            name: "EventStream",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        // The Bedrock Runtime client: credentials, InvokeModel and InvokeModelWithResponseStream, model families.
+        .target(
+            name: "Bedrock",
+            dependencies: [
+                "ChatCore", "SigV4", "EventStream",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // A Bedrock Runtime stand-in speaking the real wire protocol; never linked into chat-api or chat-worker.
+        .executableTarget(
+            name: "BedrockEmulator",
+            dependencies: [
+                "ChatCore", "SigV4", "EventStream",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "BedrockBench",
+            dependencies: ["Bedrock", "EventStream", "ChatCore"],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "API",
             dependencies: [
@@ -83,6 +126,7 @@ let package = Package(
                 "ChatCore",
                 "Queue",
                 "ChatStore",
+                "Bedrock",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
@@ -96,14 +140,14 @@ let package = Package(
         // Fast tests: no servers.
         .testTarget(
             name: "UnitTests",
-            dependencies: ["ChatCore", "Queue", "CHiredis"],
+            dependencies: ["ChatCore", "Queue", "CHiredis", "SigV4", "EventStream", "Bedrock"],
             swiftSettings: swiftSettings
         ),
         // Tests against real redis-server, SecantusDB and the processes, started by `make test`.
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "ChatCore", "Queue", "ChatStore", "API", "Worker",
+                "ChatCore", "Queue", "ChatStore", "API", "Worker", "Bedrock", "SigV4", "EventStream",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

@@ -1,0 +1,1 @@
+print("bedrock-bench: not built yet")

@@ -1,0 +1,1 @@
+print("bedrock-emulator: not built yet")
