@@ -1,6 +1,6 @@
 # The two commands a new machine needs: `make dev` and `make test`.
 SHELL := /bin/bash
-.PHONY: dev test build bootstrap bench-redis clean
+.PHONY: dev test build bootstrap bench-redis bench-bedrock clean
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -19,6 +19,10 @@ test: bootstrap
 ## The Redis client beside redis-benchmark on the same server; writes docs/benchmarks.md.
 bench-redis: bootstrap
 	@scripts/bench-redis.sh
+
+## The event-stream decoder and the Bedrock client's cost per chunk; writes docs/benchmarks.md.
+bench-bedrock: bootstrap
+	@scripts/bench-bedrock.sh
 
 clean:
 	rm -rf .build .data

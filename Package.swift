@@ -15,6 +15,8 @@ let package = Package(
         .executable(name: "redis-bench", targets: ["RedisBench"]),
         .executable(name: "bedrock-emulator", targets: ["BedrockEmulator"]),
         .executable(name: "bedrock-bench", targets: ["BedrockBench"]),
+        .executable(name: "auth-standin", targets: ["AuthStandin"]),
+        .executable(name: "accounting-standin", targets: ["AccountingStandin"]),
         .library(name: "Queue", targets: ["Queue"]),
     ],
     dependencies: [
@@ -93,12 +95,50 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The accounting service's client: credit checks, reservations, finalization.
+        .target(
+            name: "Accounting",
+            dependencies: [
+                "ChatCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // A Bedrock Runtime stand-in speaking the real wire protocol; never linked into chat-api or chat-worker.
         .executableTarget(
             name: "BedrockEmulator",
             dependencies: [
                 "ChatCore", "SigV4", "EventStream",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The guide's auth service, for development and tests (port 3000); never linked into chat-api or chat-worker.
+        .executableTarget(
+            name: "AuthStandin",
+            dependencies: [
+                "ChatCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The guide's accounting service on MongoDB, for development and tests (port 3001).
+        .executableTarget(
+            name: "AccountingStandin",
+            dependencies: [
+                "ChatCore", "ChatStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -114,6 +154,7 @@ let package = Package(
                 "ChatCore",
                 "Queue",
                 "ChatStore",
+                "Accounting",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -127,6 +168,7 @@ let package = Package(
                 "Queue",
                 "ChatStore",
                 "Bedrock",
+                "Accounting",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
@@ -147,7 +189,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "ChatCore", "Queue", "ChatStore", "API", "Worker", "Bedrock", "SigV4", "EventStream",
+                "ChatCore", "Queue", "ChatStore", "API", "Worker", "Bedrock", "SigV4", "EventStream", "AuthStandin", "AccountingStandin", "Accounting",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

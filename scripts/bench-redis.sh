@@ -24,7 +24,6 @@ echo "==> redis-bench (this project's client)"
 REDIS_URL=redis://127.0.0.1:6391 "$bin/redis-bench" | tee "$rows"
 
 {
-  echo "<!-- redis:begin -->"
   echo "## Redis client (\`make bench-redis\`)"
   echo
   echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($(uname -m)), redis-server $(redis-server --version | sed -E 's/.*v=([0-9.]+).*/\1/'),"
@@ -40,22 +39,8 @@ REDIS_URL=redis://127.0.0.1:6391 "$bin/redis-bench" | tee "$rows"
   echo "| \`-c 1 -P 16 -t set\` (one connection, pipeline of 16) | ${p16_rate} ops/s |"
   echo "| \`-c 1 -P 1000 -t set\` (one connection, pipeline of 1,000) | ${p1000_rate} ops/s |"
   echo "| \`-c 100 -t set\` (100 connections) | ${c100_rate} ops/s |"
-  echo "<!-- redis:end -->"
 } > .data/bench/redis-section.md
 rm -f "$rows"
-
-touch docs/benchmarks.md
-python3 - <<'PY'
-import re
-doc = open("docs/benchmarks.md").read()
-section = open(".data/bench/redis-section.md").read().strip()
-if not doc.strip():
-    doc = "# Benchmarks\n\nEach section is written by the make target it names; numbers are from one run on this project's CI kind of machine.\n\n"
-if "<!-- redis:begin -->" in doc:
-    doc = re.sub(r"<!-- redis:begin -->.*?<!-- redis:end -->", lambda _: section, doc, flags=re.S)
-else:
-    doc = doc.rstrip() + "\n\n" + section + "\n"
-open("docs/benchmarks.md", "w").write(doc)
-PY
+write_bench_section redis .data/bench/redis-section.md
 echo "==> docs/benchmarks.md updated"
 cat .data/bench/redis-section.md

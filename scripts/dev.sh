@@ -13,6 +13,17 @@ bin=$(swift build --show-bin-path)
 
 start_redis 6380 .data/dev/redis
 start_mongo 27018 .data/dev/mongo
+export EMULATOR_ACCESS_KEY_ID="${EMULATOR_ACCESS_KEY_ID:-AKIDEMULATOREXAMPLE}"
+export EMULATOR_SECRET_ACCESS_KEY="${EMULATOR_SECRET_ACCESS_KEY:-emulator/secret/key/EXAMPLEKEY0000000000000}"
+export BEDROCK_ENDPOINT="${BEDROCK_ENDPOINT:-http://127.0.0.1:3010}"
+start_process bedrock-emulator .data/dev/emulator.log env PORT=3010 "$bin/bedrock-emulator"
+wait_for_port 3010 bedrock-emulator
+start_process auth-standin .data/dev/auth.log env PORT=3000 "$bin/auth-standin"
+start_process accounting-standin .data/dev/accounting.log env PORT=3001 MONGO_URI=mongodb://127.0.0.1:27018/accounting "$bin/accounting-standin"
+wait_for_port 3000 auth-standin
+wait_for_port 3001 accounting-standin
+export ACCOUNTING_URL="${ACCOUNTING_URL:-http://127.0.0.1:3001}"
+export AUTH_URL="${AUTH_URL:-http://127.0.0.1:3000}"
 start_process chat-worker - "$bin/chat-worker"
 start_process chat-api - "$bin/chat-api"
 wait_for_port "$PORT" chat-api

@@ -68,6 +68,24 @@ stop_stack() {
   STACK_PIDS=()
 }
 
+# write_bench_section NAME FILE: puts FILE's text between <!-- NAME:begin --> and <!-- NAME:end --> in
+# docs/benchmarks.md, replacing what a previous run wrote there.
+write_bench_section() {
+  local name=$1 file=$2
+  touch docs/benchmarks.md
+  python3 - "$name" "$file" <<'PY'
+import re, sys
+name, path = sys.argv[1], sys.argv[2]
+doc = open("docs/benchmarks.md").read()
+section = f"<!-- {name}:begin -->\n" + open(path).read().strip() + f"\n<!-- {name}:end -->"
+if not doc.strip():
+    doc = "# Benchmarks\n\nEach section is written by the make target it names.\n\n"
+pattern = re.compile(f"<!-- {name}:begin -->.*?<!-- {name}:end -->", re.S)
+doc = pattern.sub(lambda _: section, doc) if pattern.search(doc) else doc.rstrip() + "\n\n" + section + "\n"
+open("docs/benchmarks.md", "w").write(doc)
+PY
+}
+
 # Swift from /opt/swift when it is not on PATH.
 if ! command -v swift >/dev/null 2>&1 && [ -x /opt/swift/usr/bin/swift ]; then
   export PATH="/opt/swift/usr/bin:$PATH"

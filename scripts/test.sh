@@ -15,12 +15,31 @@ rm -rf .data/test && mkdir -p .data/test
 start_redis 6390 .data/test/redis
 start_mongo 27028 .data/test/mongo
 
+export EMULATOR_ACCESS_KEY_ID=AKIDEMULATOREXAMPLE
+export EMULATOR_SECRET_ACCESS_KEY=emulator/secret/key/EXAMPLEKEY0000000000000
+export BEDROCK_ENDPOINT=http://127.0.0.1:3020
+start_process bedrock-emulator .data/test/emulator.log env PORT=3020 EMULATOR_TOKENS_PER_SECOND=400 "$bin/bedrock-emulator"
+wait_for_port 3020 bedrock-emulator
+
+start_process auth-standin .data/test/auth.log env PORT=3021 PASSWORD_HASH_ROUNDS=1000 "$bin/auth-standin"
+start_process accounting-standin .data/test/accounting.log env PORT=3022 MONGO_URI=mongodb://127.0.0.1:27028/accounting_test RESERVATION_TTL_SECONDS=60 "$bin/accounting-standin"
+wait_for_port 3021 auth-standin
+wait_for_port 3022 accounting-standin
+export AUTH_URL=http://127.0.0.1:3021
+export ACCOUNTING_URL=http://127.0.0.1:3022
+
 export REDIS_URL=redis://127.0.0.1:6390
 export MONGO_URI=mongodb://127.0.0.1:27028/chat_test
 export REDIS_SERVER_BIN="$(command -v redis-server)"
 export SECANTUSD_BIN="$PWD/.venv/bin/secantusd-py"
 export CHAT_API_BIN="$bin/chat-api"
 export CHAT_WORKER_BIN="$bin/chat-worker"
+export ACCOUNTING_STANDIN_BIN="$bin/accounting-standin"
 
-echo "==> running the tests"
-swift test --skip-build "$@"
+status=0
+echo "==> running the Swift tests (unit and integration)"
+swift test --skip-build "$@" || status=$?
+
+echo "==> running the Bedrock emulator's conformance tests (boto3)"
+.venv/bin/pytest -q Tests/Conformance || status=$?
+exit $status

@@ -12,6 +12,11 @@ struct APIConfiguration: Sendable {
     var jwtAccessSecret: String
     /// How long /readyz and /api/health wait for each dependency.
     var healthTimeout: Duration
+    /// Rate limits per client IP and per user and route class.
+    var rateLimits: RateLimitSettings
+    /// The accounting service (`ACCOUNTING_URL`) and how long one call may take.
+    var accountingURL: String
+    var accountingTimeout: Duration
 
     /// Reads and checks the settings; a bad one throws a `ConfigurationError` with one clear line.
     init(environment: Environment) throws {
@@ -32,5 +37,11 @@ struct APIConfiguration: Sendable {
             )
         }
         healthTimeout = try environment.milliseconds("HEALTH_TIMEOUT_MS", default: .seconds(2))
+        rateLimits = try RateLimitSettings(environment: environment)
+        accountingURL = environment.string("ACCOUNTING_URL", default: "http://127.0.0.1:3001")
+        guard accountingURL.hasPrefix("http://") || accountingURL.hasPrefix("https://") else {
+            throw ConfigurationError("ACCOUNTING_URL must be an http:// or https:// URL (got \(accountingURL))")
+        }
+        accountingTimeout = try environment.milliseconds("ACCOUNTING_TIMEOUT_MS", default: .seconds(3))
     }
 }

@@ -1,3 +1,5 @@
+import Accounting
+import AsyncHTTPClient
 import ChatCore
 import ChatStore
 import Hummingbird
@@ -10,6 +12,8 @@ struct APIDependencies: Sendable {
     var store: any SessionStore
     var verifier: AccessTokenVerifier
     var healthTimeout: Duration
+    var rateLimiter: RateLimiter
+    var ledger: any CreditLedger
 }
 
 /// Builds chat-api: the Redis client and the MongoDB store as services of its `ServiceGroup`, the router, the
@@ -23,17 +27,24 @@ func buildApplication(configuration: APIConfiguration) async throws -> some Appl
     } catch {
         logger.warning("could not create the database indexes at start; /readyz reports the database", metadata: ["error": "\(error)"])
     }
+    let httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
+    let ledger = AccountingClient(
+        baseURL: configuration.accountingURL, httpClient: httpClient, timeout: configuration.accountingTimeout,
+        logger: Logger(label: "chat-api.accounting")
+    )
     let dependencies = APIDependencies(
         redis: redis, store: store,
         verifier: try AccessTokenVerifier(secret: configuration.jwtAccessSecret),
-        healthTimeout: configuration.healthTimeout
+        healthTimeout: configuration.healthTimeout,
+        rateLimiter: RateLimiter(redis: redis, settings: configuration.rateLimits, logger: Logger(label: "chat-api.ratelimit")),
+        ledger: ledger
     )
     var app = Application(
         router: buildRouter(dependencies),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "chat-api"),
         logger: logger
     )
-    app.addServices(redis, StoreService(store: store))
+    app.addServices(redis, StoreService(store: store), HTTPClientService(client: httpClient))
     return app
 }
 
@@ -42,8 +53,11 @@ func buildRouter(_ dependencies: APIDependencies) -> Router<ChatRequestContext> 
     let router = Router(context: ChatRequestContext.self)
     router.add(middleware: RequestIDMiddleware())
     router.add(middleware: ErrorMiddleware())
+    router.add(middleware: RateLimitMiddleware(limiter: dependencies.rateLimiter) { _ in .ip })
     HealthController(redis: dependencies.redis, store: dependencies.store, timeout: dependencies.healthTimeout).register(on: router)
-    let chat = router.group("/api/chat").add(middleware: AuthenticationMiddleware(verifier: dependencies.verifier))
-    SessionController(store: dependencies.store).register(on: chat)
+    let chat = router.group("/api/chat")
+        .add(middleware: AuthenticationMiddleware(verifier: dependencies.verifier))
+        .add(middleware: RateLimitMiddleware(limiter: dependencies.rateLimiter, classify: RateLimitMiddleware.chatClass))
+    SessionController(store: dependencies.store, ledger: dependencies.ledger).register(on: chat)
     return router
 }

@@ -8,14 +8,26 @@ struct ChatRequestContext: RequestContext {
     var requestID: String = ""
     /// The caller, set by `AuthenticationMiddleware`.
     var user: AuthenticatedUser?
+    /// The caller's bearer token, for calls made on their behalf (never logged).
+    var token: String?
+
+    /// The peer's IP address (the proxy's, behind one; `X-Forwarded-For` is not trusted).
+    var clientIP: String?
 
     init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
+        clientIP = source.channel.remoteAddress?.ipAddress
     }
 
     /// The caller; only routes behind `AuthenticationMiddleware` use it.
     func requireUser() throws -> AuthenticatedUser {
         guard let user else { throw ChatError(.unauthorized, code: "UNAUTHORIZED", message: "Invalid authentication token") }
         return user
+    }
+
+    /// The caller's bearer token; only routes behind `AuthenticationMiddleware` use it.
+    func requireToken() throws -> String {
+        guard let token else { throw ChatError(.unauthorized, code: "UNAUTHORIZED", message: "Invalid authentication token") }
+        return token
     }
 }

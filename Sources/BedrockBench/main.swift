@@ -1,1 +1,10 @@
-print("bedrock-bench: not built yet")
+// bedrock-bench: the event-stream decoder alone, then the Bedrock client's cost per streamed chunk against
+// the emulator; printed as one Markdown table.
+print("| benchmark | throughput | rate |")
+print("| --- | --- | --- |")
+for row in runDecoderBenchmark() {
+    print(row)
+}
+for row in try await runClientBenchmark() {
+    print(row)
+}

@@ -39,7 +39,7 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     static func binary(_ name: String) -> String {
-        ProcessInfo.processInfo.environment[name] ?? ".build/debug/\(name == "CHAT_API_BIN" ? "chat-api" : "chat-worker")"
+        ProcessInfo.processInfo.environment[name] ?? ".build/debug/\(["CHAT_API_BIN": "chat-api", "CHAT_WORKER_BIN": "chat-worker", "ACCOUNTING_STANDIN_BIN": "accounting-standin"][name] ?? name)"
     }
 }
 

@@ -1,9 +1,12 @@
+import Accounting
+import AsyncHTTPClient
 import ChatCore
 import ChatStore
 import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import Logging
 import Testing
 
 @testable import API
@@ -18,7 +21,8 @@ struct APIFixture {
 
     /// Runs `body` against the app, then drops the database and closes the clients.
     static func with(
-        redis: RedisClient? = nil, mongoURI: String? = nil, _ body: @Sendable (APIFixture, any TestClientProtocol) async throws -> Void
+        redis: RedisClient? = nil, mongoURI: String? = nil, rateLimits: RateLimitSettings = try! RateLimitSettings(environment: Environment(["RATE_LIMIT_ENABLED": "false"])),
+        accountingURL: String = TestEnvironment.accountingURL, _ body: @Sendable (APIFixture, any TestClientProtocol) async throws -> Void
     ) async throws {
         let store = try MongoSessionStore(
             configuration: MongoConfiguration(uri: mongoURI ?? MongoSessionStoreTests.uniqueDatabaseURI(), timeout: .seconds(1), threadCount: 2)
@@ -26,8 +30,13 @@ struct APIFixture {
         if mongoURI == nil { try await store.prepare() }
         let redis = try redis ?? testRedisClient()
         let fixture = APIFixture(store: store, redis: redis)
+        var limiter = RateLimiter(redis: redis, settings: rateLimits, logger: Logger(label: "test.ratelimit"))
+        limiter.keyPrefix = uniqueKey("ratelimit")
+        let ledger = AccountingClient(baseURL: accountingURL, httpClient: HTTPClient.shared, timeout: .seconds(2))
         let app = Application(
-            router: buildRouter(APIDependencies(redis: redis, store: store, verifier: fixture.verifier, healthTimeout: .seconds(1)))
+            router: buildRouter(
+                APIDependencies(redis: redis, store: store, verifier: fixture.verifier, healthTimeout: .seconds(1), rateLimiter: limiter, ledger: ledger)
+            )
         )
         do {
             try await app.test(.router) { client in try await body(fixture, client) }
@@ -45,6 +54,25 @@ struct APIFixture {
     /// `Authorization` for a fresh token of `user`.
     func auth(_ user: String, role: UserRole = .enduser) -> HTTPFields {
         [.authorization: "Bearer " + verifier.sign(userID: user, role: role, lifetime: 900), .contentType: "application/json"]
+    }
+
+    /// Gives `user` credits through the accounting stand-in, as an admin would.
+    func fund(_ user: String, credits: Int = 1_000, accountingURL: String = TestEnvironment.accountingURL) async throws {
+        try await Accounting.fund(user, credits: credits, accountingURL: accountingURL, verifier: verifier)
+    }
+}
+
+/// Credits for test users, through the accounting stand-in's admin endpoint.
+enum Accounting {
+    static func fund(_ user: String, credits: Int, accountingURL: String, verifier: AccessTokenVerifier) async throws {
+        var request = HTTPClientRequest(url: accountingURL + "/api/credits/allocate")
+        request.method = .POST
+        request.headers.add(name: "Authorization", value: "Bearer " + verifier.sign(userID: "admin", role: .admin, lifetime: 300))
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(string: #"{"targetUserId":"\#(user)","credits":\#(credits),"expiryDays":30,"notes":"test"}"#))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        _ = try await response.body.collect(upTo: 1 << 20)
+        #expect(response.status == .created, "allocating credits to \(user) answered \(response.status)")
     }
 }
 
@@ -143,6 +171,7 @@ struct SessionsAPITests {
     func createSession() async throws {
         try await APIFixture.with { fixture, client in
             let headers = fixture.auth("user-create")
+            try await fixture.fund("user-create")
             let sessionID = try await client.execute(
                 uri: "/api/chat/sessions", method: .post, headers: headers,
                 body: body(["title": "Test Chat", "modelId": "anthropic.claude-3-sonnet-20240229-v1:0", "initialMessage": "Hello"])
@@ -185,6 +214,7 @@ struct SessionsAPITests {
     func listPagination() async throws {
         try await APIFixture.with { fixture, client in
             let headers = fixture.auth("user-list")
+            try await fixture.fund("user-list")
             for index in 1...5 {
                 try await client.execute(uri: "/api/chat/sessions", method: .post, headers: headers, body: body(["title": "S\(index)"])) {
                     #expect($0.status == .created)

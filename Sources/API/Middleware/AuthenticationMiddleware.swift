@@ -9,20 +9,21 @@ struct AuthenticationMiddleware: RouterMiddleware {
     let verifier: AccessTokenVerifier
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let user = Self.user(of: request, verifier: verifier) else {
+        guard let token = Self.bearerToken(of: request), let user = verifier.verify(token) else {
             throw ChatError(.unauthorized, code: "INVALID_TOKEN", message: "Invalid authentication token")
         }
         var context = context
         context.user = user
+        context.token = token
         context.logger[metadataKey: "user"] = .string(user.id)
         return try await next(request, context)
     }
 
-    /// The caller proven by the request's bearer token, or nil when there is none or it is not valid.
-    static func user(of request: Request, verifier: AccessTokenVerifier) -> AuthenticatedUser? {
+    /// The token of `Authorization: Bearer <token>` (scheme word in any case), or nil.
+    static func bearerToken(of request: Request) -> String? {
         guard let header = request.headers[.authorization] else { return nil }
         let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
         guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
-        return verifier.verify(parts[1].trimmingCharacters(in: .whitespaces))
+        return parts[1].trimmingCharacters(in: .whitespaces)
     }
 }

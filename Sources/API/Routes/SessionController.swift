@@ -1,3 +1,4 @@
+import Accounting
 import ChatCore
 import Foundation
 import Hummingbird
@@ -6,6 +7,7 @@ import Hummingbird
 /// another user's session is 404, the same as one that does not exist.
 struct SessionController: Sendable {
     let store: any SessionStore
+    let ledger: any CreditLedger
     /// Titles longer than this are refused.
     static let maxTitleLength = 200
     /// Messages longer than this are refused.
@@ -28,6 +30,7 @@ struct SessionController: Sendable {
             throw ChatError(.badRequest, code: "INVALID_MODEL", message: "Invalid model ID")
         }
         _ = try body.string("initialMessage", required: false, maxLength: Self.maxMessageLength)
+        guard try await ledger.hasCredits(1, token: try context.requireToken()) else { throw AccountingClient.insufficient }
         let session = try await store.createSession(userId: user.id, title: title, modelId: modelID)
         return Response.json(status: .created, SessionJSON.session(session))
     }

@@ -105,6 +105,11 @@ enum TestEnvironment {
     /// The MongoDB (SecantusDB) that `make test` started; each test uses a database of its own.
     static var mongoURI: String { ProcessInfo.processInfo.environment["MONGO_URI"] ?? "mongodb://127.0.0.1:27028/chat_test" }
 
+    /// The accounting stand-in that `make test` started.
+    static var accountingURL: String { ProcessInfo.processInfo.environment["ACCOUNTING_URL"] ?? "http://127.0.0.1:3022" }
+    /// The auth stand-in that `make test` started.
+    static var authURL: String { ProcessInfo.processInfo.environment["AUTH_URL"] ?? "http://127.0.0.1:3021" }
+
     /// A port for a server a test starts itself, distinct per call within a run.
     static func freePort() -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

@@ -1,0 +1,113 @@
+import AsyncHTTPClient
+import ChatCore
+import Foundation
+import Logging
+import NIOCore
+import NIOFoundationCompat
+
+/// The accounting service over HTTP (`ACCOUNTING_URL`), with a timeout per call and one retry for the
+/// idempotent calls (check, finalize) when the service could not be reached.
+public final class AccountingClient: CreditLedger {
+    private let baseURL: String
+    private let httpClient: HTTPClient
+    private let timeout: Duration
+    private let logger: Logger
+
+    /// A client of the service at `baseURL`; `timeout` bounds each call.
+    public init(baseURL: String, httpClient: HTTPClient, timeout: Duration = .seconds(3), logger: Logger = Logger(label: "accounting")) {
+        var url = baseURL
+        while url.hasSuffix("/") { url.removeLast() }
+        self.baseURL = url
+        self.httpClient = httpClient
+        self.timeout = timeout
+        self.logger = logger
+    }
+
+    public func hasCredits(_ credits: Double, token: String) async throws -> Bool {
+        let (status, body) = try await call("/api/credits/check", ["credits": credits], token: token, idempotent: true)
+        guard status == 200, let sufficient = body["sufficient"] as? Bool else { throw unexpected("credits/check", status) }
+        return sufficient
+    }
+
+    public func reserve(reservationID: String, sessionID: String, modelID: String, estimatedTokens: Int, token: String) async throws -> CreditReservation {
+        let (status, body) = try await call(
+            "/api/streaming-sessions/initialize",
+            ["sessionId": reservationID, "chatSessionId": sessionID, "modelId": modelID, "estimatedTokens": estimatedTokens],
+            token: token, idempotent: false
+        )
+        switch status {
+        case 200, 201:
+            let credits = (body["allocatedCredits"] as? Double) ?? (body["allocatedCredits"] as? Int).map(Double.init) ?? 0
+            return CreditReservation(id: reservationID, allocatedCredits: credits)
+        case 402:
+            throw Self.insufficient
+        default:
+            throw unexpected("streaming-sessions/initialize", status)
+        }
+    }
+
+    public func finalize(
+        reservationID: String, modelID: String, inputTokens: Int, outputTokens: Int, success: Bool, token: String
+    ) async throws -> CreditSettlement {
+        let (status, body) = try await call(
+            "/api/streaming-sessions/finalize",
+            [
+                "sessionId": reservationID, "modelId": modelID, "actualTokens": inputTokens + outputTokens,
+                "inputTokens": inputTokens, "outputTokens": outputTokens, "success": success,
+            ],
+            token: token, idempotent: true
+        )
+        guard status == 200 else { throw unexpected("streaming-sessions/finalize", status) }
+        return CreditSettlement(creditsUsed: Self.number(body["creditsUsed"]), refund: Self.number(body["refund"]))
+    }
+
+    /// 402 as the API answers it.
+    public static let insufficient = ChatError(.paymentRequired, code: "INSUFFICIENT_CREDITS", message: "Insufficient credits to process request")
+    /// Anything else that keeps the service from answering.
+    public static let unavailable = ChatError(.unavailable, code: "ACCOUNTING_UNAVAILABLE", message: "The accounting service is unavailable")
+
+    private func call(_ path: String, _ body: [String: Any], token: String, idempotent: Bool) async throws -> (Int, [String: Any]) {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = .POST
+        request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(data: try JSONSerialization.data(withJSONObject: body)))
+        let attempts = idempotent ? 2 : 1
+        for attempt in 1...attempts {
+            do {
+                let response = try await httpClient.execute(request, timeout: TimeAmount.nanoseconds(timeout.nanoseconds))
+                let bytes = try await response.body.collect(upTo: 1024 * 1024)
+                let object = (try? JSONSerialization.jsonObject(with: Data(buffer: bytes))) as? [String: Any] ?? [:]
+                let status = Int(response.status.code)
+                if status >= 500, attempt < attempts { continue }
+                return (status, object)
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                logger.warning("accounting call failed", metadata: ["path": "\(path)", "attempt": "\(attempt)", "error": "\(error)"])
+                if attempt == attempts { throw Self.unavailable }
+            }
+        }
+        throw Self.unavailable
+    }
+
+    private func unexpected(_ call: String, _ status: Int) -> ChatError {
+        logger.warning("accounting answered unexpectedly", metadata: ["call": "\(call)", "status": "\(status)"])
+        if status == 401 || status == 403 {
+            return ChatError(.forbidden, code: "ACCOUNTING_REFUSED", message: "The accounting service refused the request")
+        }
+        return Self.unavailable
+    }
+
+    private static func number(_ value: Any?) -> Double {
+        (value as? Double) ?? (value as? Int).map(Double.init) ?? 0
+    }
+}
+
+extension Duration {
+    /// The duration in whole nanoseconds.
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}

@@ -1,0 +1,1 @@
+print("accounting-standin: not built yet")

@@ -1,0 +1,165 @@
+import ChatCore
+import Foundation
+
+/// Anthropic Claude on Bedrock, Messages API (`anthropic_version: bedrock-2023-05-31`).
+public struct ClaudeAdapter: ModelAdapter {
+    /// Always `.anthropicClaude`.
+    public var family: ModelFamily { .anthropicClaude }
+
+    /// Creates the adapter.
+    public init() {}
+
+    /// The Messages API body: alternating turns starting with the user, optional fields left out when unset.
+    public func requestBody(for request: GenerationRequest) throws -> Data {
+        let messages = ModelAdapters.alternatingTurns(of: request).map {
+            Message(role: $0.role.rawValue, content: [TextBlock(text: $0.text)])
+        }
+        return try AdapterJSON.encode(
+            Request(
+                maxTokens: request.maxTokens, messages: messages, system: ModelAdapters.systemPrompt(of: request),
+                temperature: request.temperature, topP: request.topP, stopSequences: ModelAdapters.stopSequences(of: request)
+            )
+        )
+    }
+
+    /// The text of all text blocks joined, the stop reason and `usage`.
+    public func parseResponse(_ body: Data) throws -> Completion {
+        let response = try AdapterJSON.decode(Response.self, from: body, family: family)
+        return Completion(
+            text: response.content.compactMap { $0.type == "text" ? $0.text : nil }.joined(),
+            stopReason: response.stopReason.flatMap(Self.stopReason),
+            usage: response.usage.flatMap { ModelAdapters.usage(input: $0.inputTokens, output: $0.outputTokens) }
+        )
+    }
+
+    /// One stream event; usage values are the running totals Claude reports (input at `message_start`,
+    /// output growing through `message_delta`), so the latest reported value is the count.
+    public func parseChunk(_ chunk: Data) throws -> ChunkDelta {
+        let event = try AdapterJSON.decode(StreamEvent.self, from: chunk, family: family)
+        var delta = ChunkDelta(text: "", invocationMetrics: event.invocationMetrics?.usage)
+        switch event.type {
+        case "message_start":
+            guard let message = event.message else { throw missing("message", in: event.type) }
+            delta.usage = message.usage.flatMap { ModelAdapters.usage(input: $0.inputTokens, output: $0.outputTokens) }
+        case "content_block_start":
+            guard let block = event.contentBlock else { throw missing("content_block", in: event.type) }
+            if block.type == "text" { delta.text = block.text ?? "" }
+        case "content_block_delta":
+            guard let change = event.delta else { throw missing("delta", in: event.type) }
+            if change.type == "text_delta" {
+                guard let text = change.text else { throw missing("delta.text", in: event.type) }
+                delta.text = text
+            }
+        case "message_delta":
+            delta.stopReason = event.delta?.stopReason.flatMap(Self.stopReason)
+            delta.usage = event.usage.flatMap { ModelAdapters.usage(input: $0.inputTokens, output: $0.outputTokens) }
+        case "error":
+            throw ModelResponseError(family: family, message: "error event: \(event.error?.message ?? "no message")")
+        default:
+            // content_block_stop, message_stop, ping and event types added later carry no text.
+            break
+        }
+        return delta
+    }
+
+    /// Claude's `stop_reason` as a `StopReason`; nil for values with no counterpart (e.g. `tool_use`).
+    static func stopReason(_ value: String) -> StopReason? {
+        switch value {
+        case "end_turn": .endTurn
+        case "max_tokens": .maxTokens
+        case "stop_sequence": .stopSequence
+        case "refusal": .contentFiltered
+        default: nil
+        }
+    }
+
+    private func missing(_ field: String, in eventType: String) -> ModelResponseError {
+        ModelResponseError(family: family, message: "missing field \(field) in \(eventType) event")
+    }
+}
+
+// MARK: - Wire types
+
+extension ClaudeAdapter {
+    private struct Request: Encodable {
+        var anthropicVersion = "bedrock-2023-05-31"
+        var maxTokens: Int
+        var messages: [Message]
+        var system: String?
+        var temperature: Double?
+        var topP: Double?
+        var stopSequences: [String]?
+
+        enum CodingKeys: String, CodingKey {
+            case anthropicVersion = "anthropic_version", maxTokens = "max_tokens", messages, system, temperature
+            case topP = "top_p", stopSequences = "stop_sequences"
+        }
+    }
+
+    private struct Message: Encodable {
+        var role: String
+        var content: [TextBlock]
+    }
+
+    private struct TextBlock: Encodable {
+        var type = "text"
+        var text: String
+    }
+
+    private struct Usage: Decodable {
+        var inputTokens: Int?
+        var outputTokens: Int?
+
+        enum CodingKeys: String, CodingKey {
+            case inputTokens = "input_tokens", outputTokens = "output_tokens"
+        }
+    }
+
+    private struct ContentBlock: Decodable {
+        var type: String
+        var text: String?
+    }
+
+    private struct Response: Decodable {
+        var content: [ContentBlock]
+        var stopReason: String?
+        var usage: Usage?
+
+        enum CodingKeys: String, CodingKey {
+            case content, stopReason = "stop_reason", usage
+        }
+    }
+
+    private struct StreamEvent: Decodable {
+        struct MessageStart: Decodable {
+            var usage: Usage?
+        }
+
+        struct Delta: Decodable {
+            var type: String?
+            var text: String?
+            var stopReason: String?
+
+            enum CodingKeys: String, CodingKey {
+                case type, text, stopReason = "stop_reason"
+            }
+        }
+
+        struct ErrorBody: Decodable {
+            var message: String?
+        }
+
+        var type: String
+        var message: MessageStart?
+        var contentBlock: ContentBlock?
+        var delta: Delta?
+        var usage: Usage?
+        var error: ErrorBody?
+        var invocationMetrics: ModelAdapters.InvocationMetrics?
+
+        enum CodingKeys: String, CodingKey {
+            case type, message, contentBlock = "content_block", delta, usage, error
+            case invocationMetrics = "amazon-bedrock-invocationMetrics"
+        }
+    }
+}

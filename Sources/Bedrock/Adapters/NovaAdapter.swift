@@ -1,0 +1,159 @@
+import ChatCore
+import Foundation
+
+/// Amazon Nova on Bedrock (`schemaVersion: messages-v1`).
+public struct NovaAdapter: ModelAdapter {
+    /// Always `.amazonNova`.
+    public var family: ModelFamily { .amazonNova }
+
+    /// Creates the adapter.
+    public init() {}
+
+    /// The messages-v1 body: alternating turns starting with the user, optional fields left out when unset.
+    public func requestBody(for request: GenerationRequest) throws -> Data {
+        let messages = ModelAdapters.alternatingTurns(of: request).map {
+            Message(role: $0.role.rawValue, content: [TextContent(text: $0.text)])
+        }
+        let config = InferenceConfig(
+            maxTokens: request.maxTokens, temperature: request.temperature, topP: request.topP,
+            stopSequences: ModelAdapters.stopSequences(of: request)
+        )
+        return try AdapterJSON.encode(
+            Request(
+                system: ModelAdapters.systemPrompt(of: request).map { [TextContent(text: $0)] },
+                messages: messages, inferenceConfig: config
+            )
+        )
+    }
+
+    /// The text of `output.message.content` joined, `stopReason` and `usage`.
+    public func parseResponse(_ body: Data) throws -> Completion {
+        let response = try AdapterJSON.decode(Response.self, from: body, family: family)
+        return Completion(
+            text: response.output.message.content.compactMap(\.text).joined(),
+            stopReason: response.stopReason.flatMap(Self.stopReason),
+            usage: response.usage.flatMap { ModelAdapters.usage(input: $0.inputTokens, output: $0.outputTokens) }
+        )
+    }
+
+    /// One stream chunk: text from `contentBlockDelta`, the reason from `messageStop`, totals from `metadata.usage`.
+    public func parseChunk(_ chunk: Data) throws -> ChunkDelta {
+        let event = try AdapterJSON.decode(StreamEvent.self, from: chunk, family: family)
+        guard event.hasFields else { throw ModelResponseError(family: family, message: "empty chunk") }
+        var delta = ChunkDelta(text: "", invocationMetrics: event.invocationMetrics?.usage)
+        if let blockDelta = event.contentBlockDelta {
+            // A delta without text is a non-text block (reasoning, tool use): nothing to show.
+            delta.text = blockDelta.delta.text ?? ""
+        }
+        if let stop = event.messageStop {
+            delta.stopReason = stop.stopReason.flatMap(Self.stopReason)
+        }
+        if let usage = event.metadata?.usage {
+            delta.usage = ModelAdapters.usage(input: usage.inputTokens, output: usage.outputTokens)
+        }
+        return delta
+    }
+
+    /// Nova's `stopReason` as a `StopReason`; nil for values with no counterpart (e.g. `tool_use`).
+    static func stopReason(_ value: String) -> StopReason? {
+        switch value {
+        case "end_turn": .endTurn
+        case "max_tokens": .maxTokens
+        case "stop_sequence": .stopSequence
+        case "content_filtered", "guardrail_intervened": .contentFiltered
+        default: nil
+        }
+    }
+}
+
+// MARK: - Wire types
+
+extension NovaAdapter {
+    private struct Request: Encodable {
+        var schemaVersion = "messages-v1"
+        var system: [TextContent]?
+        var messages: [Message]
+        var inferenceConfig: InferenceConfig
+    }
+
+    private struct InferenceConfig: Encodable {
+        var maxTokens: Int
+        var temperature: Double?
+        var topP: Double?
+        var stopSequences: [String]?
+    }
+
+    private struct Message: Encodable {
+        var role: String
+        var content: [TextContent]
+    }
+
+    private struct TextContent: Encodable {
+        var text: String
+    }
+
+    private struct ContentBlock: Decodable {
+        var text: String?
+    }
+
+    private struct Usage: Decodable {
+        var inputTokens: Int?
+        var outputTokens: Int?
+    }
+
+    private struct Response: Decodable {
+        struct Output: Decodable {
+            struct OutputMessage: Decodable {
+                var content: [ContentBlock]
+            }
+
+            var message: OutputMessage
+        }
+
+        var output: Output
+        var stopReason: String?
+        var usage: Usage?
+    }
+
+    private struct StreamEvent: Decodable {
+        struct BlockDelta: Decodable {
+            var delta: ContentBlock
+        }
+
+        struct MessageStop: Decodable {
+            var stopReason: String?
+        }
+
+        struct Metadata: Decodable {
+            var usage: Usage?
+        }
+
+        /// Any key at all: each chunk names its event (`messageStart`, `contentBlockStop`, …), so `{}` is not a chunk.
+        struct AnyKey: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case contentBlockDelta, messageStop, metadata
+            case invocationMetrics = "amazon-bedrock-invocationMetrics"
+        }
+
+        var contentBlockDelta: BlockDelta?
+        var messageStop: MessageStop?
+        var metadata: Metadata?
+        var invocationMetrics: ModelAdapters.InvocationMetrics?
+        var hasFields: Bool
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            contentBlockDelta = try container.decodeIfPresent(BlockDelta.self, forKey: .contentBlockDelta)
+            messageStop = try container.decodeIfPresent(MessageStop.self, forKey: .messageStop)
+            metadata = try container.decodeIfPresent(Metadata.self, forKey: .metadata)
+            invocationMetrics = try container.decodeIfPresent(ModelAdapters.InvocationMetrics.self, forKey: .invocationMetrics)
+            hasFields = try !decoder.container(keyedBy: AnyKey.self).allKeys.isEmpty
+        }
+    }
+}

@@ -1,0 +1,153 @@
+import AsyncHTTPClient
+import EventStream
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOFoundationCompat
+
+/// The chunks of one InvokeModelWithResponseStream answer: each element is the model's JSON chunk (the
+/// event's base64 `bytes`, decoded). Pulled from the socket only as the consumer asks (backpressure);
+/// an exception event ends the sequence with a `BedrockError` named after it; no event within the chunk
+/// timeout ends it with `ChunkTimeout`. Single-pass: iterate it once.
+public final class BedrockResponseStream: AsyncSequence, Sendable {
+    public typealias Element = Data
+    /// `x-amzn-RequestId` of the call.
+    public let requestID: String?
+    /// How many tries opening the stream took (1 = no retry).
+    public let attempts: Int
+    private let state: NIOLockedValueBox<State>
+    private let chunkTimeout: Duration
+
+    struct State: @unchecked Sendable {
+        // @unchecked: the body iterator is used by one `next()` at a time (the sequence is single-pass and
+        // its consumer awaits each element), always through this lock-protected box.
+        var body: HTTPClientResponse.Body.AsyncIterator
+        var decoder = EventStreamDecoder()
+        var firstChunk: Data?
+        var finished = false
+    }
+
+    init(response: HTTPClientResponse, requestID: String?, chunkTimeout: Duration, attempts: Int) {
+        self.requestID = requestID
+        self.attempts = attempts
+        self.chunkTimeout = chunkTimeout
+        self.state = NIOLockedValueBox(State(body: response.body.makeAsyncIterator()))
+    }
+
+    /// Reads until the first chunk and keeps it for the consumer; an exception before it is thrown from here.
+    func prefetchFirstChunk(timeout: Duration) async throws {
+        let first = try await nextChunk(timeout: timeout)
+        state.withLockedValue { $0.firstChunk = first }
+        if first == nil { state.withLockedValue { $0.finished = true } }
+    }
+
+    /// Iterates the chunks.
+    public func makeAsyncIterator() -> Iterator {
+        Iterator(stream: self)
+    }
+
+    /// Hands out the prefetched chunk, then reads on.
+    public struct Iterator: AsyncIteratorProtocol {
+        let stream: BedrockResponseStream
+
+        public mutating func next() async throws -> Data? {
+            if let first = stream.state.withLockedValue({ state -> Data? in
+                defer { state.firstChunk = nil }
+                return state.firstChunk
+            }) {
+                return first
+            }
+            if stream.state.withLockedValue({ $0.finished }) { return nil }
+            return try await stream.nextChunk(timeout: stream.chunkTimeout)
+        }
+    }
+
+    /// The next chunk event's decoded bytes; nil at the end of the stream.
+    private func nextChunk(timeout: Duration) async throws -> Data? {
+        while true {
+            if let message = try decodeNext() {
+                switch message.stringHeader(":message-type") {
+                case "event":
+                    guard message.stringHeader(":event-type") == "chunk" else { continue }
+                    return try Self.chunkBytes(message, requestID: requestID)
+                case "exception":
+                    finish()
+                    throw Self.exception(message, requestID: requestID)
+                case "error":
+                    finish()
+                    throw BedrockError(
+                        code: message.stringHeader(":error-code") ?? "UnknownError",
+                        message: message.stringHeader(":error-message") ?? "the stream reported an error", requestID: requestID
+                    )
+                default:
+                    continue
+                }
+            }
+            guard let bytes = try await readBody(timeout: timeout) else {
+                finish()
+                return nil
+            }
+            state.withLockedValue { $0.decoder.append(bytes) }
+        }
+    }
+
+    private func decodeNext() throws -> EventStreamMessage? {
+        do {
+            return try state.withLockedValue { try $0.decoder.next() }
+        } catch {
+            finish()
+            throw BedrockError(code: "InvalidResponse", message: "the event stream is corrupt (\(error))", requestID: requestID)
+        }
+    }
+
+    private func readBody(timeout: Duration) async throws -> ByteBuffer? {
+        let box = IteratorBox(stream: self)
+        do {
+            return try await withTimeLimit(
+                timeout, error: { BedrockError(code: "ChunkTimeout", message: "no event from Bedrock within the chunk timeout") }
+            ) {
+                try await box.next()
+            }
+        } catch let error as BedrockError {
+            finish()
+            throw BedrockError(code: error.code, message: error.message, statusCode: error.statusCode, requestID: requestID)
+        } catch is CancellationError {
+            finish()
+            throw CancellationError()
+        } catch {
+            finish()
+            throw BedrockError(code: "ConnectionError", message: "the stream from Bedrock broke (\(error))", requestID: requestID)
+        }
+    }
+
+    private func finish() {
+        state.withLockedValue { $0.finished = true }
+    }
+
+    /// Takes the body iterator out of the lock for one read and puts it back, so the lock is never held across an await.
+    private struct IteratorBox: Sendable {
+        let stream: BedrockResponseStream
+
+        func next() async throws -> ByteBuffer? {
+            var iterator = stream.state.withLockedValue { $0.body }
+            let bytes = try await iterator.next()
+            let done = iterator
+            stream.state.withLockedValue { $0.body = done }
+            return bytes
+        }
+    }
+
+    private static func chunkBytes(_ message: EventStreamMessage, requestID: String?) throws -> Data {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(buffer: message.payload)) as? [String: Any],
+            let encoded = object["bytes"] as? String, let bytes = Data(base64Encoded: encoded)
+        else { throw BedrockError(code: "InvalidResponse", message: "a chunk event has no base64 bytes", requestID: requestID) }
+        return bytes
+    }
+
+    private static func exception(_ message: EventStreamMessage, requestID: String?) -> BedrockError {
+        let name = BedrockError.exceptionName(message.stringHeader(":exception-type") ?? "unknownException")
+        let object = (try? JSONSerialization.jsonObject(with: Data(buffer: message.payload))) as? [String: Any] ?? [:]
+        let text = (object["message"] as? String) ?? (object["Message"] as? String) ?? name
+        return BedrockError(code: name, message: text, requestID: requestID)
+    }
+}

@@ -1,1 +1,0 @@
-print("bedrock-emulator: not built yet")
