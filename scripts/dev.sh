@@ -16,6 +16,7 @@ start_mongo 27018 .data/dev/mongo
 export EMULATOR_ACCESS_KEY_ID="${EMULATOR_ACCESS_KEY_ID:-AKIDEMULATOREXAMPLE}"
 export EMULATOR_SECRET_ACCESS_KEY="${EMULATOR_SECRET_ACCESS_KEY:-emulator/secret/key/EXAMPLEKEY0000000000000}"
 export BEDROCK_ENDPOINT="${BEDROCK_ENDPOINT:-http://127.0.0.1:3010}"
+export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-$EMULATOR_ACCESS_KEY_ID}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-$EMULATOR_SECRET_ACCESS_KEY}"
 start_process bedrock-emulator .data/dev/emulator.log env PORT=3010 "$bin/bedrock-emulator"
 wait_for_port 3010 bedrock-emulator
 start_process auth-standin .data/dev/auth.log env PORT=3000 "$bin/auth-standin"

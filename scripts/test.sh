@@ -18,6 +18,8 @@ start_mongo 27028 .data/test/mongo
 export EMULATOR_ACCESS_KEY_ID=AKIDEMULATOREXAMPLE
 export EMULATOR_SECRET_ACCESS_KEY=emulator/secret/key/EXAMPLEKEY0000000000000
 export BEDROCK_ENDPOINT=http://127.0.0.1:3020
+# chat-worker processes started by the tests sign their Bedrock calls with the emulator's credentials.
+export AWS_ACCESS_KEY_ID=$EMULATOR_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$EMULATOR_SECRET_ACCESS_KEY AWS_REGION=us-east-1
 start_process bedrock-emulator .data/test/emulator.log env PORT=3020 EMULATOR_TOKENS_PER_SECOND=400 "$bin/bedrock-emulator"
 wait_for_port 3020 bedrock-emulator
 

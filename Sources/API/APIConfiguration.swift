@@ -17,6 +17,10 @@ struct APIConfiguration: Sendable {
     /// The accounting service (`ACCOUNTING_URL`) and how long one call may take.
     var accountingURL: String
     var accountingTimeout: Duration
+    /// The longest reply asked of a model (`GENERATION_MAX_TOKENS`); reservations cover it.
+    var maxOutputTokens: Int
+    /// How long `POST /messages` waits for the reply (`MESSAGE_WAIT_TIMEOUT_MS`).
+    var messageWait: Duration
 
     /// Reads and checks the settings; a bad one throws a `ConfigurationError` with one clear line.
     init(environment: Environment) throws {
@@ -43,5 +47,7 @@ struct APIConfiguration: Sendable {
             throw ConfigurationError("ACCOUNTING_URL must be an http:// or https:// URL (got \(accountingURL))")
         }
         accountingTimeout = try environment.milliseconds("ACCOUNTING_TIMEOUT_MS", default: .seconds(3))
+        maxOutputTokens = try environment.int("GENERATION_MAX_TOKENS", default: 1_024, in: 1...200_000)
+        messageWait = try environment.milliseconds("MESSAGE_WAIT_TIMEOUT_MS", default: .seconds(120))
     }
 }

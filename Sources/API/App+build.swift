@@ -14,6 +14,13 @@ struct APIDependencies: Sendable {
     var healthTimeout: Duration
     var rateLimiter: RateLimiter
     var ledger: any CreditLedger
+    var state: GenerationState
+    var queue: JobQueue<InferenceJob>
+    var events: SessionEvents
+    /// The longest reply asked of a model; reservations cover it.
+    var maxOutputTokens: Int = 1_024
+    /// How long `POST /messages` waits for a reply.
+    var messageWait: Duration = .seconds(120)
 }
 
 /// Builds chat-api: the Redis client and the MongoDB store as services of its `ServiceGroup`, the router, the
@@ -37,8 +44,18 @@ func buildApplication(configuration: APIConfiguration) async throws -> some Appl
         verifier: try AccessTokenVerifier(secret: configuration.jwtAccessSecret),
         healthTimeout: configuration.healthTimeout,
         rateLimiter: RateLimiter(redis: redis, settings: configuration.rateLimits, logger: Logger(label: "chat-api.ratelimit")),
-        ledger: ledger
+        ledger: ledger,
+        state: GenerationState(redis: redis),
+        queue: JobQueue<InferenceJob>(redis: redis),
+        events: SessionEvents(redis: redis, configuration: SessionEventsConfiguration(blockTime: .seconds(15))),
+        maxOutputTokens: configuration.maxOutputTokens,
+        messageWait: configuration.messageWait
     )
+    do {
+        try await dependencies.queue.prepare()
+    } catch {
+        logger.warning("could not create the job queue's consumer group at start", metadata: ["error": "\(error)"])
+    }
     var app = Application(
         router: buildRouter(dependencies),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "chat-api"),
@@ -58,6 +75,17 @@ func buildRouter(_ dependencies: APIDependencies) -> Router<ChatRequestContext> 
     let chat = router.group("/api/chat")
         .add(middleware: AuthenticationMiddleware(verifier: dependencies.verifier))
         .add(middleware: RateLimitMiddleware(limiter: dependencies.rateLimiter, classify: RateLimitMiddleware.chatClass))
-    SessionController(store: dependencies.store, ledger: dependencies.ledger).register(on: chat)
+    let starter = GenerationStarter(
+        store: dependencies.store, state: dependencies.state, queue: dependencies.queue, events: dependencies.events,
+        ledger: dependencies.ledger, maxOutputTokens: dependencies.maxOutputTokens
+    )
+    let relay = EventRelay(events: dependencies.events)
+    ObserveController(store: dependencies.store, state: dependencies.state, relay: relay).register(on: chat)
+    SessionController(store: dependencies.store, ledger: dependencies.ledger, state: dependencies.state, starter: starter).register(on: chat)
+    let jobs = router.group("/api/jobs")
+        .add(middleware: AuthenticationMiddleware(verifier: dependencies.verifier))
+        .add(middleware: RateLimitMiddleware(limiter: dependencies.rateLimiter, classify: RateLimitMiddleware.chatClass))
+    GenerationController(starter: starter, relay: relay, state: dependencies.state, store: dependencies.store, messageWait: dependencies.messageWait)
+        .register(on: chat, jobs: jobs)
     return router
 }

@@ -57,6 +57,11 @@ public final class AccountingClient: CreditLedger {
             ],
             token: token, idempotent: true
         )
+        if status == 404 {
+            // No such reservation (never made, or already expired and refunded): nothing is left to settle.
+            logger.warning("finalize of an unknown reservation", metadata: ["reservation": "\(reservationID)"])
+            return CreditSettlement(creditsUsed: 0, refund: 0)
+        }
         guard status == 200 else { throw unexpected("streaming-sessions/finalize", status) }
         return CreditSettlement(creditsUsed: Self.number(body["creditsUsed"]), refund: Self.number(body["refund"]))
     }

@@ -36,7 +36,7 @@ func buildApplication(configuration: AuthConfiguration) async throws -> some App
     let dependencies = try await AuthDependencies(configuration: configuration)
     logger.info(
         "hashed the seed users' passwords",
-        metadata: ["users": "\(SeedUsers.all.count)", "rounds": "\(configuration.passwordHashRounds)", "took": "\(clock.now - start)"]
+        metadata: ["users": "\(dependencies.directory.count)", "rounds": "\(configuration.passwordHashRounds)", "took": "\(clock.now - start)"]
     )
     return Application(
         router: buildRouter(dependencies),

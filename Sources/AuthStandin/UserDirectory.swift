@@ -74,6 +74,9 @@ struct UserDirectory: Sendable {
         self.decoy = decoy
     }
 
+    /// How many users there are.
+    var count: Int { accounts.count }
+
     /// The user with this id, if there is one.
     func profile(id: String) -> UserProfile? {
         accounts[id]?.profile

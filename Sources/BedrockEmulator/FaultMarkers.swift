@@ -2,7 +2,7 @@
 ///
 /// Markers are read from the prompt's seed text and stay part of it; an unknown name is ordinary text, a known
 /// name with a bad value is refused with a 400 so that a typo in a test does not pass silently.
-struct FaultMarkers: Sendable, Equatable {
+struct FaultMarkers: Sendable {
     /// A fault answered instead of the reply for the first N identical requests (or every one).
     enum CountedFault: String, Sendable, CaseIterable {
         case throttle
@@ -21,9 +21,9 @@ struct FaultMarkers: Sendable, Equatable {
 
     /// For each counted fault present: how many identical requests fail, nil meaning all of them.
     var counted: [CountedFault: Int?] = [:]
-    /// `[[exception:K:type]]`: an exception frame after K chunks (InvokeModel: the matching HTTP error).
-    var exception: (afterChunks: Int, type: StreamException)?
-    /// `[[stall:S]]`: silence after the first chunk.
+    /// `[[exception:K:type]]`: an exception frame after K chunks with text (InvokeModel: the matching HTTP error).
+    var exception: (afterTextChunks: Int, type: StreamException)?
+    /// `[[stall:S]]`: silence after the first chunk with text.
     var stall: Duration?
     /// `[[slow-first-byte:S]]`: delay before the response head.
     var slowFirstByte: Duration?
@@ -31,12 +31,6 @@ struct FaultMarkers: Sendable, Equatable {
     var replyTokens: Int?
     /// `[[tps:N]]`: the pace of this reply; 0 means as fast as possible.
     var tokensPerSecond: Int?
-
-    static func == (lhs: FaultMarkers, rhs: FaultMarkers) -> Bool {
-        lhs.counted == rhs.counted && lhs.exception?.afterChunks == rhs.exception?.afterChunks
-            && lhs.exception?.type == rhs.exception?.type && lhs.stall == rhs.stall && lhs.slowFirstByte == rhs.slowFirstByte
-            && lhs.replyTokens == rhs.replyTokens && lhs.tokensPerSecond == rhs.tokensPerSecond
-    }
 
     /// No markers.
     init() {}

@@ -34,7 +34,7 @@ struct InvocationController: Sendable {
     }
 
     private func invocation(_ request: Request, rawModelID: String, streaming: Bool) async throws(ServiceError) -> Response {
-        let timing = ContinuousClock.now
+        let start = ContinuousClock.now
         let body: [UInt8]
         do {
             body = Array(try await request.body.collect(upTo: Self.maximumBodySize).readableBytesView)
@@ -59,7 +59,7 @@ struct InvocationController: Sendable {
         }
         let reply = Reply(prompt: prompt, wanted: markers.replyTokens ?? configuration.replyTokens)
         let pace = ReplyTiming(
-            tokensPerSecond: markers.tokensPerSecond ?? configuration.tokensPerSecond, stall: markers.stall, start: timing
+            tokensPerSecond: markers.tokensPerSecond ?? configuration.tokensPerSecond, stall: markers.stall, start: start
         )
         if streaming {
             return streamResponse(reply, model: model, timing: pace, exception: markers.exception)
@@ -91,7 +91,7 @@ struct InvocationController: Sendable {
     }
 
     private func streamResponse(
-        _ reply: Reply, model: ModelInfo, timing: ReplyTiming, exception: (afterChunks: Int, type: StreamException)?
+        _ reply: Reply, model: ModelInfo, timing: ReplyTiming, exception: (afterTextChunks: Int, type: StreamException)?
     ) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = "application/vnd.amazon.eventstream"

@@ -2,7 +2,7 @@ import Foundation
 
 /// A JSON document as a tree: requests are read into it so that every field can be type-checked with an AWS-like
 /// message, and replies are built from it so that keys keep the order AWS sends them in.
-enum JSONValue: Sendable, Equatable {
+enum JSONValue: Sendable {
     case null
     case bool(Bool)
     /// A number written without a fraction or exponent that fits in `Int`.
@@ -13,19 +13,6 @@ enum JSONValue: Sendable, Equatable {
     case array([JSONValue])
     /// Members in document order.
     case object([(key: String, value: JSONValue)])
-
-    static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
-        switch (lhs, rhs) {
-        case (.null, .null): true
-        case (.bool(let a), .bool(let b)): a == b
-        case (.integer(let a), .integer(let b)): a == b
-        case (.number(let a), .number(let b)): a == b
-        case (.string(let a), .string(let b)): a == b
-        case (.array(let a), .array(let b)): a == b
-        case (.object(let a), .object(let b)): a.map(\.key) == b.map(\.key) && a.map(\.value) == b.map(\.value)
-        default: false
-        }
-    }
 
     /// The document in `bytes`, or nil when they are not one JSON value.
     static func parse(_ bytes: [UInt8]) -> JSONValue? {

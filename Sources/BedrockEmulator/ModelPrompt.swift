@@ -63,7 +63,8 @@ extension ModelPrompt {
             try config.optional("topP")?.number()
             try config.optional("stopSequences")?.strings()
         }
-        return ModelPrompt(seedText: text, inputTokens: wordCount(text), maxTokens: try maxTokens(maxTokenCount, default: 512, model: model))
+        let limit = try maxTokens(maxTokenCount, default: 512, model: model)
+        return ModelPrompt(seedText: text, inputTokens: wordCount(text), maxTokens: limit)
     }
 
     /// Meta Llama 3: `{prompt, max_gen_len, temperature, top_p}`, the prompt in Llama 3's chat template.

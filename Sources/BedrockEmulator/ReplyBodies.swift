@@ -2,7 +2,7 @@ import ChatCore
 import Foundation
 
 /// One model chunk of a response stream, before it is wrapped in an event frame.
-struct ReplyChunk: Sendable, Equatable {
+struct ReplyChunk: Sendable {
     /// The model's JSON chunk; the last chunk of a stream gets `amazon-bedrock-invocationMetrics` appended.
     var body: JSONValue
     /// True when the chunk carries a word, so its sending is paced.

@@ -6,7 +6,7 @@ import Hummingbird
 struct ReplyTiming: Sendable {
     /// The wait before each word; zero for as fast as possible.
     var wordInterval: Duration
-    /// Silence after the first chunk (`[[stall:S]]`).
+    /// Silence after the first chunk with text (`[[stall:S]]`).
     var stall: Duration?
     /// When the request arrived; latencies are measured from here.
     var start: ContinuousClock.Instant
@@ -40,20 +40,28 @@ struct ReplyStream: Sendable {
     var outputTokens: Int
     /// Pace, stall and start time.
     var timing: ReplyTiming
-    /// `[[exception:K:type]]`: after K chunks (or after all of them, if fewer) an exception frame ends the stream.
-    var exception: (afterChunks: Int, type: StreamException)?
+    /// `[[exception:K:type]]`: an exception frame ends the stream once K chunks with text are out (K = 0: before
+    /// any chunk; a K past the reply: after the last chunk). Counting text chunks makes K mean the same in every
+    /// family, whatever framing chunks (Claude's `message_start`, Nova's `messageStart`) come before the words.
+    var exception: (afterTextChunks: Int, type: StreamException)?
 
     /// Sends every frame, then finishes the body.
+    ///
+    /// A `[[stall:S]]` silence follows the first chunk with text (the first chunk, if none has text), so that
+    /// the client has seen some of the reply before the stall, in every family.
     func write(to writer: inout any ResponseBodyWriter) async throws {
+        let stallAfter = chunks.firstIndex(where: \.carriesWord) ?? 0
         var deadline = ContinuousClock.now
         var firstByteLatency: Int?
+        var wordsSent = 0
         for (index, chunk) in chunks.enumerated() {
-            if let exception, exception.afterChunks <= index {
+            if let exception, wordsSent >= exception.afterTextChunks {
                 return try await finish(writer: &writer, exception: exception.type)
             }
             if chunk.carriesWord {
                 deadline = max(deadline + timing.wordInterval, .now)
                 try await Task.sleep(until: deadline, clock: .continuous)
+                wordsSent += 1
             }
             var body = chunk.body
             if index == chunks.count - 1, case .object(let members) = body {
@@ -65,12 +73,12 @@ struct ReplyStream: Sendable {
                 body = .object(members + [("amazon-bedrock-invocationMetrics", metrics)])
             }
             try await writer.write(EventFrames.chunk(body))
-            if index == 0 {
+            if firstByteLatency == nil {
                 firstByteLatency = timing.elapsedMilliseconds()
-                if let stall = timing.stall {
-                    try await Task.sleep(for: stall)
-                    deadline = .now
-                }
+            }
+            if index == stallAfter, let stall = timing.stall {
+                try await Task.sleep(for: stall)
+                deadline = .now
             }
         }
         try await finish(writer: &writer, exception: exception?.type)

@@ -3,7 +3,7 @@ import SigV4
 
 /// An error Bedrock Runtime answers with before any body byte: an exception name, its HTTP status and a message,
 /// rendered as AWS does (`x-amzn-ErrorType` header, JSON body with `message`).
-struct ServiceError: Error, Sendable, Equatable {
+struct ServiceError: Error, Sendable {
     /// The exception name, e.g. `ThrottlingException`; the part of `x-amzn-ErrorType` before `:`.
     var code: String
     /// The HTTP status AWS uses for this exception.
@@ -12,11 +12,6 @@ struct ServiceError: Error, Sendable, Equatable {
     var message: String
     /// Members added to the body after `message` (ModelErrorException's `originalStatusCode`, ...).
     var extraFields: [(key: String, value: JSONValue)] = []
-
-    static func == (lhs: ServiceError, rhs: ServiceError) -> Bool {
-        lhs.code == rhs.code && lhs.status == rhs.status && lhs.message == rhs.message
-            && JSONValue.object(lhs.extraFields) == JSONValue.object(rhs.extraFields)
-    }
 
     /// The suffix AWS's REST-JSON services append to the exception name in `x-amzn-ErrorType`.
     static let errorTypeNamespace = "http://internal.amazon.com/coral/com.amazon.coral.service/"
@@ -69,7 +64,9 @@ extension ServiceError {
     }
 
     /// The answer to a throttled request.
-    static let throttling = ServiceError(code: "ThrottlingException", status: 429, message: "Too many requests, please wait before trying again.")
+    static let throttling = ServiceError(
+        code: "ThrottlingException", status: 429, message: "Too many requests, please wait before trying again."
+    )
 
     /// The answer of an instance that failed unexpectedly.
     static let internalServer = ServiceError(

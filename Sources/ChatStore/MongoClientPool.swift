@@ -14,9 +14,9 @@ import Synchronization
 /// - the pool's maximum size equals the thread count, so a thread never waits for a client;
 /// - the C pool is destroyed only after the threads are joined (`shutdown()`) or when no
 ///   operation can hold this object any more (`deinit`), so no call can race its destruction.
-final class MongoClientPool: @unchecked Sendable {
+package final class MongoClientPool: @unchecked Sendable {
     /// The database named in the URI, or `chat`.
-    let databaseName: String
+    package let databaseName: String
     private let pool: OpaquePointer
     private let threads: NIOThreadPool
     private let logger: Logger
@@ -25,10 +25,10 @@ final class MongoClientPool: @unchecked Sendable {
     private enum State { case running, shuttingDown, closed }
 
     /// What every call returns once the pool is shut down, or when MongoDB cannot be reached.
-    static let unavailable = ChatError(.unavailable, code: "DATABASE_UNAVAILABLE", message: "The database is unavailable")
+    package static let unavailable = ChatError(.unavailable, code: "DATABASE_UNAVAILABLE", message: "The database is unavailable")
 
     /// Connects lazily (libmongoc connects on first use) and starts the threads; throws on a malformed URI.
-    init(configuration: MongoConfiguration, logger: Logger) throws {
+    package init(configuration: MongoConfiguration, logger: Logger) throws {
         guard configuration.threadCount >= 1, configuration.timeout > .zero else {
             throw ChatError(.internal, code: "DATABASE_CONFIGURATION", message: "The MongoDB timeout and thread count must be positive")
         }
@@ -70,7 +70,7 @@ final class MongoClientPool: @unchecked Sendable {
 
     /// Runs `body` on a pool thread with a client of its own; driver failures become a `ChatError`
     /// (`DATABASE_UNAVAILABLE` when MongoDB cannot be reached), their details go to the log.
-    func withClient<T: Sendable>(
+    package func withClient<T: Sendable>(
         _ operation: String, _ body: @escaping @Sendable (_ client: OpaquePointer) throws -> T
     ) async throws -> T {
         guard state.withLock({ $0 }) == .running else { throw Self.unavailable }
@@ -95,7 +95,7 @@ final class MongoClientPool: @unchecked Sendable {
     }
 
     /// Stops the threads (waiting for running calls) and closes every connection; later calls fail.
-    func shutdown() async throws {
+    package func shutdown() async throws {
         let first = state.withLock { state in
             guard state == .running else { return false }
             state = .shuttingDown

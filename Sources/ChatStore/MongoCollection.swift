@@ -3,7 +3,7 @@
 /// One collection, borrowed from a client for the span of one operation on one pool thread.
 ///
 /// Not `Sendable` and never stored: the `mongoc_collection_t` is destroyed when `with` returns.
-struct MongoCollection {
+package struct MongoCollection {
     private let collection: OpaquePointer
 
     private init(collection: OpaquePointer) {
@@ -12,7 +12,7 @@ struct MongoCollection {
 
     /// Runs `body` with collection `name` of database `database` through `client`.
     @discardableResult
-    static func with<T>(
+    package static func with<T>(
         _ name: String, in database: String, client: OpaquePointer, _ body: (MongoCollection) throws -> T
     ) rethrows -> T {
         // mongoc_client_get_collection copies both names and never fails; the handle must not
@@ -23,11 +23,25 @@ struct MongoCollection {
     }
 
     /// The documents matching `filter`, as `options` (sort, skip, limit) shape the result.
-    func find(_ filter: BSONFields, options: BSONFields = [:]) throws -> [BSONFields] {
+    package func find(_ filter: BSONFields, options: BSONFields = [:]) throws -> [BSONFields] {
         let filter = try BSONDocument(filter)
         let options = try BSONDocument(options)
         // Never returns NULL: errors surface through mongoc_cursor_error after the loop.
         let cursor: OpaquePointer = mongoc_collection_find_with_opts(collection, filter.pointer, options.pointer, nil)
+        return try Self.drain(cursor)
+    }
+
+    /// The documents an aggregation `pipeline` (an array of stages) produces.
+    package func aggregate(_ pipeline: [BSONValue]) throws -> [BSONFields] {
+        // libmongoc takes the stages either as an array or as a document with a `pipeline` field.
+        let pipeline = try BSONDocument(["pipeline": .array(pipeline)])
+        // Never returns NULL: errors surface through mongoc_cursor_error after the loop.
+        let cursor: OpaquePointer = mongoc_collection_aggregate(collection, MONGOC_QUERY_NONE, pipeline.pointer, nil, nil)
+        return try Self.drain(cursor)
+    }
+
+    /// Reads every document of `cursor`, then destroys it; throws the cursor's error, if any.
+    private static func drain(_ cursor: OpaquePointer) throws -> [BSONFields] {
         defer { mongoc_cursor_destroy(cursor) }
         var documents: [BSONFields] = []
         var current: OpaquePointer?
@@ -41,7 +55,7 @@ struct MongoCollection {
     }
 
     /// How many documents match `filter`.
-    func count(_ filter: BSONFields) throws -> Int {
+    package func count(_ filter: BSONFields) throws -> Int {
         let filter = try BSONDocument(filter)
         var error = bson_error_t()
         // `reply` may be NULL for this call; -1 means failure, described in `error`.
@@ -51,7 +65,7 @@ struct MongoCollection {
     }
 
     /// Inserts `document`, which carries its own `_id`.
-    func insertOne(_ document: BSONFields) throws {
+    package func insertOne(_ document: BSONFields) throws {
         let document = try BSONDocument(document)
         var error = bson_error_t()
         try withReply { reply in
@@ -60,7 +74,7 @@ struct MongoCollection {
     }
 
     /// Applies `update` to the first document matching `filter`; returns how many matched (0 or 1).
-    func updateOne(_ filter: BSONFields, _ update: BSONFields) throws -> Int {
+    package func updateOne(_ filter: BSONFields, _ update: BSONFields) throws -> Int {
         let filter = try BSONDocument(filter)
         let update = try BSONDocument(update)
         var error = bson_error_t()
@@ -73,12 +87,12 @@ struct MongoCollection {
     }
 
     /// Deletes the first document matching `filter`; returns how many went (0 or 1).
-    func deleteOne(_ filter: BSONFields) throws -> Int {
+    package func deleteOne(_ filter: BSONFields) throws -> Int {
         try delete(filter, many: false)
     }
 
     /// Deletes every document matching `filter`; returns how many went.
-    func deleteMany(_ filter: BSONFields) throws -> Int {
+    package func deleteMany(_ filter: BSONFields) throws -> Int {
         try delete(filter, many: true)
     }
 
@@ -99,7 +113,7 @@ struct MongoCollection {
     /// and whether it was inserted by this call rather than found; nil when a concurrent upsert
     /// of the same key won and the server said so with an empty reply (SecantusDB does; MongoDB
     /// retries internally or fails with a duplicate key). Either way, a retry finds the winner.
-    func upsert(_ query: BSONFields, _ update: BSONFields) throws -> (document: BSONFields, inserted: Bool)? {
+    package func upsert(_ query: BSONFields, _ update: BSONFields) throws -> (document: BSONFields, inserted: Bool)? {
         let query = try BSONDocument(query)
         let update = try BSONDocument(update)
         let options: OpaquePointer = mongoc_find_and_modify_opts_new()
@@ -127,7 +141,7 @@ struct MongoCollection {
 
     /// Runs a write command (`createIndexes`, ...) on this collection's database; returns the reply.
     @discardableResult
-    func writeCommand(_ command: BSONFields) throws -> BSONFields {
+    package func writeCommand(_ command: BSONFields) throws -> BSONFields {
         let command = try BSONDocument(command)
         var error = bson_error_t()
         return try withReply { reply in
@@ -156,7 +170,7 @@ func withReply<T>(_ body: (OpaquePointer) throws -> T) rethrows -> T {
 
 /// Runs `command` against database `database` through `client` (`ping`, `dropDatabase`); returns the reply.
 @discardableResult
-func runCommand(_ command: BSONFields, database: String, client: OpaquePointer) throws -> BSONFields {
+package func runCommand(_ command: BSONFields, database: String, client: OpaquePointer) throws -> BSONFields {
     let command = try BSONDocument(command)
     var error = bson_error_t()
     return try withReply { reply in

@@ -2,15 +2,16 @@
 import ChatCore
 
 /// A libmongoc or libbson failure as the driver reported it; logged, never shown to a client.
-struct MongoDriverError: Error, CustomStringConvertible {
+package struct MongoDriverError: Error, CustomStringConvertible {
     /// The `bson_error_t` domain (`MONGOC_ERROR_STREAM`, `MONGOC_ERROR_SERVER`, ...); 0 for our own checks.
-    var domain: UInt32
+    package var domain: UInt32
     /// The driver's or the server's error code (11000 is a duplicate key).
-    var code: UInt32
+    package var code: UInt32
     /// The driver's message: may name hosts and values, so it goes to the log only.
-    var message: String
+    package var message: String
 
-    init(domain: UInt32, code: UInt32, message: String) {
+    /// An error with these parts; domain 0 marks the store's own checks.
+    package init(domain: UInt32, code: UInt32, message: String) {
         self.domain = domain
         self.code = code
         self.message = message
@@ -26,15 +27,16 @@ struct MongoDriverError: Error, CustomStringConvertible {
         }
     }
 
-    var description: String { "mongoc error \(domain).\(code): \(message)" }
+    /// The domain, code and message, for the log.
+    package var description: String { "mongoc error \(domain).\(code): \(message)" }
 
     /// The write hit a unique index (E11000).
-    var isDuplicateKey: Bool {
+    package var isDuplicateKey: Bool {
         code == 11000 && (domain == MONGOC_ERROR_SERVER.rawValue || domain == MONGOC_ERROR_COLLECTION.rawValue)
     }
 
     /// The database could not be reached or is going away, as opposed to refusing this request.
-    var isUnavailable: Bool {
+    package var isUnavailable: Bool {
         if domain == MONGOC_ERROR_STREAM.rawValue || domain == MONGOC_ERROR_SERVER_SELECTION.rawValue { return true }
         // Server codes for a node that is shutting down, stepping down or not (yet) writable.
         let transientServerCodes: Set<UInt32> = [91, 189, 10107, 11600, 11602, 13435, 13436]
@@ -42,7 +44,7 @@ struct MongoDriverError: Error, CustomStringConvertible {
     }
 
     /// What a caller may see: a stable code and a fixed sentence, never the driver's words.
-    var chatError: ChatError {
+    package var chatError: ChatError {
         isUnavailable
             ? ChatError(.unavailable, code: "DATABASE_UNAVAILABLE", message: "The database is unavailable")
             : ChatError(.internal, code: "DATABASE_ERROR", message: "The database could not complete the request")

@@ -9,6 +9,12 @@ public struct SessionEvent: Sendable, Equatable {
     /// The event's JSON body.
     public var data: String
 
+    /// A pseudo-event a heartbeat subscription yields after a quiet block time (no id, type `heartbeat`).
+    public static let heartbeat = SessionEvent(id: "", jobID: "", type: "heartbeat", data: "")
+
+    /// Whether this is the heartbeat pseudo-event.
+    public var isHeartbeat: Bool { id.isEmpty && type == "heartbeat" }
+
     /// Creates an event value.
     public init(id: String, jobID: String, type: String, data: String) {
         self.id = id
@@ -76,6 +82,11 @@ public final class SessionEvents: Sendable {
         try await redis.xrange(Self.key(sessionID: sessionID), start: "(" + entryID, count: count).map(Self.event)
     }
 
+    /// The stored event with entry id `id`, or nil if it is not (or no longer) in the stream.
+    public func event(sessionID: String, id: String) async throws -> SessionEvent? {
+        try await redis.xrange(Self.key(sessionID: sessionID), start: id, end: id, count: 1).first.map(Self.event)
+    }
+
     /// The id of the session's newest event, or `0-0` when it has none.
     public func lastEventID(sessionID: String) async throws -> String {
         let value = try await redis.send("XREVRANGE", Self.key(sessionID: sessionID), "+", "-", "COUNT", "1")
@@ -84,8 +95,10 @@ public final class SessionEvents: Sendable {
 
     /// Every event after `entryID` (`nil`: only events appended from now on), in order, each once, waiting for
     /// new ones as they come. The sequence ends only when the consuming task is cancelled or stops iterating.
-    public func subscribe(sessionID: String, after entryID: String?) -> SessionEventSequence {
-        SessionEventSequence(events: self, sessionID: sessionID, start: entryID)
+    /// With `heartbeats`, a quiet block time yields `SessionEvent.heartbeat`, so a relay can keep its client's
+    /// connection alive (and notice a client gone) while waiting.
+    public func subscribe(sessionID: String, after entryID: String?, heartbeats: Bool = false) -> SessionEventSequence {
+        SessionEventSequence(events: self, sessionID: sessionID, start: entryID, heartbeats: heartbeats)
     }
 
     static func event(_ entry: StreamEntry) -> SessionEvent {
@@ -99,10 +112,11 @@ public struct SessionEventSequence: AsyncSequence, Sendable {
     let events: SessionEvents
     let sessionID: String
     let start: String?
+    let heartbeats: Bool
 
     /// An iterator that starts after `start`.
     public func makeAsyncIterator() -> Iterator {
-        Iterator(events: events, key: SessionEvents.key(sessionID: sessionID), sessionID: sessionID, lastID: start)
+        Iterator(events: events, key: SessionEvents.key(sessionID: sessionID), sessionID: sessionID, heartbeats: heartbeats, lastID: start)
     }
 
     /// Reads batches of entries and hands them out one by one.
@@ -110,6 +124,7 @@ public struct SessionEventSequence: AsyncSequence, Sendable {
         let events: SessionEvents
         let key: String
         let sessionID: String
+        let heartbeats: Bool
         var lastID: String?
         var buffer: [SessionEvent] = []
         var position = 0
@@ -127,6 +142,7 @@ public struct SessionEventSequence: AsyncSequence, Sendable {
                 buffer = entries.map(SessionEvents.event)
                 position = 0
                 if let last = buffer.last { lastID = last.id }
+                if buffer.isEmpty && heartbeats { return .heartbeat }
             }
             defer { position += 1 }
             return buffer[position]

@@ -1,3 +1,6 @@
+import Accounting
+import AsyncHTTPClient
+import Bedrock
 import ChatCore
 import ChatStore
 import Logging
@@ -16,8 +19,21 @@ func buildWorker(configuration: WorkerConfiguration) async throws -> ServiceGrou
         logger.warning("could not create the database indexes at start", metadata: ["error": "\(error)"])
     }
     let queue = JobQueue<InferenceJob>(redis: redis, configuration: configuration.queue)
-    let handler = EchoReplyHandler(
-        events: SessionEvents(redis: redis), store: store, chunkDelay: configuration.echoChunkDelay, logger: logger
+    let bedrockHTTP = BedrockClient.makeHTTPClient(configuration: configuration.bedrock)
+    let accountingHTTP = HTTPClient(eventLoopGroupProvider: .singleton)
+    let handler = GenerationHandler(
+        bedrock: BedrockClient(
+            configuration: configuration.bedrock, credentials: CredentialChain.standard(httpClient: bedrockHTTP), httpClient: bedrockHTTP,
+            logger: Logger(label: "chat-worker.bedrock")
+        ),
+        store: store, events: SessionEvents(redis: redis), state: GenerationState(redis: redis),
+        ledger: AccountingClient(
+            baseURL: configuration.accountingURL, httpClient: accountingHTTP, timeout: configuration.accountingTimeout,
+            logger: Logger(label: "chat-worker.accounting")
+        ),
+        signer: try AccessTokenVerifier(secret: configuration.jwtAccessSecret),
+        maxOutputTokens: configuration.maxOutputTokens, maxAttempts: configuration.queue.maxAttempts,
+        cancelPoll: configuration.cancelPoll, logger: logger
     )
     let processor = JobProcessor(queue: queue, handler: handler, configuration: configuration.processor, logger: logger)
     return ServiceGroup(
@@ -25,6 +41,8 @@ func buildWorker(configuration: WorkerConfiguration) async throws -> ServiceGrou
             services: [
                 .init(service: redis),
                 .init(service: StoreService(store: store)),
+                .init(service: HTTPClientService(client: bedrockHTTP)),
+                .init(service: HTTPClientService(client: accountingHTTP)),
                 .init(service: processor, successTerminationBehavior: .gracefullyShutdownGroup),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],

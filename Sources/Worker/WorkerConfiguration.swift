@@ -1,3 +1,4 @@
+import Bedrock
 import ChatCore
 import ChatStore
 import Foundation
@@ -9,8 +10,17 @@ struct WorkerConfiguration: Sendable {
     var mongo: MongoConfiguration
     var queue: JobQueueConfiguration
     var processor: JobProcessorConfiguration
-    /// Pause between the placeholder handler's chunks (`ECHO_CHUNK_DELAY_MS`).
-    var echoChunkDelay: Duration
+    /// Bedrock's region, endpoint (`BEDROCK_ENDPOINT`, the emulator locally) and timeouts.
+    var bedrock: BedrockConfiguration
+    /// The accounting service, for settling reservations.
+    var accountingURL: String
+    var accountingTimeout: Duration
+    /// The shared HS256 secret, to sign short-lived tokens for calls on a user's behalf.
+    var jwtAccessSecret: String
+    /// The longest reply asked of a model (capped by the model's own maximum).
+    var maxOutputTokens: Int
+    /// How often a running job checks for a cancellation request.
+    var cancelPoll: Duration
 
     /// Reads and checks the settings; a bad one throws a `ConfigurationError` with one clear line.
     init(environment: Environment) throws {
@@ -36,6 +46,22 @@ struct WorkerConfiguration: Sendable {
             visibilityTimeout: visibility,
             drainTimeout: try environment.milliseconds("WORKER_DRAIN_TIMEOUT_MS", default: .seconds(25), in: 0...3_600_000)
         )
-        echoChunkDelay = try environment.milliseconds("ECHO_CHUNK_DELAY_MS", default: .milliseconds(20), in: 0...60_000)
+        bedrock = BedrockConfiguration(
+            region: environment.string("AWS_REGION", default: environment.string("AWS_DEFAULT_REGION", default: "us-east-1")),
+            endpoint: environment["BEDROCK_ENDPOINT"],
+            connectTimeout: try environment.milliseconds("BEDROCK_CONNECT_TIMEOUT_MS", default: .seconds(5)),
+            firstByteTimeout: try environment.milliseconds("BEDROCK_FIRST_BYTE_TIMEOUT_MS", default: .seconds(60)),
+            chunkTimeout: try environment.milliseconds("BEDROCK_CHUNK_TIMEOUT_MS", default: .seconds(30)),
+            maxAttempts: try environment.int("BEDROCK_MAX_ATTEMPTS", default: 4, in: 1...10)
+        )
+        if let endpoint = bedrock.endpoint, !(endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://")) {
+            throw ConfigurationError("BEDROCK_ENDPOINT must be an http:// or https:// URL (got \(endpoint))")
+        }
+        accountingURL = environment.string("ACCOUNTING_URL", default: "http://127.0.0.1:3001")
+        accountingTimeout = try environment.milliseconds("ACCOUNTING_TIMEOUT_MS", default: .seconds(3))
+        jwtAccessSecret = try environment.required("JWT_ACCESS_SECRET")
+        _ = try AccessTokenVerifier(secret: jwtAccessSecret)
+        maxOutputTokens = try environment.int("GENERATION_MAX_TOKENS", default: 1_024, in: 1...200_000)
+        cancelPoll = try environment.milliseconds("CANCEL_POLL_MS", default: .milliseconds(250), in: 10...10_000)
     }
 }

@@ -296,14 +296,28 @@ def test_max_tokens_above_the_model_limit_is_a_validation_error(client):
     assert "4096" in error["Error"]["Message"]
 
 
-def test_stream_exception_marker_ends_the_stream_after_two_chunks(client):
-    body = claude_body("s", "break please [[exception:2:modelStreamErrorException]] [[tps:0]]", 50)
-    response = client.invoke_model_with_response_stream(modelId=CLAUDE, body=json.dumps(body))
+def chunk_text(chunk):
+    """The reply text a chunk of any family carries ("" for framing chunks such as Claude's message_start)."""
+    if chunk.get("type") == "content_block_delta":
+        return chunk["delta"]["text"]
+    if "contentBlockDelta" in chunk:
+        return chunk["contentBlockDelta"]["delta"]["text"]
+    return chunk.get("outputText") or chunk.get("generation") or (chunk.get("outputs") or [{}])[0].get("text", "")
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_stream_exception_marker_ends_the_stream_after_two_text_chunks(client, name):
+    # K counts chunks with text, so that it means the same in every family; where every chunk is a word (Titan,
+    # Llama, Mistral) exactly two chunks are read, Claude and Nova also send their opening framing chunks first.
+    family = FAMILIES[name]
+    body = family["body"]("s", "break please [[exception:2:modelStreamErrorException]] [[tps:0]]", 50)
+    response = client.invoke_model_with_response_stream(modelId=family["model"], body=json.dumps(body))
     read = []
     with pytest.raises(EventStreamError) as caught:
         for event in response["body"]:
-            read.append(json.loads(event["chunk"]["bytes"])["type"])
-    assert read == ["message_start", "content_block_start"]
+            read.append(json.loads(event["chunk"]["bytes"]))
+    assert [chunk_text(chunk) != "" for chunk in read] == {"claude": [False, False, True, True], "nova": [False, True, True]}.get(
+        name, [True, True])
     assert caught.value.response["Error"]["Code"] == "modelStreamErrorException"
     assert caught.value.response["Error"]["Message"]
 
@@ -326,3 +340,13 @@ def test_counted_throttle_fails_the_first_n_identical_requests_then_succeeds(cli
     response = client.invoke_model(modelId=CLAUDE, body=json.dumps(body))
     assert response["ResponseMetadata"]["HTTPStatusCode"] == 200
     assert response["ResponseMetadata"]["RetryAttempts"] == 0
+
+
+def test_reset_forgets_the_fault_counts(client):
+    body = json.dumps(claude_body("s", f"{uuid.uuid4()} [[throttle:1]] [[tps:0]]", 50))
+    assert client.invoke_model(modelId=CLAUDE, body=body)["ResponseMetadata"]["RetryAttempts"] == 1
+    assert client.invoke_model(modelId=CLAUDE, body=body)["ResponseMetadata"]["RetryAttempts"] == 0
+    request = urllib.request.Request(ENDPOINT + "/emulator/reset", method="POST")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 204
+    assert client.invoke_model(modelId=CLAUDE, body=body)["ResponseMetadata"]["RetryAttempts"] == 1

@@ -152,15 +152,17 @@ struct JobProcessorTests {
     func heartbeatsLongJob() async throws {
         let redis = try testRedisClient()
         defer { redis.shutdown() }
-        let queue = testQueue(redis, visibility: .milliseconds(400))
+        // Generous margins: the heartbeat (every third of the visibility timeout) must not miss a whole
+        // timeout even while the rest of the suite loads both cores.
+        let queue = testQueue(redis, visibility: .milliseconds(1_500))
         try await queue.prepare()
-        let first = RecordingHandler(name: "slow", duration: { _ in .milliseconds(1_600) })
+        let first = RecordingHandler(name: "slow", duration: { _ in .milliseconds(4_500) })
         let second = RecordingHandler(name: "idle")
         try await queue.enqueue(id: "long", payload: TestJob(text: "x"))
         try await withProcessors([processor(queue, first, concurrency: 1)]) {
             try await expectEventually { first.state.withLockedValue { $0.runs.count } == 1 }
             try await withProcessors([processor(queue, second, concurrency: 1)]) {
-                try await expectEventually { first.state.withLockedValue { $0.finished } == ["long"] }
+                try await expectEventually(.seconds(20)) { first.state.withLockedValue { $0.finished } == ["long"] }
             }
         }
         #expect(second.state.withLockedValue { $0.runs.isEmpty })

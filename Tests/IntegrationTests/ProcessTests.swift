@@ -1,3 +1,5 @@
+import Accounting
+import AsyncHTTPClient
 import ChatCore
 import ChatStore
 import Foundation
@@ -67,12 +69,11 @@ struct ProcessTests {
         #expect(output.contains(setting.keys.first!))
     }
 
-    @Test("chat-worker joins the group, runs a job into the session's events and store, and drains on SIGTERM")
+    @Test("chat-worker runs a job through Bedrock (the emulator) into the session's events and store, and drains on SIGTERM")
     func workerRunsJobAndDrains() async throws {
         let redis = try testRedisClient()
         defer { redis.shutdown() }
-        let prefix = uniqueKey("worker")
-        // The worker uses the real stream names; jobs of other tests never go there, and this test's job is unique.
+        let consumer = uniqueKey("worker")
         let queue = JobQueue<InferenceJob>(redis: redis)
         try await queue.prepare()
         let database = MongoSessionStoreTests.uniqueDatabaseURI()
@@ -80,23 +81,33 @@ struct ProcessTests {
             executable: ChildProcess.binary("CHAT_WORKER_BIN"),
             environment: [
                 "REDIS_URL": TestEnvironment.redisURL, "MONGO_URI": database, "WORKER_CONCURRENCY": "4",
-                "ECHO_CHUNK_DELAY_MS": "150", "WORKER_CONSUMER_NAME": prefix, "JOB_VISIBILITY_TIMEOUT_MS": "5000",
+                "WORKER_CONSUMER_NAME": consumer, "JOB_VISIBILITY_TIMEOUT_MS": "5000", "JWT_ACCESS_SECRET": APIFixture.secret,
+                "ACCOUNTING_URL": TestEnvironment.accountingURL, "LOG_LEVEL": "warning",
             ]
         )
         let store = try MongoSessionStore(configuration: MongoConfiguration(uri: database, threadCount: 1))
-        let sessionID = try await store.createSession(userId: "user1", title: "worker test", modelId: nil).id
+        let user = "worker-\(UUID().uuidString.prefix(8))"
+        let sessionID = try await store.createSession(userId: user, title: "worker test", modelId: nil).id
         let events = SessionEvents(redis: redis)
-        let jobID = "job-" + UUID().uuidString
+        let jobID = UUID().uuidString.lowercased()
+        let verifier = try AccessTokenVerifier(secret: APIFixture.secret)
+        try await Accounting.fund(user, credits: 100, accountingURL: TestEnvironment.accountingURL, verifier: verifier)
+        let ledger = AccountingClient(baseURL: TestEnvironment.accountingURL, httpClient: HTTPClient.shared)
+        let token = verifier.sign(userID: user, role: .enduser, lifetime: 300)
+        let reservation = try await ledger.reserve(reservationID: jobID, sessionID: sessionID, modelID: ModelCatalog.defaultModelID, estimatedTokens: 2_000, token: token)
+        #expect(reservation.allocatedCredits > 0)
         try await queue.enqueue(
             id: jobID,
-            payload: InferenceJob(sessionId: sessionID, userId: "user1", modelId: ModelCatalog.defaultModelID, message: "one two three four five", streaming: true)
+            payload: InferenceJob(
+                sessionId: sessionID, userId: user, modelId: ModelCatalog.defaultModelID, message: "one two three [[tokens:6]] [[tps:20]]", streaming: true
+            )
         )
-        // Wait until the worker has started the job, then ask it to stop: it must finish the job first.
+        // Ask the worker to stop as soon as the job has started: it must finish the job first.
         let seen = try await withTimeout(.seconds(30)) {
             var seen: [SessionEvent] = []
             for try await event in events.subscribe(sessionID: sessionID, after: "0-0") {
                 seen.append(event)
-                if event.type == "chunk" { worker.signal(SIGTERM) }
+                if event.type == "chunk" && seen.filter({ $0.type == "chunk" }).count == 1 { worker.signal(SIGTERM) }
                 if event.type == "complete" || event.type == "error" { break }
             }
             return seen
@@ -107,14 +118,20 @@ struct ProcessTests {
         let text = seen.filter { $0.type == "chunk" }.compactMap { event in
             (try? JSONSerialization.jsonObject(with: Data(event.data.utf8)) as? [String: Any])?["content"] as? String
         }.joined()
-        #expect(text == "Echo: one two three four five")
+        let complete = (try? JSONSerialization.jsonObject(with: Data(seen.last!.data.utf8))) as? [String: Any] ?? [:]
+        #expect(complete["content"] as? String == text)
+        #expect(complete["outputTokens"] as? Int == 6)
+        #expect(text.split(separator: " ").count == 6)
         #expect(Set(seen.map(\.jobID)) == [jobID])
-        // Acknowledged: nothing of this consumer is pending.
-        let pending = try await redis.xpending("chat:jobs", group: "chat-workers", consumer: prefix)
+        let pending = try await redis.xpending("chat:jobs", group: "chat-workers", consumer: consumer)
         #expect(pending.isEmpty)
         let stored = try await store.messages(sessionId: sessionID)
         #expect(stored.map(\.role) == [.user, .assistant])
         #expect(stored.last?.content == text)
+        #expect(stored.last?.outputTokens == 6)
+        // Finalized once: a second finalize refunds nothing more.
+        let again = try await ledger.finalize(reservationID: jobID, modelID: ModelCatalog.defaultModelID, inputTokens: 0, outputTokens: 0, success: true, token: token)
+        #expect(again.creditsUsed == (complete["creditsCharged"] as? Double ?? Double(complete["creditsCharged"] as? Int ?? -1)))
         try await store.dropDatabase()
         try await store.shutdown()
     }

@@ -22,7 +22,7 @@ struct APIFixture {
     /// Runs `body` against the app, then drops the database and closes the clients.
     static func with(
         redis: RedisClient? = nil, mongoURI: String? = nil, rateLimits: RateLimitSettings = try! RateLimitSettings(environment: Environment(["RATE_LIMIT_ENABLED": "false"])),
-        accountingURL: String = TestEnvironment.accountingURL, _ body: @Sendable (APIFixture, any TestClientProtocol) async throws -> Void
+        accountingURL: String = TestEnvironment.accountingURL, messageWait: Duration = .seconds(30), _ body: @Sendable (APIFixture, any TestClientProtocol) async throws -> Void
     ) async throws {
         let store = try MongoSessionStore(
             configuration: MongoConfiguration(uri: mongoURI ?? MongoSessionStoreTests.uniqueDatabaseURI(), timeout: .seconds(1), threadCount: 2)
@@ -35,7 +35,11 @@ struct APIFixture {
         let ledger = AccountingClient(baseURL: accountingURL, httpClient: HTTPClient.shared, timeout: .seconds(2))
         let app = Application(
             router: buildRouter(
-                APIDependencies(redis: redis, store: store, verifier: fixture.verifier, healthTimeout: .seconds(1), rateLimiter: limiter, ledger: ledger)
+                APIDependencies(
+                    redis: redis, store: store, verifier: fixture.verifier, healthTimeout: .seconds(1), rateLimiter: limiter, ledger: ledger,
+                    state: GenerationState(redis: redis), queue: JobQueue<InferenceJob>(redis: redis),
+                    events: SessionEvents(redis: redis, configuration: SessionEventsConfiguration(blockTime: .seconds(1))), messageWait: messageWait
+                )
             )
         )
         do {

@@ -9,7 +9,7 @@ struct AuthenticationMiddleware: RouterMiddleware {
     let verifier: AccessTokenVerifier
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let token = Self.bearerToken(of: request), let user = verifier.verify(token) else {
+        guard let token = Self.bearerToken(of: request) ?? Self.queryToken(of: request), let user = verifier.verify(token) else {
             throw ChatError(.unauthorized, code: "INVALID_TOKEN", message: "Invalid authentication token")
         }
         var context = context
@@ -17,6 +17,12 @@ struct AuthenticationMiddleware: RouterMiddleware {
         context.token = token
         context.logger[metadataKey: "user"] = .string(user.id)
         return try await next(request, context)
+    }
+
+    /// `access_token` from the query of a GET event stream (EventSource cannot send headers).
+    static func queryToken(of request: Request) -> String? {
+        guard request.method == .get, request.uri.path.hasSuffix("/stream") || request.uri.path.hasSuffix("/observe") else { return nil }
+        return request.uri.queryParameters["access_token"].map(String.init)
     }
 
     /// The token of `Authorization: Bearer <token>` (scheme word in any case), or nil.

@@ -2,12 +2,15 @@ import Accounting
 import ChatCore
 import Foundation
 import Hummingbird
+import Queue
 
 /// The sessions endpoints: create, list (paginated), get with messages, delete, messages. Owner only:
 /// another user's session is 404, the same as one that does not exist.
 struct SessionController: Sendable {
     let store: any SessionStore
     let ledger: any CreditLedger
+    let state: GenerationState
+    let starter: GenerationStarter
     /// Titles longer than this are refused.
     static let maxTitleLength = 200
     /// Messages longer than this are refused.
@@ -26,13 +29,18 @@ struct SessionController: Sendable {
         let body = try await JSONBody(request: request, context: context)
         let title = try body.string("title", required: true, maxLength: Self.maxTitleLength)!
         let modelID = try body.string("modelId", required: false, maxLength: 200)
-        if let modelID, ModelCatalog.model(id: modelID) == nil {
-            throw ChatError(.badRequest, code: "INVALID_MODEL", message: "Invalid model ID")
-        }
-        _ = try body.string("initialMessage", required: false, maxLength: Self.maxMessageLength)
-        guard try await ledger.hasCredits(1, token: try context.requireToken()) else { throw AccountingClient.insufficient }
+        let initialMessage = try body.string("initialMessage", required: false, maxLength: Self.maxMessageLength)
+        if let modelID { _ = try GenerationStarter.model(modelID, session: nil, role: user.role) }
+        let token = try context.requireToken()
+        guard try await ledger.hasCredits(1, token: token) else { throw AccountingClient.insufficient }
         let session = try await store.createSession(userId: user.id, title: title, modelId: modelID)
-        return Response.json(status: .created, SessionJSON.session(session))
+        var response = SessionJSON.session(session)
+        if let initialMessage {
+            // The first message goes through the queue like any other; its reply lands in the session.
+            let record = try await starter.start(user: user, token: token, sessionID: session.id, message: initialMessage, modelID: nil, streaming: false)
+            response["initialJobId"] = record.jobID
+        }
+        return Response.json(status: .created, response)
     }
 
     @Sendable func list(_ request: Request, context: ChatRequestContext) async throws -> Response {
@@ -62,6 +70,7 @@ struct SessionController: Sendable {
         let user = try context.requireUser()
         let id = try Self.sessionID(context)
         guard try await store.deleteSession(id: id, userId: user.id) else { throw Self.notFound }
+        if let jobID = try await state.activeJob(sessionID: id) { try await state.requestCancel(jobID: jobID) }
         return Response.json(status: .ok, ["message": "Session deleted", "sessionId": id])
     }
 

@@ -1,0 +1,56 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import Queue
+
+/// Relays a session's events to one client as Server-Sent Events: `id:` (the Redis entry id), `event:` and
+/// one `data:` line each; a comment every heartbeat interval while nothing happens. Each write is awaited,
+/// so a slow client slows only its own relay; a client gone ends the relay, not the generation.
+struct EventRelay: Sendable {
+    let events: SessionEvents
+
+    /// The SSE response headers.
+    static let headers: HTTPFields = [
+        .contentType: "text/event-stream; charset=utf-8", .cacheControl: "no-cache", HTTPField.Name("X-Accel-Buffering")!: "no",
+    ]
+
+    /// One SSE frame.
+    static func frame(id: String?, event: String, data: String) -> ByteBuffer {
+        var text = ""
+        if let id { text += "id: \(id)\n" }
+        text += "event: \(event)\n"
+        for line in data.split(separator: "\n", omittingEmptySubsequences: false) { text += "data: \(line)\n" }
+        text += "\n"
+        return ByteBuffer(string: text)
+    }
+
+    /// Writes the events of job `jobID` after `entryID` until its `complete` or `error` (a `reset` does not end it).
+    func relayJob(sessionID: String, jobID: String, after entryID: String, writer: inout any ResponseBodyWriter) async throws {
+        for try await event in events.subscribe(sessionID: sessionID, after: entryID, heartbeats: true) {
+            if event.isHeartbeat {
+                try await writer.write(ByteBuffer(string: ": heartbeat\n\n"))
+                continue
+            }
+            guard event.jobID == jobID else { continue }
+            try await writer.write(Self.frame(id: event.id, event: event.type, data: event.data))
+            if event.type == "complete" || event.type == "error" { return }
+        }
+    }
+
+    /// Writes every event after `entryID` (all jobs) until the client goes away.
+    func relayAll(sessionID: String, after entryID: String, writer: inout any ResponseBodyWriter) async throws {
+        for try await event in events.subscribe(sessionID: sessionID, after: entryID, heartbeats: true) {
+            if event.isHeartbeat {
+                try await writer.write(ByteBuffer(string: ": heartbeat\n\n"))
+            } else {
+                try await writer.write(Self.frame(id: event.id, event: event.type, data: event.data))
+            }
+        }
+    }
+
+    /// The job a stored event belongs to, for resuming from `Last-Event-ID`; nil if the event is gone.
+    func jobOfEvent(sessionID: String, entryID: String) async throws -> String? {
+        try await events.event(sessionID: sessionID, id: entryID)?.jobID
+    }
+}

@@ -1,0 +1,184 @@
+import ChatCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Queue
+
+/// Generations in a session: streamed (`/stream`, POST or GET for EventSource, resumable with
+/// `Last-Event-ID`), whole (`/messages`, waiting or `Prefer: respond-async`), cancelled, and the
+/// guide's `update-stream`; plus `GET /api/jobs/:jobId`.
+struct GenerationController: Sendable {
+    let starter: GenerationStarter
+    let relay: EventRelay
+    let state: GenerationState
+    let store: any SessionStore
+    /// How long `POST /messages` waits for the reply before answering 504 (the job still finishes).
+    let messageWait: Duration
+
+    func register(on chat: RouterGroup<ChatRequestContext>, jobs: RouterGroup<ChatRequestContext>) {
+        chat.post("/sessions/:id/stream", use: stream)
+        chat.get("/sessions/:id/stream", use: stream)
+        chat.post("/sessions/:id/messages", use: message)
+        chat.post("/sessions/:id/cancel", use: cancel)
+        chat.post("/sessions/:id/update-stream", use: updateStream)
+        jobs.get("/:jobId", use: job)
+    }
+
+    @Sendable func stream(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let user = try context.requireUser()
+        let sessionID = try SessionController.sessionID(context)
+        if let lastEventID = Self.lastEventID(request) {
+            return try await resume(sessionID: sessionID, user: user, after: lastEventID)
+        }
+        let (message, modelID) = try await Self.messageAndModel(request, context: context)
+        let record = try await starter.start(
+            user: user, token: try context.requireToken(), sessionID: sessionID, message: message, modelID: modelID, streaming: true
+        )
+        return sse { [relay] writer in
+            try await relay.relayJob(sessionID: record.sessionID, jobID: record.jobID, after: record.startEventID, writer: &writer)
+        }
+    }
+
+    /// Resumes the job an earlier event belongs to, after that event.
+    private func resume(sessionID: String, user: AuthenticatedUser, after entryID: String) async throws -> Response {
+        guard Self.isEntryID(entryID) else {
+            throw ChatError(.badRequest, code: "INVALID_LAST_EVENT_ID", message: "Last-Event-ID is not an event id")
+        }
+        guard try await store.session(id: sessionID, userId: user.id) != nil else { throw SessionController.notFound }
+        guard let jobID = try await relay.jobOfEvent(sessionID: sessionID, entryID: entryID) else {
+            throw ChatError(.notFound, code: "EVENT_NOT_FOUND", message: "That event is no longer available")
+        }
+        return sse { [relay] writer in
+            try await relay.relayJob(sessionID: sessionID, jobID: jobID, after: entryID, writer: &writer)
+        }
+    }
+
+    @Sendable func message(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let user = try context.requireUser()
+        let sessionID = try SessionController.sessionID(context)
+        let (message, modelID) = try await Self.messageAndModel(request, context: context)
+        let record = try await starter.start(
+            user: user, token: try context.requireToken(), sessionID: sessionID, message: message, modelID: modelID, streaming: false
+        )
+        if request.headers[HTTPField.Name("Prefer")!]?.lowercased().contains("respond-async") == true {
+            return Response.json(status: .accepted, ["jobId": record.jobID, "sessionId": sessionID, "status": JobStatus.queued.rawValue])
+        }
+        return try await waitForReply(record)
+    }
+
+    /// Waits for the job's `complete` (200) or `error` (502); past the wait, 504 with the job id.
+    private func waitForReply(_ record: JobRecord) async throws -> Response {
+        let events = relay.events
+        let outcome: SessionEvent? = try await withThrowingTaskGroup(of: SessionEvent?.self) { group in
+            group.addTask {
+                for try await event in events.subscribe(sessionID: record.sessionID, after: record.startEventID)
+                where event.jobID == record.jobID && (event.type == "complete" || event.type == "error") {
+                    return event
+                }
+                return nil
+            }
+            group.addTask {
+                try await Task.sleep(for: messageWait)
+                return nil
+            }
+            defer { group.cancelAll() }
+            return try await group.next() ?? nil
+        }
+        guard let outcome else {
+            return Response.json(
+                status: .gatewayTimeout,
+                ["message": "The reply is taking longer than expected; it will be saved when done", "code": "REPLY_TIMEOUT", "jobId": record.jobID]
+            )
+        }
+        let body = (try? JSONSerialization.jsonObject(with: Data(outcome.data.utf8))) as? [String: Any] ?? [:]
+        if outcome.type == "error" {
+            return Response.json(
+                status: .badGateway,
+                ["message": body["message"] as? String ?? "The reply could not be generated", "code": "GENERATION_FAILED", "jobId": record.jobID]
+            )
+        }
+        return Response.json(status: .ok, ["message": "success", "sessionId": record.sessionID, "jobId": record.jobID, "reply": body] as [String: Any])
+    }
+
+    @Sendable func cancel(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let user = try context.requireUser()
+        let sessionID = try SessionController.sessionID(context)
+        guard try await store.session(id: sessionID, userId: user.id) != nil else { throw SessionController.notFound }
+        guard let jobID = try await state.activeJob(sessionID: sessionID) else {
+            return Response.json(status: .ok, ["message": "No reply is being generated", "sessionId": sessionID])
+        }
+        try await state.requestCancel(jobID: jobID)
+        return Response.json(status: .ok, ["message": "Cancellation requested", "sessionId": sessionID, "jobId": jobID])
+    }
+
+    /// Accepted for the guide's clients: answers once the reply is persisted; never bills (the worker settled
+    /// the credits from Bedrock's own counts).
+    @Sendable func updateStream(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let user = try context.requireUser()
+        let sessionID = try SessionController.sessionID(context)
+        let body = try await JSONBody(request: request, context: context)
+        guard try await store.session(id: sessionID, userId: user.id) != nil else { throw SessionController.notFound }
+        let jobID = try body.string("streamingSessionId", required: false, maxLength: 200)
+        if let jobID, let record = try await state.record(jobID: jobID), record.sessionID == sessionID, !record.status.isFinal {
+            let clock = ContinuousClock()
+            let deadline = clock.now + messageWait
+            while clock.now < deadline, try await state.record(jobID: jobID)?.status.isFinal == false {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        return Response.json(status: .ok, ["message": "Session updated", "sessionId": sessionID])
+    }
+
+    @Sendable func job(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let user = try context.requireUser()
+        let jobID = try context.parameters.require("jobId")
+        guard let record = try await state.record(jobID: jobID), record.userID == user.id else {
+            throw ChatError(.notFound, code: "JOB_NOT_FOUND", message: "Job not found")
+        }
+        var body: [String: Any] = [
+            "jobId": record.jobID, "sessionId": record.sessionID, "status": record.status.rawValue, "modelId": record.modelID, "attempt": record.attempt,
+        ]
+        if let result = record.result { body["result"] = (try? JSONSerialization.jsonObject(with: Data(result.utf8))) ?? result }
+        if let error = record.error { body["error"] = (try? JSONSerialization.jsonObject(with: Data(error.utf8))) ?? error }
+        return Response.json(status: .ok, body)
+    }
+
+    private func sse(_ write: @escaping @Sendable (inout any ResponseBodyWriter) async throws -> Void) -> Response {
+        Response(
+            status: .ok, headers: EventRelay.headers,
+            body: ResponseBody { writer in
+                try await write(&writer)
+                try await writer.finish(nil)
+            }
+        )
+    }
+
+    /// `{message, modelId?}` from a JSON body (POST) or the query (GET, for EventSource).
+    static func messageAndModel(_ request: Request, context: ChatRequestContext) async throws -> (String, String?) {
+        if request.method == .get {
+            let query = request.uri.queryParameters
+            guard let message = query["message"].map(String.init)?.trimmingCharacters(in: .whitespacesAndNewlines), !message.isEmpty else {
+                throw ChatError(.badRequest, code: "VALIDATION_ERROR", message: "message is required")
+            }
+            guard message.count <= SessionController.maxMessageLength else {
+                throw ChatError(.badRequest, code: "VALIDATION_ERROR", message: "message must be at most \(SessionController.maxMessageLength) characters")
+            }
+            return (message, query["modelId"].map(String.init).flatMap { $0.isEmpty ? nil : $0 })
+        }
+        let body = try await JSONBody(request: request, context: context)
+        let message = try body.string("message", required: true, maxLength: SessionController.maxMessageLength)!
+        return (message, try body.string("modelId", required: false, maxLength: 200))
+    }
+
+    /// `Last-Event-ID` from the header, or `lastEventId` from the query.
+    static func lastEventID(_ request: Request) -> String? {
+        if let header = request.headers[HTTPField.Name("Last-Event-ID")!], !header.isEmpty { return header }
+        return request.uri.queryParameters["lastEventId"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// Whether `text` looks like a Redis stream entry id (`<ms>-<seq>`).
+    static func isEntryID(_ text: String) -> Bool {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        return parts.count == 2 && parts.allSatisfy { !$0.isEmpty && $0.count <= 20 && $0.allSatisfy(\.isNumber) }
+    }
+}

@@ -1,0 +1,65 @@
+import ChatCore
+import Foundation
+import Hummingbird
+import Queue
+
+/// Supervision: observing any session's generations live, and listing the sessions generating now.
+/// Supervisors and admins only (403 for endusers).
+struct ObserveController: Sendable {
+    let store: any SessionStore
+    let state: GenerationState
+    let relay: EventRelay
+
+    func register(on chat: RouterGroup<ChatRequestContext>) {
+        chat.get("/sessions/active", use: active)
+        chat.get("/sessions/:id/observe", use: observe)
+    }
+
+    static let forbidden = ChatError(.forbidden, code: "FORBIDDEN", message: "Only supervisors and admins may observe sessions")
+
+    /// An `observer` event, then the running job's events from its start (or only new ones when none runs),
+    /// then every later job's, until the observer goes away.
+    @Sendable func observe(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let user = try context.requireUser()
+        guard user.role.canObserve else { throw Self.forbidden }
+        let sessionID = try SessionController.sessionID(context)
+        guard let session = try await store.session(id: sessionID) else { throw SessionController.notFound }
+        var start = try await relay.events.lastEventID(sessionID: sessionID)
+        var activeJob: String?
+        if let jobID = try await state.activeJob(sessionID: sessionID), let record = try await state.record(jobID: jobID) {
+            start = record.startEventID
+            activeJob = jobID
+        }
+        var greeting: [String: Any] = [
+            "sessionId": session.id, "ownerId": session.userId, "observerId": user.id, "observerRole": user.role.rawValue,
+        ]
+        if let activeJob { greeting["activeJobId"] = activeJob }
+        let first = EventRelay.frame(id: nil, event: "observer", data: Self.json(greeting))
+        let from = start
+        return Response(
+            status: .ok, headers: EventRelay.headers,
+            body: ResponseBody { [relay] writer in
+                try await writer.write(first)
+                try await relay.relayAll(sessionID: sessionID, after: from, writer: &writer)
+                try await writer.finish(nil)
+            }
+        )
+    }
+
+    @Sendable func active(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let user = try context.requireUser()
+        guard user.role.canObserve else { throw Self.forbidden }
+        var sessions: [[String: Any]] = []
+        for sessionID in try await state.activeSessions() {
+            guard let jobID = try await state.activeJob(sessionID: sessionID), let session = try await store.session(id: sessionID) else { continue }
+            var entry = SessionJSON.session(session)
+            entry["activeJobId"] = jobID
+            sessions.append(entry)
+        }
+        return Response.json(status: .ok, ["sessions": sessions, "count": sessions.count] as [String: Any])
+    }
+
+    static func json(_ object: [String: Any]) -> String {
+        String(decoding: (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8), as: UTF8.self)
+    }
+}

@@ -1,0 +1,43 @@
+import ChatCore
+import Hummingbird
+import Logging
+
+/// What the routes need; tests build it with their own store and clock.
+struct AccountingDependencies: Sendable {
+    var store: AccountStore
+    var verifier: AccessTokenVerifier
+}
+
+/// Builds the stand-in: the store (indexes created before serving), the sweeper as a service of the
+/// application's `ServiceGroup` (it closes the store when it stops), the router and the server.
+func buildApplication(configuration: AccountingConfiguration) async throws -> some ApplicationProtocol {
+    let logger = Logger(label: "accounting-standin")
+    let store = try AccountStore(
+        configuration: configuration.mongo, reservationTTL: configuration.reservationTTL, logger: Logger(label: "accounting-standin.mongo")
+    )
+    do {
+        try await store.prepare()
+    } catch {
+        logger.warning("could not create the database indexes at start; /health reports the database", metadata: ["error": "\(error)"])
+    }
+    var app = Application(
+        router: buildRouter(AccountingDependencies(store: store, verifier: try AccessTokenVerifier(secret: configuration.jwtAccessSecret))),
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "accounting-standin"),
+        logger: logger
+    )
+    app.addServices(ReservationSweeper(store: store, interval: configuration.sweepInterval, logger: Logger(label: "accounting-standin.sweep")))
+    return app
+}
+
+/// The routes: `/health` and `/api/health` open to anyone, everything else behind the bearer token.
+func buildRouter(_ dependencies: AccountingDependencies) -> Router<AccountingRequestContext> {
+    let router = Router(context: AccountingRequestContext.self)
+    router.add(middleware: ErrorMiddleware())
+    HealthController(store: dependencies.store).register(on: router)
+    let authentication = AuthenticationMiddleware(verifier: dependencies.verifier)
+    CreditsController(store: dependencies.store).register(on: router.group("/api/credits").add(middleware: authentication))
+    StreamingSessionsController(store: dependencies.store)
+        .register(on: router.group("/api/streaming-sessions").add(middleware: authentication))
+    UsageController(store: dependencies.store).register(on: router.group("/api/usage").add(middleware: authentication))
+    return router
+}

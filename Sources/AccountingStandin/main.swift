@@ -1,1 +1,0 @@
-print("accounting-standin: not built yet")

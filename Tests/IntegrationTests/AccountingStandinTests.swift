@@ -1,0 +1,425 @@
+import ChatCore
+import ChatStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOConcurrencyHelpers
+import Synchronization
+import Testing
+
+@testable import AccountingStandin
+
+/// A clock the tests move forward (allocation expiry is counted in days).
+final class MovableClock: Sendable {
+    private let offset = Mutex<TimeInterval>(0)
+
+    /// The real time plus every advance so far.
+    func now() -> Date { Date().addingTimeInterval(offset.withLock { $0 }) }
+
+    /// Moves the clock `seconds` ahead.
+    func advance(_ seconds: TimeInterval) { offset.withLock { $0 += seconds } }
+}
+
+/// The accounting stand-in's router, in process, over a fresh MongoDB database.
+struct AccountingFixture {
+    static let secret = "dev_access_secret_key_change_this_in_production"
+    static let sonnet = "anthropic.claude-3-sonnet-20240229-v1:0"
+    static let haiku = "anthropic.claude-3-haiku-20240307-v1:0"
+    let store: AccountStore
+    let clock: MovableClock
+    let client: any TestClientProtocol
+    let verifier = try! AccessTokenVerifier(secret: secret)
+
+    /// Runs `body` against the app (with the sweeper every `sweepInterval`, if given), then drops the database.
+    static func with(
+        ttl: Duration = .seconds(900), sweepInterval: Duration? = nil, _ body: @Sendable (AccountingFixture) async throws -> Void
+    ) async throws {
+        let clock = MovableClock()
+        let store = try AccountStore(
+            configuration: MongoConfiguration(uri: MongoSessionStoreTests.uniqueDatabaseURI(), timeout: .seconds(5), threadCount: 4),
+            reservationTTL: ttl, clock: { clock.now() }, logger: Logger(label: "accounting-test")
+        )
+        try await store.prepare()
+        var app = Application(router: buildRouter(AccountingDependencies(store: store, verifier: try AccessTokenVerifier(secret: secret))))
+        if let sweepInterval {
+            app.addServices(ReservationSweeper(store: store, interval: sweepInterval, logger: Logger(label: "accounting-test.sweep")))
+        }
+        do {
+            try await app.test(.router) { client in
+                do {
+                    try await body(AccountingFixture(store: store, clock: clock, client: client))
+                } catch {
+                    try? await store.dropDatabase()
+                    throw error
+                }
+                try await store.dropDatabase()
+            }
+        } catch {
+            try? await store.shutdown()
+            throw error
+        }
+        try await store.shutdown()
+    }
+
+    /// Sends a request as `user` (no token when nil) and returns the status and the JSON object answered.
+    func call(
+        _ method: HTTPRequest.Method, _ uri: String, as user: String?, role: UserRole = .enduser, _ body: [String: Any]? = nil
+    ) async throws -> (status: HTTPResponse.Status, json: [String: Any]) {
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if let user { headers[.authorization] = "Bearer " + verifier.sign(userID: user, role: role, lifetime: 900) }
+        let response = try await client.execute(
+            uri: uri, method: method, headers: headers, body: body.map { ByteBuffer(bytes: try! JSONSerialization.data(withJSONObject: $0)) }
+        )
+        let object = (try? JSONSerialization.jsonObject(with: Data(buffer: response.body))) as? [String: Any]
+        return (response.status, object ?? [:])
+    }
+
+    /// `object` as JSON with sorted keys, to compare two answers.
+    static func text(_ object: [String: Any]) -> String {
+        String(decoding: (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data(), as: UTF8.self)
+    }
+
+    /// Allocates `credits` to `user` as the admin; expects 201.
+    func fund(_ user: String, _ credits: Int, days: Int = 30) async throws {
+        let reply = try await call(.post, "/api/credits/allocate", as: "admin", role: .admin, ["targetUserId": user, "credits": credits, "expiryDays": days])
+        #expect(reply.status == .created)
+    }
+
+    /// The user's `[totalCredits, reservedCredits]` (-1 for a missing one).
+    func balance(_ user: String) async throws -> [Int] {
+        let reply = try await call(.get, "/api/credits/balance", as: user)
+        return [reply.json["totalCredits"] as? Int ?? -1, reply.json["reservedCredits"] as? Int ?? -1]
+    }
+
+    /// `POST /api/streaming-sessions/initialize` for `user`.
+    func initialize(_ user: String, _ sessionID: String, tokens: Int, model: String = sonnet) async throws -> (status: HTTPResponse.Status, json: [String: Any]) {
+        try await call(.post, "/api/streaming-sessions/initialize", as: user, ["sessionId": sessionID, "modelId": model, "estimatedTokens": tokens])
+    }
+
+    /// `POST /api/streaming-sessions/finalize` for `user`.
+    func finalize(_ user: String, _ sessionID: String, _ fields: [String: Any]) async throws -> (status: HTTPResponse.Status, json: [String: Any]) {
+        try await call(.post, "/api/streaming-sessions/finalize", as: user, fields.merging(["sessionId": sessionID]) { $1 })
+    }
+
+    /// The account document as stored, without applying due expiries (to see what the sweep did).
+    func storedAccount(_ user: String) async throws -> Account? {
+        let database = store.clients.databaseName
+        return try await store.clients.withClient("test") { client in
+            try MongoCollection.with(StoredAccount.accounts, in: database, client: client) { accounts in
+                try accounts.find(["_id": .string(user)]).first.map(StoredAccount.account)
+            }
+        }
+    }
+}
+
+@Suite("accounting stand-in: credits, reservations and usage over MongoDB", .serialized)
+struct AccountingStandinTests {
+    @Test("flow 8: an admin allocates 1000 credits to user1, whose balance shows them; endusers may not allocate")
+    func allocation() async throws {
+        try await AccountingFixture.with { fixture in
+            let allocated = try await fixture.call(
+                .post, "/api/credits/allocate", as: "admin", role: .admin,
+                ["targetUserId": "user1", "credits": 1000, "expiryDays": 30, "notes": "Testing allocation"]
+            )
+            #expect(allocated.status == .created)
+            #expect(allocated.json["credits"] as? Int == 1000)
+            #expect((allocated.json["id"] as? String)?.count == 24)
+            #expect((allocated.json["message"] as? String)?.isEmpty == false)
+
+            let balance = try await fixture.call(.get, "/api/credits/balance", as: "user1")
+            #expect(balance.status == .ok)
+            #expect(balance.json["totalCredits"] as? Int == 1000)
+            #expect(balance.json["reservedCredits"] as? Int == 0)
+            let allocations = balance.json["activeAllocations"] as? [[String: Any]] ?? []
+            #expect(allocations.count == 1)
+            #expect(allocations.first?["id"] as? String == allocated.json["id"] as? String)
+            #expect(allocations.first?["credits"] as? Int == 1000 && allocations.first?["originalCredits"] as? Int == 1000)
+            #expect(allocations.first?["allocatedBy"] as? String == "admin" && allocations.first?["notes"] as? String == "Testing allocation")
+
+            let bySupervisor = try await fixture.call(.post, "/api/credits/allocate", as: "supervisor1", role: .supervisor, ["targetUserId": "user1", "credits": 5])
+            #expect(bySupervisor.status == .created)
+            #expect(try await fixture.balance("user1")[0] == 1005)
+
+            let byEnduser = try await fixture.call(.post, "/api/credits/allocate", as: "user1", ["targetUserId": "user1", "credits": 1000])
+            #expect(byEnduser.status == .forbidden)
+            for invalid: [String: Any] in [
+                ["targetUserId": "user1", "credits": 0], ["targetUserId": "user1", "credits": -5], ["targetUserId": "user1", "credits": 1.5],
+                ["targetUserId": "user1", "credits": "many"], ["credits": 10], ["targetUserId": "user1", "credits": 10, "expiryDays": 0],
+            ] {
+                let reply = try await fixture.call(.post, "/api/credits/allocate", as: "admin", role: .admin, invalid)
+                #expect(reply.status == .badRequest, "\(invalid)")
+            }
+            #expect(try await fixture.balance("user1")[0] == 1005)
+
+            // Twenty first allocations to a new user at once: one creates the account, the others retry onto it.
+            let created = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for _ in 0..<20 {
+                    group.addTask {
+                        try await fixture.call(.post, "/api/credits/allocate", as: "admin", role: .admin, ["targetUserId": "newcomer", "credits": 5]).status
+                            == .created
+                    }
+                }
+                return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+            }
+            #expect(created == 20)
+            #expect(try await fixture.balance("newcomer") == [100, 0])
+        }
+    }
+
+    @Test("every endpoint but health wants a valid token: 401 Invalid authentication token")
+    func authenticationAndHealth() async throws {
+        try await AccountingFixture.with { fixture in
+            for path in ["/api/credits/balance", "/api/credits/check", "/api/usage/stats"] {
+                let reply = try await fixture.call(.get, path, as: nil)
+                #expect(reply.status == .unauthorized)
+                #expect(reply.json["message"] as? String == "Invalid authentication token")
+            }
+            let forged = try AccessTokenVerifier(secret: "another_secret_that_is_long_enough_0123").sign(userID: "admin", role: .admin, lifetime: 60)
+            let response = try await fixture.client.execute(uri: "/api/credits/balance", method: .get, headers: [.authorization: "Bearer " + forged])
+            #expect(response.status == .unauthorized)
+            for path in ["/health", "/api/health"] {
+                let health = try await fixture.call(.get, path, as: nil)
+                #expect(health.status == .ok)
+                #expect(health.json as? [String: String] == ["status": "ok", "service": "accounting-service"])
+            }
+        }
+    }
+
+    @Test("check: sufficient and insufficient, priced from the catalog; initialize beyond the balance is 402")
+    func check() async throws {
+        try await AccountingFixture.with { fixture in
+            try await fixture.fund("user1", 1000)
+            let enough = try await fixture.call(.post, "/api/credits/check", as: "user1", ["credits": 500])
+            #expect(enough.status == .ok)
+            #expect(enough.json["sufficient"] as? Bool == true && enough.json["required"] as? Int == 500 && enough.json["available"] as? Int == 1000)
+            let tooMuch = try await fixture.call(.post, "/api/credits/check", as: "user1", ["credits": 5000])
+            #expect(tooMuch.json["sufficient"] as? Bool == false && tooMuch.json["available"] as? Int == 1000)
+            // 2000 tokens at Claude 3 Sonnet's 15 credits per 1K output tokens.
+            let estimate = try await fixture.call(.get, "/api/credits/check?estimatedTokens=2000&modelId=\(AccountingFixture.sonnet)", as: "user1")
+            #expect(estimate.json["required"] as? Int == 30 && estimate.json["sufficient"] as? Bool == true)
+            let byDefault = try await fixture.call(.get, "/api/credits/check", as: "user1")
+            #expect(byDefault.json["required"] as? Int == 1 && byDefault.json["sufficient"] as? Bool == true)
+            let unknownModel = try await fixture.call(.post, "/api/credits/check", as: "user1", ["estimatedTokens": 10, "modelId": "invalid-model-id"])
+            #expect(unknownModel.status == .badRequest)
+
+            let broke = try await fixture.call(.post, "/api/credits/check", as: "user2", [:])
+            #expect(broke.json["sufficient"] as? Bool == false && broke.json["available"] as? Int == 0)
+            let refused = try await fixture.initialize("user2", "essay", tokens: 5000)
+            #expect(refused.status.code == 402)
+            #expect(refused.json["message"] as? String == "Insufficient credits")
+            let tooLarge = try await fixture.initialize("user1", "essay", tokens: 100_000)
+            #expect(tooLarge.status.code == 402)
+            #expect(try await fixture.balance("user1")[0] == 1000)
+        }
+    }
+
+    @Test("50 concurrent reservations against a balance covering exactly 10: 10 succeed, 40 get 402, never below zero")
+    func concurrentReservations() async throws {
+        try await AccountingFixture.with { fixture in
+            try await fixture.fund("user1", 150)  // 10 reservations of 1000 Sonnet tokens, 15 credits each
+            let lowest = NIOLockedValueBox(Int.max)
+            let done = NIOLockedValueBox(false)
+            let statuses = try await withThrowingTaskGroup(of: UInt16?.self) { group in
+                group.addTask {
+                    while !done.withLockedValue({ $0 }) {
+                        let balance = try await fixture.balance("user1")
+                        lowest.withLockedValue { $0 = min($0, balance[0], balance[1], 150 - balance[0] - balance[1]) }
+                    }
+                    return nil
+                }
+                for index in 0..<50 {
+                    group.addTask { UInt16(try await fixture.initialize("user1", "race-\(index)", tokens: 1000).status.code) }
+                }
+                var statuses: [UInt16] = []
+                for try await status in group {
+                    if let status { statuses.append(status) }
+                    if statuses.count == 50 { done.withLockedValue { $0 = true } }
+                }
+                return statuses
+            }
+            #expect(statuses.filter { $0 == 201 }.count == 10)
+            #expect(statuses.filter { $0 == 402 }.count == 40)
+            #expect(lowest.withLockedValue { $0 } >= 0)
+            #expect(try await fixture.balance("user1") == [0, 150])
+            let stored = try await fixture.storedAccount("user1")
+            #expect(stored?.available == 0 && stored?.reserved == 150 && stored?.isConsistent == true)
+
+            // Releasing them all gives every credit back.
+            for index in 0..<50 {
+                _ = try await fixture.finalize("user1", "race-\(index)", ["actualTokens": 0, "success": false])
+            }
+            #expect(try await fixture.balance("user1") == [150, 0])
+        }
+    }
+
+    @Test("finalize charges the actual cost, refunds the rest once, and answers the same when repeated")
+    func finalizeOnce() async throws {
+        try await AccountingFixture.with { fixture in
+            try await fixture.fund("user1", 1000)
+            let reserved = try await fixture.initialize("user1", "stream-1", tokens: 2000)
+            #expect(reserved.status == .created && reserved.json["allocatedCredits"] as? Int == 30)
+            #expect(try await fixture.balance("user1") == [970, 30])
+
+            // 356 tokens at 15 credits per 1K: 5.34, rounded up to 6.
+            let first = try await fixture.finalize("user1", "stream-1", ["actualTokens": 356, "success": true])
+            #expect(first.status == .ok)
+            #expect(first.json["status"] as? String == "finalized" && first.json["creditsUsed"] as? Int == 6 && first.json["refund"] as? Int == 24)
+            let again = try await fixture.finalize("user1", "stream-1", ["actualTokens": 2000, "success": true])
+            #expect(again.status == .ok && AccountingFixture.text(again.json) == AccountingFixture.text(first.json))
+            #expect(try await fixture.balance("user1") == [994, 0])
+
+            // Two finalizes at once: one settles, both answer the same, one refund.
+            _ = try await fixture.initialize("user1", "stream-2", tokens: 2000)
+            async let one = fixture.finalize("user1", "stream-2", ["actualTokens": 100])
+            async let two = fixture.finalize("user1", "stream-2", ["actualTokens": 100])
+            let (a, b) = try await (one, two)
+            #expect(a.status == .ok && AccountingFixture.text(a.json) == AccountingFixture.text(b.json))
+            #expect(try await fixture.balance("user1") == [992, 0])
+
+            #expect(try await fixture.finalize("user1", "never-initialized", ["actualTokens": 1]).status == .notFound)
+            #expect(try await fixture.finalize("user2", "stream-1", ["actualTokens": 1]).status == .notFound)
+            #expect(try await fixture.initialize("user1", "stream-1", tokens: 2000).status == .conflict)
+
+            // The same open reservation twice is answered again and held once; different terms are 409.
+            let repeatOne = try await fixture.initialize("user1", "stream-3", tokens: 1000)
+            let repeatTwo = try await fixture.initialize("user1", "stream-3", tokens: 1000)
+            #expect(repeatOne.status == .created && repeatTwo.status == .created && repeatTwo.json["allocatedCredits"] as? Int == 15)
+            #expect(try await fixture.initialize("user1", "stream-3", tokens: 999).status == .conflict)
+            #expect(try await fixture.balance("user1") == [977, 15])
+
+            // success:false charges the tokens used so far; input and output tokens are priced apart (3 + 15).
+            let failed = try await fixture.finalize("user1", "stream-3", ["actualTokens": 100, "success": false])
+            #expect(failed.json["creditsUsed"] as? Int == 2 && failed.json["refund"] as? Int == 13 && failed.json["success"] as? Bool == false)
+            _ = try await fixture.initialize("user1", "stream-4", tokens: 2000)
+            let split = try await fixture.finalize("user1", "stream-4", ["actualTokens": 2000, "inputTokens": 1000, "outputTokens": 1000])
+            #expect(split.json["creditsUsed"] as? Int == 18 && split.json["refund"] as? Int == 12)
+        }
+    }
+
+    @Test("a cost above the reservation takes the excess from the balance, capped at what is there")
+    func excessCost() async throws {
+        try await AccountingFixture.with { fixture in
+            try await fixture.fund("user3", 10)
+            #expect(try await fixture.initialize("user3", "short", tokens: 100).json["allocatedCredits"] as? Int == 2)
+            let covered = try await fixture.finalize("user3", "short", ["actualTokens": 400])  // 6 credits: 2 held + 4 more
+            #expect(covered.json["creditsUsed"] as? Int == 6 && covered.json["actualCost"] as? Int == 6 && covered.json["refund"] as? Int == 0)
+            #expect(try await fixture.balance("user3") == [4, 0])
+            _ = try await fixture.initialize("user3", "long", tokens: 100)
+            let capped = try await fixture.finalize("user3", "long", ["actualTokens": 1000])  // 15 credits, 4 there
+            #expect(capped.json["creditsUsed"] as? Int == 4 && capped.json["actualCost"] as? Int == 15)
+            #expect(try await fixture.balance("user3") == [0, 0])
+        }
+    }
+
+    @Test("a reservation never finalized expires after the TTL: the sweep refunds it, status expired")
+    func reservationExpires() async throws {
+        try await AccountingFixture.with(ttl: .seconds(1), sweepInterval: .milliseconds(100)) { fixture in
+            try await fixture.fund("user1", 100)
+            #expect(try await fixture.initialize("user1", "abandoned", tokens: 2000).status == .created)
+            #expect(try await fixture.storedAccount("user1")?.available == 70)
+            // Read the stored document only, so that the refund is the sweep's and not a read's.
+            let deadline = Date().addingTimeInterval(10)
+            while try await fixture.storedAccount("user1")?.available != 100, Date() < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            let stored = try await fixture.storedAccount("user1")
+            #expect(stored?.available == 100 && stored?.reserved == 0)
+            let late = try await fixture.finalize("user1", "abandoned", ["actualTokens": 500])
+            #expect(late.status == .ok && late.json["status"] as? String == "expired")
+            #expect(late.json["creditsUsed"] as? Int == 0 && late.json["refund"] as? Int == 30)
+            #expect(try await fixture.balance("user1") == [100, 0])
+            #expect(try await fixture.call(.get, "/api/usage/stats", as: "user1").json["totalRequests"] as? Int == 0)
+        }
+    }
+
+    @Test("without a sweep, reading the balance expires a reservation past its deadline")
+    func expiryOnRead() async throws {
+        try await AccountingFixture.with(ttl: .seconds(60)) { fixture in
+            try await fixture.fund("user1", 100)
+            _ = try await fixture.initialize("user1", "stale", tokens: 2000)
+            fixture.clock.advance(61)
+            #expect(try await fixture.balance("user1") == [100, 0])
+            #expect(try await fixture.finalize("user1", "stale", ["actualTokens": 10]).json["status"] as? String == "expired")
+        }
+    }
+
+    @Test("an allocation past its expiry days leaves the balance; credits it lent to a reservation are forfeited")
+    func allocationExpiry() async throws {
+        try await AccountingFixture.with(ttl: .seconds(7 * 86_400)) { fixture in
+            try await fixture.fund("user1", 100, days: 1)
+            try await fixture.fund("user1", 50, days: 30)
+            // 8000 Sonnet tokens reserve 120 credits: the 100 expiring first, then 20 of the other.
+            #expect(try await fixture.initialize("user1", "long-run", tokens: 8000).json["allocatedCredits"] as? Int == 120)
+            fixture.clock.advance(2 * 86_400)
+            let balance = try await fixture.call(.get, "/api/credits/balance", as: "user1")
+            #expect(balance.json["totalCredits"] as? Int == 30 && (balance.json["activeAllocations"] as? [Any])?.count == 1)
+            // 30 used; of the 90 released, 20 go back to the live allocation and 70 belonged to the expired one.
+            let settled = try await fixture.finalize("user1", "long-run", ["actualTokens": 2000])
+            #expect(settled.json["creditsUsed"] as? Int == 30 && settled.json["refund"] as? Int == 20)
+            #expect(settled.json["forfeitedCredits"] as? Int == 70)
+            #expect(try await fixture.balance("user1") == [50, 0])
+        }
+    }
+
+    @Test("usage: records and finalized sessions in the stats; others' stats for supervisors; system stats for admins")
+    func usageStats() async throws {
+        try await AccountingFixture.with { fixture in
+            try await fixture.fund("user1", 1000)
+            _ = try await fixture.initialize("user1", "chat-1", tokens: 2000)
+            _ = try await fixture.finalize("user1", "chat-1", ["actualTokens": 456, "inputTokens": 100, "outputTokens": 356])  // 0.3 + 5.34 → 6
+            let recorded = try await fixture.call(
+                .post, "/api/usage/record", as: "user1",
+                ["service": "chat-service", "operation": "message", "credits": 10, "tokens": 500, "modelId": AccountingFixture.haiku]
+            )
+            #expect(recorded.status == .created)
+            let tokensOnly = try await fixture.call(.post, "/api/usage/record", as: "user1", ["service": "chat-service", "operation": "message", "tokens": 40])
+            #expect(tokensOnly.status == .created)
+            #expect(try await fixture.call(.post, "/api/usage/record", as: "user1", ["service": "chat-service"]).status == .badRequest)
+            #expect(try await fixture.call(.post, "/api/usage/record", as: "user2", ["credits": 5]).status.code == 402)
+            #expect(try await fixture.balance("user1") == [984, 0])
+
+            let own = try await fixture.call(.get, "/api/usage/stats", as: "user1")
+            #expect(own.status == .ok)
+            #expect(own.json["totalCreditsUsed"] as? Int == 16 && own.json["totalRequests"] as? Int == 3 && own.json["totalTokens"] as? Int == 996)
+            let models = (own.json["byModel"] as? [[String: Any]] ?? []).compactMap { $0["modelId"] as? String }
+            #expect(models == [AccountingFixture.haiku, AccountingFixture.sonnet, "unspecified"])
+            let days = own.json["byDay"] as? [[String: Any]] ?? []
+            #expect(days.count == 1 && days.first?["date"] as? String == StoredAccount.day(Date()) && days.first?["credits"] as? Int == 16)
+
+            let bySupervisor = try await fixture.call(.get, "/api/usage/stats/user1", as: "supervisor1", role: .supervisor)
+            #expect(bySupervisor.status == .ok && bySupervisor.json["totalCreditsUsed"] as? Int == 16)
+            #expect(try await fixture.call(.get, "/api/usage/stats/user1", as: "user2").status == .forbidden)
+            #expect(try await fixture.call(.get, "/api/usage/stats/user1", as: "user1").status == .ok)
+
+            let system = try await fixture.call(.get, "/api/usage/system-stats", as: "admin", role: .admin)
+            #expect(system.status == .ok && system.json["totalCreditsUsed"] as? Int == 16 && system.json["activeUsers"] as? Int == 1)
+            #expect((system.json["accounts"] as? [String: Any])?["availableCredits"] as? Int == 984)
+            #expect(try await fixture.call(.get, "/api/usage/system-stats", as: "supervisor1", role: .supervisor).status == .forbidden)
+            #expect(try await fixture.call(.get, "/api/usage/system-stats", as: "user1").status == .forbidden)
+        }
+    }
+
+    @Test("prices round up from exact integer arithmetic; settings are checked at start")
+    func pricingAndConfiguration() throws {
+        let sonnet = try #require(ModelCatalog.model(id: AccountingFixture.sonnet))
+        let micro = try #require(ModelCatalog.model(id: "amazon.nova-micro-v1:0"))
+        #expect(Pricing.estimate(tokens: 2000, model: sonnet) == 30)
+        #expect(Pricing.estimate(tokens: 0, model: sonnet) == 1)
+        #expect(Pricing.cost(TokenUsage(inputTokens: 0, outputTokens: 0), model: sonnet) == 0)
+        #expect(Pricing.cost(TokenUsage(inputTokens: 0, outputTokens: 50_000), model: micro) == 7)
+        #expect(Pricing.cost(TokenUsage(inputTokens: 1, outputTokens: 0), model: micro) == 1)
+
+        let secret = ["JWT_ACCESS_SECRET": AccountingFixture.secret]
+        let defaults = try AccountingConfiguration(environment: Environment(secret))
+        #expect(defaults.port == 3001 && defaults.mongo.uri == "mongodb://127.0.0.1:27018/accounting" && defaults.reservationTTL == .seconds(900))
+        let unnamed = try AccountingConfiguration(environment: Environment(secret.merging(["MONGO_URI": "mongodb://db:27017/?appname=x"]) { $1 }))
+        #expect(unnamed.mongo.uri == "mongodb://db:27017/accounting?appname=x")
+        #expect(throws: ConfigurationError.self) { try AccountingConfiguration(environment: Environment([:])) }
+        #expect(throws: ConfigurationError.self) { try AccountingConfiguration(environment: Environment(["JWT_ACCESS_SECRET": "short"])) }
+        #expect(throws: ConfigurationError.self) {
+            try AccountingConfiguration(environment: Environment(secret.merging(["RESERVATION_TTL_SECONDS": "0"]) { $1 }))
+        }
+    }
+}
