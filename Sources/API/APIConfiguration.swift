@@ -21,6 +21,8 @@ struct APIConfiguration: Sendable {
     var maxOutputTokens: Int
     /// How long `POST /messages` waits for the reply (`MESSAGE_WAIT_TIMEOUT_MS`).
     var messageWait: Duration
+    /// The jobs stream (`JOB_STREAM`, default `chat:jobs`); API and workers must agree.
+    var jobStream: String
 
     /// Reads and checks the settings; a bad one throws a `ConfigurationError` with one clear line.
     init(environment: Environment) throws {
@@ -49,5 +51,6 @@ struct APIConfiguration: Sendable {
         accountingTimeout = try environment.milliseconds("ACCOUNTING_TIMEOUT_MS", default: .seconds(3))
         maxOutputTokens = try environment.int("GENERATION_MAX_TOKENS", default: 1_024, in: 1...200_000)
         messageWait = try environment.milliseconds("MESSAGE_WAIT_TIMEOUT_MS", default: .seconds(120))
+        jobStream = environment.string("JOB_STREAM", default: "chat:jobs")
     }
 }

@@ -46,7 +46,9 @@ func buildApplication(configuration: APIConfiguration) async throws -> some Appl
         rateLimiter: RateLimiter(redis: redis, settings: configuration.rateLimits, logger: Logger(label: "chat-api.ratelimit")),
         ledger: ledger,
         state: GenerationState(redis: redis),
-        queue: JobQueue<InferenceJob>(redis: redis),
+        queue: JobQueue<InferenceJob>(
+            redis: redis, configuration: JobQueueConfiguration(stream: configuration.jobStream, deadLetterStream: configuration.jobStream + ":dead")
+        ),
         events: SessionEvents(redis: redis, configuration: SessionEventsConfiguration(blockTime: .seconds(15))),
         maxOutputTokens: configuration.maxOutputTokens,
         messageWait: configuration.messageWait

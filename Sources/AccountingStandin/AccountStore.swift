@@ -27,8 +27,11 @@ struct AccountStore: Sendable {
         self.logger = logger
     }
 
-    /// The current time, as the store sees it (tests move it).
-    var now: Date { clock() }
+    /// The current time as the store sees it (tests move it), to the millisecond a BSON date keeps, so that
+    /// what a call answers equals what a later read answers.
+    var now: Date {
+        Date(timeIntervalSince1970: (clock().timeIntervalSince1970 * 1000).rounded(.down) / 1000)
+    }
 
     /// Creates the indexes the sweep and the lookups need (idempotent): call once at start.
     func prepare() async throws {
@@ -147,7 +150,7 @@ struct AccountStore: Sendable {
     /// returns how many it visited. The reservation sweeper calls it every few seconds.
     @discardableResult
     func sweep(limit: Int = sweepBatch) async throws -> Int {
-        let now = clock()
+        let now = self.now
         let database = clients.databaseName
         let due: [String] = try await clients.withClient("sweep") { client in
             try MongoCollection.with(StoredAccount.accounts, in: database, client: client) { accounts in
@@ -192,7 +195,7 @@ struct AccountStore: Sendable {
         _ userID: String, _ operation: String, _ change: @escaping @Sendable (inout Account, Date, ArchiveReader) throws -> T
     ) async throws -> (result: T, account: Account)? {
         let database = clients.databaseName
-        let now = clock()
+        let now = self.now
         return try await clients.withClient(operation) { client in
             try MongoCollection.with(StoredAccount.accounts, in: database, client: client) { accounts in
                 let stored = try accounts.find(["_id": .string(userID)], options: ["limit": 1]).first.map(StoredAccount.account)

@@ -62,19 +62,20 @@ struct GenerationHandler: JobHandler {
             let partial = progress.withLockedValue { $0 }
             logger.warning("generation failed", metadata: ["job": "\(job.id)", "code": "\(error.code)", "chunks": "\(partial.chunks)"])
             if error.isRetryable && job.attempt < maxAttempts { throw error }
-            try await settle(job, model: model, progress: partial, success: false)
+            let used = partial.billedUsage(estimatedInput: ContextWindow.estimatedPromptTokens(generation), finished: false)
+            try await settle(job, model: model, usage: used, success: false)
             throw JobFailure.permanent("\(error.code): \(error.message)")
         }
 
         let done = progress.withLockedValue { $0 }
-        let usage = done.billedUsage(estimatedInput: ContextWindow.estimatedPromptTokens(generation))
+        let usage = done.billedUsage(estimatedInput: ContextWindow.estimatedPromptTokens(generation), finished: outcome == .completed)
         let message = try await store.appendMessage(
             NewMessage(
                 sessionId: request.sessionId, jobId: job.id, role: .assistant, content: done.accumulator.text, modelId: model.id,
                 status: outcome == .cancelled ? .cancelled : .complete, inputTokens: usage.input, outputTokens: usage.output
             )
         )
-        let settlement = try await settle(job, model: model, progress: done, success: outcome == .completed)
+        let settlement = try await settle(job, model: model, usage: usage, success: outcome == .completed)
         let latency = clock.now - started
         let complete: [String: Any] = [
             "jobId": job.id, "streamingSessionId": job.id, "messageId": message.id, "content": done.accumulator.text,
@@ -91,7 +92,7 @@ struct GenerationHandler: JobHandler {
         let publisher = EventPublisher(events: events, sessionID: request.sessionId, jobID: job.id)
         do {
             // Idempotent: a reservation already settled by the failed run is not refunded twice.
-            _ = try? await settle(job, model: ModelCatalog.model(id: request.modelId), progress: Progress(), success: false)
+            _ = try? await settle(job, model: ModelCatalog.model(id: request.modelId), usage: (0, 0), success: false)
             let body = try await publisher.publish(
                 "error", ["jobId": job.id, "code": "GENERATION_FAILED", "message": "The reply could not be generated. Your credits were refunded."]
             )
@@ -150,8 +151,7 @@ struct GenerationHandler: JobHandler {
 
     /// Finalizes the reservation (idempotent at the accounting service) with the tokens used.
     @discardableResult
-    private func settle(_ job: QueuedJob<InferenceJob>, model: ModelInfo?, progress: Progress, success: Bool) async throws -> CreditSettlement? {
-        let usage = progress.billedUsage(estimatedInput: 0)
+    private func settle(_ job: QueuedJob<InferenceJob>, model: ModelInfo?, usage: (input: Int, output: Int), success: Bool) async throws -> CreditSettlement? {
         let token = signer.sign(userID: job.payload.userId, role: .enduser, lifetime: 300)
         return try await ledger.finalize(
             reservationID: job.id, modelID: model?.id ?? job.payload.modelId, inputTokens: usage.input, outputTokens: usage.output,
@@ -166,14 +166,13 @@ struct Progress: Sendable {
     /// Chunks of text published.
     var chunks = 0
 
-    /// Bedrock's counts where it reported them; for a reply cut short, the chunks received stand in for the
-    /// output tokens not yet reported, and `estimatedInput` for an input count never reported.
-    func billedUsage(estimatedInput: Int) -> (input: Int, output: Int) {
+    /// Bedrock's counts where it reported them. A reply cut short (cancelled, failed) has no final count:
+    /// the output is then at least the chunks received (each carries one token or more), and `estimatedInput`
+    /// stands in for an input count never reported.
+    func billedUsage(estimatedInput: Int, finished: Bool) -> (input: Int, output: Int) {
         let reported = accumulator.billedUsage
-        if reported.source != .unknown, reported.output > 0 || chunks == 0 {
-            return (reported.input > 0 ? reported.input : estimatedInput, max(reported.output, 0))
-        }
-        return (reported.input > 0 ? reported.input : estimatedInput, max(reported.output, chunks))
+        let input = reported.input > 0 ? reported.input : estimatedInput
+        return finished ? (input, reported.output) : (input, max(reported.output, chunks))
     }
 }
 

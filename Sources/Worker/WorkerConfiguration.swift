@@ -32,8 +32,9 @@ struct WorkerConfiguration: Sendable {
             threadCount: try environment.int("MONGO_THREADS", default: 4, in: 1...256)
         )
         let visibility = try environment.milliseconds("JOB_VISIBILITY_TIMEOUT_MS", default: .seconds(30), in: 300...3_600_000)
+        let stream = environment.string("JOB_STREAM", default: "chat:jobs")
         queue = JobQueueConfiguration(
-            visibilityTimeout: visibility,
+            stream: stream, deadLetterStream: stream + ":dead", visibilityTimeout: visibility,
             maxAttempts: try environment.int("JOB_MAX_ATTEMPTS", default: 3, in: 1...100)
         )
         let consumer = environment.string(

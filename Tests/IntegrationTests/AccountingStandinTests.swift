@@ -30,6 +30,8 @@ struct AccountingFixture {
     let store: AccountStore
     let clock: MovableClock
     let client: any TestClientProtocol
+    /// The test's own database.
+    let uri: String
     let verifier = try! AccessTokenVerifier(secret: secret)
 
     /// Runs `body` against the app (with the sweeper every `sweepInterval`, if given), then drops the database.
@@ -37,8 +39,9 @@ struct AccountingFixture {
         ttl: Duration = .seconds(900), sweepInterval: Duration? = nil, _ body: @Sendable (AccountingFixture) async throws -> Void
     ) async throws {
         let clock = MovableClock()
+        let uri = MongoSessionStoreTests.uniqueDatabaseURI()
         let store = try AccountStore(
-            configuration: MongoConfiguration(uri: MongoSessionStoreTests.uniqueDatabaseURI(), timeout: .seconds(5), threadCount: 4),
+            configuration: MongoConfiguration(uri: uri, timeout: .seconds(5), threadCount: 4),
             reservationTTL: ttl, clock: { clock.now() }, logger: Logger(label: "accounting-test")
         )
         try await store.prepare()
@@ -49,7 +52,7 @@ struct AccountingFixture {
         do {
             try await app.test(.router) { client in
                 do {
-                    try await body(AccountingFixture(store: store, clock: clock, client: client))
+                    try await body(AccountingFixture(store: store, clock: clock, client: client, uri: uri))
                 } catch {
                     try? await store.dropDatabase()
                     throw error
@@ -137,6 +140,8 @@ struct AccountingStandinTests {
             #expect(allocations.first?["id"] as? String == allocated.json["id"] as? String)
             #expect(allocations.first?["credits"] as? Int == 1000 && allocations.first?["originalCredits"] as? Int == 1000)
             #expect(allocations.first?["allocatedBy"] as? String == "admin" && allocations.first?["notes"] as? String == "Testing allocation")
+            #expect(allocations.first?["createdAt"] as? String == allocated.json["createdAt"] as? String)
+            #expect(allocations.first?["expiresAt"] as? String == allocated.json["expiresAt"] as? String)
 
             let bySupervisor = try await fixture.call(.post, "/api/credits/allocate", as: "supervisor1", role: .supervisor, ["targetUserId": "user1", "credits": 5])
             #expect(bySupervisor.status == .created)
@@ -219,6 +224,11 @@ struct AccountingStandinTests {
     func concurrentReservations() async throws {
         try await AccountingFixture.with { fixture in
             try await fixture.fund("user1", 150)  // 10 reservations of 1000 Sonnet tokens, 15 credits each
+            // Half of them through a second store with connections of its own, as another process would.
+            let other = try AccountStore(
+                configuration: MongoConfiguration(uri: fixture.uri, threadCount: 4), reservationTTL: .seconds(900), logger: Logger(label: "other")
+            )
+            let sonnet = try #require(ModelCatalog.model(id: AccountingFixture.sonnet))
             let lowest = NIOLockedValueBox(Int.max)
             let done = NIOLockedValueBox(false)
             let statuses = try await withThrowingTaskGroup(of: UInt16?.self) { group in
@@ -229,8 +239,18 @@ struct AccountingStandinTests {
                     }
                     return nil
                 }
-                for index in 0..<50 {
+                for index in 0..<50 where index % 2 == 0 {
                     group.addTask { UInt16(try await fixture.initialize("user1", "race-\(index)", tokens: 1000).status.code) }
+                }
+                for index in 0..<50 where index % 2 == 1 {
+                    group.addTask {
+                        do {
+                            _ = try await other.reserve(userID: "user1", sessionID: "race-\(index)", chatSessionID: nil, model: sonnet, estimatedTokens: 1000)
+                            return 201
+                        } catch let error as ChatError where error.kind == .paymentRequired {
+                            return 402
+                        }
+                    }
                 }
                 var statuses: [UInt16] = []
                 for try await status in group {
@@ -242,6 +262,7 @@ struct AccountingStandinTests {
             #expect(statuses.filter { $0 == 201 }.count == 10)
             #expect(statuses.filter { $0 == 402 }.count == 40)
             #expect(lowest.withLockedValue { $0 } >= 0)
+            try await other.shutdown()
             #expect(try await fixture.balance("user1") == [0, 150])
             let stored = try await fixture.storedAccount("user1")
             #expect(stored?.available == 0 && stored?.reserved == 150 && stored?.isConsistent == true)

@@ -74,14 +74,15 @@ struct ProcessTests {
         let redis = try testRedisClient()
         defer { redis.shutdown() }
         let consumer = uniqueKey("worker")
-        let queue = JobQueue<InferenceJob>(redis: redis)
+        let stream = uniqueKey("jobs")
+        let queue = JobQueue<InferenceJob>(redis: redis, configuration: JobQueueConfiguration(stream: stream, deadLetterStream: stream + ":dead"))
         try await queue.prepare()
         let database = MongoSessionStoreTests.uniqueDatabaseURI()
         let worker = try ChildProcess(
             executable: ChildProcess.binary("CHAT_WORKER_BIN"),
             environment: [
                 "REDIS_URL": TestEnvironment.redisURL, "MONGO_URI": database, "WORKER_CONCURRENCY": "4",
-                "WORKER_CONSUMER_NAME": consumer, "JOB_VISIBILITY_TIMEOUT_MS": "5000", "JWT_ACCESS_SECRET": APIFixture.secret,
+                "WORKER_CONSUMER_NAME": consumer, "JOB_VISIBILITY_TIMEOUT_MS": "5000", "JOB_STREAM": stream, "JWT_ACCESS_SECRET": APIFixture.secret,
                 "ACCOUNTING_URL": TestEnvironment.accountingURL, "LOG_LEVEL": "warning",
             ]
         )
@@ -123,7 +124,7 @@ struct ProcessTests {
         #expect(complete["outputTokens"] as? Int == 6)
         #expect(text.split(separator: " ").count == 6)
         #expect(Set(seen.map(\.jobID)) == [jobID])
-        let pending = try await redis.xpending("chat:jobs", group: "chat-workers", consumer: consumer)
+        let pending = try await redis.xpending(stream, group: "chat-workers", consumer: consumer)
         #expect(pending.isEmpty)
         let stored = try await store.messages(sessionId: sessionID)
         #expect(stored.map(\.role) == [.user, .assistant])

@@ -1,0 +1,319 @@
+import AsyncHTTPClient
+import ChatCore
+import Accounting
+import Bedrock
+import ChatStore
+import Foundation
+import NIOConcurrencyHelpers
+import Testing
+
+@testable import Queue
+
+/// Two chat-api and two chat-worker processes on a jobs stream and a database of their own, over the Redis,
+/// MongoDB, emulator and stand-ins that `make test` started.
+final class PipelineFixture: @unchecked Sendable {
+    // @unchecked: the process table is only changed by the test that owns the fixture, one call at a time.
+    let apiPorts = [TestEnvironment.freePort(), TestEnvironment.freePort()]
+    let stream = uniqueKey("pipeline-jobs")
+    let database = MongoSessionStoreTests.uniqueDatabaseURI()
+    let verifier = try! AccessTokenVerifier(secret: APIFixture.secret)
+    private(set) var apis: [ChildProcess] = []
+    private(set) var workers: [String: ChildProcess] = [:]
+
+    var environment: [String: String] {
+        [
+            "REDIS_URL": TestEnvironment.redisURL, "MONGO_URI": database, "JWT_ACCESS_SECRET": APIFixture.secret,
+            "ACCOUNTING_URL": TestEnvironment.accountingURL, "JOB_STREAM": stream, "LOG_LEVEL": "warning", "RATE_LIMIT_ENABLED": "false",
+            "JOB_VISIBILITY_TIMEOUT_MS": "2000", "MESSAGE_WAIT_TIMEOUT_MS": "20000",
+        ]
+    }
+
+    func start() async throws {
+        for port in apiPorts {
+            apis.append(try ChildProcess(executable: ChildProcess.binary("CHAT_API_BIN"), environment: environment.merging(["PORT": String(port), "HOST": "127.0.0.1"]) { $1 }))
+        }
+        for index in 0..<2 { try startWorker("w\(index)-\(UUID().uuidString.prefix(6))") }
+        for port in apiPorts {
+            try await expectEventually(.seconds(30)) { (try? await HTTPProbe.status("http://127.0.0.1:\(port)/readyz")) == 200 }
+        }
+    }
+
+    func startWorker(_ name: String) throws {
+        workers[name] = try ChildProcess(executable: ChildProcess.binary("CHAT_WORKER_BIN"), environment: environment.merging(["WORKER_CONSUMER_NAME": name]) { $1 })
+    }
+
+    func stop() async {
+        for process in apis + Array(workers.values) { process.signal(SIGKILL) }
+        for process in apis + Array(workers.values) { _ = try? await process.waitForExit(limit: .seconds(10)) }
+    }
+
+    func url(_ path: String, api: Int = 0) -> String { "http://127.0.0.1:\(apiPorts[api])\(path)" }
+
+    func token(_ user: String, role: UserRole = .enduser) -> String { verifier.sign(userID: user, role: role, lifetime: 900) }
+
+    /// A funded user with a new session; returns the user, the token and the session id.
+    func session(credits: Int = 1_000) async throws -> (user: String, token: String, sessionID: String) {
+        let user = "p-\(UUID().uuidString.prefix(8))"
+        try await Accounting.fund(user, credits: credits, accountingURL: TestEnvironment.accountingURL, verifier: verifier)
+        let token = token(user)
+        let created = try await HTTPProbe.json(.POST, url("/api/chat/sessions"), token: token, body: ["title": "pipeline"])
+        #expect(created.status == 201)
+        return (user, token, created.body["sessionId"] as? String ?? "")
+    }
+
+    func messages(_ sessionID: String, token: String) async throws -> [[String: Any]] {
+        try await HTTPProbe.json(.GET, url("/api/chat/sessions/\(sessionID)/messages"), token: token).body["messages"] as? [[String: Any]] ?? []
+    }
+}
+
+/// Runs `body` with a started pipeline, always stopping its processes.
+func withPipeline(_ body: (PipelineFixture) async throws -> Void) async throws {
+    let fixture = PipelineFixture()
+    do {
+        try await fixture.start()
+        try await body(fixture)
+    } catch {
+        await fixture.stop()
+        throw error
+    }
+    await fixture.stop()
+}
+
+func chunkText(_ events: [SSEEvent]) -> String {
+    events.filter { $0.event == "chunk" }.compactMap { $0.json["content"] as? String }.joined()
+}
+
+@Suite("The generation pipeline through HTTP: chat-api ×2, chat-worker ×2, Redis, MongoDB, the emulator, the stand-ins", .serialized)
+struct PipelineTests {
+    @Test("TC-09 / flow 4: streamed text = the chunks = the persisted reply = the emulator's; billed tokens = the emulator's usage")
+    func streamEndToEnd() async throws {
+        try await withPipeline { fixture in
+            let (_, token, sessionID) = try await fixture.session()
+            let message = "Tell me about quantum computing [[tokens:15]]"
+            let sse = try await SSEConnection.open(fixture.url("/api/chat/sessions/\(sessionID)/stream"), headers: ["Authorization": "Bearer \(token)"], json: ["message": message])
+            #expect(sse.status == 200)
+            let events = try await sse.collect { $0.event == "complete" || $0.event == "error" }
+            #expect(events.map(\.event) == ["model"] + Array(repeating: "chunk", count: 15) + ["complete"])
+            #expect(events.filter { $0.event == "chunk" }.compactMap { $0.json["index"] as? Int } == Array(0..<15))
+            #expect(events.allSatisfy { $0.id != nil })
+            let complete = try #require(events.last).json
+            let text = chunkText(events)
+            #expect(complete["content"] as? String == text)
+            #expect(text.split(separator: " ").count == 15)
+            #expect(complete["outputTokens"] as? Int == 15)
+            #expect(complete["inputTokens"] as? Int == message.split(separator: " ").count)
+            #expect(complete["stopReason"] as? String == "end_turn")
+            let stored = try await fixture.messages(sessionID, token: token)
+            #expect(stored.compactMap { $0["role"] as? String } == ["user", "assistant"])
+            #expect(stored.last?["content"] as? String == text)
+            #expect(stored.last?["outputTokens"] as? Int == 15)
+            // The emulator gives the same text for the same prompt: what the client saw is what it produced.
+            let emulatorModel = try #require(ModelCatalog.model(id: ModelCatalog.defaultModelID))
+            try await EmulatorFixture.withClient { client in
+                let direct = try await client.generate(model: emulatorModel, request: GenerationRequestFixture.single(message))
+                #expect(direct.text == text)
+                #expect(direct.outputTokens == 15)
+            }
+        }
+    }
+
+    @Test("EventSource form: GET with access_token in the query")
+    func eventSourceForm() async throws {
+        try await withPipeline { fixture in
+            let (_, token, sessionID) = try await fixture.session()
+            let query = "message=Hello%20there%20%5B%5Btokens%3A4%5D%5D&access_token=\(token)"
+            let sse = try await SSEConnection.open(fixture.url("/api/chat/sessions/\(sessionID)/stream?\(query)"), method: .GET)
+            #expect(sse.status == 200)
+            let events = try await sse.collect { $0.event == "complete" }
+            #expect(events.filter { $0.event == "chunk" }.count == 4)
+        }
+    }
+
+    @Test("resume: three chunks, drop, reconnect to the other chat-api with Last-Event-ID: the rest, no gap, no duplicate")
+    func resumeOnOtherProcess() async throws {
+        try await withPipeline { fixture in
+            let (_, token, sessionID) = try await fixture.session()
+            let first = try await SSEConnection.open(
+                fixture.url("/api/chat/sessions/\(sessionID)/stream", api: 0), headers: ["Authorization": "Bearer \(token)"],
+                json: ["message": "Count slowly [[tokens:30]] [[tps:40]]"]
+            )
+            var seen = try await first.collect { event in event.event == "chunk" && (event.json["index"] as? Int) == 2 }
+            #expect(seen.filter { $0.event == "chunk" }.count == 3)
+            let lastID = try #require(seen.last?.id)
+            _ = first  // dropped here: the connection goes away mid-stream
+            let second = try await SSEConnection.open(
+                fixture.url("/api/chat/sessions/\(sessionID)/stream", api: 1), headers: ["Authorization": "Bearer \(token)", "Last-Event-ID": lastID]
+            )
+            #expect(second.status == 200)
+            let rest = try await second.collect { $0.event == "complete" }
+            seen += rest
+            #expect(seen.filter { $0.event == "chunk" }.compactMap { $0.json["index"] as? Int } == Array(0..<30))
+            #expect(Set(seen.compactMap(\.id)).count == seen.count)
+            #expect(rest.last?.json["content"] as? String == chunkText(seen))
+        }
+    }
+
+    @Test("one generation at a time (409), invalid model (400), no credits (402), another user's session (404)")
+    func refusals() async throws {
+        try await withPipeline { fixture in
+            let (_, token, sessionID) = try await fixture.session()
+            let running = try await SSEConnection.open(
+                fixture.url("/api/chat/sessions/\(sessionID)/stream"), headers: ["Authorization": "Bearer \(token)"], json: ["message": "Long [[tokens:40]] [[tps:20]]"]
+            )
+            _ = try await running.collect { $0.event == "chunk" }
+            let second = try await HTTPProbe.json(.POST, fixture.url("/api/chat/sessions/\(sessionID)/stream", api: 1), token: token, body: ["message": "again"])
+            #expect(second.status == 409)
+            let invalid = try await HTTPProbe.json(.POST, fixture.url("/api/chat/sessions/\(sessionID)/stream"), token: token, body: ["message": "Hello world", "modelId": "invalid-model-id"])
+            #expect(invalid.status == 400)
+            #expect(invalid.body["message"] as? String == "Invalid model ID")
+            let stranger = try await HTTPProbe.json(.POST, fixture.url("/api/chat/sessions/\(sessionID)/stream"), token: fixture.token("stranger"), body: ["message": "hi"])
+            #expect(stranger.status == 404)
+            _ = try await running.collect { $0.event == "complete" }
+
+            // TC-13: a session whose owner has spent nearly everything cannot reserve a long essay.
+            let (_, poorToken, poorSession) = try await fixture.session(credits: 1)
+            let poor = try await HTTPProbe.json(
+                .POST, fixture.url("/api/chat/sessions/\(poorSession)/stream"), token: poorToken,
+                body: ["message": "Write a long essay about artificial intelligence", "modelId": "anthropic.claude-3-sonnet-20240229-v1:0"]
+            )
+            #expect(poor.status == 402)
+            #expect(poor.body["message"] as? String == "Insufficient credits to process request")
+        }
+    }
+
+    @Test("TC-07 / flow 3: non-streaming messages answer with the reply; respond-async gives a job to poll")
+    func nonStreaming() async throws {
+        try await withPipeline { fixture in
+            let (_, token, sessionID) = try await fixture.session()
+            let reply = try await HTTPProbe.json(
+                .POST, fixture.url("/api/chat/sessions/\(sessionID)/messages"), token: token,
+                body: ["message": "What are the key principles of microservice architecture? [[tokens:9]]", "modelId": "anthropic.claude-3-sonnet-20240229-v1:0"]
+            )
+            #expect(reply.status == 200)
+            let body = reply.body["reply"] as? [String: Any] ?? [:]
+            #expect((body["content"] as? String)?.split(separator: " ").count == 9)
+            let accepted = try await HTTPProbe.json(
+                .POST, fixture.url("/api/chat/sessions/\(sessionID)/messages"), token: token, body: ["message": "Async please [[tokens:5]]"],
+                headers: ["Prefer": "respond-async"]
+            )
+            #expect(accepted.status == 202)
+            let jobID = try #require(accepted.body["jobId"] as? String)
+            try await expectEventually(.seconds(20)) {
+                (try? await HTTPProbe.json(.GET, fixture.url("/api/jobs/\(jobID)", api: 1), token: token))?.body["status"] as? String == "completed"
+            }
+            let job = try await HTTPProbe.json(.GET, fixture.url("/api/jobs/\(jobID)"), token: token)
+            #expect(((job.body["result"] as? [String: Any])?["content"] as? String)?.split(separator: " ").count == 5)
+            #expect(try await HTTPProbe.json(.GET, fixture.url("/api/jobs/\(jobID)"), token: fixture.token("someone-else")).status == 404)
+            // TC-08: four messages, in order.
+            #expect(try await fixture.messages(sessionID, token: token).compactMap { $0["role"] as? String } == ["user", "assistant", "user", "assistant"])
+        }
+    }
+
+    @Test("cancel stops the running job within a second: partial reply stored as cancelled, billed partially")
+    func cancel() async throws {
+        try await withPipeline { fixture in
+            let (_, token, sessionID) = try await fixture.session()
+            let sse = try await SSEConnection.open(
+                fixture.url("/api/chat/sessions/\(sessionID)/stream"), headers: ["Authorization": "Bearer \(token)"], json: ["message": "Go on [[tokens:200]] [[tps:20]]"]
+            )
+            _ = try await sse.collect { $0.event == "chunk" && ($0.json["index"] as? Int) == 2 }
+            let clock = ContinuousClock()
+            let start = clock.now
+            #expect(try await HTTPProbe.json(.POST, fixture.url("/api/chat/sessions/\(sessionID)/cancel", api: 1), token: token).status == 200)
+            let rest = try await sse.collect { $0.event == "complete" || $0.event == "error" }
+            #expect(clock.now - start < .seconds(2), "stopped \(clock.now - start) after the cancel")
+            let complete = try #require(rest.last)
+            #expect(complete.event == "complete")
+            #expect(complete.json["stopReason"] as? String == "cancelled")
+            let output = complete.json["outputTokens"] as? Int ?? 0
+            #expect(output >= 3 && output < 200)
+            let stored = try await fixture.messages(sessionID, token: token)
+            #expect(stored.last?["status"] as? String == "cancelled")
+            #expect(stored.last?["content"] as? String == complete.json["content"] as? String)
+            // The session is free again.
+            let next = try await SSEConnection.open(
+                fixture.url("/api/chat/sessions/\(sessionID)/stream"), headers: ["Authorization": "Bearer \(token)"], json: ["message": "Again [[tokens:2]]"]
+            )
+            #expect(next.status == 200)
+            _ = try await next.collect { $0.event == "complete" }
+        }
+    }
+
+    @Test("a worker killed mid-stream: the other finishes the job, the client sees reset then the full text, one reply stored, settled once")
+    func workerKilled() async throws {
+        try await withPipeline { fixture in
+            let (user, token, sessionID) = try await fixture.session()
+            let sse = try await SSEConnection.open(
+                fixture.url("/api/chat/sessions/\(sessionID)/stream"), headers: ["Authorization": "Bearer \(token)"], json: ["message": "Survive this [[tokens:30]] [[tps:20]]"]
+            )
+            let before = try await sse.collect { $0.event == "chunk" && ($0.json["index"] as? Int) == 4 }
+            let jobID = try #require(before.first?.json["jobId"] as? String)
+            let redis = try testRedisClient()
+            defer { redis.shutdown() }
+            let holder = try #require(try await redis.xpending(fixture.stream, group: "chat-workers").first?.consumer)
+            try #require(fixture.workers[holder] != nil)
+            fixture.workers[holder]!.signal(SIGKILL)
+            let after = try await sse.collect { $0.event == "complete" || $0.event == "error" }
+            #expect(after.contains { $0.event == "reset" })
+            let resetAt = try #require(after.firstIndex { $0.event == "reset" })
+            let rerun = Array(after[resetAt...])
+            #expect(rerun.filter { $0.event == "chunk" }.compactMap { $0.json["index"] as? Int } == Array(0..<30))
+            let complete = try #require(after.last)
+            #expect(complete.event == "complete")
+            #expect(complete.json["content"] as? String == chunkText(rerun))
+            let stored = try await fixture.messages(sessionID, token: token)
+            #expect(stored.filter { $0["role"] as? String == "assistant" }.count == 1)
+            #expect(stored.last?["content"] as? String == chunkText(rerun))
+            let ledger = Accounting.client()
+            let again = try await ledger.finalize(
+                reservationID: jobID, modelID: ModelCatalog.defaultModelID, inputTokens: 0, outputTokens: 0, success: true,
+                token: fixture.token(user)
+            )
+            #expect(again.refund == 0 || again.creditsUsed == (complete.json["creditsCharged"] as? Double ?? -1))
+        }
+    }
+
+    @Test("requester disconnect: the reply is still persisted; a supervisor observing sees the same chunks; endusers may not observe")
+    func disconnectAndObserve() async throws {
+        try await withPipeline { fixture in
+            let (_, token, sessionID) = try await fixture.session()
+            let observer = try await SSEConnection.open(
+                fixture.url("/api/chat/sessions/\(sessionID)/observe", api: 1), method: .GET, headers: ["Authorization": "Bearer \(fixture.token("supervisor1", role: .supervisor))"]
+            )
+            #expect(observer.status == 200)
+            #expect(try await observer.next()?.event == "observer")
+            let denied = try await SSEConnection.open(fixture.url("/api/chat/sessions/\(sessionID)/observe"), method: .GET, headers: ["Authorization": "Bearer \(token)"])
+            #expect(denied.status == 403)
+            let requester = try await SSEConnection.open(
+                fixture.url("/api/chat/sessions/\(sessionID)/stream"), headers: ["Authorization": "Bearer \(token)"], json: ["message": "Watch me [[tokens:12]] [[tps:40]]"]
+            )
+            _ = try await requester.collect { $0.event == "chunk" && ($0.json["index"] as? Int) == 1 }
+            _ = requester  // the requester goes away after two chunks
+            let observed = try await observer.collect { $0.event == "complete" }
+            #expect(observed.filter { $0.event == "chunk" }.count == 12)
+            try await expectEventually(.seconds(15)) {
+                (try? await fixture.messages(sessionID, token: token))?.last?["content"] as? String == chunkText(observed)
+            }
+            let updated = try await HTTPProbe.json(
+                .POST, fixture.url("/api/chat/sessions/\(sessionID)/update-stream"), token: token,
+                body: ["completeResponse": chunkText(observed), "streamingSessionId": observed.last?.json["jobId"] as? String ?? "", "tokensUsed": 1]
+            )
+            #expect(updated.status == 200)
+            #expect(updated.body["message"] as? String == "Session updated")
+        }
+    }
+}
+
+/// Requests for direct emulator calls.
+enum GenerationRequestFixture {
+    static func single(_ text: String) -> GenerationRequest {
+        GenerationRequest(turns: [ConversationTurn(role: .user, text: text)], maxTokens: 1_024)
+    }
+}
+
+extension Accounting {
+    /// A client of the accounting stand-in `make test` started.
+    static func client() -> AccountingClient {
+        AccountingClient(baseURL: TestEnvironment.accountingURL, httpClient: HTTPClient.shared)
+    }
+}

@@ -1,0 +1,90 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+
+/// One Server-Sent Event as a client sees it.
+struct SSEEvent: Sendable, Equatable {
+    var id: String?
+    var event: String
+    var data: String
+
+    /// The data parsed as a JSON object (empty if it is not one).
+    var json: [String: Any] {
+        ((try? JSONSerialization.jsonObject(with: Data(data.utf8))) as? [String: Any]) ?? [:]
+    }
+}
+
+/// A minimal SSE client over AsyncHTTPClient, for tests: opens a request and reads events one by one.
+/// Dropping it (or calling `close`) closes the connection.
+final class SSEConnection: @unchecked Sendable {
+    // @unchecked: used by one test task at a time.
+    let status: Int
+    private var iterator: HTTPClientResponse.Body.AsyncIterator
+    private var buffer = ""
+    private let task: Task<Void, Never>?
+
+    private init(status: Int, iterator: HTTPClientResponse.Body.AsyncIterator) {
+        self.status = status
+        self.iterator = iterator
+        self.task = nil
+    }
+
+    /// Opens `url` with `method`, headers and an optional JSON body.
+    static func open(_ url: String, method: HTTPMethodName = .POST, headers: [String: String] = [:], json: [String: Any]? = nil) async throws -> SSEConnection {
+        var request = HTTPClientRequest(url: url)
+        request.method = method == .POST ? .POST : .GET
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if let json {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(data: try JSONSerialization.data(withJSONObject: json)))
+        }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
+        return SSEConnection(status: Int(response.status.code), iterator: response.body.makeAsyncIterator())
+    }
+
+    enum HTTPMethodName { case GET, POST }
+
+    /// The next event (comments skipped), or nil at the end of the stream.
+    func next() async throws -> SSEEvent? {
+        while true {
+            if let range = buffer.range(of: "\n\n") {
+                let block = String(buffer[..<range.lowerBound])
+                buffer = String(buffer[range.upperBound...])
+                if let event = Self.parse(block) { return event }
+                continue
+            }
+            guard let chunk = try await iterator.next() else { return nil }
+            buffer += String(buffer: chunk)
+        }
+    }
+
+    /// The raw body of a non-SSE answer (an error), as JSON.
+    func errorBody() async throws -> [String: Any] {
+        var text = buffer
+        while let chunk = try await iterator.next() { text += String(buffer: chunk) }
+        return ((try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any]) ?? [:]
+    }
+
+    /// Reads events until `stop` says so (inclusive) or the stream ends.
+    func collect(until stop: (SSEEvent) -> Bool) async throws -> [SSEEvent] {
+        var events: [SSEEvent] = []
+        while let event = try await next() {
+            events.append(event)
+            if stop(event) { break }
+        }
+        return events
+    }
+
+    private static func parse(_ block: String) -> SSEEvent? {
+        var id: String?
+        var event = "message"
+        var data: [String] = []
+        for line in block.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix(":") { continue }
+            if line.hasPrefix("id: ") { id = String(line.dropFirst(4)) }
+            if line.hasPrefix("event: ") { event = String(line.dropFirst(7)) }
+            if line.hasPrefix("data: ") { data.append(String(line.dropFirst(6))) }
+        }
+        return data.isEmpty && id == nil ? nil : SSEEvent(id: id, event: event, data: data.joined(separator: "\n"))
+    }
+}
