@@ -44,4 +44,9 @@ swift test --skip-build "$@" || status=$?
 
 echo "==> running the Bedrock emulator's conformance tests (boto3)"
 .venv/bin/pytest -q Tests/Conformance || status=$?
+
+if [ $# -eq 0 ]; then
+  echo "==> running the testing guide's automated script against a stack on ports 3000-3002"
+  scripts/guide-check.sh || status=$?
+fi
 exit $status

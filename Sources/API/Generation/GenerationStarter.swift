@@ -24,19 +24,30 @@ struct GenerationStarter: Sendable {
     }
 
     /// Validates, reserves and enqueues; returns the job's record (its `startEventID` is where its events begin).
-    func start(user: AuthenticatedUser, token: String, sessionID: String, message: String, modelID: String?, streaming: Bool) async throws -> JobRecord {
+    /// With `queueBehind`, a generation already running in the session is waited for (up to that long) instead
+    /// of refused: a plain message sent right after a session's initial message simply follows it.
+    func start(
+        user: AuthenticatedUser, token: String, sessionID: String, message: String, modelID: String?, streaming: Bool, queueBehind: Duration = .zero
+    ) async throws -> JobRecord {
         if let modelID { _ = try Self.model(modelID, session: nil, role: user.role) }
         guard let session = try await store.session(id: sessionID, userId: user.id) else {
             throw ChatError(.notFound, code: "SESSION_NOT_FOUND", message: "Session not found")
         }
         let model = try Self.model(modelID, session: session, role: user.role)
         let jobID = UUID().uuidString.lowercased()
-        let record = JobRecord(
-            jobID: jobID, sessionID: session.id, userID: user.id, modelID: model.id, status: .queued,
-            startEventID: try await events.lastEventID(sessionID: session.id)
-        )
-        guard try await state.begin(record) else {
-            throw ChatError(.conflict, code: "GENERATION_IN_PROGRESS", message: "A reply is already being generated in this session")
+        let clock = ContinuousClock()
+        let deadline = clock.now + queueBehind
+        var record: JobRecord
+        while true {
+            record = JobRecord(
+                jobID: jobID, sessionID: session.id, userID: user.id, modelID: model.id, status: .queued,
+                startEventID: try await events.lastEventID(sessionID: session.id)
+            )
+            if try await state.begin(record) { break }
+            guard clock.now < deadline else {
+                throw ChatError(.conflict, code: "GENERATION_IN_PROGRESS", message: "A reply is already being generated in this session")
+            }
+            try await Task.sleep(for: .milliseconds(100))
         }
         do {
             let estimate = message.utf8.count / 3 + 256 + min(maxOutputTokens, model.maxOutputTokens)

@@ -58,7 +58,8 @@ struct GenerationController: Sendable {
         let sessionID = try SessionController.sessionID(context)
         let (message, modelID) = try await Self.messageAndModel(request, context: context)
         let record = try await starter.start(
-            user: user, token: try context.requireToken(), sessionID: sessionID, message: message, modelID: modelID, streaming: false
+            user: user, token: try context.requireToken(), sessionID: sessionID, message: message, modelID: modelID, streaming: false,
+            queueBehind: messageWait
         )
         if request.headers[HTTPField.Name("Prefer")!]?.lowercased().contains("respond-async") == true {
             return Response.json(status: .accepted, ["jobId": record.jobID, "sessionId": sessionID, "status": JobStatus.queued.rawValue])
