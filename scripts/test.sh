@@ -45,7 +45,7 @@ swift test --skip-build "$@" || status=$?
 echo "==> running the Bedrock emulator's conformance tests (boto3)"
 .venv/bin/pytest -q Tests/Conformance || status=$?
 
-if [ $# -eq 0 ]; then
+if [ $# -eq 0 ] || [ "${GUIDE_CHECK:-}" = 1 ]; then
   echo "==> running the testing guide's automated script against a stack on ports 3000-3002"
   scripts/guide-check.sh || status=$?
 fi
