@@ -194,6 +194,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "ChatCore", "Queue", "ChatStore", "API", "Worker", "Bedrock", "SigV4", "EventStream", "AuthStandin", "AccountingStandin", "Accounting",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

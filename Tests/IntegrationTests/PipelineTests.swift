@@ -88,7 +88,7 @@ struct PipelineTests {
     @Test("TC-09 / flow 4: streamed text = the chunks = the persisted reply = the emulator's; billed tokens = the emulator's usage")
     func streamEndToEnd() async throws {
         try await withPipeline { fixture in
-            let (_, token, sessionID) = try await fixture.session()
+            let (user, token, sessionID) = try await fixture.session()
             let message = "Tell me about quantum computing [[tokens:15]]"
             let sse = try await SSEConnection.open(fixture.url("/api/chat/sessions/\(sessionID)/stream"), headers: ["Authorization": "Bearer \(token)"], json: ["message": message])
             #expect(sse.status == 200)
@@ -107,6 +107,11 @@ struct PipelineTests {
             #expect(stored.compactMap { $0["role"] as? String } == ["user", "assistant"])
             #expect(stored.last?["content"] as? String == text)
             #expect(stored.last?["outputTokens"] as? Int == 15)
+            // Billed with the emulator's counts: the accounting service recorded exactly those tokens.
+            let usage = try await HTTPProbe.json(.GET, TestEnvironment.accountingURL + "/api/usage/stats", token: fixture.token(user))
+            #expect(usage.body["totalOutputTokens"] as? Int == 15)
+            #expect(usage.body["totalInputTokens"] as? Int == message.split(separator: " ").count)
+            #expect(usage.body["totalCreditsUsed"] as? Int == complete["creditsCharged"] as? Int)
             // The emulator gives the same text for the same prompt: what the client saw is what it produced.
             let emulatorModel = try #require(ModelCatalog.model(id: ModelCatalog.defaultModelID))
             try await EmulatorFixture.withClient { client in

@@ -2,6 +2,7 @@ import Accounting
 import AsyncHTTPClient
 import ChatCore
 import ChatStore
+import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -151,10 +152,23 @@ struct SessionsAPITests {
             let other = try AccessTokenVerifier(secret: "some_other_secret_that_is_long_enough_123").sign(userID: "u", role: .enduser, lifetime: 60)
             let expired = fixture.verifier.sign(userID: "u", role: .enduser, lifetime: -120)
             let good = fixture.verifier.sign(userID: "u", role: .enduser, lifetime: 60)
-            let bad: [HTTPFields] = [
-                [:], [.authorization: "Bearer"], [.authorization: "Basic dTpw"], [.authorization: "Bearer not.a.token"],
-                [.authorization: "Bearer " + other], [.authorization: "Bearer " + expired], [.authorization: good],
+            let key = SymmetricKey(data: Array(APIFixture.secret.utf8))
+            let now = Int(Date().timeIntervalSince1970)
+            let claims: [String: Any] = ["sub": "u", "role": "enduser", "exp": now + 600]
+            func forged(_ header: [String: Any], _ claims: [String: Any]) -> String { AccessTokenVerifier.sign(header: header, claims: claims, key: key) }
+            let table: [(String, String)] = [
+                ("alg none", forged(["alg": "none"], claims)),
+                ("HS384", forged(["alg": "HS384"], claims)), ("HS512", forged(["alg": "HS512"], claims)), ("RS256", forged(["alg": "RS256"], claims)),
+                ("wrong secret", other), ("expired past the leeway", expired),
+                ("nbf in the future", forged(["alg": "HS256"], claims.merging(["nbf": now + 300]) { $1 })),
+                ("no exp", forged(["alg": "HS256"], ["sub": "u", "role": "enduser"])),
+                ("unknown role", forged(["alg": "HS256"], claims.merging(["role": "superuser"]) { $1 })),
+                ("malformed segments", "abc.def"), ("bad base64", "###.$$$.%%%"),
             ]
+            var bad: [HTTPFields] = [
+                [:], [.authorization: "Bearer"], [.authorization: "Basic dTpw"], [.authorization: "Bearer not.a.token"], [.authorization: good],
+            ]
+            bad += table.map { [.authorization: "Bearer " + $0.1] }
             for headers in bad {
                 try await client.execute(uri: "/api/chat/sessions", method: .get, headers: headers) { response in
                     #expect(response.status == .unauthorized)
