@@ -88,7 +88,7 @@ public final class BedrockClient: Sendable {
                 let response = try await send(modelID: modelID, action: "invoke-with-response-stream", body: body, streaming: true)
                 let stream = BedrockResponseStream(
                     response: response, requestID: response.headers.first(name: "x-amzn-RequestId"),
-                    chunkTimeout: configuration.chunkTimeout, attempts: attempt
+                    chunkTimeout: configuration.chunkTimeout, attempts: attempt, eventLoop: httpClient.eventLoopGroup.any()
                 )
                 // Read up to the first chunk here, so that an exception before it can still be retried.
                 try await stream.prefetchFirstChunk(timeout: configuration.firstByteTimeout)

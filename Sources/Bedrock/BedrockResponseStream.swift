@@ -18,20 +18,28 @@ public final class BedrockResponseStream: AsyncSequence, Sendable {
     private let state: NIOLockedValueBox<State>
     private let chunkTimeout: Duration
 
-    struct State: @unchecked Sendable {
-        // @unchecked: the body iterator is used by one `next()` at a time (the sequence is single-pass and
-        // its consumer awaits each element), always through this lock-protected box.
-        var body: HTTPClientResponse.Body.AsyncIterator
+    private let body: BodyPump
+
+    struct State: Sendable {
         var decoder = EventStreamDecoder()
         var firstChunk: Data?
         var finished = false
     }
 
-    init(response: HTTPClientResponse, requestID: String?, chunkTimeout: Duration, attempts: Int) {
+    init(response: HTTPClientResponse, requestID: String?, chunkTimeout: Duration, attempts: Int, eventLoop: any EventLoop) {
         self.requestID = requestID
         self.attempts = attempts
         self.chunkTimeout = chunkTimeout
-        self.state = NIOLockedValueBox(State(body: response.body.makeAsyncIterator()))
+        self.state = NIOLockedValueBox(State())
+        self.body = BodyPump(
+            body: response.body, eventLoop: eventLoop,
+            timeoutError: { BedrockError(code: "ChunkTimeout", message: "no event from Bedrock within the chunk timeout", requestID: requestID) }
+        )
+    }
+
+    deinit {
+        // A consumer that stops early (a cancelled generation) closes the connection's request here.
+        body.close(with: CancellationError())
     }
 
     /// Reads until the first chunk and keeps it for the consumer; an exception before it is thrown from here.
@@ -101,16 +109,11 @@ public final class BedrockResponseStream: AsyncSequence, Sendable {
     }
 
     private func readBody(timeout: Duration) async throws -> ByteBuffer? {
-        let box = IteratorBox(stream: self)
         do {
-            return try await withTimeLimit(
-                timeout, error: { BedrockError(code: "ChunkTimeout", message: "no event from Bedrock within the chunk timeout") }
-            ) {
-                try await box.next()
-            }
+            return try await body.next(timeout: TimeAmount(duration: timeout))
         } catch let error as BedrockError {
             finish()
-            throw BedrockError(code: error.code, message: error.message, statusCode: error.statusCode, requestID: requestID)
+            throw error
         } catch is CancellationError {
             finish()
             throw CancellationError()
@@ -122,19 +125,6 @@ public final class BedrockResponseStream: AsyncSequence, Sendable {
 
     private func finish() {
         state.withLockedValue { $0.finished = true }
-    }
-
-    /// Takes the body iterator out of the lock for one read and puts it back, so the lock is never held across an await.
-    private struct IteratorBox: Sendable {
-        let stream: BedrockResponseStream
-
-        func next() async throws -> ByteBuffer? {
-            var iterator = stream.state.withLockedValue { $0.body }
-            let bytes = try await iterator.next()
-            let done = iterator
-            stream.state.withLockedValue { $0.body = done }
-            return bytes
-        }
     }
 
     private static func chunkBytes(_ message: EventStreamMessage, requestID: String?) throws -> Data {
