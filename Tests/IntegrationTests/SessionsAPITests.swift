@@ -301,6 +301,36 @@ struct SessionsAPITests {
         }
     }
 
+    @Test("TC-10 / TC-11: models filtered by role, and a recommendation with a reason")
+    func models() async throws {
+        try await APIFixture.with { fixture, client in
+            try await client.execute(uri: "/api/models", method: .get, headers: fixture.auth("u-models")) { response in
+                #expect(response.status == .ok)
+                let ids = (json(response)["models"] as? [[String: Any]])?.compactMap { $0["id"] as? String } ?? []
+                #expect(ids.contains("anthropic.claude-3-sonnet-20240229-v1:0"))
+                #expect(!ids.contains("anthropic.claude-3-opus-20240229-v1:0"))
+            }
+            try await client.execute(uri: "/api/models", method: .get, headers: fixture.auth("a-models", role: .admin)) { response in
+                let ids = (json(response)["models"] as? [[String: Any]])?.compactMap { $0["id"] as? String } ?? []
+                #expect(ids.contains("anthropic.claude-3-opus-20240229-v1:0"))
+            }
+            try await client.execute(
+                uri: "/api/models/recommend", method: .post, headers: fixture.auth("u-models"), body: body(["task": "complex reasoning", "priority": "quality"])
+            ) { response in
+                #expect(response.status == .ok)
+                #expect((json(response)["recommendedModel"] as? [String: Any])?["id"] as? String != nil)
+                #expect((json(response)["reason"] as? String)?.isEmpty == false)
+                #expect((json(response)["alternatives"] as? [Any])?.count == 2)
+            }
+            for bad in [["priority": "quality"], ["task": "x", "priority": "fastest"]] {
+                try await client.execute(uri: "/api/models/recommend", method: .post, headers: fixture.auth("u-models"), body: body(bad)) {
+                    #expect($0.status == .badRequest)
+                }
+            }
+            try await client.execute(uri: "/api/models", method: .get) { #expect($0.status == .unauthorized) }
+        }
+    }
+
     @Test("an unknown route is a JSON 404 with a request id")
     func unknownRoute() async throws {
         try await APIFixture.with { _, client in

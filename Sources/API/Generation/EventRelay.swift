@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import Queue
+import ServiceLifecycle
 
 /// Relays a session's events to one client as Server-Sent Events: `id:` (the Redis entry id), `event:` and
 /// one `data:` line each; a comment every heartbeat interval while nothing happens. Each write is awaited,
@@ -38,10 +39,12 @@ struct EventRelay: Sendable {
         }
     }
 
-    /// Writes every event after `entryID` (all jobs) until the client goes away.
+    /// Writes every event after `entryID` (all jobs) until the client goes away, or until the process shuts
+    /// down (an observer's stream has no end of its own; the observer reconnects to another replica).
     func relayAll(sessionID: String, after entryID: String, writer: inout any ResponseBodyWriter) async throws {
         for try await event in events.subscribe(sessionID: sessionID, after: entryID, heartbeats: true) {
             if event.isHeartbeat {
+                if Task.isShuttingDownGracefully { return }
                 try await writer.write(ByteBuffer(string: ": heartbeat\n\n"))
             } else {
                 try await writer.write(Self.frame(id: event.id, event: event.type, data: event.data))
