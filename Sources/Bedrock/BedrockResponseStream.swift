@@ -127,11 +127,31 @@ public final class BedrockResponseStream: AsyncSequence, Sendable {
         state.withLockedValue { $0.finished = true }
     }
 
-    private static func chunkBytes(_ message: EventStreamMessage, requestID: String?) throws -> Data {
+    static func chunkBytes(_ message: EventStreamMessage, requestID: String?) throws -> Data {
+        if let bytes = fastChunkBytes(message.payload) { return bytes }
         guard let object = try? JSONSerialization.jsonObject(with: Data(buffer: message.payload)) as? [String: Any],
             let encoded = object["bytes"] as? String, let bytes = Data(base64Encoded: encoded)
         else { throw BedrockError(code: "InvalidResponse", message: "a chunk event has no base64 bytes", requestID: requestID) }
         return bytes
+    }
+
+    /// The common case without a JSON parser: the payload is an object whose `"bytes"` value is plain base64
+    /// (no escapes). Anything else (an escaped `\/`, odd spacing) returns nil and goes through the full parser.
+    static func fastChunkBytes(_ payload: ByteBuffer) -> Data? {
+        payload.withUnsafeReadableBytes { raw -> Data? in
+            let key = Array(#""bytes":""#.utf8)
+            guard raw.count > key.count, raw.first == UInt8(ascii: "{") else { return nil }
+            var index = 1
+            // The key is first in every payload Bedrock sends; anything else takes the slow path.
+            for byte in key {
+                guard index < raw.count, raw[index] == byte else { return nil }
+                index += 1
+            }
+            let start = index
+            while index < raw.count, raw[index] != UInt8(ascii: "\""), raw[index] != UInt8(ascii: "\\") { index += 1 }
+            guard index < raw.count, raw[index] == UInt8(ascii: "\"") else { return nil }
+            return Data(base64Encoded: Data(UnsafeRawBufferPointer(rebasing: raw[start..<index])))
+        }
     }
 
     private static func exception(_ message: EventStreamMessage, requestID: String?) -> BedrockError {
