@@ -21,17 +21,19 @@ func buildWorker(configuration: WorkerConfiguration) async throws -> ServiceGrou
     let queue = JobQueue<InferenceJob>(redis: redis, configuration: configuration.queue)
     let bedrockHTTP = BedrockClient.makeHTTPClient(configuration: configuration.bedrock)
     let accountingHTTP = HTTPClient(eventLoopGroupProvider: .singleton)
+    let ledger = AccountingClient(
+        baseURL: configuration.accountingURL, httpClient: accountingHTTP, timeout: configuration.accountingTimeout,
+        logger: Logger(label: "chat-worker.accounting")
+    )
+    let signer = try AccessTokenVerifier(secret: configuration.jwtAccessSecret)
+    let pending = PendingSettlements(redis: redis, ledger: ledger, signer: signer, interval: .seconds(10), logger: logger)
     let handler = GenerationHandler(
         bedrock: BedrockClient(
             configuration: configuration.bedrock, credentials: CredentialChain.standard(httpClient: bedrockHTTP), httpClient: bedrockHTTP,
             logger: Logger(label: "chat-worker.bedrock")
         ),
         store: store, events: SessionEvents(redis: redis), state: GenerationState(redis: redis),
-        ledger: AccountingClient(
-            baseURL: configuration.accountingURL, httpClient: accountingHTTP, timeout: configuration.accountingTimeout,
-            logger: Logger(label: "chat-worker.accounting")
-        ),
-        signer: try AccessTokenVerifier(secret: configuration.jwtAccessSecret),
+        ledger: ledger, signer: signer, pending: pending,
         maxOutputTokens: configuration.maxOutputTokens, maxAttempts: configuration.queue.maxAttempts,
         cancelPoll: configuration.cancelPoll, logger: logger
     )
@@ -43,6 +45,7 @@ func buildWorker(configuration: WorkerConfiguration) async throws -> ServiceGrou
                 .init(service: StoreService(store: store)),
                 .init(service: HTTPClientService(client: bedrockHTTP)),
                 .init(service: HTTPClientService(client: accountingHTTP)),
+                .init(service: pending),
                 .init(service: processor, successTerminationBehavior: .gracefullyShutdownGroup),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],

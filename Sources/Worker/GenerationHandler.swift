@@ -17,6 +17,8 @@ struct GenerationHandler: JobHandler {
     let ledger: any CreditLedger
     /// Signs short-lived tokens for calls made on the user's behalf (the user's own token is never stored).
     let signer: AccessTokenVerifier
+    /// Where settlements the accounting service could not take wait for a retry.
+    let pending: PendingSettlements
     let maxOutputTokens: Int
     let maxAttempts: Int
     /// How often a running job checks whether it was asked to stop.
@@ -81,7 +83,7 @@ struct GenerationHandler: JobHandler {
             "jobId": job.id, "streamingSessionId": job.id, "messageId": message.id, "content": done.accumulator.text,
             "modelId": model.id, "stopReason": outcome == .cancelled ? StopReason.cancelled.rawValue : (done.accumulator.stopReason ?? .endTurn).rawValue,
             "inputTokens": usage.input, "outputTokens": usage.output, "totalTokens": usage.input + usage.output,
-            "creditsCharged": settlement?.creditsUsed ?? 0, "latencyMs": Int(latency.components.seconds * 1000 + latency.components.attoseconds / 1_000_000_000_000_000),
+            "creditsCharged": settlement?.creditsUsed ?? 0, "settlementPending": settlement == nil, "latencyMs": Int(latency.components.seconds * 1000 + latency.components.attoseconds / 1_000_000_000_000_000),
         ]
         let body = try await publisher.publish("complete", complete)
         try await state.finish(jobID: job.id, sessionID: request.sessionId, status: outcome == .cancelled ? .cancelled : .completed, result: body, error: nil)
@@ -149,14 +151,26 @@ struct GenerationHandler: JobHandler {
         }
     }
 
-    /// Finalizes the reservation (idempotent at the accounting service) with the tokens used.
+    /// Finalizes the reservation (idempotent at the accounting service) with the tokens used. If the accounting
+    /// service cannot take it now, the settlement is kept for `PendingSettlements` to retry and nil comes back:
+    /// the reply stands and is not generated again.
     @discardableResult
     private func settle(_ job: QueuedJob<InferenceJob>, model: ModelInfo?, usage: (input: Int, output: Int), success: Bool) async throws -> CreditSettlement? {
-        let token = signer.sign(userID: job.payload.userId, role: .enduser, lifetime: 300)
-        return try await ledger.finalize(
-            reservationID: job.id, modelID: model?.id ?? job.payload.modelId, inputTokens: usage.input, outputTokens: usage.output,
-            success: success, token: token
-        )
+        let modelID = model?.id ?? job.payload.modelId
+        do {
+            return try await ledger.finalize(
+                reservationID: job.id, modelID: modelID, inputTokens: usage.input, outputTokens: usage.output, success: success,
+                token: signer.sign(userID: job.payload.userId, role: .enduser, lifetime: 300)
+            )
+        } catch let error as ChatError where error.kind == .unavailable {
+            logger.warning("accounting unavailable at settlement; kept for retry", metadata: ["job": "\(job.id)"])
+            try await pending.add(
+                PendingSettlement(
+                    reservationID: job.id, userID: job.payload.userId, modelID: modelID, inputTokens: usage.input, outputTokens: usage.output, success: success
+                )
+            )
+            return nil
+        }
     }
 }
 
