@@ -81,7 +81,7 @@ func buildRouter(_ dependencies: APIDependencies) -> Router<ChatRequestContext> 
         store: dependencies.store, state: dependencies.state, queue: dependencies.queue, events: dependencies.events,
         ledger: dependencies.ledger, maxOutputTokens: dependencies.maxOutputTokens
     )
-    let relay = EventRelay(events: dependencies.events)
+    let relay = EventRelay(events: dependencies.events, state: dependencies.state)
     ObserveController(store: dependencies.store, state: dependencies.state, relay: relay).register(on: chat)
     SessionController(store: dependencies.store, ledger: dependencies.ledger, state: dependencies.state, starter: starter).register(on: chat)
     let models = router.group("/api/models")

@@ -13,9 +13,13 @@ public struct ChatSession: Codable, Sendable, Equatable {
     public var updatedAt: Date
     /// Number of messages stored in the session.
     public var messageCount: Int
+    /// UTF-8 bytes of all its messages' text: what a reservation must expect the history to cost.
+    public var contentBytes: Int
 
     /// Creates a session value.
-    public init(id: String, userId: String, title: String, modelId: String?, createdAt: Date, updatedAt: Date, messageCount: Int) {
+    public init(
+        id: String, userId: String, title: String, modelId: String?, createdAt: Date, updatedAt: Date, messageCount: Int, contentBytes: Int = 0
+    ) {
         self.id = id
         self.userId = userId
         self.title = title
@@ -23,6 +27,7 @@ public struct ChatSession: Codable, Sendable, Equatable {
         self.createdAt = createdAt
         self.updatedAt = updatedAt
         self.messageCount = messageCount
+        self.contentBytes = contentBytes
     }
 }
 

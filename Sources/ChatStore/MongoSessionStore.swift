@@ -168,7 +168,7 @@ public final class MongoSessionStore: SessionStore {
             let matched = try MongoCollection.with(StoredSession.collection, in: database, client: client) {
                 try $0.updateOne(
                     ["_id": .objectID(message.sessionId)],
-                    ["$max": ["updatedAt": .date(now)], "$inc": ["messageCount": 1]]
+                    ["$max": ["updatedAt": .date(now)], "$inc": ["messageCount": 1, "contentBytes": .int64(Int64(message.content.utf8.count))]]
                 )
             }
             guard matched == 0 else { return stored }

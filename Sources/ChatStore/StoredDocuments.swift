@@ -3,7 +3,7 @@ import Foundation
 
 // How sessions and messages are laid out in their collections.
 //
-// sessions: { _id: ObjectId, userId, title, modelId?, createdAt: Date, updatedAt: Date, messageCount }
+// sessions: { _id: ObjectId, userId, title, modelId?, createdAt: Date, updatedAt: Date, messageCount, contentBytes }
 // messages: { _id: ObjectId, sessionId: ObjectId, jobId, role, content, modelId?, status,
 //             inputTokens?, outputTokens?, createdAt: Date }
 
@@ -22,6 +22,7 @@ enum StoredSession {
         fields.append("createdAt", .date(session.createdAt))
         fields.append("updatedAt", .date(session.updatedAt))
         fields.append("messageCount", .int64(Int64(session.messageCount)))
+        fields.append("contentBytes", .int64(Int64(session.contentBytes)))
         return fields
     }
 
@@ -35,7 +36,8 @@ enum StoredSession {
         else { throw malformed(StoredSession.collection) }
         return ChatSession(
             id: id, userId: userId, title: title, modelId: fields["modelId"]?.stringValue,
-            createdAt: createdAt, updatedAt: updatedAt, messageCount: fields["messageCount"]?.intValue ?? 0
+            createdAt: createdAt, updatedAt: updatedAt, messageCount: fields["messageCount"]?.intValue ?? 0,
+            contentBytes: fields["contentBytes"]?.intValue ?? 0
         )
     }
 }

@@ -76,18 +76,20 @@ public final class GenerationState: Sendable {
         return reply.int == 1
     }
 
-    /// Records that `attempt` of the job is running, and renews the session's lock.
+    /// Records that `attempt` of the job is running, and renews (or takes back, if it lapsed) the session's lock.
     public func markRunning(jobID: String, sessionID: String, attempt: Int) async throws {
-        let replies = try await redis.pipeline([
-            RedisCommand("HSET", Self.jobKey(jobID), "status", JobStatus.running.rawValue, "attempt", String(attempt)),
-            RedisCommand("PEXPIRE", Self.lockKey(sessionID), String(lockTTL.milliseconds)),
-        ])
-        for reply in replies { _ = try RedisConnection.check(reply) }
+        try await redis.evaluate(
+            GenerationScripts.running,
+            keys: [Self.jobKey(jobID), Self.lockKey(sessionID), Self.activeSessionsKey],
+            arguments: [String(attempt), jobID, String(lockTTL.milliseconds), sessionID]
+        )
     }
 
-    /// Renews the session's lock while its job runs.
-    public func renewLock(sessionID: String) async throws {
-        try await redis.send("PEXPIRE", Self.lockKey(sessionID), String(lockTTL.milliseconds))
+    /// Renews the session's lock while its job runs (taking it back if it lapsed and nobody else holds it).
+    public func renewLock(jobID: String, sessionID: String) async throws {
+        try await redis.evaluate(
+            GenerationScripts.renew, keys: [Self.lockKey(sessionID)], arguments: [jobID, String(lockTTL.milliseconds)]
+        )
     }
 
     /// Records the job's end with its result or error, frees the session if the job still holds it, and
@@ -148,6 +150,28 @@ enum GenerationScripts {
         redis.call('HSET', KEYS[2], 'status', 'queued', 'sessionId', ARGV[3], 'userId', ARGV[4], 'modelId', ARGV[5],
           'startEventId', ARGV[6], 'attempt', '0', 'createdAt', ARGV[7])
         redis.call('SADD', KEYS[3], ARGV[3])
+        return 1
+        """
+    )
+
+    /// KEYS: job, lock, active set. ARGV: attempt, jobId, lock ttl, sessionId.
+    static let running = RedisScript(
+        """
+        redis.call('HSET', KEYS[1], 'status', 'running', 'attempt', ARGV[1])
+        local holder = redis.call('GET', KEYS[2])
+        if holder == false or holder == ARGV[2] then
+          redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+          redis.call('SADD', KEYS[3], ARGV[4])
+        end
+        return 1
+        """
+    )
+
+    /// KEYS: lock. ARGV: jobId, lock ttl.
+    static let renew = RedisScript(
+        """
+        local holder = redis.call('GET', KEYS[1])
+        if holder == false or holder == ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
         return 1
         """
     )

@@ -38,6 +38,7 @@ public final class JobProcessor<Handler: JobHandler>: Service, Sendable {
     private let configuration: JobProcessorConfiguration
     private let logger: Logger
     private let running = NIOLockedValueBox([String: Task<Void, Never>]())
+    private let reclaimCursor = NIOLockedValueBox("0-0")
     private let slotFreed: AsyncStream<Void>
     private let slotFreedContinuation: AsyncStream<Void>.Continuation
 
@@ -59,20 +60,23 @@ public final class JobProcessor<Handler: JobHandler>: Service, Sendable {
         logger.info("job processor started", metadata: ["consumer": "\(configuration.consumer)", "concurrency": "\(configuration.concurrency)"])
         await withDiscardingTaskGroup { group in
             group.addTask { await self.every(self.configuration.heartbeatInterval) { await self.heartbeat() } }
-            group.addTask { await self.every(self.configuration.reclaimInterval) { await self.reclaim() } }
-            await cancelWhenGracefulShutdown { await self.readLoop() }
+            // A draining worker takes no jobs: neither new ones nor other workers' idle ones.
+            group.addTask { await cancelWhenGracefulShutdown { await self.every(self.configuration.reclaimInterval) { await self.reclaim() } } }
+            await self.readLoop()
             await self.drain()
             group.cancelAll()
         }
         logger.info("job processor stopped", metadata: ["consumer": "\(configuration.consumer)"])
     }
 
+    /// Reads until graceful shutdown, checking between reads rather than cancelling one: a read cut short would
+    /// leave the jobs Redis just handed over pending until the visibility timeout.
     private func readLoop() async {
         var failures = 0
-        while !Task.isCancelled {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
             let free = configuration.concurrency - inFlight
             if free <= 0 {
-                for await _ in slotFreed { break }
+                await cancelWhenGracefulShutdown { for await _ in self.slotFreed { break } }
                 continue
             }
             do {
@@ -90,9 +94,11 @@ public final class JobProcessor<Handler: JobHandler>: Service, Sendable {
         }
     }
 
-    /// Starts a job as its own task, registered so that a lost heartbeat or the drain can cancel it.
+    /// Starts a job as its own task, registered so that a lost heartbeat or the drain can cancel it. A job
+    /// this worker already runs (reclaimed from itself after missed heartbeats) is not started twice.
     private func start(_ job: QueuedJob<Payload>) {
         running.withLockedValue { running in
+            guard running[job.entryID] == nil else { return }
             running[job.entryID] = Task { [self] in
                 await self.process(job)
                 self.running.withLockedValue { _ = $0.removeValue(forKey: job.entryID) }
@@ -104,24 +110,40 @@ public final class JobProcessor<Handler: JobHandler>: Service, Sendable {
     private func process(_ job: QueuedJob<Payload>) async {
         do {
             try await handler.run(job)
-            try await queue.acknowledge(job)
         } catch {
-            if Task.isCancelled || error is CancellationError {
-                logger.info("job stopped before it finished; left for another worker", metadata: ["job": "\(job.id)"])
-                return
-            }
-            let permanent = error as? JobFailure
-            if permanent == nil, job.attempt < queue.configuration.maxAttempts {
-                logger.warning("job failed; it will be retried", metadata: ["job": "\(job.id)", "attempt": "\(job.attempt)", "error": "\(error)"])
-                return
-            }
-            let reason = permanent?.reason ?? "the last attempt failed: \(error)"
+            await failed(job, error)
+            return
+        }
+        // The job's effects are done: a failed acknowledgement must not count as a failed job. If all tries
+        // fail, the job is delivered again later and the handler sees it has already ended.
+        for attempt in 1...3 {
             do {
-                try await queue.deadLetter(job, reason: reason)
-                await handler.abandon(job, reason: reason)
+                try await queue.acknowledge(job)
+                return
             } catch {
-                logger.error("dead-lettering failed; the job stays pending", metadata: ["job": "\(job.id)", "error": "\(error)"])
+                logger.warning("acknowledging a finished job failed", metadata: ["job": "\(job.id)", "try": "\(attempt)", "error": "\(error)"])
+                try? await Task.sleep(for: .milliseconds(200 * attempt))
             }
+        }
+    }
+
+    /// A run that threw: left for a retry (cancelled, or attempts remain), or dead-lettered and abandoned.
+    private func failed(_ job: QueuedJob<Payload>, _ error: any Error) async {
+        if Task.isCancelled || error is CancellationError {
+            logger.info("job stopped before it finished; left for another worker", metadata: ["job": "\(job.id)"])
+            return
+        }
+        let permanent = error as? JobFailure
+        if permanent == nil, job.attempt < queue.configuration.maxAttempts {
+            logger.warning("job failed; it will be retried", metadata: ["job": "\(job.id)", "attempt": "\(job.attempt)", "error": "\(error)"])
+            return
+        }
+        let reason = permanent?.reason ?? "the last attempt failed: \(error)"
+        do {
+            try await queue.deadLetter(job, reason: reason)
+            await handler.abandon(job, reason: reason)
+        } catch {
+            logger.error("dead-lettering failed; the job stays pending", metadata: ["job": "\(job.id)", "error": "\(error)"])
         }
     }
 
@@ -144,7 +166,9 @@ public final class JobProcessor<Handler: JobHandler>: Service, Sendable {
         let free = configuration.concurrency - inFlight
         guard free > 0 else { return }
         do {
-            let (jobs, deadLettered) = try await queue.reclaim(consumer: configuration.consumer, count: free)
+            let cursor = reclaimCursor.withLockedValue { $0 }
+            let (jobs, deadLettered, next) = try await queue.reclaim(consumer: configuration.consumer, count: free, cursor: cursor)
+            reclaimCursor.withLockedValue { $0 = next }
             for job in jobs {
                 logger.info("reclaimed a job", metadata: ["job": "\(job.id)", "attempt": "\(job.attempt)"])
                 start(job)

@@ -107,10 +107,14 @@ public final class JobQueue<Payload: Codable & Sendable>: Sendable {
     /// Takes over jobs idle past the visibility timeout. Jobs with attempts left come back to run again;
     /// jobs past their last attempt are moved to the dead-letter stream and come back in `deadLettered`
     /// (with the attempt they would have been), so the caller can tell their clients and settle their costs.
-    public func reclaim(consumer: String, count: Int) async throws -> (jobs: [QueuedJob<Payload>], deadLettered: [QueuedJob<Payload>]) {
+    /// Scans from `cursor` (`0-0` = the start of the pending list); `next` is where the following call goes on,
+    /// `0-0` once the whole list was scanned, so that old heartbeated jobs at the front never hide idle ones.
+    public func reclaim(
+        consumer: String, count: Int, cursor: String = "0-0"
+    ) async throws -> (jobs: [QueuedJob<Payload>], deadLettered: [QueuedJob<Payload>], next: String) {
         let claimed = try await redis.xautoclaim(
             configuration.stream, group: configuration.group, consumer: consumer,
-            minIdle: configuration.visibilityTimeout, count: count
+            minIdle: configuration.visibilityTimeout, start: cursor, count: count
         )
         if !claimed.deleted.isEmpty {
             // Pending entries whose stream entry is gone cannot be run: drop them from the pending list.
@@ -131,7 +135,7 @@ public final class JobQueue<Payload: Codable & Sendable>: Sendable {
                 jobs.append(job)
             }
         }
-        return (jobs, deadLettered)
+        return (jobs, deadLettered, claimed.cursor)
     }
 
     /// Moves the job to the dead-letter stream with `reason`, acknowledges and removes it, atomically.

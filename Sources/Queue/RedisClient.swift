@@ -129,22 +129,32 @@ public final class RedisClient: Sendable {
         case .wait(let task):
             do {
                 let connection = try await task.value
-                let kept = shared.withLockedValue { state -> Bool in
-                    if case .connecting = state {
+                // Several callers may await the same connect; a newer connect may also have finished first.
+                // Whoever finds the state still waiting for this task installs its connection; a live connection
+                // already installed is used as it is.
+                let chosen = shared.withLockedValue { state -> RedisConnection? in
+                    switch state {
+                    case .connecting(let current) where current == task:
                         state = .connected(connection)
-                        return true
+                        return connection
+                    case .connected(let current) where current.isActive:
+                        return current
+                    case .shutdown:
+                        return nil
+                    case .idle, .connecting, .connected:
+                        state = .connected(connection)
+                        return connection
                     }
-                    if case .connected(let current) = state, current === connection { return true }
-                    return false
                 }
-                if !kept {
+                guard let chosen else {
                     connection.close()
                     throw RedisClientError(.shutdown, "the Redis client was shut down")
                 }
-                return connection
+                if chosen !== connection { connection.close() }
+                return chosen
             } catch {
                 shared.withLockedValue { state in
-                    if case .connecting = state { state = .idle }
+                    if case .connecting(let current) = state, current == task { state = .idle }
                 }
                 logger.warning("Redis connection failed", metadata: ["error": "\(error)"])
                 throw error

@@ -31,6 +31,8 @@ struct GenerationHandler: JobHandler {
     func run(_ job: QueuedJob<InferenceJob>) async throws {
         let request = job.payload
         let publisher = EventPublisher(events: events, sessionID: request.sessionId, jobID: job.id)
+        // Delivered again after it ended (its acknowledgement was lost): its effects are done; only ack it.
+        if try await state.record(jobID: job.id)?.status.isFinal == true { return }
         try await state.markRunning(jobID: job.id, sessionID: request.sessionId, attempt: job.attempt)
         if job.attempt > 1 {
             try await publisher.publish("reset", ["jobId": job.id, "attempt": job.attempt, "message": "The reply is being generated again"])
@@ -54,7 +56,7 @@ struct GenerationHandler: JobHandler {
         let progress = NIOLockedValueBox(Progress())
         var outcome: Outcome
         do {
-            try await withCancellationPolling(jobID: job.id) {
+            try await withCancellationPolling(jobID: job.id, sessionID: request.sessionId) {
                 try await generate(model: model, request: generation, streaming: request.streaming, publisher: publisher, progress: progress)
             }
             outcome = .completed
@@ -64,23 +66,32 @@ struct GenerationHandler: JobHandler {
             let partial = progress.withLockedValue { $0 }
             logger.warning("generation failed", metadata: ["job": "\(job.id)", "code": "\(error.code)", "chunks": "\(partial.chunks)"])
             if error.isRetryable && job.attempt < maxAttempts { throw error }
-            let used = partial.billedUsage(estimatedInput: ContextWindow.estimatedPromptTokens(generation), finished: false)
+            // Nothing generated and nothing reported (a refused or throttled call): nothing is billed.
+            let used = partial.chunks == 0 && partial.accumulator.billedUsage.source == .unknown
+                ? (input: 0, output: 0) : partial.billedUsage(estimatedInput: ContextWindow.estimatedPromptTokens(generation), finished: false)
             try await settle(job, model: model, usage: used, success: false)
             throw JobFailure.permanent("\(error.code): \(error.message)")
         }
 
         let done = progress.withLockedValue { $0 }
         let usage = done.billedUsage(estimatedInput: ContextWindow.estimatedPromptTokens(generation), finished: outcome == .completed)
-        let message = try await store.appendMessage(
-            NewMessage(
-                sessionId: request.sessionId, jobId: job.id, role: .assistant, content: done.accumulator.text, modelId: model.id,
-                status: outcome == .cancelled ? .cancelled : .complete, inputTokens: usage.input, outputTokens: usage.output
-            )
-        )
+        var messageID: String?
+        do {
+            messageID = try await store.appendMessage(
+                NewMessage(
+                    sessionId: request.sessionId, jobId: job.id, role: .assistant, content: done.accumulator.text, modelId: model.id,
+                    status: outcome == .cancelled ? .cancelled : .complete, inputTokens: usage.input, outputTokens: usage.output
+                )
+            ).id
+        } catch let error as ChatError where error.kind == .notFound {
+            // The session was deleted while the reply was generated: there is nowhere to keep the reply, but
+            // what was generated is still billed and the job still ends.
+            logger.info("session deleted during generation; reply not stored", metadata: ["job": "\(job.id)"])
+        }
         let settlement = try await settle(job, model: model, usage: usage, success: outcome == .completed)
         let latency = clock.now - started
         let complete: [String: Any] = [
-            "jobId": job.id, "streamingSessionId": job.id, "messageId": message.id, "content": done.accumulator.text,
+            "jobId": job.id, "streamingSessionId": job.id, "messageId": messageID ?? NSNull(), "content": done.accumulator.text,
             "modelId": model.id, "stopReason": outcome == .cancelled ? StopReason.cancelled.rawValue : (done.accumulator.stopReason ?? .endTurn).rawValue,
             "inputTokens": usage.input, "outputTokens": usage.output, "totalTokens": usage.input + usage.output,
             "creditsCharged": settlement?.creditsUsed ?? 0, "settlementPending": settlement == nil, "latencyMs": Int(latency.components.seconds * 1000 + latency.components.attoseconds / 1_000_000_000_000_000),
@@ -134,16 +145,20 @@ struct GenerationHandler: JobHandler {
 
     /// Runs `body` while polling the job's cancellation flag; a request to stop cancels `body` (closing the
     /// Bedrock stream) and throws `Cancelled`.
-    private func withCancellationPolling(jobID: String, _ body: @escaping @Sendable () async throws -> Void) async throws {
+    /// Every 40 polls (10 s at the default) it also renews the session's lock, so a long reply keeps its session.
+    private func withCancellationPolling(jobID: String, sessionID: String, _ body: @escaping @Sendable () async throws -> Void) async throws {
         try await withThrowingTaskGroup(of: Bool.self) { group in
             group.addTask {
                 try await body()
                 return true
             }
             group.addTask {
+                var polls = 0
                 while true {
                     try await Task.sleep(for: cancelPoll)
                     if (try? await state.cancelRequested([jobID]))?.isEmpty == false { return false }
+                    polls += 1
+                    if polls % 40 == 0 { try? await state.renewLock(jobID: jobID, sessionID: sessionID) }
                 }
             }
             defer { group.cancelAll() }

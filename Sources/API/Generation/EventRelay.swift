@@ -10,6 +10,7 @@ import ServiceLifecycle
 /// so a slow client slows only its own relay; a client gone ends the relay, not the generation.
 struct EventRelay: Sendable {
     let events: SessionEvents
+    let state: GenerationState
 
     /// The SSE response headers.
     static let headers: HTTPFields = [
@@ -27,9 +28,16 @@ struct EventRelay: Sendable {
     }
 
     /// Writes the events of job `jobID` after `entryID` until its `complete` or `error` (a `reset` does not end it).
+    /// A job that ended (or vanished) without its last event in the stream ends the relay with an `error` at the
+    /// next quiet spell, so no client waits for ever.
     func relayJob(sessionID: String, jobID: String, after entryID: String, writer: inout any ResponseBodyWriter) async throws {
         for try await event in events.subscribe(sessionID: sessionID, after: entryID, heartbeats: true) {
             if event.isHeartbeat {
+                if try await state.record(jobID: jobID)?.status.isFinal != false {
+                    let body = #"{"code":"STREAM_ENDED","jobId":"\#(jobID)","message":"The reply has ended; its result is at /api/jobs/\#(jobID)"}"#
+                    try await writer.write(Self.frame(id: nil, event: "error", data: body))
+                    return
+                }
                 try await writer.write(ByteBuffer(string: ": heartbeat\n\n"))
                 continue
             }

@@ -23,6 +23,14 @@ struct GenerationStarter: Sendable {
         return model
     }
 
+    /// Tokens a generation may use, for its reservation: the new message, the history the worker will send (up
+    /// to the context window; about 3 bytes a token, the worker's own estimate) and the longest reply.
+    static func estimatedTokens(message: String, session: ChatSession, model: ModelInfo, maxOutputTokens: Int) -> Int {
+        let reply = min(maxOutputTokens, model.maxOutputTokens)
+        let prompt = (message.utf8.count + session.contentBytes) / 3 + 8 * (session.messageCount + 1) + 16
+        return min(prompt, max(0, model.contextWindow - reply)) + reply
+    }
+
     /// Validates, reserves and enqueues; returns the job's record (its `startEventID` is where its events begin).
     /// With `queueBehind`, a generation already running in the session is waited for (up to that long) instead
     /// of refused: a plain message sent right after a session's initial message simply follows it.
@@ -49,13 +57,19 @@ struct GenerationStarter: Sendable {
             }
             try await Task.sleep(for: .milliseconds(100))
         }
+        var reserved = false
         do {
-            let estimate = message.utf8.count / 3 + 256 + min(maxOutputTokens, model.maxOutputTokens)
+            let estimate = Self.estimatedTokens(message: message, session: session, model: model, maxOutputTokens: maxOutputTokens)
             _ = try await ledger.reserve(reservationID: jobID, sessionID: session.id, modelID: model.id, estimatedTokens: estimate, token: token)
+            reserved = true
             try await queue.enqueue(
                 id: jobID, payload: InferenceJob(sessionId: session.id, userId: user.id, modelId: model.id, message: message, streaming: streaming)
             )
         } catch {
+            // Nothing will run: give the credits back now rather than when the reservation expires.
+            if reserved {
+                _ = try? await ledger.finalize(reservationID: jobID, modelID: model.id, inputTokens: 0, outputTokens: 0, success: false, token: token)
+            }
             try? await state.abandonBeforeEnqueue(jobID: jobID, sessionID: session.id)
             throw error
         }

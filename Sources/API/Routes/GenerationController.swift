@@ -45,9 +45,12 @@ struct GenerationController: Sendable {
             throw ChatError(.badRequest, code: "INVALID_LAST_EVENT_ID", message: "Last-Event-ID is not an event id")
         }
         guard try await store.session(id: sessionID, userId: user.id) != nil else { throw SessionController.notFound }
-        guard let jobID = try await relay.jobOfEvent(sessionID: sessionID, entryID: entryID) else {
+        guard let event = try await relay.events.event(sessionID: sessionID, id: entryID) else {
             throw ChatError(.notFound, code: "EVENT_NOT_FOUND", message: "That event is no longer available")
         }
+        // The client already has the job's last event: 204 tells an EventSource to stop reconnecting.
+        if event.type == "complete" || event.type == "error" { return Response(status: .noContent) }
+        let jobID = event.jobID
         return sse { [relay] writer in
             try await relay.relayJob(sessionID: sessionID, jobID: jobID, after: entryID, writer: &writer)
         }
@@ -57,11 +60,14 @@ struct GenerationController: Sendable {
         let user = try context.requireUser()
         let sessionID = try SessionController.sessionID(context)
         let (message, modelID) = try await Self.messageAndModel(request, context: context)
+        let respondAsync = request.headers[HTTPField.Name("Prefer")!]?.lowercased().contains("respond-async") == true
+        // A plain message sent while a reply runs (say, right after a session's initial message) waits for it
+        // briefly rather than failing; an asynchronous one answers at once.
         let record = try await starter.start(
             user: user, token: try context.requireToken(), sessionID: sessionID, message: message, modelID: modelID, streaming: false,
-            queueBehind: messageWait
+            queueBehind: respondAsync ? .zero : min(messageWait, .seconds(15))
         )
-        if request.headers[HTTPField.Name("Prefer")!]?.lowercased().contains("respond-async") == true {
+        if respondAsync {
             return Response.json(status: .accepted, ["jobId": record.jobID, "sessionId": sessionID, "status": JobStatus.queued.rawValue])
         }
         return try await waitForReply(record)
