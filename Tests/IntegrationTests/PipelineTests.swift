@@ -155,6 +155,12 @@ struct PipelineTests {
             #expect(seen.filter { $0.event == "chunk" }.compactMap { $0.json["index"] as? Int } == Array(0..<30))
             #expect(Set(seen.compactMap(\.id)).count == seen.count)
             #expect(rest.last?.json["content"] as? String == chunkText(seen))
+            // An EventSource reconnecting after the last event gets 204, which tells it to stop.
+            let after = try await SSEConnection.open(
+                fixture.url("/api/chat/sessions/\(sessionID)/stream", api: 0), method: .GET,
+                headers: ["Authorization": "Bearer \(token)", "Last-Event-ID": try #require(rest.last?.id)]
+            )
+            #expect(after.status == 204)
         }
     }
 
@@ -241,6 +247,40 @@ struct PipelineTests {
             )
             #expect(next.status == 200)
             _ = try await next.collect { $0.event == "complete" }
+        }
+    }
+
+    @Test("deleting the session mid-reply stops the job, which still ends and bills what was generated")
+    func deleteDuringGeneration() async throws {
+        try await withPipeline { fixture in
+            let (user, token, sessionID) = try await fixture.session()
+            let sse = try await SSEConnection.open(
+                fixture.url("/api/chat/sessions/\(sessionID)/stream"), headers: ["Authorization": "Bearer \(token)"], json: ["message": "Go [[tokens:200]] [[tps:20]]"]
+            )
+            _ = try await sse.collect { $0.event == "chunk" && ($0.json["index"] as? Int) == 2 }
+            #expect(try await HTTPProbe.json(.DELETE, fixture.url("/api/chat/sessions/\(sessionID)"), token: token).status == 200)
+            let rest = try await sse.collect { $0.event == "complete" || $0.event == "error" }
+            #expect(rest.last?.event == "complete")
+            #expect(rest.last?.json["stopReason"] as? String == "cancelled")
+            let output = rest.last?.json["outputTokens"] as? Int ?? 0
+            #expect(output >= 3 && output < 200)
+            let usage = try await HTTPProbe.json(.GET, TestEnvironment.accountingURL + "/api/usage/stats", token: fixture.token(user))
+            #expect(usage.body["totalOutputTokens"] as? Int == output)
+        }
+    }
+
+    @Test("a request Bedrock refuses (ValidationException) ends with an error event and costs nothing")
+    func refusedCostsNothing() async throws {
+        try await withPipeline { fixture in
+            let (user, token, sessionID) = try await fixture.session(credits: 500)
+            let sse = try await SSEConnection.open(
+                fixture.url("/api/chat/sessions/\(sessionID)/stream"), headers: ["Authorization": "Bearer \(token)"], json: ["message": "Bad marker [[tokens:lots]]"]
+            )
+            let events = try await sse.collect { $0.event == "complete" || $0.event == "error" }
+            #expect(events.last?.event == "error")
+            let balance = try await HTTPProbe.json(.GET, TestEnvironment.accountingURL + "/api/credits/balance", token: fixture.token(user))
+            #expect(balance.body["totalCredits"] as? Int == 500)
+            #expect((balance.body["reservedCredits"] as? Int ?? 0) == 0)
         }
     }
 
