@@ -23,6 +23,8 @@ struct APIConfiguration: Sendable {
     var messageWait: Duration
     /// The jobs stream (`JOB_STREAM`, default `chat:jobs`); API and workers must agree.
     var jobStream: String
+    /// How long an event stream may be quiet before a heartbeat comment is sent (`SSE_HEARTBEAT_MS`, 15 s).
+    var heartbeatInterval: Duration
 
     /// Reads and checks the settings; a bad one throws a `ConfigurationError` with one clear line.
     init(environment: Environment) throws {
@@ -52,5 +54,6 @@ struct APIConfiguration: Sendable {
         maxOutputTokens = try environment.int("GENERATION_MAX_TOKENS", default: 1_024, in: 1...200_000)
         messageWait = try environment.milliseconds("MESSAGE_WAIT_TIMEOUT_MS", default: .seconds(120))
         jobStream = environment.string("JOB_STREAM", default: "chat:jobs")
+        heartbeatInterval = try environment.milliseconds("SSE_HEARTBEAT_MS", default: .seconds(15), in: 100...300_000)
     }
 }

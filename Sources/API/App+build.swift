@@ -49,7 +49,7 @@ func buildApplication(configuration: APIConfiguration) async throws -> some Appl
         queue: JobQueue<InferenceJob>(
             redis: redis, configuration: JobQueueConfiguration(stream: configuration.jobStream, deadLetterStream: configuration.jobStream + ":dead")
         ),
-        events: SessionEvents(redis: redis, configuration: SessionEventsConfiguration(blockTime: .seconds(15))),
+        events: SessionEvents(redis: redis, configuration: SessionEventsConfiguration(blockTime: configuration.heartbeatInterval)),
         maxOutputTokens: configuration.maxOutputTokens,
         messageWait: configuration.messageWait
     )

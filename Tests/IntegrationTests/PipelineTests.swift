@@ -24,7 +24,7 @@ final class PipelineFixture: @unchecked Sendable {
         [
             "REDIS_URL": TestEnvironment.redisURL, "MONGO_URI": database, "JWT_ACCESS_SECRET": APIFixture.secret,
             "ACCOUNTING_URL": TestEnvironment.accountingURL, "JOB_STREAM": stream, "LOG_LEVEL": "warning", "RATE_LIMIT_ENABLED": "false",
-            "JOB_VISIBILITY_TIMEOUT_MS": "2000", "MESSAGE_WAIT_TIMEOUT_MS": "20000",
+            "JOB_VISIBILITY_TIMEOUT_MS": "2000", "MESSAGE_WAIT_TIMEOUT_MS": "20000", "SSE_HEARTBEAT_MS": "500",
         ]
     }
 
@@ -281,6 +281,23 @@ struct PipelineTests {
             let balance = try await HTTPProbe.json(.GET, TestEnvironment.accountingURL + "/api/credits/balance", token: fixture.token(user))
             #expect(balance.body["totalCredits"] as? Int == 500)
             #expect((balance.body["reservedCredits"] as? Int ?? 0) == 0)
+        }
+    }
+
+    @Test("a quiet event stream gets heartbeat comments at the configured interval")
+    func heartbeats() async throws {
+        try await withPipeline { fixture in
+            let (_, _, sessionID) = try await fixture.session()
+            let observer = try await SSEConnection.open(
+                fixture.url("/api/chat/sessions/\(sessionID)/observe"), method: .GET,
+                headers: ["Authorization": "Bearer \(fixture.token("supervisor1", role: .supervisor))"]
+            )
+            #expect(try await observer.next()?.event == "observer")
+            let clock = ContinuousClock()
+            let start = clock.now
+            #expect(try await withTimeout(.seconds(10)) { try await observer.nextComment() } == "heartbeat")
+            #expect(try await withTimeout(.seconds(10)) { try await observer.nextComment() } == "heartbeat")
+            #expect(clock.now - start >= .milliseconds(900), "two heartbeats 500 ms apart")
         }
     }
 

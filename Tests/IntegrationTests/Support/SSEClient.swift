@@ -58,6 +58,21 @@ final class SSEConnection: @unchecked Sendable {
         }
     }
 
+    /// Reads until a comment line (`: ...`) arrives, as heartbeats are; returns its text.
+    func nextComment() async throws -> String? {
+        while true {
+            if let range = buffer.range(of: "\n: ") ?? (buffer.hasPrefix(": ") ? buffer.range(of: ": ") : nil),
+                let end = buffer[range.upperBound...].range(of: "\n\n")
+            {
+                let comment = String(buffer[range.upperBound..<end.lowerBound])
+                buffer = String(buffer[end.upperBound...])
+                return comment
+            }
+            guard let chunk = try await iterator.next() else { return nil }
+            buffer += String(buffer: chunk)
+        }
+    }
+
     /// The raw body of a non-SSE answer (an error), as JSON.
     func errorBody() async throws -> [String: Any] {
         var text = buffer
