@@ -52,19 +52,19 @@ start_process() {
   echo "==> started $name (pid $!)"
 }
 
-# stop_stack: SIGTERM to everything started, newest first, then SIGKILL what is left after 10 s.
+# stop_stack: stops everything started, newest first, each given up to 30 s to finish (chat-api and
+# chat-worker drain before Redis and MongoDB go away), then SIGKILL for what is left.
 stop_stack() {
   local pid i
   for ((i = ${#STACK_PIDS[@]} - 1; i >= 0; i--)); do
-    kill -TERM "${STACK_PIDS[$i]}" 2>/dev/null || true
+    pid=${STACK_PIDS[$i]}
+    kill -TERM "$pid" 2>/dev/null || continue
+    for _ in $(seq 1 300); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
   done
-  for _ in $(seq 1 100); do
-    local alive=0
-    for pid in "${STACK_PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-    [ "$alive" -eq 0 ] && break
-    sleep 0.1
-  done
-  for pid in "${STACK_PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
   STACK_PIDS=()
 }
 
