@@ -1,6 +1,6 @@
 # The two commands a new machine needs: `make dev` and `make test`.
 SHELL := /bin/bash
-.PHONY: dev test build bootstrap bench-redis bench-bedrock clean
+.PHONY: dev test build bootstrap bench-redis bench-bedrock bench-pipeline clean
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -23,6 +23,10 @@ bench-redis: bootstrap
 ## The event-stream decoder and the Bedrock client's cost per chunk; writes docs/benchmarks.md.
 bench-bedrock: bootstrap
 	@scripts/bench-bedrock.sh
+
+## The full path against the emulator streamed straight to the client; writes docs/benchmarks.md.
+bench-pipeline: bootstrap
+	@scripts/bench-pipeline.sh
 
 clean:
 	rm -rf .build .data

@@ -146,7 +146,11 @@ let package = Package(
         ),
         .executableTarget(
             name: "BedrockBench",
-            dependencies: ["Bedrock", "EventStream", "ChatCore"],
+            dependencies: [
+                "Bedrock", "EventStream", "ChatCore", "SigV4",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
