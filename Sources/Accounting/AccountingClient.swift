@@ -66,6 +66,14 @@ public final class AccountingClient: CreditLedger {
         return CreditSettlement(creditsUsed: Self.number(body["creditsUsed"]), refund: Self.number(body["refund"]))
     }
 
+    /// An HTTP client for the accounting service: up to `maxConnections` calls in flight (AsyncHTTPClient's
+    /// default of 8 would queue the requests of a busy API behind each other).
+    public static func makeHTTPClient(maxConnections: Int = 128) -> HTTPClient {
+        var settings = HTTPClient.Configuration()
+        settings.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: maxConnections)
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: settings)
+    }
+
     /// 402 as the API answers it.
     public static let insufficient = ChatError(.paymentRequired, code: "INSUFFICIENT_CREDITS", message: "Insufficient credits to process request")
     /// Anything else that keeps the service from answering.

@@ -49,7 +49,7 @@ public final class BedrockClient: Sendable {
             connect: TimeAmount(duration: configuration.connectTimeout),
             read: TimeAmount(duration: max(configuration.firstByteTimeout, configuration.chunkTimeout) + .seconds(5))
         )
-        settings.connectionPool = .init(idleTimeout: .seconds(60))
+        settings.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: configuration.maxConnections)
         settings.httpVersion = .automatic
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: settings)
     }

@@ -15,12 +15,15 @@ public struct BedrockConfiguration: Sendable, Equatable {
     /// The first retry waits up to this (full jitter), doubling each time up to `maxBackoff`.
     public var baseBackoff: Duration
     public var maxBackoff: Duration
+    /// Connections kept open to Bedrock at most: one per stream in flight (HTTP/1.1), so at least the
+    /// worker's concurrency. AsyncHTTPClient's default of 8 would queue the ninth stream.
+    public var maxConnections: Int
 
     /// A configuration with production defaults.
     public init(
         region: String = "us-east-1", endpoint: String? = nil, connectTimeout: Duration = .seconds(5),
         firstByteTimeout: Duration = .seconds(60), chunkTimeout: Duration = .seconds(30), maxAttempts: Int = 4,
-        baseBackoff: Duration = .milliseconds(200), maxBackoff: Duration = .seconds(5)
+        baseBackoff: Duration = .milliseconds(200), maxBackoff: Duration = .seconds(5), maxConnections: Int = 256
     ) {
         self.region = region
         self.endpoint = endpoint
@@ -30,6 +33,7 @@ public struct BedrockConfiguration: Sendable, Equatable {
         self.maxAttempts = max(1, maxAttempts)
         self.baseBackoff = baseBackoff
         self.maxBackoff = maxBackoff
+        self.maxConnections = max(1, maxConnections)
     }
 
     /// The base URL requests go to, without a trailing slash.

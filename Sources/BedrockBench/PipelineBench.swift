@@ -17,7 +17,9 @@ func runPipelineBenchmark() async throws -> [String] {
         let secret = environment["JWT_ACCESS_SECRET"], let endpoint = environment["BEDROCK_ENDPOINT"]
     else { return [] }
     let signer = try AccessTokenVerifier(secret: secret)
-    let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(timeout: .init(connect: .seconds(5))))
+    var settings = HTTPClient.Configuration(timeout: .init(connect: .seconds(5)))
+    settings.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 512)
+    let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: settings)
     let configuration = BedrockConfiguration(region: "us-east-1", endpoint: endpoint)
     let bedrockHTTP = BedrockClient.makeHTTPClient(configuration: configuration)
     let credentials = AWSCredentials(

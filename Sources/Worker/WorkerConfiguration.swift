@@ -55,6 +55,8 @@ struct WorkerConfiguration: Sendable {
             chunkTimeout: try environment.milliseconds("BEDROCK_CHUNK_TIMEOUT_MS", default: .seconds(30)),
             maxAttempts: try environment.int("BEDROCK_MAX_ATTEMPTS", default: 4, in: 1...10)
         )
+        // One connection per stream in flight: never fewer than the jobs this worker runs at once.
+        bedrock.maxConnections = max(bedrock.maxConnections, processor.concurrency)
         if let endpoint = bedrock.endpoint, !(endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://")) {
             throw ConfigurationError("BEDROCK_ENDPOINT must be an http:// or https:// URL (got \(endpoint))")
         }
