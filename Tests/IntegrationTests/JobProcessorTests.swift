@@ -154,9 +154,9 @@ struct JobProcessorTests {
         defer { redis.shutdown() }
         // Generous margins: the heartbeat (every third of the visibility timeout) must not miss a whole
         // timeout even while the rest of the suite loads both cores.
-        let queue = testQueue(redis, visibility: .milliseconds(1_500))
+        let queue = testQueue(redis, visibility: .seconds(3))
         try await queue.prepare()
-        let first = RecordingHandler(name: "slow", duration: { _ in .milliseconds(4_500) })
+        let first = RecordingHandler(name: "slow", duration: { _ in .milliseconds(7_000) })
         let second = RecordingHandler(name: "idle")
         try await queue.enqueue(id: "long", payload: TestJob(text: "x"))
         try await withProcessors([processor(queue, first, concurrency: 1)]) {

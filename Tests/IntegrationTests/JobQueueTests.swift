@@ -44,14 +44,14 @@ struct JobQueueTests {
     func reclaimAfterVisibilityTimeout() async throws {
         let redis = try testRedisClient()
         defer { redis.shutdown() }
-        let queue = testQueue(redis, visibility: .milliseconds(400))
+        let queue = testQueue(redis, visibility: .seconds(2))
         try await queue.prepare()
         try await queue.enqueue(id: "job-2", payload: TestJob(text: "x"))
         let first = try await queue.receive(consumer: "dead-worker", count: 1, block: .seconds(1))
         #expect(first.count == 1)
         let early = try await queue.reclaim(consumer: "w2", count: 10)
         #expect(early.jobs.isEmpty)
-        try await Task.sleep(for: .milliseconds(500))
+        try await Task.sleep(for: .milliseconds(2_200))
         let late = try await queue.reclaim(consumer: "w2", count: 10)
         #expect(late.jobs.map(\.id) == ["job-2"])
         #expect(late.jobs.first?.attempt == 2)
@@ -63,18 +63,22 @@ struct JobQueueTests {
     func heartbeatKeepsJob() async throws {
         let redis = try testRedisClient()
         defer { redis.shutdown() }
-        let queue = testQueue(redis, visibility: .milliseconds(400))
+        // Margins wide enough for a loaded CI machine: a heartbeat every 300 ms against a 2 s visibility timeout.
+        let queue = testQueue(redis, visibility: .seconds(2))
         try await queue.prepare()
         try await queue.enqueue(id: "job-3", payload: TestJob(text: "slow"))
         let jobs = try await queue.receive(consumer: "w1", count: 1, block: .seconds(1))
         let entry = try #require(jobs.first).entryID
-        for _ in 0..<6 {
-            try await Task.sleep(for: .milliseconds(150))
+        let clock = ContinuousClock()
+        let start = clock.now
+        // Keep heartbeating for longer than the visibility timeout: nobody may take the job meanwhile.
+        while clock.now - start < .seconds(3) {
+            try await Task.sleep(for: .milliseconds(300))
             #expect(try await queue.heartbeat(consumer: "w1", entryIDs: [entry]).isEmpty)
             #expect(try await queue.reclaim(consumer: "w2", count: 10).jobs.isEmpty)
         }
         // Stop heartbeating: another worker takes it, and the old holder's next heartbeat says it is lost.
-        try await Task.sleep(for: .milliseconds(500))
+        try await Task.sleep(for: .milliseconds(2_200))
         #expect(try await queue.reclaim(consumer: "w2", count: 10).jobs.map(\.id) == ["job-3"])
         #expect(try await queue.heartbeat(consumer: "w1", entryIDs: [entry]) == [entry])
         // The heartbeat of the old holder did not steal it back.

@@ -24,7 +24,7 @@ final class PipelineFixture: @unchecked Sendable {
         [
             "REDIS_URL": TestEnvironment.redisURL, "MONGO_URI": database, "JWT_ACCESS_SECRET": APIFixture.secret,
             "ACCOUNTING_URL": TestEnvironment.accountingURL, "JOB_STREAM": stream, "LOG_LEVEL": "warning", "RATE_LIMIT_ENABLED": "false",
-            "JOB_VISIBILITY_TIMEOUT_MS": "2000", "MESSAGE_WAIT_TIMEOUT_MS": "20000", "SSE_HEARTBEAT_MS": "500",
+            "JOB_VISIBILITY_TIMEOUT_MS": "4000", "MESSAGE_WAIT_TIMEOUT_MS": "20000", "SSE_HEARTBEAT_MS": "500",
         ]
     }
 
