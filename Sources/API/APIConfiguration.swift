@@ -30,20 +30,9 @@ struct APIConfiguration: Sendable {
     init(environment: Environment) throws {
         host = environment.string("HOST", default: "0.0.0.0")
         port = try environment.int("PORT", default: 3002, in: 1...65535)
-        redis = try RedisConfiguration(url: environment.string("REDIS_URL", default: "redis://127.0.0.1:6380"))
-        redis.commandTimeout = try environment.milliseconds("REDIS_COMMAND_TIMEOUT_MS", default: .seconds(5))
-        redis.connectTimeout = try environment.milliseconds("REDIS_CONNECT_TIMEOUT_MS", default: .seconds(2))
-        mongo = MongoConfiguration(
-            uri: environment.string("MONGO_URI", default: "mongodb://127.0.0.1:27018/chat"),
-            timeout: try environment.milliseconds("MONGO_TIMEOUT_MS", default: .seconds(5)),
-            threadCount: try environment.int("MONGO_THREADS", default: 4, in: 1...256)
-        )
-        jwtAccessSecret = try environment.required("JWT_ACCESS_SECRET")
-        guard jwtAccessSecret.utf8.count >= AccessTokenVerifier.minimumSecretLength else {
-            throw ConfigurationError(
-                "JWT_ACCESS_SECRET must be at least \(AccessTokenVerifier.minimumSecretLength) bytes long (it has \(jwtAccessSecret.utf8.count))"
-            )
-        }
+        redis = try RedisConfiguration(environment: environment)
+        mongo = try MongoConfiguration(environment: environment, defaultURI: "mongodb://127.0.0.1:27018/chat")
+        jwtAccessSecret = try AccessTokenVerifier.secret(from: environment)
         healthTimeout = try environment.milliseconds("HEALTH_TIMEOUT_MS", default: .seconds(2))
         rateLimits = try RateLimitSettings(environment: environment)
         accountingURL = environment.string("ACCOUNTING_URL", default: "http://127.0.0.1:3001")

@@ -18,21 +18,9 @@ struct AccountingConfiguration: Sendable {
     init(environment: Environment) throws {
         host = environment.string("HOST", default: "0.0.0.0")
         port = try environment.int("PORT", default: 3001, in: 1...65535)
-        let uri = environment.string("MONGO_URI", default: "mongodb://127.0.0.1:27018/accounting")
-        guard uri.hasPrefix("mongodb://") || uri.hasPrefix("mongodb+srv://") else {
-            throw ConfigurationError("MONGO_URI must start with mongodb:// or mongodb+srv://")
-        }
-        mongo = MongoConfiguration(
-            uri: Self.namingDatabase(uri, default: "accounting"),
-            timeout: try environment.milliseconds("MONGO_TIMEOUT_MS", default: .seconds(5)),
-            threadCount: try environment.int("MONGO_THREADS", default: 4, in: 1...256)
-        )
-        jwtAccessSecret = try environment.required("JWT_ACCESS_SECRET")
-        guard jwtAccessSecret.utf8.count >= AccessTokenVerifier.minimumSecretLength else {
-            throw ConfigurationError(
-                "JWT_ACCESS_SECRET must be at least \(AccessTokenVerifier.minimumSecretLength) bytes long (it has \(jwtAccessSecret.utf8.count))"
-            )
-        }
+        mongo = try MongoConfiguration(environment: environment, defaultURI: "mongodb://127.0.0.1:27018/accounting")
+        mongo.uri = Self.namingDatabase(mongo.uri, default: "accounting")
+        jwtAccessSecret = try AccessTokenVerifier.secret(from: environment)
         reservationTTL = .seconds(try environment.int("RESERVATION_TTL_SECONDS", default: 900, in: 1...604_800))
         sweepInterval = try environment.milliseconds("SWEEP_INTERVAL_MS", default: .seconds(5), in: 10...3_600_000)
     }

@@ -37,6 +37,16 @@ public struct AccessTokenVerifier: Sendable {
     /// Clock skew allowed on `exp` and `nbf`.
     public let leeway: Int
 
+    /// The shared secret from `setting` (default `JWT_ACCESS_SECRET`): required, at least 32 bytes, or a
+    /// `ConfigurationError` naming the setting.
+    public static func secret(from environment: Environment, setting: String = "JWT_ACCESS_SECRET") throws -> String {
+        let secret = try environment.required(setting)
+        guard secret.utf8.count >= minimumSecretLength else {
+            throw ConfigurationError("\(setting) must be at least \(minimumSecretLength) bytes long (it has \(secret.utf8.count))")
+        }
+        return secret
+    }
+
     /// A verifier for `secret`; throws a `ConfigurationError` if it is shorter than 32 bytes.
     public init(secret: String, leeway: Int = 30) throws {
         guard secret.utf8.count >= Self.minimumSecretLength else {

@@ -1,3 +1,5 @@
+import ChatCore
+
 /// Where MongoDB is, how long to wait for it and how many threads may block on it.
 public struct MongoConfiguration: Sendable, Equatable {
     /// A MongoDB connection string; its path names the database (`chat` when it has none).
@@ -21,5 +23,21 @@ public struct MongoConfiguration: Sendable, Equatable {
         let milliseconds = seconds.multipliedReportingOverflow(by: 1000)
         guard !milliseconds.overflow else { return Int32.max }
         return Int32(clamping: max(1, milliseconds.partialValue + attoseconds / 1_000_000_000_000_000))
+    }
+}
+
+extension MongoConfiguration {
+    /// `MONGO_URI` (default `defaultURI`; must be a `mongodb://` or `mongodb+srv://` URI), `MONGO_TIMEOUT_MS`
+    /// (5 s) and `MONGO_THREADS` (4), as every process that uses MongoDB reads them.
+    public init(environment: Environment, defaultURI: String) throws {
+        let uri = environment.string("MONGO_URI", default: defaultURI)
+        guard uri.hasPrefix("mongodb://") || uri.hasPrefix("mongodb+srv://") else {
+            throw ConfigurationError("MONGO_URI must start with mongodb:// or mongodb+srv://")
+        }
+        self.init(
+            uri: uri,
+            timeout: try environment.milliseconds("MONGO_TIMEOUT_MS", default: .seconds(5)),
+            threadCount: try environment.int("MONGO_THREADS", default: 4, in: 1...256)
+        )
     }
 }

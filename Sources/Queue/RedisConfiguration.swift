@@ -61,3 +61,13 @@ public struct RedisConfiguration: Sendable, Equatable {
         self.host = String(rest)
     }
 }
+
+extension RedisConfiguration {
+    /// `REDIS_URL` (default `redis://127.0.0.1:6380`), `REDIS_CONNECT_TIMEOUT_MS` (2 s) and
+    /// `REDIS_COMMAND_TIMEOUT_MS` (5 s), as every process of the service reads them.
+    public init(environment: Environment) throws {
+        try self.init(url: environment.string("REDIS_URL", default: "redis://127.0.0.1:6380"))
+        connectTimeout = try environment.milliseconds("REDIS_CONNECT_TIMEOUT_MS", default: .seconds(2))
+        commandTimeout = try environment.milliseconds("REDIS_COMMAND_TIMEOUT_MS", default: .seconds(5))
+    }
+}

@@ -24,13 +24,8 @@ struct WorkerConfiguration: Sendable {
 
     /// Reads and checks the settings; a bad one throws a `ConfigurationError` with one clear line.
     init(environment: Environment) throws {
-        redis = try RedisConfiguration(url: environment.string("REDIS_URL", default: "redis://127.0.0.1:6380"))
-        redis.commandTimeout = try environment.milliseconds("REDIS_COMMAND_TIMEOUT_MS", default: .seconds(5))
-        mongo = MongoConfiguration(
-            uri: environment.string("MONGO_URI", default: "mongodb://127.0.0.1:27018/chat"),
-            timeout: try environment.milliseconds("MONGO_TIMEOUT_MS", default: .seconds(5)),
-            threadCount: try environment.int("MONGO_THREADS", default: 4, in: 1...256)
-        )
+        redis = try RedisConfiguration(environment: environment)
+        mongo = try MongoConfiguration(environment: environment, defaultURI: "mongodb://127.0.0.1:27018/chat")
         let visibility = try environment.milliseconds("JOB_VISIBILITY_TIMEOUT_MS", default: .seconds(30), in: 300...3_600_000)
         let stream = environment.string("JOB_STREAM", default: "chat:jobs")
         queue = JobQueueConfiguration(
@@ -62,8 +57,7 @@ struct WorkerConfiguration: Sendable {
         }
         accountingURL = environment.string("ACCOUNTING_URL", default: "http://127.0.0.1:3001")
         accountingTimeout = try environment.milliseconds("ACCOUNTING_TIMEOUT_MS", default: .seconds(3))
-        jwtAccessSecret = try environment.required("JWT_ACCESS_SECRET")
-        _ = try AccessTokenVerifier(secret: jwtAccessSecret)
+        jwtAccessSecret = try AccessTokenVerifier.secret(from: environment)
         maxOutputTokens = try environment.int("GENERATION_MAX_TOKENS", default: 1_024, in: 1...200_000)
         cancelPoll = try environment.milliseconds("CANCEL_POLL_MS", default: .milliseconds(250), in: 10...10_000)
     }

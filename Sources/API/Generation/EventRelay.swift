@@ -59,9 +59,4 @@ struct EventRelay: Sendable {
             }
         }
     }
-
-    /// The job a stored event belongs to, for resuming from `Last-Event-ID`; nil if the event is gone.
-    func jobOfEvent(sessionID: String, entryID: String) async throws -> String? {
-        try await events.event(sessionID: sessionID, id: entryID)?.jobID
-    }
 }
