@@ -57,6 +57,19 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The chat's live state in Redis: session locks, job records, the sessions' event streams, what a
+        // generation needs to start (owner, model, history), and the one reader per process that fans events out.
+        .target(
+            name: "ChatState",
+            dependencies: [
+                "ChatCore", "Queue",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Sessions and messages in MongoDB, over libmongoc on a thread pool.
         .target(
             name: "ChatStore",
@@ -158,6 +171,7 @@ let package = Package(
             dependencies: [
                 "ChatCore",
                 "Queue",
+                "ChatState",
                 "ChatStore",
                 "Accounting",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -172,6 +186,7 @@ let package = Package(
             dependencies: [
                 "ChatCore",
                 "Queue",
+                "ChatState",
                 "ChatStore",
                 "Bedrock",
                 "Accounting",
@@ -197,7 +212,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "ChatCore", "Queue", "ChatStore", "API", "Worker", "Bedrock", "SigV4", "EventStream", "AuthStandin", "AccountingStandin", "Accounting",
+                "ChatCore", "Queue", "ChatState", "ChatStore", "API", "Worker", "Bedrock", "SigV4", "EventStream", "AuthStandin", "AccountingStandin", "Accounting",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],

@@ -4,6 +4,7 @@ import ChatCore
 import ChatStore
 import Hummingbird
 import Logging
+import ChatState
 import Queue
 
 /// What the routes need; tests build it from their own Redis and store.
@@ -15,8 +16,11 @@ struct APIDependencies: Sendable {
     var rateLimiter: RateLimiter
     var ledger: any CreditLedger
     var state: GenerationState
+    var cache: SessionCache
     var queue: JobQueue<InferenceJob>
     var events: SessionEvents
+    /// The process's one reader of session events; a service of the application.
+    var hub: EventHub
     /// The longest reply asked of a model; reservations cover it.
     var maxOutputTokens: Int = 1_024
     /// How long `POST /messages` waits for a reply.
@@ -39,17 +43,25 @@ func buildApplication(configuration: APIConfiguration) async throws -> some Appl
         baseURL: configuration.accountingURL, httpClient: httpClient, timeout: configuration.accountingTimeout,
         logger: Logger(label: "chat-api.accounting")
     )
+    let events = SessionEvents(redis: redis)
+    let cache = SessionCache(redis: redis)
+    let hub = EventHub(
+        redis: redis, events: events, configuration: EventHub.Configuration(heartbeatInterval: configuration.heartbeatInterval),
+        logger: Logger(label: "chat-api.events")
+    )
     let dependencies = APIDependencies(
         redis: redis, store: store,
         verifier: try AccessTokenVerifier(secret: configuration.jwtAccessSecret),
         healthTimeout: configuration.healthTimeout,
         rateLimiter: RateLimiter(redis: redis, settings: configuration.rateLimits, logger: Logger(label: "chat-api.ratelimit")),
         ledger: ledger,
-        state: GenerationState(redis: redis),
+        state: GenerationState(redis: redis, cache: cache),
+        cache: cache,
         queue: JobQueue<InferenceJob>(
             redis: redis, configuration: JobQueueConfiguration(stream: configuration.jobStream, deadLetterStream: configuration.jobStream + ":dead")
         ),
-        events: SessionEvents(redis: redis, configuration: SessionEventsConfiguration(blockTime: configuration.heartbeatInterval)),
+        events: events,
+        hub: hub,
         maxOutputTokens: configuration.maxOutputTokens,
         messageWait: configuration.messageWait
     )
@@ -63,7 +75,8 @@ func buildApplication(configuration: APIConfiguration) async throws -> some Appl
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "chat-api"),
         logger: logger
     )
-    app.addServices(redis, StoreService(store: store), HTTPClientService(client: httpClient))
+    // The hub comes after the Redis client, so it stops (ending every relay) before the client closes.
+    app.addServices(redis, StoreService(store: store), HTTPClientService(client: httpClient), hub)
     return app
 }
 
@@ -78,12 +91,13 @@ func buildRouter(_ dependencies: APIDependencies) -> Router<ChatRequestContext> 
         .add(middleware: AuthenticationMiddleware(verifier: dependencies.verifier))
         .add(middleware: RateLimitMiddleware(limiter: dependencies.rateLimiter, classify: RateLimitMiddleware.chatClass))
     let starter = GenerationStarter(
-        store: dependencies.store, state: dependencies.state, queue: dependencies.queue, events: dependencies.events,
+        store: dependencies.store, state: dependencies.state, cache: dependencies.cache, queue: dependencies.queue,
         ledger: dependencies.ledger, maxOutputTokens: dependencies.maxOutputTokens
     )
-    let relay = EventRelay(events: dependencies.events, state: dependencies.state)
+    let relay = EventRelay(hub: dependencies.hub, events: dependencies.events, state: dependencies.state, cache: dependencies.cache)
     ObserveController(store: dependencies.store, state: dependencies.state, relay: relay).register(on: chat)
-    SessionController(store: dependencies.store, ledger: dependencies.ledger, state: dependencies.state, starter: starter).register(on: chat)
+    SessionController(store: dependencies.store, ledger: dependencies.ledger, state: dependencies.state, cache: dependencies.cache, starter: starter)
+        .register(on: chat)
     let models = router.group("/api/models")
         .add(middleware: AuthenticationMiddleware(verifier: dependencies.verifier))
         .add(middleware: RateLimitMiddleware(limiter: dependencies.rateLimiter, classify: RateLimitMiddleware.chatClass))

@@ -11,6 +11,9 @@ struct ChatRequestContext: RequestContext {
     /// The caller's bearer token, for calls made on their behalf (never logged).
     var token: String?
 
+    /// The spans of this request, for `Server-Timing`.
+    let timing = ServerTiming()
+
     /// The peer's IP address (the proxy's, behind one; `X-Forwarded-For` is not trusted).
     var clientIP: String?
 

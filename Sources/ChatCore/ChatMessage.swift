@@ -51,6 +51,10 @@ public struct ChatMessage: Codable, Sendable, Equatable {
 
 /// A message to append; the store assigns its id and creation time.
 public struct NewMessage: Sendable, Equatable {
+    /// The id to store it under (24 hex digits); nil: the store picks one.
+    public var id: String?
+    /// When it was written (the user's message: when the API took it); nil: when it is stored.
+    public var createdAt: Date?
     public var sessionId: String
     public var jobId: String
     public var role: MessageRole
@@ -63,8 +67,10 @@ public struct NewMessage: Sendable, Equatable {
     /// Creates a message to append.
     public init(
         sessionId: String, jobId: String, role: MessageRole, content: String, modelId: String? = nil,
-        status: MessageStatus = .complete, inputTokens: Int? = nil, outputTokens: Int? = nil
+        status: MessageStatus = .complete, inputTokens: Int? = nil, outputTokens: Int? = nil, id: String? = nil, createdAt: Date? = nil
     ) {
+        self.id = id
+        self.createdAt = createdAt
         self.sessionId = sessionId
         self.jobId = jobId
         self.role = role

@@ -11,9 +11,12 @@ public struct InferenceJob: Codable, Sendable, Equatable {
     public var streaming: Bool
     /// When the API accepted the request.
     public var requestedAt: Date
+    /// The id the user's message is stored under (chosen by the API, so the session shows it while the reply runs).
+    public var messageId: String?
 
     /// Creates a job description.
-    public init(sessionId: String, userId: String, modelId: String, message: String, streaming: Bool, requestedAt: Date = Date()) {
+    public init(sessionId: String, userId: String, modelId: String, message: String, streaming: Bool, requestedAt: Date = Date(), messageId: String? = nil) {
+        self.messageId = messageId
         self.sessionId = sessionId
         self.userId = userId
         self.modelId = modelId

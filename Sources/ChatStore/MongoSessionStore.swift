@@ -145,7 +145,7 @@ public final class MongoSessionStore: SessionStore {
         let now = storedNow()
         let query: BSONFields = ["jobId": .string(message.jobId), "role": .string(message.role.rawValue)]
         let update: BSONFields = [
-            "$setOnInsert": .document(StoredMessage.document(message, id: Self.newObjectID(), createdAt: now))
+            "$setOnInsert": .document(StoredMessage.document(message, id: message.id ?? Self.newObjectID(), createdAt: message.createdAt ?? now))
         ]
         let database = clients.databaseName
         return try await clients.withClient("appendMessage") { client in
@@ -194,12 +194,5 @@ public final class MongoSessionStore: SessionStore {
     private static let sessionNotFound = ChatError(.notFound, code: "SESSION_NOT_FOUND", message: "Session not found")
 
     /// A fresh ObjectId as 24 lowercase hex digits.
-    private static func newObjectID() -> String {
-        var oid = bson_oid_t()
-        // A NULL context selects libbson's default, thread-safe context (counter and process id).
-        bson_oid_init(&oid, nil)
-        return withUnsafeBytes(of: oid.bytes) { bytes in
-            bytes.map { String(format: "%02x", $0) }.joined()
-        }
-    }
+    private static func newObjectID() -> String { ObjectID.make() }
 }

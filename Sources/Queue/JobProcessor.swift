@@ -37,7 +37,7 @@ public final class JobProcessor<Handler: JobHandler>: Service, Sendable {
     private let handler: Handler
     private let configuration: JobProcessorConfiguration
     private let logger: Logger
-    private let running = NIOLockedValueBox([String: Task<Void, Never>]())
+    private let running = NIOLockedValueBox(Slots())
     private let reclaimCursor = NIOLockedValueBox("0-0")
     private let slotFreed: AsyncStream<Void>
     private let slotFreedContinuation: AsyncStream<Void>.Continuation
@@ -51,8 +51,13 @@ public final class JobProcessor<Handler: JobHandler>: Service, Sendable {
         (slotFreed, slotFreedContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
+    /// The running jobs, by stream entry id.
+    private struct Slots {
+        var tasks: [String: Task<Void, Never>] = [:]
+    }
+
     /// The number of jobs running now.
-    public var inFlight: Int { running.withLockedValue { $0.count } }
+    public var inFlight: Int { running.withLockedValue { $0.tasks.count } }
 
     /// Runs until graceful shutdown, then stops reading and waits up to the drain timeout for running jobs.
     public func run() async throws {
@@ -60,8 +65,6 @@ public final class JobProcessor<Handler: JobHandler>: Service, Sendable {
         logger.info("job processor started", metadata: ["consumer": "\(configuration.consumer)", "concurrency": "\(configuration.concurrency)"])
         await withDiscardingTaskGroup { group in
             group.addTask { await self.every(self.configuration.heartbeatInterval) { await self.heartbeat() } }
-            // A draining worker takes no jobs: neither new ones nor other workers' idle ones.
-            group.addTask { await cancelWhenGracefulShutdown { await self.every(self.configuration.reclaimInterval) { await self.reclaim() } } }
             await self.readLoop()
             await self.drain()
             group.cancelAll()
@@ -69,18 +72,35 @@ public final class JobProcessor<Handler: JobHandler>: Service, Sendable {
         logger.info("job processor stopped", metadata: ["consumer": "\(configuration.consumer)"])
     }
 
-    /// Reads until graceful shutdown, checking between reads rather than cancelling one: a read cut short would
-    /// leave the jobs Redis just handed over pending until the visibility timeout.
+    /// Reads new jobs and reclaims idle ones in one loop, so both take from the one concurrency limit, until
+    /// graceful shutdown (a draining worker takes no jobs: neither new ones nor other workers' idle ones). It
+    /// checks between reads rather than cancelling one: a read cut short would leave the jobs Redis just handed
+    /// over pending until the visibility timeout.
     private func readLoop() async {
         var failures = 0
+        let clock = ContinuousClock()
+        var nextReclaim = clock.now + configuration.reclaimInterval
+        let block = min(configuration.readBlock, configuration.reclaimInterval)
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            if clock.now >= nextReclaim {
+                await reclaim()
+                nextReclaim = clock.now + configuration.reclaimInterval
+            }
             let free = configuration.concurrency - inFlight
             if free <= 0 {
-                await cancelWhenGracefulShutdown { for await _ in self.slotFreed { break } }
+                let until = nextReclaim
+                await cancelWhenGracefulShutdown {
+                    await withTaskGroup(of: Void.self) { group in
+                        group.addTask { for await _ in self.slotFreed { break } }
+                        group.addTask { try? await Task.sleep(until: until) }
+                        await group.next()
+                        group.cancelAll()
+                    }
+                }
                 continue
             }
             do {
-                let jobs = try await queue.receive(consumer: configuration.consumer, count: free, block: configuration.readBlock)
+                let jobs = try await queue.receive(consumer: configuration.consumer, count: free, block: block)
                 failures = 0
                 jobs.forEach(start)
             } catch is CancellationError {
@@ -97,11 +117,11 @@ public final class JobProcessor<Handler: JobHandler>: Service, Sendable {
     /// Starts a job as its own task, registered so that a lost heartbeat or the drain can cancel it. A job
     /// this worker already runs (reclaimed from itself after missed heartbeats) is not started twice.
     private func start(_ job: QueuedJob<Payload>) {
-        running.withLockedValue { running in
-            guard running[job.entryID] == nil else { return }
-            running[job.entryID] = Task { [self] in
+        running.withLockedValue { slots in
+            guard slots.tasks[job.entryID] == nil else { return }
+            slots.tasks[job.entryID] = Task { [self] in
                 await self.process(job)
-                self.running.withLockedValue { _ = $0.removeValue(forKey: job.entryID) }
+                self.running.withLockedValue { _ = $0.tasks.removeValue(forKey: job.entryID) }
                 self.slotFreedContinuation.yield()
             }
         }
@@ -148,13 +168,13 @@ public final class JobProcessor<Handler: JobHandler>: Service, Sendable {
     }
 
     private func heartbeat() async {
-        let ids = running.withLockedValue { Array($0.keys) }
+        let ids = running.withLockedValue { Array($0.tasks.keys) }
         guard !ids.isEmpty else { return }
         do {
             let lost = try await queue.heartbeat(consumer: configuration.consumer, entryIDs: ids)
             for entryID in lost {
                 logger.warning("a running job was taken over by another worker; stopping it", metadata: ["entry": "\(entryID)"])
-                running.withLockedValue { $0[entryID] }?.cancel()
+                running.withLockedValue { $0.tasks[entryID] }?.cancel()
             }
         } catch {
             logger.warning("heartbeat failed", metadata: ["error": "\(error)"])
@@ -188,7 +208,7 @@ public final class JobProcessor<Handler: JobHandler>: Service, Sendable {
         while inFlight > 0, clock.now < deadline {
             try? await Task.sleep(for: .milliseconds(50))
         }
-        let left = running.withLockedValue { Array($0.values) }
+        let left = running.withLockedValue { Array($0.tasks.values) }
         if !left.isEmpty {
             logger.warning("drain timeout passed; leaving running jobs to other workers", metadata: ["jobs": "\(left.count)"])
             left.forEach { $0.cancel() }

@@ -105,7 +105,8 @@ public final class RedisConnection: Sendable {
         }
     }
 
-    static func check(_ value: RedisValue) throws -> RedisValue {
+    /// The value, or the error reply thrown as `RedisServerError`.
+    package static func check(_ value: RedisValue) throws -> RedisValue {
         if case .error(let message) = value { throw RedisServerError(message: message) }
         return value
     }

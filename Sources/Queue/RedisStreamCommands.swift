@@ -51,6 +51,26 @@ extension RedisClient {
         return try Self.streamEntries(of: key, in: try await send(RedisCommand(arguments: arguments)))
     }
 
+    /// XREAD of several streams, each after its own id, blocking up to `block` when given; the entries that
+    /// came, by stream key (a stream with none is absent).
+    public func xread(streams: [(key: String, after: String)], count: Int? = nil, block: Duration? = nil) async throws -> [String: [StreamEntry]] {
+        var arguments = ["XREAD"]
+        if let count { arguments += ["COUNT", String(count)] }
+        if let block { arguments += ["BLOCK", String(block.milliseconds)] }
+        arguments.append("STREAMS")
+        arguments += streams.map(\.key)
+        arguments += streams.map(\.after)
+        let value = try await send(RedisCommand(arguments: arguments))
+        if value.isNull { return [:] }
+        guard let replies = value.array else { throw RedisClientError(.unexpectedReply, "stream read returned \(value)") }
+        var result: [String: [StreamEntry]] = [:]
+        for stream in replies {
+            guard let pair = stream.array, pair.count == 2, let key = pair[0].string else { continue }
+            result[key] = try (pair[1].array ?? []).compactMap(Self.streamEntry)
+        }
+        return result
+    }
+
     /// XREADGROUP for `consumer` of `group` (`>` = new entries), blocking up to `block` when given.
     public func xreadgroup(
         group: String, consumer: String, key: String, id: String = ">", count: Int? = nil, block: Duration? = nil

@@ -4,6 +4,7 @@ import Bedrock
 import ChatCore
 import ChatStore
 import Logging
+import ChatState
 import Queue
 import ServiceLifecycle
 
@@ -27,15 +28,17 @@ func buildWorker(configuration: WorkerConfiguration) async throws -> ServiceGrou
     )
     let signer = try AccessTokenVerifier(secret: configuration.jwtAccessSecret)
     let pending = PendingSettlements(redis: redis, ledger: ledger, signer: signer, interval: .seconds(10), logger: logger)
+    let cache = SessionCache(redis: redis)
+    let state = GenerationState(redis: redis, cache: cache)
+    let running = RunningJobs(redis: redis, state: state, logger: logger)
     let handler = GenerationHandler(
-        bedrock: BedrockClient(
+        generator: BedrockClient(
             configuration: configuration.bedrock, credentials: CredentialChain.standard(httpClient: bedrockHTTP), httpClient: bedrockHTTP,
             logger: Logger(label: "chat-worker.bedrock")
         ),
-        store: store, events: SessionEvents(redis: redis), state: GenerationState(redis: redis),
-        ledger: ledger, signer: signer, pending: pending,
-        maxOutputTokens: configuration.maxOutputTokens, maxAttempts: configuration.queue.maxAttempts,
-        cancelPoll: configuration.cancelPoll, logger: logger
+        store: store, events: SessionEvents(redis: redis), state: state, cache: cache,
+        ledger: ledger, signer: signer, pending: pending, running: running,
+        maxOutputTokens: configuration.maxOutputTokens, maxAttempts: configuration.queue.maxAttempts, logger: logger
     )
     let processor = JobProcessor(queue: queue, handler: handler, configuration: configuration.processor, logger: logger)
     return ServiceGroup(
@@ -46,6 +49,7 @@ func buildWorker(configuration: WorkerConfiguration) async throws -> ServiceGrou
                 .init(service: HTTPClientService(client: bedrockHTTP)),
                 .init(service: HTTPClientService(client: accountingHTTP)),
                 .init(service: pending),
+                .init(service: running),
                 .init(service: processor, successTerminationBehavior: .gracefullyShutdownGroup),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],

@@ -1,63 +1,67 @@
 import Bedrock
 import ChatCore
+import ChatState
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import Queue
 
-/// Runs one generation job: loads the conversation, calls Bedrock through the model's family adapter,
-/// publishes `model`, `chunk` and `complete` events as they come, persists the user's and the assistant's
-/// messages (idempotently, keyed by job), settles the credit reservation once with the tokens Bedrock
-/// reported, and records the job's end. A re-run starts with a `reset` event.
+/// Runs one generation job in three stages: `prepare` (one Redis script starts the run, publishes `reset` and
+/// `model`, and hands back the session's cached history; MongoDB only on a cache miss), `generate` (the model
+/// streams, each piece published as `chunk`, while the user's message is stored beside it), and `finish` (the
+/// reply stored and the credits settled side by side, then one script publishes `complete`, records the end
+/// and brings the cached history up to date). Messages are stored idempotently per (job, role); the
+/// reservation is settled once with the tokens Bedrock reported. A re-run starts with a `reset` event.
 struct GenerationHandler: JobHandler {
-    let bedrock: BedrockClient
+    let generator: any TextGenerator
     let store: any SessionStore
     let events: SessionEvents
     let state: GenerationState
+    let cache: SessionCache
     let ledger: any CreditLedger
     /// Signs short-lived tokens for calls made on the user's behalf (the user's own token is never stored).
     let signer: AccessTokenVerifier
     /// Where settlements the accounting service could not take wait for a retry.
     let pending: PendingSettlements
+    /// The process's running jobs: cancellation without a poll per job, and lock renewal.
+    let running: RunningJobs
     let maxOutputTokens: Int
     let maxAttempts: Int
-    /// How often a running job checks whether it was asked to stop.
-    let cancelPoll: Duration
     let logger: Logger
 
     /// Thrown inside a run when the job was cancelled by the user.
     struct Cancelled: Error {}
 
+    /// What `prepare` hands on.
+    struct Prepared {
+        var model: ModelInfo
+        var request: GenerationRequest
+        var cancelledBeforeStart: Bool
+    }
+
     func run(_ job: QueuedJob<InferenceJob>) async throws {
-        let request = job.payload
-        let publisher = EventPublisher(events: events, sessionID: request.sessionId, jobID: job.id)
-        // Delivered again after it ended (its acknowledgement was lost): its effects are done; only ack it.
-        if try await state.record(jobID: job.id)?.status.isFinal == true { return }
-        try await state.markRunning(jobID: job.id, sessionID: request.sessionId, attempt: job.attempt)
-        if job.attempt > 1 {
-            try await publisher.publish("reset", ["jobId": job.id, "attempt": job.attempt, "message": "The reply is being generated again"])
-        }
-        guard let model = ModelCatalog.model(id: request.modelId) else { throw JobFailure.permanent("unknown model \(request.modelId)") }
-        guard try await store.session(id: request.sessionId) != nil else { throw JobFailure.permanent("the session was deleted") }
-
-        let history = try await store.messages(sessionId: request.sessionId)
-        _ = try await store.appendMessage(
-            NewMessage(sessionId: request.sessionId, jobId: job.id, role: .user, content: request.message, modelId: model.id)
-        )
-        let turns = history.filter { $0.jobId != job.id && $0.status == .complete }.map { ConversationTurn(role: $0.role, text: $0.content) }
-            + [ConversationTurn(role: .user, text: request.message)]
-        let generation = ContextWindow.fit(
-            GenerationRequest(turns: turns, maxTokens: min(maxOutputTokens, model.maxOutputTokens)), contextWindow: model.contextWindow
-        )
-        try await publisher.publish("model", ["jobId": job.id, "streamingSessionId": job.id, "modelId": model.id, "attempt": job.attempt])
-
+        let cancellation = running.register(jobID: job.id, sessionID: job.payload.sessionId)
+        defer { running.unregister(jobID: job.id) }
         let clock = ContinuousClock()
         let started = clock.now
+        let pickup = max(0, Date().timeIntervalSince(job.payload.requestedAt) * 1000)
+        guard let prepared = try await prepare(job) else { return }
+        let prepareTime = clock.now - started
+
+        // The user's message is stored while the reply streams; the reply is stored only after it.
+        let request = job.payload
+        async let userMessage = store.appendMessage(
+            NewMessage(
+                sessionId: request.sessionId, jobId: job.id, role: .user, content: request.message, modelId: prepared.model.id,
+                id: request.messageId, createdAt: request.messageId == nil ? nil : request.requestedAt
+            )
+        )
         let progress = NIOLockedValueBox(Progress())
-        var outcome: Outcome
+        let outcome: Outcome
         do {
-            try await withCancellationPolling(jobID: job.id, sessionID: request.sessionId) {
-                try await generate(model: model, request: generation, streaming: request.streaming, publisher: publisher, progress: progress)
+            if prepared.cancelledBeforeStart { throw Cancelled() }
+            try await untilCancelled(cancellation) {
+                try await generate(job, prepared, progress: progress)
             }
             outcome = .completed
         } catch is Cancelled {
@@ -68,48 +72,162 @@ struct GenerationHandler: JobHandler {
             if error.isRetryable && job.attempt < maxAttempts { throw error }
             // Nothing generated and nothing reported (a refused or throttled call): nothing is billed.
             let used = partial.chunks == 0 && partial.accumulator.billedUsage.source == .unknown
-                ? (input: 0, output: 0) : partial.billedUsage(estimatedInput: ContextWindow.estimatedPromptTokens(generation), finished: false)
-            try await settle(job, model: model, usage: used, success: false)
+                ? (input: 0, output: 0) : partial.billedUsage(estimatedInput: ContextWindow.estimatedPromptTokens(prepared.request), finished: false)
+            try await settle(job, modelID: prepared.model.id, usage: used, success: false)
             throw JobFailure.permanent("\(error.code): \(error.message)")
         }
-
-        let done = progress.withLockedValue { $0 }
-        let usage = done.billedUsage(estimatedInput: ContextWindow.estimatedPromptTokens(generation), finished: outcome == .completed)
-        var messageID: String?
+        let userStored: Bool
         do {
-            messageID = try await store.appendMessage(
+            _ = try await userMessage
+            userStored = true
+        } catch let error as ChatError where error.kind == .notFound {
+            userStored = false
+        }
+        var done = progress.withLockedValue { $0 }
+        done.timings.prepare = prepareTime
+        try await finish(job, prepared, outcome: outcome, done: done, userStored: userStored, pickup: pickup, latency: clock.now - started)
+    }
+
+    /// Starts the run in Redis and assembles what the model will see; nil when the job already ended.
+    private func prepare(_ job: QueuedJob<InferenceJob>) async throws -> Prepared? {
+        let request = job.payload
+        guard let model = ModelCatalog.model(id: request.modelId) else { throw JobFailure.permanent("unknown model \(request.modelId)") }
+        let start = try await state.startRun(
+            jobID: job.id, sessionID: request.sessionId, attempt: job.attempt,
+            reset: job.attempt > 1 ? .reset(ResetEvent(jobId: job.id, attempt: job.attempt)) : nil,
+            model: .model(ModelEvent(jobId: job.id, modelId: model.id, attempt: job.attempt))
+        )
+        let history: [HistoryTurn]
+        let cancelled: Bool
+        switch start {
+        case .ended:
+            // Delivered again after it ended (its acknowledgement was lost): its effects are done; only ack it.
+            return nil
+        case .sessionDeleted:
+            throw JobFailure.permanent("the session was deleted")
+        case .started(let cached?, _, let cancelRequested):
+            history = cached
+            cancelled = cancelRequested
+        case .started(nil, let sessionKnown, let cancelRequested):
+            if !sessionKnown {
+                guard let session = try await store.session(id: request.sessionId) else { throw JobFailure.permanent("the session was deleted") }
+                try await cache.fill(session)
+            }
+            // An earlier attempt of this job may have stored its user's message already: it is not history.
+            let messages = try await store.messages(sessionId: request.sessionId).filter { $0.jobId != job.id }
+            do {
+                try await cache.fillHistory(sessionID: request.sessionId, messages: messages)
+            } catch {
+                logger.warning("could not fill the session's cached history", metadata: ["job": "\(job.id)", "error": "\(error)"])
+            }
+            history = messages.filter { $0.status == .complete }.map { HistoryTurn(jobID: $0.jobId, role: $0.role, text: $0.content) }
+            cancelled = cancelRequested
+        }
+        let turns = history.filter { $0.j != job.id }.map { ConversationTurn(role: $0.r, text: $0.t) }
+            + [ConversationTurn(role: .user, text: request.message)]
+        let generation = ContextWindow.fit(
+            GenerationRequest(turns: turns, maxTokens: min(maxOutputTokens, model.maxOutputTokens)), contextWindow: model.contextWindow
+        )
+        return Prepared(model: model, request: generation, cancelledBeforeStart: cancelled)
+    }
+
+    /// Calls the model, streaming or not, and publishes each piece of text as a chunk.
+    private func generate(_ job: QueuedJob<InferenceJob>, _ prepared: Prepared, progress: NIOLockedValueBox<Progress>) async throws {
+        let clock = ContinuousClock()
+        let called = clock.now
+        let sessionID = job.payload.sessionId
+        if job.payload.streaming {
+            for try await delta in try await generator.stream(model: prepared.model, request: prepared.request) {
+                let index = progress.withLockedValue { progress -> Int? in
+                    progress.accumulator.add(delta)
+                    guard !delta.text.isEmpty else { return nil }
+                    defer { progress.chunks += 1 }
+                    return progress.chunks
+                }
+                guard let index else { continue }
+                let firstByte = clock.now
+                try await events.append(sessionID: sessionID, jobID: job.id, event: .chunk(ChunkEvent(content: delta.text, index: index)))
+                if index == 0 {
+                    progress.withLockedValue { $0.timings.firstChunk(firstByte: firstByte - called, publish: clock.now - firstByte) }
+                }
+            }
+        } else {
+            let result = try await generator.whole(model: prepared.model, request: prepared.request)
+            let firstByte = clock.now
+            progress.withLockedValue {
+                $0.accumulator.add(
+                    ChunkDelta(text: result.text, stopReason: result.stopReason, usage: TokenUsage(inputTokens: result.inputTokens, outputTokens: result.outputTokens))
+                )
+                $0.chunks = 1
+            }
+            try await events.append(sessionID: sessionID, jobID: job.id, event: .chunk(ChunkEvent(content: result.text, index: 0)))
+            progress.withLockedValue { $0.timings.firstChunk(firstByte: firstByte - called, publish: clock.now - firstByte) }
+        }
+    }
+
+    /// Stores the reply and settles the credits side by side, then publishes `complete` and records the end.
+    private func finish(
+        _ job: QueuedJob<InferenceJob>, _ prepared: Prepared, outcome: Outcome, done: Progress, userStored: Bool, pickup: Double, latency: Duration
+    ) async throws {
+        let request = job.payload
+        let model = prepared.model
+        let usage = prepared.cancelledBeforeStart && done.chunks == 0
+            ? (input: 0, output: 0) : done.billedUsage(estimatedInput: ContextWindow.estimatedPromptTokens(prepared.request), finished: outcome == .completed)
+        async let stored: String? = storeReply(job, model: model, outcome: outcome, text: done.accumulator.text, usage: usage, userStored: userStored)
+        async let settled = settle(job, modelID: model.id, usage: usage, success: outcome == .completed)
+        let (messageID, settlement) = try await (stored, settled)
+        let text = done.accumulator.text
+        let complete = CompleteEvent(
+            jobId: job.id, messageId: messageID, content: text, modelId: model.id,
+            stopReason: outcome == .cancelled ? StopReason.cancelled.rawValue : (done.accumulator.stopReason ?? .endTurn).rawValue,
+            inputTokens: usage.input, outputTokens: usage.output, creditsCharged: settlement?.creditsUsed ?? 0, settlementPending: settlement == nil,
+            latencyMs: Int(latency.milliseconds), spans: done.timings.spans(pickup: pickup)
+        )
+        var turns: [HistoryTurn] = []
+        var bytes = 0
+        if userStored {
+            turns.append(HistoryTurn(jobID: job.id, role: .user, text: request.message))
+            bytes += request.message.utf8.count
+        }
+        if messageID != nil {
+            bytes += text.utf8.count
+            if outcome == .completed { turns.append(HistoryTurn(jobID: job.id, role: .assistant, text: text)) }
+        }
+        try await state.end(
+            jobID: job.id, sessionID: request.sessionId,
+            JobEnding(
+                status: outcome == .cancelled ? .cancelled : .completed, event: .complete(complete), turns: turns,
+                storedMessages: (userStored ? 1 : 0) + (messageID == nil ? 0 : 1), storedBytes: bytes
+            )
+        )
+    }
+
+    /// Stores the assistant's message; nil when the session was deleted meanwhile (nowhere to keep it: what
+    /// was generated is still billed and the job still ends).
+    private func storeReply(
+        _ job: QueuedJob<InferenceJob>, model: ModelInfo, outcome: Outcome, text: String, usage: (input: Int, output: Int), userStored: Bool
+    ) async throws -> String? {
+        guard userStored else { return nil }
+        do {
+            return try await store.appendMessage(
                 NewMessage(
-                    sessionId: request.sessionId, jobId: job.id, role: .assistant, content: done.accumulator.text, modelId: model.id,
+                    sessionId: job.payload.sessionId, jobId: job.id, role: .assistant, content: text, modelId: model.id,
                     status: outcome == .cancelled ? .cancelled : .complete, inputTokens: usage.input, outputTokens: usage.output
                 )
             ).id
         } catch let error as ChatError where error.kind == .notFound {
-            // The session was deleted while the reply was generated: there is nowhere to keep the reply, but
-            // what was generated is still billed and the job still ends.
             logger.info("session deleted during generation; reply not stored", metadata: ["job": "\(job.id)"])
+            return nil
         }
-        let settlement = try await settle(job, model: model, usage: usage, success: outcome == .completed)
-        let latency = clock.now - started
-        let complete: [String: Any] = [
-            "jobId": job.id, "streamingSessionId": job.id, "messageId": messageID ?? NSNull(), "content": done.accumulator.text,
-            "modelId": model.id, "stopReason": outcome == .cancelled ? StopReason.cancelled.rawValue : (done.accumulator.stopReason ?? .endTurn).rawValue,
-            "inputTokens": usage.input, "outputTokens": usage.output, "totalTokens": usage.input + usage.output,
-            "creditsCharged": settlement?.creditsUsed ?? 0, "settlementPending": settlement == nil, "latencyMs": Int(latency.components.seconds * 1000 + latency.components.attoseconds / 1_000_000_000_000_000),
-        ]
-        let body = try await publisher.publish("complete", complete)
-        try await state.finish(jobID: job.id, sessionID: request.sessionId, status: outcome == .cancelled ? .cancelled : .completed, result: body, error: nil)
     }
 
     func abandon(_ job: QueuedJob<InferenceJob>, reason: String) async {
         let request = job.payload
-        let publisher = EventPublisher(events: events, sessionID: request.sessionId, jobID: job.id)
         do {
             // Idempotent: a reservation already settled by the failed run is not refunded twice.
-            _ = try? await settle(job, model: ModelCatalog.model(id: request.modelId), usage: (0, 0), success: false)
-            let body = try await publisher.publish(
-                "error", ["jobId": job.id, "code": "GENERATION_FAILED", "message": "The reply could not be generated. Your credits were refunded."]
-            )
-            try await state.finish(jobID: job.id, sessionID: request.sessionId, status: .failed, result: nil, error: body)
+            _ = try? await settle(job, modelID: request.modelId, usage: (0, 0), success: false)
+            let error = ErrorEvent(jobId: job.id, code: "GENERATION_FAILED", message: "The reply could not be generated. Your credits were refunded.")
+            try await state.end(jobID: job.id, sessionID: request.sessionId, JobEnding(status: .failed, event: .error(error)))
         } catch {
             logger.error("could not report a failed job", metadata: ["job": "\(job.id)", "error": "\(error)"])
         }
@@ -117,49 +235,17 @@ struct GenerationHandler: JobHandler {
 
     enum Outcome { case completed, cancelled }
 
-    /// Calls Bedrock, streaming or not, and publishes each piece of text as a chunk.
-    private func generate(
-        model: ModelInfo, request: GenerationRequest, streaming: Bool, publisher: EventPublisher, progress: NIOLockedValueBox<Progress>
-    ) async throws {
-        if streaming {
-            for try await delta in try await bedrock.streamGeneration(model: model, request: request) {
-                let index = progress.withLockedValue { progress -> Int? in
-                    progress.accumulator.add(delta)
-                    guard !delta.text.isEmpty else { return nil }
-                    defer { progress.chunks += 1 }
-                    return progress.chunks
-                }
-                if let index { try await publisher.publish("chunk", ["content": delta.text, "index": index]) }
-            }
-        } else {
-            let result = try await bedrock.generate(model: model, request: request)
-            progress.withLockedValue {
-                $0.accumulator.add(
-                    ChunkDelta(text: result.text, stopReason: result.stopReason, usage: TokenUsage(inputTokens: result.inputTokens, outputTokens: result.outputTokens))
-                )
-                $0.chunks = 1
-            }
-            try await publisher.publish("chunk", ["content": result.text, "index": 0])
-        }
-    }
-
-    /// Runs `body` while polling the job's cancellation flag; a request to stop cancels `body` (closing the
-    /// Bedrock stream) and throws `Cancelled`.
-    /// Every 40 polls (10 s at the default) it also renews the session's lock, so a long reply keeps its session.
-    private func withCancellationPolling(jobID: String, sessionID: String, _ body: @escaping @Sendable () async throws -> Void) async throws {
+    /// Runs `body` until it ends or the user asks to stop the job; a request to stop cancels `body` (closing
+    /// the Bedrock stream) and throws `Cancelled`.
+    private func untilCancelled(_ cancellation: JobCancellation, _ body: @escaping @Sendable () async throws -> Void) async throws {
         try await withThrowingTaskGroup(of: Bool.self) { group in
             group.addTask {
                 try await body()
                 return true
             }
             group.addTask {
-                var polls = 0
-                while true {
-                    try await Task.sleep(for: cancelPoll)
-                    if (try? await state.cancelRequested([jobID]))?.isEmpty == false { return false }
-                    polls += 1
-                    if polls % 40 == 0 { try? await state.renewLock(jobID: jobID, sessionID: sessionID) }
-                }
+                await cancellation.wait()
+                return false
             }
             defer { group.cancelAll() }
             guard try await group.next() == true else { throw Cancelled() }
@@ -170,8 +256,7 @@ struct GenerationHandler: JobHandler {
     /// service cannot take it now, the settlement is kept for `PendingSettlements` to retry and nil comes back:
     /// the reply stands and is not generated again.
     @discardableResult
-    private func settle(_ job: QueuedJob<InferenceJob>, model: ModelInfo?, usage: (input: Int, output: Int), success: Bool) async throws -> CreditSettlement? {
-        let modelID = model?.id ?? job.payload.modelId
+    private func settle(_ job: QueuedJob<InferenceJob>, modelID: String, usage: (input: Int, output: Int), success: Bool) async throws -> CreditSettlement? {
         do {
             return try await ledger.finalize(
                 reservationID: job.id, modelID: modelID, inputTokens: usage.input, outputTokens: usage.output, success: success,
@@ -189,11 +274,38 @@ struct GenerationHandler: JobHandler {
     }
 }
 
+/// Where a run's time went before its first chunk reached Redis.
+struct RunTimings: Sendable {
+    var prepare: Duration = .zero
+    var firstByte: Duration?
+    var publish: Duration?
+
+    mutating func firstChunk(firstByte: Duration, publish: Duration) {
+        self.firstByte = firstByte
+        self.publish = publish
+    }
+
+    /// The spans reported on `complete`, in milliseconds; nil when no chunk was published.
+    func spans(pickup: Double) -> GenerationSpans? {
+        guard let firstByte, let publish else { return nil }
+        return GenerationSpans(pickup: pickup, prepare: prepare.fractionalMilliseconds, firstByte: firstByte.fractionalMilliseconds, publish: publish.fractionalMilliseconds)
+    }
+}
+
+extension Duration {
+    /// The duration in milliseconds, with fractions.
+    var fractionalMilliseconds: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) * 1_000 + Double(attoseconds) / 1e15
+    }
+}
+
 /// What a run has produced so far.
 struct Progress: Sendable {
     var accumulator = GenerationAccumulator()
     /// Chunks of text published.
     var chunks = 0
+    var timings = RunTimings()
 
     /// Bedrock's counts where it reported them. A reply cut short (cancelled, failed) has no final count:
     /// the output is then at least the chunks received (each carries one token or more), and `estimatedInput`
@@ -202,20 +314,5 @@ struct Progress: Sendable {
         let reported = accumulator.billedUsage
         let input = reported.input > 0 ? reported.input : estimatedInput
         return finished ? (input, reported.output) : (input, max(reported.output, chunks))
-    }
-}
-
-/// Appends a job's events to its session's stream.
-struct EventPublisher: Sendable {
-    let events: SessionEvents
-    let sessionID: String
-    let jobID: String
-
-    /// Publishes one event; returns its JSON body.
-    @discardableResult
-    func publish(_ type: String, _ body: [String: Any]) async throws -> String {
-        let data = String(decoding: try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys]), as: UTF8.self)
-        try await events.append(sessionID: sessionID, jobID: jobID, type: type, data: data)
-        return data
     }
 }

@@ -19,8 +19,6 @@ struct WorkerConfiguration: Sendable {
     var jwtAccessSecret: String
     /// The longest reply asked of a model (capped by the model's own maximum).
     var maxOutputTokens: Int
-    /// How often a running job checks for a cancellation request.
-    var cancelPoll: Duration
 
     /// Reads and checks the settings; a bad one throws a `ConfigurationError` with one clear line.
     init(environment: Environment) throws {
@@ -59,6 +57,5 @@ struct WorkerConfiguration: Sendable {
         accountingTimeout = try environment.milliseconds("ACCOUNTING_TIMEOUT_MS", default: .seconds(3))
         jwtAccessSecret = try AccessTokenVerifier.secret(from: environment)
         maxOutputTokens = try environment.int("GENERATION_MAX_TOKENS", default: 1_024, in: 1...200_000)
-        cancelPoll = try environment.milliseconds("CANCEL_POLL_MS", default: .milliseconds(250), in: 10...10_000)
     }
 }

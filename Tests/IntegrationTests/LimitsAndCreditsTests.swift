@@ -7,6 +7,7 @@ import NIOConcurrencyHelpers
 import Testing
 
 @testable import API
+@testable import ChatState
 @testable import Queue
 
 @Suite("chat-api: rate limits and credits", .serialized)

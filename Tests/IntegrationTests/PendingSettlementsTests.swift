@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import Testing
 
+@testable import ChatState
 @testable import Queue
 @testable import Worker
 

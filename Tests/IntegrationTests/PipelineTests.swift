@@ -7,6 +7,7 @@ import Foundation
 import NIOConcurrencyHelpers
 import Testing
 
+@testable import ChatState
 @testable import Queue
 
 /// Two chat-api and two chat-worker processes on a jobs stream and a database of their own, over the Redis,

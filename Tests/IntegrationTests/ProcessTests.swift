@@ -5,6 +5,7 @@ import ChatStore
 import Foundation
 import Testing
 
+@testable import ChatState
 @testable import Queue
 
 /// A built executable of this package (`CHAT_API_BIN`, `CHAT_WORKER_BIN`), run as a child process.

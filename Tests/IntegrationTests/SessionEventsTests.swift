@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 
+@testable import ChatState
 @testable import Queue
 
 @Suite("Session event streams against redis-server")

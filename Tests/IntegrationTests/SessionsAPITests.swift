@@ -11,6 +11,7 @@ import Logging
 import Testing
 
 @testable import API
+@testable import ChatState
 @testable import Queue
 
 /// chat-api's router, in process, over the real Redis and a fresh MongoDB database.
@@ -34,15 +35,19 @@ struct APIFixture {
         var limiter = RateLimiter(redis: redis, settings: rateLimits, logger: Logger(label: "test.ratelimit"))
         limiter.keyPrefix = uniqueKey("ratelimit")
         let ledger = AccountingClient(baseURL: accountingURL, httpClient: HTTPClient.shared, timeout: .seconds(2))
-        let app = Application(
+        let events = SessionEvents(redis: redis)
+        let cache = SessionCache(redis: redis)
+        let hub = EventHub(redis: redis, events: events, configuration: EventHub.Configuration(heartbeatInterval: .seconds(1)))
+        var app = Application(
             router: buildRouter(
                 APIDependencies(
                     redis: redis, store: store, verifier: fixture.verifier, healthTimeout: .seconds(1), rateLimiter: limiter, ledger: ledger,
-                    state: GenerationState(redis: redis), queue: JobQueue<InferenceJob>(redis: redis),
-                    events: SessionEvents(redis: redis, configuration: SessionEventsConfiguration(blockTime: .seconds(1))), messageWait: messageWait
+                    state: GenerationState(redis: redis, cache: cache), cache: cache, queue: JobQueue<InferenceJob>(redis: redis),
+                    events: events, hub: hub, messageWait: messageWait
                 )
             )
         )
+        app.addServices(hub)
         do {
             try await app.test(.router) { client in try await body(fixture, client) }
         } catch {

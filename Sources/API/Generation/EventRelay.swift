@@ -1,16 +1,20 @@
-import Foundation
+import ChatCore
+import ChatState
 import HTTPTypes
 import Hummingbird
-import Logging
-import Queue
+import NIOCore
 import ServiceLifecycle
 
 /// Relays a session's events to one client as Server-Sent Events: `id:` (the Redis entry id), `event:` and
-/// one `data:` line each; a comment every heartbeat interval while nothing happens. Each write is awaited,
-/// so a slow client slows only its own relay; a client gone ends the relay, not the generation.
+/// one `data:` line each, written from the bytes the worker stored (never parsed here); a comment every
+/// heartbeat interval while nothing happens. Events come from the process's one `EventHub`. Each write is
+/// awaited, so a slow client slows only its own relay, and one that falls a whole buffer behind is dropped
+/// (it resumes with `Last-Event-ID`); a client gone ends the relay, not the generation.
 struct EventRelay: Sendable {
+    let hub: EventHub
     let events: SessionEvents
     let state: GenerationState
+    let cache: SessionCache
 
     /// The SSE response headers.
     static let headers: HTTPFields = [
@@ -19,44 +23,100 @@ struct EventRelay: Sendable {
 
     /// One SSE frame.
     static func frame(id: String?, event: String, data: String) -> ByteBuffer {
-        var text = ""
-        if let id { text += "id: \(id)\n" }
-        text += "event: \(event)\n"
-        for line in data.split(separator: "\n", omittingEmptySubsequences: false) { text += "data: \(line)\n" }
-        text += "\n"
-        return ByteBuffer(string: text)
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(data.utf8.count + 64)
+        if let id {
+            buffer.writeStaticString("id: ")
+            buffer.writeString(id)
+            buffer.writeStaticString("\n")
+        }
+        buffer.writeStaticString("event: ")
+        buffer.writeString(event)
+        buffer.writeStaticString("\n")
+        if data.utf8.contains(UInt8(ascii: "\n")) {
+            for line in data.split(separator: "\n", omittingEmptySubsequences: false) {
+                buffer.writeStaticString("data: ")
+                buffer.writeSubstring(line)
+                buffer.writeStaticString("\n")
+            }
+        } else {
+            buffer.writeStaticString("data: ")
+            buffer.writeString(data)
+            buffer.writeStaticString("\n")
+        }
+        buffer.writeStaticString("\n")
+        return buffer
     }
+
+    static let heartbeat = ByteBuffer(string: ": heartbeat\n\n")
 
     /// Writes the events of job `jobID` after `entryID` until its `complete` or `error` (a `reset` does not end it).
     /// A job that ended (or vanished) without its last event in the stream ends the relay with an `error` at the
     /// next quiet spell, so no client waits for ever.
     func relayJob(sessionID: String, jobID: String, after entryID: String, writer: inout any ResponseBodyWriter) async throws {
-        for try await event in events.subscribe(sessionID: sessionID, after: entryID, heartbeats: true) {
+        let subscription = try await hub.subscribe(sessionID: sessionID, after: entryID)
+        for await event in subscription {
             if event.isHeartbeat {
                 if try await state.record(jobID: jobID)?.status.isFinal != false {
                     let body = #"{"code":"STREAM_ENDED","jobId":"\#(jobID)","message":"The reply has ended; its result is at /api/jobs/\#(jobID)"}"#
                     try await writer.write(Self.frame(id: nil, event: "error", data: body))
                     return
                 }
-                try await writer.write(ByteBuffer(string: ": heartbeat\n\n"))
+                try await writer.write(Self.heartbeat)
                 continue
             }
             guard event.jobID == jobID else { continue }
             try await writer.write(Self.frame(id: event.id, event: event.type, data: event.data))
-            if event.type == "complete" || event.type == "error" { return }
+            if ChatEventType(rawValue: event.type)?.isTerminal == true { return }
         }
+        try await endEarly(subscription, writer: &writer)
     }
 
     /// Writes every event after `entryID` (all jobs) until the client goes away, or until the process shuts
     /// down (an observer's stream has no end of its own; the observer reconnects to another replica).
     func relayAll(sessionID: String, after entryID: String, writer: inout any ResponseBodyWriter) async throws {
-        for try await event in events.subscribe(sessionID: sessionID, after: entryID, heartbeats: true) {
+        let subscription = try await hub.subscribe(sessionID: sessionID, after: entryID)
+        for await event in subscription {
             if event.isHeartbeat {
                 if Task.isShuttingDownGracefully { return }
-                try await writer.write(ByteBuffer(string: ": heartbeat\n\n"))
+                try await writer.write(Self.heartbeat)
             } else {
                 try await writer.write(Self.frame(id: event.id, event: event.type, data: event.data))
             }
         }
+        try await endEarly(subscription, writer: &writer)
+    }
+
+    /// The job's `complete` or `error` event, waiting up to `timeout` for it; nil when it did not come in time
+    /// (or the job ended without one).
+    func waitForEnd(of record: JobRecord, timeout: Duration) async throws -> SessionEvent? {
+        let subscription = try await hub.subscribe(sessionID: record.sessionID, after: record.startEventID)
+        let deadline = ContinuousClock.now + timeout
+        return try await withThrowingTaskGroup(of: SessionEvent?.self) { group in
+            group.addTask { [state] in
+                for await event in subscription {
+                    if event.isHeartbeat {
+                        if try await state.record(jobID: record.jobID)?.status.isFinal != false { return nil }
+                        continue
+                    }
+                    if event.jobID == record.jobID, ChatEventType(rawValue: event.type)?.isTerminal == true { return event }
+                }
+                return nil
+            }
+            group.addTask {
+                try await Task.sleep(until: deadline)
+                return nil
+            }
+            defer { group.cancelAll() }
+            return try await group.next() ?? nil
+        }
+    }
+
+    /// A subscription that ended before its stream did: the client fell too far behind, or the process is
+    /// stopping. Either way the client resumes from its last event id.
+    private func endEarly(_ subscription: EventSubscription, writer: inout any ResponseBodyWriter) async throws {
+        guard subscription.overflowed else { return }
+        let body = #"{"code":"CLIENT_TOO_SLOW","message":"The stream fell too far behind; reconnect with Last-Event-ID to resume"}"#
+        try await writer.write(Self.frame(id: nil, event: "error", data: body))
     }
 }

@@ -9,9 +9,11 @@ struct AuthenticationMiddleware: RouterMiddleware {
     let verifier: AccessTokenVerifier
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
         guard let token = Self.bearerToken(of: request) ?? Self.queryToken(of: request), let user = verifier.verify(token) else {
             throw ChatError(.unauthorized, code: "INVALID_TOKEN", message: "Invalid authentication token")
         }
+        context.timing.record("auth", since: start)
         var context = context
         context.user = user
         context.token = token

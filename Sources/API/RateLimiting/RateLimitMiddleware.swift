@@ -13,7 +13,10 @@ struct RateLimitMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let kind = classify(request) else { return try await next(request, context) }
         let subject = kind == .ip ? (context.clientIP ?? "unknown") : (context.user?.id ?? context.clientIP ?? "unknown")
-        guard let decision = await limiter.check(kind, subject: subject) else { return try await next(request, context) }
+        let start = ContinuousClock.now
+        let checked = await limiter.check(kind, subject: subject)
+        context.timing.record("ratelimit", since: start)
+        guard let decision = checked else { return try await next(request, context) }
         guard decision.allowed else {
             var response = Response.json(
                 status: .tooManyRequests,

@@ -1,7 +1,9 @@
 import ChatCore
+import ChatState
 import Foundation
 import HTTPTypes
 import Hummingbird
+import ChatState
 import Queue
 
 /// Generations in a session: streamed (`/stream`, POST or GET for EventSource, resumable with
@@ -32,11 +34,14 @@ struct GenerationController: Sendable {
         }
         let (message, modelID) = try await Self.messageAndModel(request, context: context)
         let record = try await starter.start(
-            user: user, token: try context.requireToken(), sessionID: sessionID, message: message, modelID: modelID, streaming: true
+            user: user, token: try context.requireToken(), sessionID: sessionID, message: message, modelID: modelID, streaming: true,
+            timing: context.timing
         )
-        return sse { [relay] writer in
+        var response = sse { [relay] writer in
             try await relay.relayJob(sessionID: record.sessionID, jobID: record.jobID, after: record.startEventID, writer: &writer)
         }
+        context.timing.apply(to: &response.headers)
+        return response
     }
 
     /// Resumes the job an earlier event belongs to, after that event.
@@ -44,12 +49,12 @@ struct GenerationController: Sendable {
         guard Self.isEntryID(entryID) else {
             throw ChatError(.badRequest, code: "INVALID_LAST_EVENT_ID", message: "Last-Event-ID is not an event id")
         }
-        guard try await store.session(id: sessionID, userId: user.id) != nil else { throw SessionController.notFound }
+        guard try await relay.cache.owns(userID: user.id, sessionID: sessionID, store: store) else { throw SessionController.notFound }
         guard let event = try await relay.events.event(sessionID: sessionID, id: entryID) else {
             throw ChatError(.notFound, code: "EVENT_NOT_FOUND", message: "That event is no longer available")
         }
         // The client already has the job's last event: 204 tells an EventSource to stop reconnecting.
-        if event.type == "complete" || event.type == "error" { return Response(status: .noContent) }
+        if ChatEventType(rawValue: event.type)?.isTerminal == true { return Response(status: .noContent) }
         let jobID = event.jobID
         return sse { [relay] writer in
             try await relay.relayJob(sessionID: sessionID, jobID: jobID, after: entryID, writer: &writer)
@@ -75,42 +80,28 @@ struct GenerationController: Sendable {
 
     /// Waits for the job's `complete` (200) or `error` (502); past the wait, 504 with the job id.
     private func waitForReply(_ record: JobRecord) async throws -> Response {
-        let events = relay.events
-        let outcome: SessionEvent? = try await withThrowingTaskGroup(of: SessionEvent?.self) { group in
-            group.addTask {
-                for try await event in events.subscribe(sessionID: record.sessionID, after: record.startEventID)
-                where event.jobID == record.jobID && (event.type == "complete" || event.type == "error") {
-                    return event
-                }
-                return nil
-            }
-            group.addTask {
-                try await Task.sleep(for: messageWait)
-                return nil
-            }
-            defer { group.cancelAll() }
-            return try await group.next() ?? nil
-        }
-        guard let outcome else {
+        guard let outcome = try await relay.waitForEnd(of: record, timeout: messageWait) else {
             return Response.json(
                 status: .gatewayTimeout,
                 ["message": "The reply is taking longer than expected; it will be saved when done", "code": "REPLY_TIMEOUT", "jobId": record.jobID]
             )
         }
-        let body = (try? JSONSerialization.jsonObject(with: Data(outcome.data.utf8))) as? [String: Any] ?? [:]
-        if outcome.type == "error" {
-            return Response.json(
-                status: .badGateway,
-                ["message": body["message"] as? String ?? "The reply could not be generated", "code": "GENERATION_FAILED", "jobId": record.jobID]
-            )
+        switch try ChatEvent.decode(type: ChatEventType(rawValue: outcome.type) ?? .error, data: outcome.data) {
+        case .complete(let complete):
+            let reply = (try? JSONSerialization.jsonObject(with: Data(outcome.data.utf8))) ?? [:]
+            _ = complete
+            return Response.json(status: .ok, ["message": "success", "sessionId": record.sessionID, "jobId": record.jobID, "reply": reply] as [String: Any])
+        case .error(let error):
+            return Response.json(status: .badGateway, ["message": error.message, "code": "GENERATION_FAILED", "jobId": record.jobID])
+        default:
+            return Response.json(status: .badGateway, ["message": "The reply could not be generated", "code": "GENERATION_FAILED", "jobId": record.jobID])
         }
-        return Response.json(status: .ok, ["message": "success", "sessionId": record.sessionID, "jobId": record.jobID, "reply": body] as [String: Any])
     }
 
     @Sendable func cancel(_ request: Request, context: ChatRequestContext) async throws -> Response {
         let user = try context.requireUser()
         let sessionID = try SessionController.sessionID(context)
-        guard try await store.session(id: sessionID, userId: user.id) != nil else { throw SessionController.notFound }
+        guard try await relay.cache.owns(userID: user.id, sessionID: sessionID, store: store) else { throw SessionController.notFound }
         guard let jobID = try await state.activeJob(sessionID: sessionID) else {
             return Response.json(status: .ok, ["message": "No reply is being generated", "sessionId": sessionID])
         }
@@ -124,14 +115,10 @@ struct GenerationController: Sendable {
         let user = try context.requireUser()
         let sessionID = try SessionController.sessionID(context)
         let body = try await JSONBody(request: request, context: context)
-        guard try await store.session(id: sessionID, userId: user.id) != nil else { throw SessionController.notFound }
+        guard try await relay.cache.owns(userID: user.id, sessionID: sessionID, store: store) else { throw SessionController.notFound }
         let jobID = try body.string("streamingSessionId", required: false, maxLength: 200)
         if let jobID, let record = try await state.record(jobID: jobID), record.sessionID == sessionID, !record.status.isFinal {
-            let clock = ContinuousClock()
-            let deadline = clock.now + messageWait
-            while clock.now < deadline, try await state.record(jobID: jobID)?.status.isFinal == false {
-                try await Task.sleep(for: .milliseconds(100))
-            }
+            _ = try await relay.waitForEnd(of: record, timeout: messageWait)
         }
         return Response.json(status: .ok, ["message": "Session updated", "sessionId": sessionID])
     }

@@ -1,6 +1,7 @@
 import ChatCore
 import Foundation
 import Hummingbird
+import ChatState
 import Queue
 
 /// Supervision: observing any session's generations live, and listing the sessions generating now.
@@ -23,7 +24,7 @@ struct ObserveController: Sendable {
         let user = try context.requireUser()
         guard user.role.canObserve else { throw Self.forbidden }
         let sessionID = try SessionController.sessionID(context)
-        guard let session = try await store.session(id: sessionID) else { throw SessionController.notFound }
+        guard let ownerID = try await relay.cache.owner(sessionID: sessionID, store: store) else { throw SessionController.notFound }
         var start = try await relay.events.lastEventID(sessionID: sessionID)
         var activeJob: String?
         if let jobID = try await state.activeJob(sessionID: sessionID), let record = try await state.record(jobID: jobID) {
@@ -31,7 +32,7 @@ struct ObserveController: Sendable {
             activeJob = jobID
         }
         var greeting: [String: Any] = [
-            "sessionId": session.id, "ownerId": session.userId, "observerId": user.id, "observerRole": user.role.rawValue,
+            "sessionId": sessionID, "ownerId": ownerID, "observerId": user.id, "observerRole": user.role.rawValue,
         ]
         if let activeJob { greeting["activeJobId"] = activeJob }
         let first = EventRelay.frame(id: nil, event: "observer", data: Self.json(greeting))

@@ -1,7 +1,9 @@
 import Accounting
 import ChatCore
+import ChatState
 import Foundation
 import Hummingbird
+import ChatState
 import Queue
 
 /// The sessions endpoints: create, list (paginated), get with messages, delete, messages. Owner only:
@@ -10,6 +12,7 @@ struct SessionController: Sendable {
     let store: any SessionStore
     let ledger: any CreditLedger
     let state: GenerationState
+    let cache: SessionCache
     let starter: GenerationStarter
     /// Titles longer than this are refused.
     static let maxTitleLength = 200
@@ -34,6 +37,7 @@ struct SessionController: Sendable {
         let token = try context.requireToken()
         guard try await ledger.hasCredits(1, token: token) else { throw AccountingClient.insufficient }
         let session = try await store.createSession(userId: user.id, title: title, modelId: modelID)
+        try await cache.created(session)
         var response = SessionJSON.session(session)
         if let initialMessage {
             // The first message goes through the queue like any other; its reply lands in the session.
@@ -60,7 +64,7 @@ struct SessionController: Sendable {
 
     @Sendable func get(_ request: Request, context: ChatRequestContext) async throws -> Response {
         let session = try await ownedSession(request, context)
-        let messages = try await store.messages(sessionId: session.id)
+        let messages = try await messagesShown(session)
         var body = SessionJSON.session(session)
         body["messages"] = messages.map(SessionJSON.message)
         return Response.json(status: .ok, body)
@@ -70,14 +74,32 @@ struct SessionController: Sendable {
         let user = try context.requireUser()
         let id = try Self.sessionID(context)
         guard try await store.deleteSession(id: id, userId: user.id) else { throw Self.notFound }
+        try await cache.deleted(sessionID: id)
         if let jobID = try await state.activeJob(sessionID: id) { try await state.requestCancel(jobID: jobID) }
         return Response.json(status: .ok, ["message": "Session deleted", "sessionId": id])
     }
 
     @Sendable func messages(_ request: Request, context: ChatRequestContext) async throws -> Response {
         let session = try await ownedSession(request, context)
-        let messages = try await store.messages(sessionId: session.id)
+        let messages = try await messagesShown(session)
         return Response.json(status: .ok, ["sessionId": session.id, "messages": messages.map(SessionJSON.message)] as [String: Any])
+    }
+
+    /// The stored messages, and the user's message of a reply running now if the worker has not stored it yet
+    /// (it does so while the reply streams), under the id and time it will be stored with.
+    private func messagesShown(_ session: ChatSession) async throws -> [ChatMessage] {
+        var messages = try await store.messages(sessionId: session.id)
+        guard let jobID = try await state.activeJob(sessionID: session.id),
+            !messages.contains(where: { $0.jobId == jobID && $0.role == .user }),
+            let pending = try await state.pendingMessage(jobID: jobID)
+        else { return messages }
+        messages.append(
+            ChatMessage(
+                id: pending.messageID, sessionId: session.id, jobId: jobID, role: .user, content: pending.text, modelId: nil, status: .complete,
+                inputTokens: nil, outputTokens: nil, createdAt: pending.createdAt
+            )
+        )
+        return messages
     }
 
     private func ownedSession(_ request: Request, _ context: ChatRequestContext) async throws -> ChatSession {

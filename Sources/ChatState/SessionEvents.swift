@@ -1,3 +1,6 @@
+import ChatCore
+import Queue
+
 /// One event of a session's stream, as relayed to clients.
 public struct SessionEvent: Sendable, Equatable {
     /// The Redis entry id; clients resume after it with `Last-Event-ID`.
@@ -75,6 +78,15 @@ public final class SessionEvents: Sendable {
         }
         _ = try RedisConnection.check(replies[1])
         return id
+    }
+
+    /// Appends a typed event, its body encoded once. A chunk is one XADD: the run's `model` event already
+    /// renewed the stream's expiry.
+    @discardableResult
+    public func append(sessionID: String, jobID: String, event: ChatEvent) async throws -> String {
+        let data = try event.encoded()
+        guard case .chunk = event else { return try await append(sessionID: sessionID, jobID: jobID, type: event.type.rawValue, data: data) }
+        return try await redis.xadd(Self.key(sessionID: sessionID), maxLength: configuration.maxLength, fields: [("jobId", jobID), ("type", "chunk"), ("data", data)])
     }
 
     /// The events after `entryID` that are already stored, oldest first, without waiting.

@@ -1,0 +1,125 @@
+import Queue
+
+/// The Lua scripts of `GenerationState`. Each is one atomic step of a generation's life.
+enum GenerationScripts {
+    /// KEYS: session meta, lock, job, active set, events. ARGV: jobId, lock ttl, sessionId, userId, requested
+    /// model, default model, now, meta ttl, message, messageId.
+    /// Returns {'miss'}, {'notfound'}, {'busy'} or {'ok', startEventId, modelId, messageCount, contentBytes}.
+    static let begin = RedisScript(
+        """
+        local meta = redis.call('HMGET', KEYS[1], 'userId', 'modelId', 'messageCount', 'contentBytes', 'deleted')
+        if meta[1] == false then return {'miss'} end
+        if meta[5] == '1' or meta[1] ~= ARGV[4] then return {'notfound'} end
+        local model = ARGV[5]
+        if model == '' then model = meta[2] or '' end
+        if model == '' then model = ARGV[6] end
+        if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) == false then return {'busy'} end
+        local last = redis.call('XREVRANGE', KEYS[5], '+', '-', 'COUNT', 1)
+        local start = '0-0'
+        if #last > 0 then start = last[1][1] end
+        redis.call('HSET', KEYS[3], 'status', 'queued', 'sessionId', ARGV[3], 'userId', ARGV[4], 'modelId', model,
+          'startEventId', start, 'attempt', '0', 'createdAt', ARGV[7], 'message', ARGV[9], 'messageId', ARGV[10])
+        redis.call('SADD', KEYS[4], ARGV[3])
+        redis.call('PEXPIRE', KEYS[1], ARGV[8])
+        return {'ok', start, model, tonumber(meta[3] or '0'), tonumber(meta[4] or '0')}
+        """
+    )
+
+    /// KEYS: job, lock, active set, session meta, history, events, cancel flag. ARGV: jobId, attempt, lock ttl,
+    /// sessionId, events max length, events ttl, reset event ('' for none), model event.
+    /// Returns {'ended'}, {'deleted'}, {'miss', cancelled}, {'nohistory', cancelled} or {'ok', cancelled, turns}.
+    static let startRun = RedisScript(
+        """
+        local status = redis.call('HGET', KEYS[1], 'status')
+        if status == 'completed' or status == 'failed' or status == 'cancelled' then return {'ended'} end
+        redis.call('HSET', KEYS[1], 'status', 'running', 'attempt', ARGV[2])
+        local holder = redis.call('GET', KEYS[2])
+        if holder == false or holder == ARGV[1] then
+          redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3])
+          redis.call('SADD', KEYS[3], ARGV[4])
+        end
+        local meta = redis.call('HMGET', KEYS[4], 'userId', 'deleted', 'history')
+        if meta[2] == '1' then return {'deleted'} end
+        if ARGV[7] ~= '' then
+          redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[5], '*', 'jobId', ARGV[1], 'type', 'reset', 'data', ARGV[7])
+        end
+        redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[5], '*', 'jobId', ARGV[1], 'type', 'model', 'data', ARGV[8])
+        redis.call('PEXPIRE', KEYS[6], ARGV[6])
+        local cancelled = redis.call('EXISTS', KEYS[7])
+        if meta[1] == false then return {'miss', cancelled} end
+        if meta[3] ~= '1' then return {'nohistory', cancelled} end
+        return {'ok', cancelled, redis.call('LRANGE', KEYS[5], 0, -1)}
+        """
+    )
+
+    /// KEYS: lock, job, active set, cancel flag, events, session meta, history. ARGV: jobId, status, event type,
+    /// event body, record ttl, sessionId, events max length, events ttl, stored messages, stored bytes, history
+    /// max bytes, meta ttl, failed ('1': forget the history), turns...
+    static let end = RedisScript(
+        """
+        redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[7], '*', 'jobId', ARGV[1], 'type', ARGV[3], 'data', ARGV[4])
+        redis.call('PEXPIRE', KEYS[5], ARGV[8])
+        if ARGV[3] == 'error' then
+          redis.call('HSET', KEYS[2], 'status', ARGV[2], 'result', '', 'error', ARGV[4])
+        else
+          redis.call('HSET', KEYS[2], 'status', ARGV[2], 'result', ARGV[4], 'error', '')
+        end
+        redis.call('HDEL', KEYS[2], 'message')
+        redis.call('PEXPIRE', KEYS[2], ARGV[5])
+        if redis.call('GET', KEYS[1]) == ARGV[1] then
+          redis.call('DEL', KEYS[1])
+          redis.call('SREM', KEYS[3], ARGV[6])
+        end
+        redis.call('DEL', KEYS[4])
+        local meta = redis.call('HMGET', KEYS[6], 'userId', 'deleted', 'history')
+        if meta[1] == false or meta[2] == '1' then return 1 end
+        if ARGV[13] == '1' then
+          redis.call('HSET', KEYS[6], 'history', '0')
+          redis.call('DEL', KEYS[7])
+          return 1
+        end
+        redis.call('HINCRBY', KEYS[6], 'messageCount', ARGV[9])
+        redis.call('HINCRBY', KEYS[6], 'contentBytes', ARGV[10])
+        if meta[3] == '1' then
+          local added = 0
+          for i = 14, #ARGV do
+            redis.call('RPUSH', KEYS[7], ARGV[i])
+            added = added + #ARGV[i]
+          end
+          local bytes = redis.call('HINCRBY', KEYS[6], 'historyBytes', added)
+          while bytes > tonumber(ARGV[11]) do
+            local dropped = redis.call('LPOP', KEYS[7])
+            if not dropped then break end
+            bytes = redis.call('HINCRBY', KEYS[6], 'historyBytes', -#dropped)
+          end
+          redis.call('PEXPIRE', KEYS[7], ARGV[12])
+        end
+        redis.call('PEXPIRE', KEYS[6], ARGV[12])
+        return 1
+        """
+    )
+
+    /// KEYS: lock, job, active set, cancel flag. ARGV: jobId, record ttl, sessionId.
+    static let abandon = RedisScript(
+        """
+        redis.call('HSET', KEYS[2], 'status', 'failed', 'error', 'the job could not be queued')
+        redis.call('HDEL', KEYS[2], 'message')
+        redis.call('PEXPIRE', KEYS[2], ARGV[2])
+        if redis.call('GET', KEYS[1]) == ARGV[1] then
+          redis.call('DEL', KEYS[1])
+          redis.call('SREM', KEYS[3], ARGV[3])
+        end
+        redis.call('DEL', KEYS[4])
+        return 1
+        """
+    )
+
+    /// KEYS: lock. ARGV: jobId, lock ttl.
+    static let renew = RedisScript(
+        """
+        local holder = redis.call('GET', KEYS[1])
+        if holder == false or holder == ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
+        return 1
+        """
+    )
+}

@@ -1,0 +1,178 @@
+import ChatCore
+import Foundation
+import Queue
+
+/// One turn of a session's history as the cache keeps it: the job that produced it, who spoke, the text.
+public struct HistoryTurn: Codable, Sendable, Equatable {
+    /// The job the turn belongs to.
+    public var j: String
+    /// `user` or `assistant`.
+    public var r: MessageRole
+    /// The text.
+    public var t: String
+
+    /// Creates a turn.
+    public init(jobID: String, role: MessageRole, text: String) {
+        j = jobID
+        r = role
+        t = text
+    }
+
+    /// The turn as the JSON the cache stores.
+    public func encoded() -> String {
+        (try? JSONEncoder().encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+}
+
+/// What a generation needs to start, kept in Redis so that neither chat-api nor chat-worker waits for
+/// MongoDB before the first token: a session's owner, model and counts (hash `chat:session:{id}`), and the
+/// history the model sees (list `chat:session:{id}:history`, capped at what the largest context window can
+/// use). Written through when a session is created or deleted and when a job ends; a miss is filled from
+/// MongoDB by whoever meets it. A deleted session leaves a tombstone, so a late fill cannot bring it back.
+public final class SessionCache: Sendable {
+    let redis: RedisClient
+    /// How long an unused entry is kept.
+    public let ttl: Duration
+    /// The most history text kept per session, in UTF-8 bytes of its stored turns.
+    public let maxHistoryBytes: Int
+
+    /// The cache over `redis`; by default entries live a day unused and the history keeps four bytes per
+    /// token of the largest context window in the catalog.
+    public init(redis: RedisClient, ttl: Duration = .seconds(86_400), maxHistoryBytes: Int = SessionCache.defaultMaxHistoryBytes) {
+        self.redis = redis
+        self.ttl = ttl
+        self.maxHistoryBytes = maxHistoryBytes
+    }
+
+    /// Four bytes per token of the largest context window in the catalog (the worker counts about three).
+    public static let defaultMaxHistoryBytes = 4 * (ModelCatalog.models.map(\.contextWindow).max() ?? 200_000)
+
+    static func metaKey(_ sessionID: String) -> String { "chat:session:{\(sessionID)}" }
+    static func historyKey(_ sessionID: String) -> String { "chat:session:{\(sessionID)}:history" }
+
+    /// Records a session just created: its owner and model, and an empty history that is known to be whole.
+    public func created(_ session: ChatSession) async throws {
+        let key = Self.metaKey(session.id)
+        let replies = try await redis.pipeline([
+            RedisCommand(
+                "HSET", key, "userId", session.userId, "modelId", session.modelId ?? "", "messageCount", String(session.messageCount),
+                "contentBytes", String(session.contentBytes), "history", session.messageCount == 0 ? "1" : "0", "historyBytes", "0"
+            ),
+            RedisCommand("PEXPIRE", key, String(ttl.milliseconds)),
+        ])
+        for reply in replies { _ = try RedisConnection.check(reply) }
+    }
+
+    /// Fills the summary of a stored session unless the cache already has it (or its tombstone).
+    public func fill(_ session: ChatSession) async throws {
+        try await redis.evaluate(
+            SessionCacheScripts.fill, keys: [Self.metaKey(session.id)],
+            arguments: [session.userId, session.modelId ?? "", String(session.messageCount), String(session.contentBytes), String(ttl.milliseconds)]
+        )
+    }
+
+    /// Marks a session deleted (for a day) and drops its history.
+    public func deleted(sessionID: String) async throws {
+        let key = Self.metaKey(sessionID)
+        let replies = try await redis.pipeline([
+            RedisCommand("DEL", Self.historyKey(sessionID)),
+            RedisCommand("HSET", key, "deleted", "1", "history", "0"),
+            RedisCommand("PEXPIRE", key, String(ttl.milliseconds)),
+        ])
+        for reply in replies { _ = try RedisConnection.check(reply) }
+    }
+
+    /// Fills the history from the stored messages (only complete ones: what the model may see) unless it is
+    /// already whole or the session is gone from the cache; also sets the counts from them.
+    public func fillHistory(sessionID: String, messages: [ChatMessage]) async throws {
+        let turns = messages.filter { $0.status == .complete }.map { HistoryTurn(jobID: $0.jobId, role: $0.role, text: $0.content).encoded() }
+        var kept: [String] = []
+        var bytes = 0
+        for turn in turns.reversed() {
+            guard bytes + turn.utf8.count <= maxHistoryBytes else { break }
+            bytes += turn.utf8.count
+            kept.append(turn)
+        }
+        let contentBytes = messages.reduce(0) { $0 + $1.content.utf8.count }
+        try await redis.evaluate(
+            SessionCacheScripts.fillHistory, keys: [Self.metaKey(sessionID), Self.historyKey(sessionID)],
+            arguments: [String(ttl.milliseconds), String(bytes), String(messages.count), String(contentBytes)] + kept.reversed()
+        )
+    }
+
+    /// Forgets the history (the next generation fills it from MongoDB): after a job that ended irregularly.
+    public func invalidateHistory(sessionID: String) async throws {
+        let replies = try await redis.pipeline([
+            RedisCommand("HSET", Self.metaKey(sessionID), "history", "0"),
+            RedisCommand("DEL", Self.historyKey(sessionID)),
+        ])
+        for reply in replies { _ = try RedisConnection.check(reply) }
+    }
+
+    /// The history as kept, oldest first, or nil when it is not known whole.
+    public func history(sessionID: String) async throws -> [HistoryTurn]? {
+        let replies = try await redis.pipeline([
+            RedisCommand("HGET", Self.metaKey(sessionID), "history"),
+            RedisCommand("LRANGE", Self.historyKey(sessionID), "0", "-1"),
+        ])
+        guard try RedisConnection.check(replies[0]).string == "1" else { return nil }
+        return Self.turns(try RedisConnection.check(replies[1]))
+    }
+
+    /// The turns of an `LRANGE` reply.
+    static func turns(_ value: RedisValue) -> [HistoryTurn] {
+        let decoder = JSONDecoder()
+        return (value.array ?? []).compactMap { item in
+            guard case .bulkString(let bytes) = item else { return nil }
+            return try? decoder.decode(HistoryTurn.self, from: Data(bytes))
+        }
+    }
+}
+
+/// The Lua scripts of `SessionCache`.
+enum SessionCacheScripts {
+    /// KEYS: meta. ARGV: userId, modelId, messageCount, contentBytes, ttl.
+    static let fill = RedisScript(
+        """
+        if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+        redis.call('HSET', KEYS[1], 'userId', ARGV[1], 'modelId', ARGV[2], 'messageCount', ARGV[3], 'contentBytes', ARGV[4],
+          'history', '0', 'historyBytes', '0')
+        redis.call('PEXPIRE', KEYS[1], ARGV[5])
+        return 1
+        """
+    )
+
+    /// KEYS: meta, history. ARGV: ttl, bytes, messageCount, contentBytes, turns...
+    static let fillHistory = RedisScript(
+        """
+        local meta = redis.call('HMGET', KEYS[1], 'userId', 'deleted', 'history')
+        if meta[1] == false or meta[2] == '1' or meta[3] == '1' then return 0 end
+        redis.call('DEL', KEYS[2])
+        for i = 5, #ARGV, 1000 do
+          redis.call('RPUSH', KEYS[2], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+        end
+        redis.call('HSET', KEYS[1], 'history', '1', 'historyBytes', ARGV[2], 'messageCount', ARGV[3], 'contentBytes', ARGV[4])
+        redis.call('PEXPIRE', KEYS[1], ARGV[1])
+        if #ARGV >= 5 then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
+        return 1
+        """
+    )
+}
+
+extension SessionCache {
+    /// Whether `userID` owns the session, from the cache (filled from `store` on a miss).
+    public func owns(userID: String, sessionID: String, store: any SessionStore) async throws -> Bool {
+        try await owner(sessionID: sessionID, store: store) == userID
+    }
+
+    /// The session's owner, from the cache (filled from `store` on a miss); nil if it does not exist.
+    public func owner(sessionID: String, store: any SessionStore) async throws -> String? {
+        guard SessionID.isValid(sessionID) else { return nil }
+        let values = try await redis.send("HMGET", Self.metaKey(sessionID), "userId", "deleted").array ?? []
+        if values.count == 2, values[1].string == "1" { return nil }
+        if values.count == 2, let owner = values[0].string { return owner }
+        guard let session = try await store.session(id: sessionID) else { return nil }
+        try await fill(session)
+        return session.userId
+    }
+}

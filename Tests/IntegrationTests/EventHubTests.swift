@@ -1,0 +1,121 @@
+import Foundation
+import ServiceLifecycle
+import Testing
+
+@testable import ChatState
+@testable import Queue
+
+/// Runs a hub as a service for the body's duration.
+func withEventHub<T: Sendable>(
+    _ configuration: EventHub.Configuration = EventHub.Configuration(heartbeatInterval: .milliseconds(300)),
+    _ body: @Sendable (EventHub, SessionEvents) async throws -> T
+) async throws -> T {
+    let redis = try testRedisClient()
+    defer { redis.shutdown() }
+    let events = SessionEvents(redis: redis)
+    let hub = EventHub(redis: redis, events: events, configuration: configuration)
+    return try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask {
+            try await hub.run()
+            return nil
+        }
+        defer { group.cancelAll() }
+        return try await body(hub, events)
+    }
+}
+
+/// Collects the events (heartbeats left out) of `subscription` until `count` came.
+func collect(_ subscription: EventSubscription, count: Int) async -> [SessionEvent] {
+    var seen: [SessionEvent] = []
+    for await event in subscription where !event.isHeartbeat {
+        seen.append(event)
+        if seen.count == count { break }
+    }
+    return seen
+}
+
+@Suite("The event hub: one reader fanning session events out", .timeLimit(.minutes(1)))
+struct EventHubTests {
+    @Test("subscribers of one session and of another each get their own events, in order, once, from their own start")
+    func fansOut() async throws {
+        try await withEventHub { hub, events in
+            let first = UUID().uuidString
+            let second = UUID().uuidString
+            let early = try await events.append(sessionID: first, jobID: "j", type: "chunk", data: "0")
+            let fromStart = try await hub.subscribe(sessionID: first, after: "0-0")
+            let fromEarly = try await hub.subscribe(sessionID: first, after: early)
+            let other = try await hub.subscribe(sessionID: second, after: nil)
+            async let a = collect(fromStart, count: 51)
+            async let b = collect(fromEarly, count: 50)
+            async let c = collect(other, count: 25)
+            for index in 1...50 {
+                try await events.append(sessionID: first, jobID: "j", type: "chunk", data: "\(index)")
+                if index % 2 == 0 { try await events.append(sessionID: second, jobID: "k", type: "chunk", data: "\(index)") }
+            }
+            let (all, later, others) = await (a, b, c)
+            #expect(all.map(\.data) == (0...50).map(String.init))
+            #expect(later.map(\.data) == (1...50).map(String.init))
+            #expect(others.map(\.data) == stride(from: 2, through: 50, by: 2).map(String.init))
+            #expect(Set(all.map(\.id)).count == 51)
+        }
+    }
+
+    @Test("a subscriber that stops reading is dropped once its buffer is full, and says so")
+    func dropsSlowSubscriber() async throws {
+        try await withEventHub(EventHub.Configuration(heartbeatInterval: .seconds(5), bufferSize: 4)) { hub, events in
+            let session = UUID().uuidString
+            let slow = try await hub.subscribe(sessionID: session, after: nil)
+            let fast = try await hub.subscribe(sessionID: session, after: nil)
+            async let fastSeen = collect(fast, count: 20)
+            for index in 0..<20 {
+                try await events.append(sessionID: session, jobID: "j", type: "chunk", data: "\(index)")
+                // Give the fast reader a turn now and then; the slow one never reads until the end.
+                if index % 3 == 0 { try await Task.sleep(for: .milliseconds(20)) }
+            }
+            #expect(await fastSeen.count == 20)
+            var slowSeen = 0
+            for await event in slow where !event.isHeartbeat { slowSeen += 1 }
+            #expect(slow.overflowed)
+            #expect(slowSeen <= 4)
+        }
+    }
+
+    @Test("a quiet subscriber gets heartbeats, and leaving removes it from the hub")
+    func heartbeatsAndLeaving() async throws {
+        try await withEventHub { hub, _ in
+            let subscription = try await hub.subscribe(sessionID: UUID().uuidString, after: nil)
+            #expect(hub.subscriberCount >= 1)
+            var iterator = subscription.makeAsyncIterator()
+            let event = await iterator.next()
+            #expect(event?.isHeartbeat == true)
+            let before = hub.subscriberCount
+            let consumer = Task {
+                for await _ in subscription {}
+            }
+            consumer.cancel()
+            await consumer.value
+            let clock = ContinuousClock()
+            let deadline = clock.now + .seconds(10)
+            while hub.subscriberCount >= before, clock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(hub.subscriberCount < before)
+        }
+    }
+
+    @Test("many subscribers on many sessions are served by the hub's one read")
+    func manySessions() async throws {
+        try await withEventHub { hub, events in
+            let sessions = (0..<200).map { _ in UUID().uuidString }
+            var subscriptions: [EventSubscription] = []
+            for session in sessions { subscriptions.append(try await hub.subscribe(sessionID: session, after: nil)) }
+            let all = subscriptions
+            async let seen = withTaskGroup(of: Int.self) { group in
+                for subscription in all { group.addTask { await collect(subscription, count: 3).count } }
+                return await group.reduce(0, +)
+            }
+            for round in 0..<3 {
+                for session in sessions { try await events.append(sessionID: session, jobID: "j", type: "chunk", data: "\(round)") }
+            }
+            #expect(await seen == 600)
+        }
+    }
+}

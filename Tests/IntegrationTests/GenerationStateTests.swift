@@ -1,0 +1,143 @@
+import ChatCore
+import Foundation
+import Testing
+
+@testable import ChatState
+@testable import Queue
+
+@Suite("Generation state and the session cache against redis-server", .timeLimit(.minutes(1)))
+struct GenerationStateTests {
+    static func session(_ user: String = "alice", model: String? = nil) -> ChatSession {
+        ChatSession(id: ObjectIDs.next(), userId: user, title: "t", modelId: model, createdAt: Date(), updatedAt: Date(), messageCount: 0)
+    }
+
+    func begin(_ state: GenerationState, _ session: ChatSession, user: String = "alice", model: String? = nil) async throws -> BeginOutcome {
+        try await state.begin(
+            jobID: UUID().uuidString, sessionID: session.id, userID: user, requestedModel: model, defaultModel: "default-model",
+            message: "hello", messageID: ObjectIDs.next()
+        )
+    }
+
+    @Test("starting a generation checks the owner from the cache: unknown, someone else's, deleted, busy, started")
+    func beginOutcomes() async throws {
+        let redis = try testRedisClient()
+        defer { redis.shutdown() }
+        let cache = SessionCache(redis: redis)
+        let state = GenerationState(redis: redis, cache: cache)
+        let session = Self.session(model: "session-model")
+        #expect(try await begin(state, session) == .unknownSession)
+        try await cache.created(session)
+        #expect(try await begin(state, session, user: "mallory") == .notFound)
+        guard case .started(let record, let summary) = try await begin(state, session) else {
+            Issue.record("expected the generation to start")
+            return
+        }
+        #expect(summary.modelID == "session-model")
+        #expect(record.startEventID == "0-0")
+        #expect(try await begin(state, session) == .busy)
+        let pending = try await state.pendingMessage(jobID: record.jobID)
+        #expect(pending?.text == "hello")
+        try await state.abandonBeforeEnqueue(jobID: record.jobID, sessionID: session.id)
+        guard case .started(_, let requested) = try await begin(state, session, model: "asked-for") else {
+            Issue.record("expected the session to be free again")
+            return
+        }
+        #expect(requested.modelID == "asked-for")
+        let other = Self.session()
+        try await cache.created(other)
+        try await cache.deleted(sessionID: other.id)
+        #expect(try await begin(state, other) == .notFound)
+        // A late fill (a reader that saw the session before it was deleted) does not bring it back.
+        try await cache.fill(other)
+        #expect(try await begin(state, other) == .notFound)
+    }
+
+    @Test("a run starts with its events and the cached history; its end adds its turns; a failed end forgets the history")
+    func runLifecycle() async throws {
+        let redis = try testRedisClient()
+        defer { redis.shutdown() }
+        let cache = SessionCache(redis: redis, maxHistoryBytes: 400)
+        let state = GenerationState(redis: redis, cache: cache)
+        let events = SessionEvents(redis: redis)
+        let session = Self.session()
+        try await cache.created(session)
+
+        func run(_ text: String, reply: String, status: JobStatus = .completed) async throws -> [HistoryTurn]? {
+            guard case .started(let record, _) = try await begin(state, session) else { throw TestFailure("not started") }
+            let start = try await state.startRun(
+                jobID: record.jobID, sessionID: session.id, attempt: 1, reset: nil, model: .model(ModelEvent(jobId: record.jobID, modelId: "m", attempt: 1))
+            )
+            guard case .started(let history, true, false) = start else { throw TestFailure("run not started: \(start)") }
+            let event: ChatEvent = status == .failed
+                ? .error(ErrorEvent(jobId: record.jobID, code: "X", message: "failed"))
+                : .complete(
+                    CompleteEvent(
+                        jobId: record.jobID, messageId: nil, content: reply, modelId: "m", stopReason: "end_turn", inputTokens: 1, outputTokens: 1,
+                        creditsCharged: 1, settlementPending: false, latencyMs: 1, spans: nil
+                    )
+                )
+            try await state.end(
+                jobID: record.jobID, sessionID: session.id,
+                JobEnding(
+                    status: status, event: event,
+                    turns: [HistoryTurn(jobID: record.jobID, role: .user, text: text), HistoryTurn(jobID: record.jobID, role: .assistant, text: reply)],
+                    storedMessages: 2, storedBytes: text.utf8.count + reply.utf8.count
+                )
+            )
+            #expect(try await state.record(jobID: record.jobID)?.status == status)
+            #expect(try await state.activeJob(sessionID: session.id) == nil)
+            let stored = try await events.read(sessionID: session.id, after: record.startEventID)
+            #expect(stored.map(\.type) == ["model", status == .failed ? "error" : "complete"])
+            return history
+        }
+
+        #expect(try await run("one", reply: "first") == [])
+        #expect(try await run("two", reply: "second")?.map(\.t) == ["one", "first"])
+        #expect(try await run("three", reply: "third")?.map(\.t) == ["one", "first", "two", "second"])
+        // Past the cap the oldest turns go first.
+        let long = String(repeating: "x", count: 300)
+        _ = try await run("four", reply: long)
+        let capped = try #require(try await cache.history(sessionID: session.id))
+        #expect(capped.last?.t == long)
+        #expect(capped.map { $0.encoded().utf8.count }.reduce(0, +) <= 400)
+        // A failed job forgets the history: the next run reads the database instead.
+        _ = try await run("five", reply: "", status: .failed)
+        #expect(try await cache.history(sessionID: session.id) == nil)
+        let messages = [
+            ChatMessage(id: ObjectIDs.next(), sessionId: session.id, jobId: "a", role: .user, content: "stored", modelId: nil, status: .complete, inputTokens: nil, outputTokens: nil, createdAt: Date()),
+            ChatMessage(id: ObjectIDs.next(), sessionId: session.id, jobId: "a", role: .assistant, content: "cut", modelId: nil, status: .cancelled, inputTokens: nil, outputTokens: nil, createdAt: Date()),
+        ]
+        try await cache.fillHistory(sessionID: session.id, messages: messages)
+        #expect(try await cache.history(sessionID: session.id)?.map(\.t) == ["stored"])
+    }
+
+    @Test("a run of a job that already ended does nothing; a cancellation asked before the run is seen at its start")
+    func endedAndCancelled() async throws {
+        let redis = try testRedisClient()
+        defer { redis.shutdown() }
+        let cache = SessionCache(redis: redis)
+        let state = GenerationState(redis: redis, cache: cache)
+        let session = Self.session()
+        try await cache.created(session)
+        guard case .started(let record, _) = try await begin(state, session) else { throw TestFailure("not started") }
+        try await state.requestCancel(jobID: record.jobID)
+        let model = ChatEvent.model(ModelEvent(jobId: record.jobID, modelId: "m", attempt: 1))
+        let start = try await state.startRun(jobID: record.jobID, sessionID: session.id, attempt: 1, reset: nil, model: model)
+        #expect(start == .started(history: [], sessionKnown: true, cancelRequested: true))
+        try await state.end(jobID: record.jobID, sessionID: session.id, JobEnding(status: .failed, event: .error(ErrorEvent(jobId: record.jobID, code: "X", message: "x"))))
+        #expect(try await state.startRun(jobID: record.jobID, sessionID: session.id, attempt: 2, reset: nil, model: model) == .ended)
+    }
+}
+
+/// A failure a test throws to stop with a message.
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Unique ObjectId-shaped ids for tests.
+enum ObjectIDs {
+    static func next() -> String {
+        (0..<24).map { _ in String("0123456789abcdef".randomElement()!) }.joined()
+    }
+}
