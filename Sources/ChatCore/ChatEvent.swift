@@ -20,8 +20,17 @@ public enum ChatEvent: Sendable, Equatable {
         }
     }
 
-    /// The event's JSON body.
+    /// The event's JSON body. A chunk, the event sent most, is written by hand (the same JSON the encoder gives).
     public func encoded() throws -> String {
+        if case .chunk(let chunk) = self {
+            var text = #"{"content":""#
+            text.reserveCapacity(chunk.content.utf8.count + 32)
+            JSONText.appendEscaped(chunk.content, to: &text)
+            text += #"","index":"#
+            text += String(chunk.index)
+            text += "}"
+            return text
+        }
         let encoder = Self.encoder
         let data: Data
         switch self {

@@ -123,6 +123,32 @@ struct PipelineTests {
         }
     }
 
+    @Test("while a reply streams the session shows the user's message, under the id it is stored with; the stream says where its time went")
+    func messageShownWhileStreaming() async throws {
+        try await withPipeline { fixture in
+            let (_, token, sessionID) = try await fixture.session()
+            let message = "A slow one [[tokens:8]] [[tps:4]]"
+            let sse = try await SSEConnection.open(fixture.url("/api/chat/sessions/\(sessionID)/stream"), headers: ["Authorization": "Bearer \(token)"], json: ["message": message])
+            #expect(sse.status == 200)
+            let timing = sse.headers.first(name: "Server-Timing") ?? ""
+            for span in ["auth", "ratelimit", "session", "reserve", "enqueue"] { #expect(timing.contains("\(span);dur=")) }
+            let first = try await sse.collect { $0.event == "chunk" }
+            #expect(first.last?.event == "chunk")
+            let during = try await fixture.messages(sessionID, token: token)
+            #expect(during.compactMap { $0["role"] as? String } == ["user"])
+            #expect(during.first?["content"] as? String == message)
+            let pendingID = try #require(during.first?["messageId"] as? String)
+            let rest = try await sse.collect { $0.event == "complete" || $0.event == "error" }
+            let complete = try #require(rest.last)
+            #expect(complete.event == "complete")
+            let spans = try #require(complete.json["spans"] as? [String: Any])
+            for name in ["pickup", "prepare", "firstByte", "publish"] { #expect(((spans[name] as? NSNumber)?.doubleValue ?? -1) >= 0) }
+            let after = try await fixture.messages(sessionID, token: token)
+            #expect(after.compactMap { $0["role"] as? String } == ["user", "assistant"])
+            #expect(after.first?["messageId"] as? String == pendingID)
+        }
+    }
+
     @Test("EventSource form: GET with access_token in the query")
     func eventSourceForm() async throws {
         try await withPipeline { fixture in

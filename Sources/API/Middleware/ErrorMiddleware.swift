@@ -16,7 +16,7 @@ struct ErrorMiddleware: RouterMiddleware {
             if status.code >= 500 {
                 context.logger.error("request failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
             }
-            return Response.json(status: status, ["message": message, "code": code, "requestId": context.requestID])
+            return Response.json(status: status, ErrorBody(message: message, code: code, requestId: context.requestID))
         }
     }
 
@@ -54,17 +54,5 @@ struct ErrorMiddleware: RouterMiddleware {
         case .timeout: .gatewayTimeout
         case .internal: .internalServerError
         }
-    }
-}
-
-extension Response {
-    /// A JSON response from any JSON-serializable value.
-    static func json(status: HTTPResponse.Status, _ object: Any) -> Response {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
-        return Response(
-            status: status,
-            headers: [.contentType: "application/json; charset=utf-8"],
-            body: .init(byteBuffer: ByteBuffer(bytes: data))
-        )
     }
 }

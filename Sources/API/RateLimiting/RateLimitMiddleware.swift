@@ -20,7 +20,7 @@ struct RateLimitMiddleware: RouterMiddleware {
         guard decision.allowed else {
             var response = Response.json(
                 status: .tooManyRequests,
-                ["message": "Too many requests, please try again later", "code": "RATE_LIMITED", "requestId": context.requestID]
+                ErrorBody(message: "Too many requests, please try again later", code: "RATE_LIMITED", requestId: context.requestID)
             )
             Self.addHeaders(decision, to: &response.headers)
             response.headers[.retryAfter] = String(decision.retryAfterSeconds)

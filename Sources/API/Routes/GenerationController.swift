@@ -73,7 +73,7 @@ struct GenerationController: Sendable {
             queueBehind: respondAsync ? .zero : min(messageWait, .seconds(15))
         )
         if respondAsync {
-            return Response.json(status: .accepted, ["jobId": record.jobID, "sessionId": sessionID, "status": JobStatus.queued.rawValue])
+            return Response.json(status: .accepted, AcceptedJobBody(jobId: record.jobID, sessionId: sessionID, status: .queued))
         }
         return try await waitForReply(record)
     }
@@ -83,18 +83,16 @@ struct GenerationController: Sendable {
         guard let outcome = try await relay.waitForEnd(of: record, timeout: messageWait) else {
             return Response.json(
                 status: .gatewayTimeout,
-                ["message": "The reply is taking longer than expected; it will be saved when done", "code": "REPLY_TIMEOUT", "jobId": record.jobID]
+                ErrorBody(message: "The reply is taking longer than expected; it will be saved when done", code: "REPLY_TIMEOUT", jobId: record.jobID)
             )
         }
         switch try ChatEvent.decode(type: ChatEventType(rawValue: outcome.type) ?? .error, data: outcome.data) {
         case .complete(let complete):
-            let reply = (try? JSONSerialization.jsonObject(with: Data(outcome.data.utf8))) ?? [:]
-            _ = complete
-            return Response.json(status: .ok, ["message": "success", "sessionId": record.sessionID, "jobId": record.jobID, "reply": reply] as [String: Any])
+            return Response.json(status: .ok, ReplyBody(sessionId: record.sessionID, jobId: record.jobID, reply: complete))
         case .error(let error):
-            return Response.json(status: .badGateway, ["message": error.message, "code": "GENERATION_FAILED", "jobId": record.jobID])
+            return Response.json(status: .badGateway, ErrorBody(message: error.message, code: "GENERATION_FAILED", jobId: record.jobID))
         default:
-            return Response.json(status: .badGateway, ["message": "The reply could not be generated", "code": "GENERATION_FAILED", "jobId": record.jobID])
+            return Response.json(status: .badGateway, ErrorBody(message: "The reply could not be generated", code: "GENERATION_FAILED", jobId: record.jobID))
         }
     }
 
@@ -103,10 +101,10 @@ struct GenerationController: Sendable {
         let sessionID = try SessionController.sessionID(context)
         guard try await relay.cache.owns(userID: user.id, sessionID: sessionID, store: store) else { throw SessionController.notFound }
         guard let jobID = try await state.activeJob(sessionID: sessionID) else {
-            return Response.json(status: .ok, ["message": "No reply is being generated", "sessionId": sessionID])
+            return Response.json(status: .ok, NoticeBody(message: "No reply is being generated", sessionId: sessionID))
         }
         try await state.requestCancel(jobID: jobID)
-        return Response.json(status: .ok, ["message": "Cancellation requested", "sessionId": sessionID, "jobId": jobID])
+        return Response.json(status: .ok, NoticeBody(message: "Cancellation requested", sessionId: sessionID, jobId: jobID))
     }
 
     /// Accepted for the guide's clients: answers once the reply is persisted; never bills (the worker settled
@@ -114,13 +112,12 @@ struct GenerationController: Sendable {
     @Sendable func updateStream(_ request: Request, context: ChatRequestContext) async throws -> Response {
         let user = try context.requireUser()
         let sessionID = try SessionController.sessionID(context)
-        let body = try await JSONBody(request: request, context: context)
+        let jobID = try await request.decodeBody(UpdateStreamBody.self, context: context).streamingSessionId
         guard try await relay.cache.owns(userID: user.id, sessionID: sessionID, store: store) else { throw SessionController.notFound }
-        let jobID = try body.string("streamingSessionId", required: false, maxLength: 200)
         if let jobID, let record = try await state.record(jobID: jobID), record.sessionID == sessionID, !record.status.isFinal {
             _ = try await relay.waitForEnd(of: record, timeout: messageWait)
         }
-        return Response.json(status: .ok, ["message": "Session updated", "sessionId": sessionID])
+        return Response.json(status: .ok, NoticeBody(message: "Session updated", sessionId: sessionID))
     }
 
     @Sendable func job(_ request: Request, context: ChatRequestContext) async throws -> Response {
@@ -129,12 +126,7 @@ struct GenerationController: Sendable {
         guard let record = try await state.record(jobID: jobID), record.userID == user.id else {
             throw ChatError(.notFound, code: "JOB_NOT_FOUND", message: "Job not found")
         }
-        var body: [String: Any] = [
-            "jobId": record.jobID, "sessionId": record.sessionID, "status": record.status.rawValue, "modelId": record.modelID, "attempt": record.attempt,
-        ]
-        if let result = record.result { body["result"] = (try? JSONSerialization.jsonObject(with: Data(result.utf8))) ?? result }
-        if let error = record.error { body["error"] = (try? JSONSerialization.jsonObject(with: Data(error.utf8))) ?? error }
-        return Response.json(status: .ok, body)
+return Response.json(status: .ok, JobBody(record))
     }
 
     private func sse(_ write: @escaping @Sendable (inout any ResponseBodyWriter) async throws -> Void) -> Response {
@@ -159,9 +151,8 @@ struct GenerationController: Sendable {
             }
             return (message, query["modelId"].map(String.init).flatMap { $0.isEmpty ? nil : $0 })
         }
-        let body = try await JSONBody(request: request, context: context)
-        let message = try body.string("message", required: true, maxLength: SessionController.maxMessageLength)!
-        return (message, try body.string("modelId", required: false, maxLength: 200))
+        let body = try await request.decodeBody(MessageBody.self, context: context)
+        return (body.message!, body.modelId)
     }
 
     /// `Last-Event-ID` from the header, or `lastEventId` from the query.

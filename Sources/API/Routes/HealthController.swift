@@ -11,25 +11,22 @@ struct HealthController: Sendable {
     let startedAt = Date()
 
     func register(on router: Router<ChatRequestContext>) {
-        router.get("/livez") { _, _ in Response.json(status: .ok, ["status": "ok"]) }
+        router.get("/livez") { _, _ in Response.json(status: .ok, HealthBody(status: "ok")) }
         router.get("/readyz") { _, _ in
             let dependencies = await checkDependencies()
             let ready = dependencies.values.allSatisfy { $0 == "ok" }
-            return Response.json(status: ready ? .ok : .serviceUnavailable, ["status": ready ? "ok" : "unavailable", "dependencies": dependencies])
+            return Response.json(status: ready ? .ok : .serviceUnavailable, HealthBody(status: ready ? "ok" : "unavailable", dependencies: dependencies))
         }
         router.get("/api/health") { _, _ in
             let dependencies = await checkDependencies()
             let healthy = dependencies.values.allSatisfy { $0 == "ok" }
             return Response.json(
                 status: healthy ? .ok : .serviceUnavailable,
-                [
-                    "status": healthy ? "ok" : "degraded",
-                    "service": "chat-service",
-                    "version": ServiceInfo.version,
-                    "uptimeSeconds": Int(Date().timeIntervalSince(startedAt)),
-                    "timestamp": ISO8601DateFormatter().string(from: Date()),
-                    "dependencies": dependencies,
-                ]
+                HealthBody(
+                    status: healthy ? "ok" : "degraded", service: "chat-service", version: ServiceInfo.version,
+                    uptimeSeconds: Int(Date().timeIntervalSince(startedAt)), timestamp: ISO8601DateFormatter().string(from: Date()),
+                    dependencies: dependencies
+                )
             )
         }
     }

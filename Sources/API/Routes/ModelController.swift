@@ -10,15 +10,14 @@ struct ModelController: Sendable {
 
     @Sendable func list(_ request: Request, context: ChatRequestContext) async throws -> Response {
         let user = try context.requireUser()
-        let models = ModelCatalog.models(for: user.role).map(Self.json)
-        return Response.json(status: .ok, ["models": models, "defaultModelId": ModelCatalog.defaultModelID] as [String: Any])
+        return Response.json(status: .ok, ModelsBody(models: ModelCatalog.models(for: user.role).map(ModelView.init), defaultModelId: ModelCatalog.defaultModelID))
     }
 
     @Sendable func recommend(_ request: Request, context: ChatRequestContext) async throws -> Response {
         let user = try context.requireUser()
-        let body = try await JSONBody(request: request, context: context)
-        let task = try body.string("task", required: true, maxLength: 500)!
-        let priorityText = try body.string("priority", required: false, maxLength: 20) ?? ModelPriority.balanced.rawValue
+        let body = try await request.decodeBody(RecommendBody.self, context: context)
+        let task = body.task!
+        let priorityText = body.priority ?? ModelPriority.balanced.rawValue
         guard let priority = ModelPriority(rawValue: priorityText.lowercased()) else {
             throw ChatError(
                 .badRequest, code: "VALIDATION_ERROR",
@@ -30,18 +29,10 @@ struct ModelController: Sendable {
         }
         return Response.json(
             status: .ok,
-            [
-                "recommendedModel": Self.json(recommendation.model), "reason": recommendation.reason,
-                "alternatives": recommendation.alternatives.map(Self.json), "priority": priority.rawValue,
-            ] as [String: Any]
+            RecommendationBody(
+                recommendedModel: ModelView(recommendation.model), reason: recommendation.reason,
+                alternatives: recommendation.alternatives.map(ModelView.init), priority: priority.rawValue
+            )
         )
-    }
-
-    static func json(_ model: ModelInfo) -> [String: Any] {
-        [
-            "id": model.id, "name": model.name, "family": model.family.rawValue, "provider": String(model.id.prefix { $0 != "." }),
-            "contextWindow": model.contextWindow, "maxOutputTokens": model.maxOutputTokens,
-            "pricing": ["inputCreditsPer1K": model.inputCreditsPer1K, "outputCreditsPer1K": model.outputCreditsPer1K],
-        ]
     }
 }

@@ -31,10 +31,7 @@ struct ObserveController: Sendable {
             start = record.startEventID
             activeJob = jobID
         }
-        var greeting: [String: Any] = [
-            "sessionId": sessionID, "ownerId": ownerID, "observerId": user.id, "observerRole": user.role.rawValue,
-        ]
-        if let activeJob { greeting["activeJobId"] = activeJob }
+        let greeting = ObserverGreeting(sessionId: sessionID, ownerId: ownerID, observerId: user.id, observerRole: user.role, activeJobId: activeJob)
         let first = EventRelay.frame(id: nil, event: "observer", data: Self.json(greeting))
         let from = start
         return Response(
@@ -50,17 +47,19 @@ struct ObserveController: Sendable {
     @Sendable func active(_ request: Request, context: ChatRequestContext) async throws -> Response {
         let user = try context.requireUser()
         guard user.role.canObserve else { throw Self.forbidden }
-        var sessions: [[String: Any]] = []
+        var sessions: [SessionView] = []
         for sessionID in try await state.activeSessions() {
             guard let jobID = try await state.activeJob(sessionID: sessionID), let session = try await store.session(id: sessionID) else { continue }
-            var entry = SessionJSON.session(session)
-            entry["activeJobId"] = jobID
+            var entry = SessionView(session)
+            entry.activeJobId = jobID
             sessions.append(entry)
         }
-        return Response.json(status: .ok, ["sessions": sessions, "count": sessions.count] as [String: Any])
+        return Response.json(status: .ok, ActiveSessionsBody(sessions: sessions, count: sessions.count))
     }
 
-    static func json(_ object: [String: Any]) -> String {
-        String(decoding: (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8), as: UTF8.self)
+    static func json(_ body: some Encodable) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: (try? encoder.encode(body)) ?? Data("{}".utf8), as: UTF8.self)
     }
 }

@@ -29,20 +29,20 @@ struct SessionController: Sendable {
 
     @Sendable func create(_ request: Request, context: ChatRequestContext) async throws -> Response {
         let user = try context.requireUser()
-        let body = try await JSONBody(request: request, context: context)
-        let title = try body.string("title", required: true, maxLength: Self.maxTitleLength)!
-        let modelID = try body.string("modelId", required: false, maxLength: 200)
-        let initialMessage = try body.string("initialMessage", required: false, maxLength: Self.maxMessageLength)
+        let body = try await request.decodeBody(CreateSessionBody.self, context: context)
+        let title = body.title!
+        let modelID = body.modelId
+        let initialMessage = body.initialMessage
         if let modelID { _ = try GenerationStarter.model(modelID, session: nil, role: user.role) }
         let token = try context.requireToken()
         guard try await ledger.hasCredits(1, token: token) else { throw AccountingClient.insufficient }
         let session = try await store.createSession(userId: user.id, title: title, modelId: modelID)
         try await cache.created(session)
-        var response = SessionJSON.session(session)
+        var response = SessionView(session)
         if let initialMessage {
             // The first message goes through the queue like any other; its reply lands in the session.
             let record = try await starter.start(user: user, token: token, sessionID: session.id, message: initialMessage, modelID: nil, streaming: false)
-            response["initialJobId"] = record.jobID
+            response.initialJobId = record.jobID
         }
         return Response.json(status: .created, response)
     }
@@ -55,19 +55,17 @@ struct SessionController: Sendable {
         let pages = result.total == 0 ? 0 : (result.total + limit - 1) / limit
         return Response.json(
             status: .ok,
-            [
-                "sessions": result.sessions.map(SessionJSON.session),
-                "pagination": ["page": page, "limit": limit, "total": result.total, "pages": pages],
-            ] as [String: Any]
+            SessionListBody(
+                sessions: result.sessions.map { SessionView($0) },
+                pagination: SessionListBody.Pagination(page: page, limit: limit, total: result.total, pages: pages)
+            )
         )
     }
 
     @Sendable func get(_ request: Request, context: ChatRequestContext) async throws -> Response {
         let session = try await ownedSession(request, context)
         let messages = try await messagesShown(session)
-        var body = SessionJSON.session(session)
-        body["messages"] = messages.map(SessionJSON.message)
-        return Response.json(status: .ok, body)
+        return Response.json(status: .ok, SessionView(session, messages: messages))
     }
 
     @Sendable func delete(_ request: Request, context: ChatRequestContext) async throws -> Response {
@@ -76,13 +74,13 @@ struct SessionController: Sendable {
         guard try await store.deleteSession(id: id, userId: user.id) else { throw Self.notFound }
         try await cache.deleted(sessionID: id)
         if let jobID = try await state.activeJob(sessionID: id) { try await state.requestCancel(jobID: jobID) }
-        return Response.json(status: .ok, ["message": "Session deleted", "sessionId": id])
+        return Response.json(status: .ok, NoticeBody(message: "Session deleted", sessionId: id))
     }
 
     @Sendable func messages(_ request: Request, context: ChatRequestContext) async throws -> Response {
         let session = try await ownedSession(request, context)
         let messages = try await messagesShown(session)
-        return Response.json(status: .ok, ["sessionId": session.id, "messages": messages.map(SessionJSON.message)] as [String: Any])
+        return Response.json(status: .ok, MessagesBody(sessionId: session.id, messages: messages.map(MessageView.init)))
     }
 
     /// The stored messages, and the user's message of a reply running now if the worker has not stored it yet
@@ -124,40 +122,5 @@ struct SessionController: Sendable {
             throw ChatError(.badRequest, code: "VALIDATION_ERROR", message: "\(name) must be an integer from \(range.lowerBound) to \(range.upperBound)")
         }
         return number
-    }
-}
-
-/// The JSON shapes of sessions and messages in responses.
-enum SessionJSON {
-    static func session(_ session: ChatSession) -> [String: Any] {
-        [
-            "sessionId": session.id,
-            "userId": session.userId,
-            "title": session.title,
-            "modelId": session.modelId ?? ModelCatalog.defaultModelID,
-            "messageCount": session.messageCount,
-            "createdAt": timestamp(session.createdAt),
-            "updatedAt": timestamp(session.updatedAt),
-        ]
-    }
-
-    static func message(_ message: ChatMessage) -> [String: Any] {
-        var body: [String: Any] = [
-            "messageId": message.id,
-            "sessionId": message.sessionId,
-            "jobId": message.jobId,
-            "role": message.role.rawValue,
-            "content": message.content,
-            "status": message.status.rawValue,
-            "createdAt": timestamp(message.createdAt),
-        ]
-        if let modelId = message.modelId { body["modelId"] = modelId }
-        if let inputTokens = message.inputTokens { body["inputTokens"] = inputTokens }
-        if let outputTokens = message.outputTokens { body["outputTokens"] = outputTokens }
-        return body
-    }
-
-    static func timestamp(_ date: Date) -> String {
-        Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(date)
     }
 }

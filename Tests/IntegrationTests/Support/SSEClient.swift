@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import NIOHTTP1
 import Foundation
 import NIOCore
 
@@ -19,12 +20,15 @@ struct SSEEvent: Sendable, Equatable {
 final class SSEConnection: @unchecked Sendable {
     // @unchecked: used by one test task at a time.
     let status: Int
+    /// The response's headers.
+    let headers: HTTPHeaders
     private var iterator: HTTPClientResponse.Body.AsyncIterator
     private var buffer = ""
     private let task: Task<Void, Never>?
 
-    private init(status: Int, iterator: HTTPClientResponse.Body.AsyncIterator) {
+    private init(status: Int, headers: HTTPHeaders, iterator: HTTPClientResponse.Body.AsyncIterator) {
         self.status = status
+        self.headers = headers
         self.iterator = iterator
         self.task = nil
     }
@@ -39,7 +43,7 @@ final class SSEConnection: @unchecked Sendable {
             request.body = .bytes(ByteBuffer(data: try JSONSerialization.data(withJSONObject: json)))
         }
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
-        return SSEConnection(status: Int(response.status.code), iterator: response.body.makeAsyncIterator())
+        return SSEConnection(status: Int(response.status.code), headers: response.headers, iterator: response.body.makeAsyncIterator())
     }
 
     enum HTTPMethodName { case GET, POST }
