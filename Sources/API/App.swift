@@ -1,9 +1,13 @@
 import ChatCore
+import NIOCore
+import NIOPosix
 
 /// chat-api: authenticates, rate-limits, does session CRUD, reserves credits, enqueues generations and relays their events.
 @main
 struct ChatAPI {
     static func main() async {
+        // Tasks run on the event loops that do the I/O, not on a second pool of threads handing work back and forth.
+        NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
         await ProcessEntry.start("chat-api", configure: { try APIConfiguration(environment: $0) }) {
             try await buildApplication(configuration: $0).runService()
         }

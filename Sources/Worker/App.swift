@@ -1,9 +1,13 @@
 import ChatCore
+import NIOCore
+import NIOPosix
 
 /// chat-worker: consumes generation jobs, publishes their events, persists their messages.
 @main
 struct ChatWorker {
     static func main() async {
+        // Tasks run on the event loops that do the I/O, not on a second pool of threads handing work back and forth.
+        NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
         await ProcessEntry.start("chat-worker", configure: { try WorkerConfiguration(environment: $0) }) {
             try await buildWorker(configuration: $0).run()
         }
