@@ -93,7 +93,9 @@ echo "==> chat-api's memory per idle open SSE connection"
 "$bin/chat-bench" idle --connections 1000 --pid "chat-api=$api_pid" --redis-port 6394 --json "$dir/idle.json" >"$dir/idle.md"
 cat "$dir/idle.md"
 
-echo "==> streaming: $targets at $levels concurrent streams"
+# Other work on the machine skews every figure: say how busy it was when the streams started.
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "==> streaming: $targets at $levels concurrent streams (load average $load_before)"
 "$bin/chat-bench" run --target "$targets" --concurrency "$levels" --cap litellm=100 --messages 3 --min-requests 30 \
   --tokens 12 --pace-ms 20 --warmup 4 --redis-port 6394 "${pids[@]}" --json "$dir/chat-bench.json" --markdown "$dir/run.md" >/dev/null
 cat "$dir/run.md"
@@ -109,7 +111,8 @@ cat "$dir/run.md"
   echo "tokens and credits allocated up front, each with its own session, each streaming 3 replies in a row (30 at"
   echo "1 stream) after 4 warm-up streams; replies of 12 chunks 20 ms apart (\`[[tokens:12]] [[tps:50]]\`). Floor: the"
   echo "emulator streamed straight to the load generator through the worker's \`BedrockClient\`. LiteLLM runs up to 100 streams."
-  echo "Full JSON: \`.data/bench/chat-bench.json\` and \`.data/bench/idle.json\` after a run."
+  echo "Full JSON: \`.data/bench/chat-bench.json\` and \`.data/bench/idle.json\` after a run. Load average (1, 5, 15 min)"
+  echo "when the streams started: $load_before."
   [ -n "$litellm_note" ] && { echo; echo "**$litellm_note**"; }
   echo
   echo "### Streams"
