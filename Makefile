@@ -1,6 +1,6 @@
 # The two commands a new machine needs: `make dev` and `make test`.
 SHELL := /bin/bash
-.PHONY: dev test build bootstrap bench-redis bench-bedrock bench-pipeline clean
+.PHONY: dev test build bootstrap bench bench-redis bench-bedrock clean
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -24,9 +24,9 @@ bench-redis: bootstrap
 bench-bedrock: bootstrap
 	@scripts/bench-bedrock.sh
 
-## The full path against the emulator streamed straight to the client; writes docs/benchmarks.md.
-bench-pipeline: bootstrap
-	@scripts/bench-pipeline.sh
+## The full path, its floor (the emulator straight) and LiteLLM at 1-1,000 streams with chat-bench; writes docs/benchmarks.md.
+bench: bootstrap
+	@scripts/bench.sh
 
 clean:
 	rm -rf .build .data

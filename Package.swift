@@ -17,6 +17,7 @@ let package = Package(
         .executable(name: "bedrock-bench", targets: ["BedrockBench"]),
         .executable(name: "auth-standin", targets: ["AuthStandin"]),
         .executable(name: "accounting-standin", targets: ["AccountingStandin"]),
+        .executable(name: "chat-bench", targets: ["ChatBench"]),
         .library(name: "Queue", targets: ["Queue"]),
     ],
     dependencies: [
@@ -27,6 +28,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
     ],
     targets: [
         // C libraries (Debian: libhiredis-dev, libmongoc-dev). hiredis sits in /usr/include and needs no flags;
@@ -166,6 +169,20 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The load generator: virtual users streaming through chat-api, LiteLLM or the emulator straight.
+        .executableTarget(
+            name: "ChatBench",
+            dependencies: [
+                "Bedrock", "ChatCore", "SigV4",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "API",
             dependencies: [
@@ -209,7 +226,7 @@ let package = Package(
         // Fast tests: no servers.
         .testTarget(
             name: "UnitTests",
-            dependencies: ["ChatCore", "Queue", "CHiredis", "SigV4", "EventStream", "Bedrock"],
+            dependencies: ["ChatCore", "Queue", "CHiredis", "SigV4", "EventStream", "Bedrock", "ChatBench"],
             swiftSettings: swiftSettings
         ),
         // Tests against real redis-server, SecantusDB and the processes, started by `make test`.

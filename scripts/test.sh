@@ -45,6 +45,11 @@ swift test --skip-build "$@" || status=$?
 echo "==> running the Bedrock emulator's conformance tests (boto3)"
 .venv/bin/pytest -q Tests/Conformance || status=$?
 
+if [ $# -eq 0 ] || [ "${BENCH_CHECK:-}" = 1 ]; then
+  echo "==> running chat-bench against a chat-api and chat-worker of their own (port 3023)"
+  scripts/bench-check.sh || status=$?
+fi
+
 if [ $# -eq 0 ] || [ "${GUIDE_CHECK:-}" = 1 ]; then
   echo "==> running the testing guide's automated script against a stack on ports 3000-3002"
   scripts/guide-check.sh || status=$?

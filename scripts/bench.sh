@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# make bench: the full path (chat-api → Redis → chat-worker → emulator → Redis → chat-api → client), its floor
+# (the emulator streamed straight to the load generator) and its peer (the LiteLLM proxy in front of the same
+# emulator), one run, same reply settings, at 1, 20, 100 and 1,000 concurrent streams (LiteLLM up to 100;
+# BENCH_SKIP_1000=1 skips the 1,000 step), plus chat-api's memory per idle open SSE connection. Release builds,
+# a stack of its own on ports 6394, 27040 and 3060-3064. Writes the `bench` section of docs/benchmarks.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/stack.sh
+trap stop_stack EXIT INT TERM
+
+# 1,000 streams need well over 1,024 descriptors in chat-api and in the load generator.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
+
+products=(chat-api chat-worker bedrock-emulator auth-standin accounting-standin chat-bench)
+echo "==> building (release)"
+for product in "${products[@]}"; do
+  swift build -c release --product "$product" 2>&1 | grep -E "error|warning: .*Sources/" || true
+done
+bin=$(swift build -c release --show-bin-path)
+for product in "${products[@]}"; do
+  [ -x "$bin/$product" ] || { echo "error: $product did not build" >&2; exit 1; }
+done
+
+dir=.data/bench
+rm -rf "$dir" && mkdir -p "$dir"
+
+# LiteLLM in a virtualenv of its own (git-ignored); without it the run goes on with the two other targets.
+litellm_note=""
+if [ ! -x .venv-litellm/bin/litellm ]; then
+  echo "==> installing LiteLLM (PyPI litellm[proxy]) into .venv-litellm"
+  if ! { python3 -m venv .venv-litellm && .venv-litellm/bin/pip install -q --upgrade pip &&
+    .venv-litellm/bin/pip install -q 'litellm[proxy]'; } >"$dir/litellm-install.log" 2>&1; then
+    litellm_note="LiteLLM could not be installed (\`pip install 'litellm[proxy]'\` failed), so this run has no LiteLLM figures."
+    echo "warning: $litellm_note (see $dir/litellm-install.log)" >&2
+  fi
+fi
+
+last_pid() { echo "${STACK_PIDS[${#STACK_PIDS[@]}-1]}"; }
+
+start_redis 6394 "$dir/redis"; redis_pid=$(last_pid)
+start_mongo 27040 "$dir/mongo"; mongo_pid=$(last_pid)
+export REDIS_URL=redis://127.0.0.1:6394 MONGO_URI=mongodb://127.0.0.1:27040/chat
+export EMULATOR_ACCESS_KEY_ID=AKIDEMULATOREXAMPLE EMULATOR_SECRET_ACCESS_KEY=emulator/secret/key/EXAMPLEKEY0000000000000
+export AWS_ACCESS_KEY_ID=$EMULATOR_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$EMULATOR_SECRET_ACCESS_KEY AWS_REGION=us-east-1
+export BEDROCK_ENDPOINT=http://127.0.0.1:3060 ACCOUNTING_URL=http://127.0.0.1:3062 CHAT_URL=http://127.0.0.1:3063
+# Rate limiting off; one worker may run every stream of the 1,000 step at once, as the floor does.
+export RATE_LIMIT_ENABLED=false LOG_LEVEL=warning WORKER_CONCURRENCY=1100
+start_process bedrock-emulator "$dir/emulator.log" env PORT=3060 "$bin/bedrock-emulator"; emulator_pid=$(last_pid)
+start_process auth-standin "$dir/auth.log" env PORT=3061 PASSWORD_HASH_ROUNDS=1000 "$bin/auth-standin"; auth_pid=$(last_pid)
+start_process accounting-standin "$dir/accounting.log" env PORT=3062 MONGO_URI=mongodb://127.0.0.1:27040/accounting "$bin/accounting-standin"
+accounting_pid=$(last_pid)
+start_process chat-worker "$dir/worker.log" "$bin/chat-worker"; worker_pid=$(last_pid)
+start_process chat-api "$dir/api.log" env PORT=3063 "$bin/chat-api"; api_pid=$(last_pid)
+for port in 3060 3061 3062 3063; do wait_for_port "$port" "bench stack"; done
+
+pids=(--pid "chat-api=$api_pid" --pid "chat-worker=$worker_pid" --pid "redis=$redis_pid" --pid "emulator=$emulator_pid"
+  --pid "secantusdb=$mongo_pid" --pid "accounting-standin=$accounting_pid" --pid "auth-standin=$auth_pid")
+targets=floor,full
+if [ -z "$litellm_note" ]; then
+  # PERFORMANCE.md's configuration: the invoke/ route (InvokeModelWithResponseStream), no database, one worker.
+  export LITELLM_MASTER_KEY="sk-$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
+  export LITELLM_URL=http://127.0.0.1:3064 LITELLM_MODEL=bench-claude
+  cat >"$dir/litellm.yaml" <<YAML
+model_list:
+  - model_name: bench-claude
+    litellm_params:
+      model: bedrock/invoke/anthropic.claude-3-sonnet-20240229-v1:0
+      aws_access_key_id: $EMULATOR_ACCESS_KEY_ID
+      aws_secret_access_key: $EMULATOR_SECRET_ACCESS_KEY
+      aws_region_name: us-east-1
+      aws_bedrock_runtime_endpoint: $BEDROCK_ENDPOINT
+YAML
+  start_process litellm "$dir/litellm.log" env LITELLM_LOCAL_MODEL_COST_MAP=True LITELLM_TELEMETRY_DISABLED=true \
+    .venv-litellm/bin/litellm --config "$dir/litellm.yaml" --host 127.0.0.1 --port 3064 --num_workers 1
+  litellm_pid=$(last_pid)
+  if wait_for_port 3064 litellm 240 && curl -sfN -m 30 "$LITELLM_URL/chat/completions" -H "Authorization: Bearer $LITELLM_MASTER_KEY" \
+    -H "Content-Type: application/json" -d '{"model":"bench-claude","stream":true,"max_tokens":64,"messages":[{"role":"user","content":"hi [[tokens:3]]"}]}' |
+    grep -q '\[DONE\]'; then
+    targets=floor,full,litellm
+    pids+=(--pid "litellm=$litellm_pid")
+    litellm_version=$(.venv-litellm/bin/pip show litellm 2>/dev/null | awk '/^Version:/{print $2}')
+  else
+    litellm_note="LiteLLM was installed but did not stream (see $dir/litellm.log), so this run has no LiteLLM figures."
+    echo "warning: $litellm_note" >&2
+  fi
+fi
+
+levels=1,20,100
+[ "${BENCH_SKIP_1000:-}" = 1 ] || levels=1,20,100,1000
+
+echo "==> chat-api's memory per idle open SSE connection"
+"$bin/chat-bench" idle --connections 1000 --pid "chat-api=$api_pid" --redis-port 6394 --json "$dir/idle.json" >"$dir/idle.md"
+cat "$dir/idle.md"
+
+# Other work on the machine skews every figure: say how busy it was when the streams started.
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "==> streaming: $targets at $levels concurrent streams (load average $load_before)"
+"$bin/chat-bench" run --target "$targets" --concurrency "$levels" --cap litellm=100 --messages 3 --min-requests 30 \
+  --tokens 12 --pace-ms 20 --warmup 4 --redis-port 6394 "${pids[@]}" --json "$dir/chat-bench.json" --markdown "$dir/run.md" >/dev/null
+cat "$dir/run.md"
+
+{
+  echo "## make bench"
+  echo
+  echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')),"
+  echo "with \`make bench\`$([ "${BENCH_SKIP_1000:-}" = 1 ] && echo ' (BENCH_SKIP_1000=1)'): release builds, everything on this machine: Redis, SecantusDB"
+  echo "(the Python MongoDB stand-in), the emulator, the auth and accounting stand-ins, one chat-api and one chat-worker"
+  echo "(\`WORKER_CONCURRENCY=1100\`, rate limiting off)$([ -n "${litellm_version:-}" ] && echo ", and LiteLLM ${litellm_version} (one worker, no database)")."
+  echo "The load generator is \`chat-bench\` (\`.build/release/chat-bench --help\`): distinct virtual users with signed"
+  echo "tokens and credits allocated up front, each with its own session, each streaming 3 replies in a row (30 at"
+  echo "1 stream) after 4 warm-up streams; replies of 12 chunks 20 ms apart (\`[[tokens:12]] [[tps:50]]\`). Floor: the"
+  echo "emulator streamed straight to the load generator through the worker's \`BedrockClient\`. LiteLLM runs up to 100 streams."
+  echo "Full JSON: \`.data/bench/chat-bench.json\` and \`.data/bench/idle.json\` after a run. Load average (1, 5, 15 min)"
+  echo "when the streams started: $load_before."
+  [ -n "$litellm_note" ] && { echo; echo "**$litellm_note**"; }
+  echo
+  echo "### Streams"
+  echo
+  cat "$dir/run.md"
+  echo
+  echo "### Idle open SSE connections (supervisor observers, no reply running)"
+  echo
+  cat "$dir/idle.md"
+} >"$dir/section.md"
+write_bench_section bench "$dir/section.md"
+echo "==> docs/benchmarks.md updated"
