@@ -1,7 +1,7 @@
 import Crypto
 
-/// A Lua script run with EVALSHA, loaded on demand: a NOSCRIPT reply (a restarted or flushed Redis)
-/// loads it with SCRIPT LOAD and runs it again.
+/// A Lua script run with EVALSHA; a NOSCRIPT reply (a restarted or flushed Redis) runs it once with EVAL,
+/// which also caches it again, so a flush racing the retry cannot fail the call.
 public struct RedisScript: Sendable {
     /// The Lua source.
     public let source: String
@@ -19,15 +19,14 @@ public struct RedisScript: Sendable {
 }
 
 extension RedisClient {
-    /// Runs `script` with EVALSHA, loading it first if Redis does not know it.
+    /// Runs `script` with EVALSHA, or with EVAL (caching it again) if Redis does not know it.
     @discardableResult
     public func evaluate(_ script: RedisScript, keys: [String], arguments: [String]) async throws -> RedisValue {
         let tail = [String(keys.count)] + keys + arguments
         do {
             return try await send(RedisCommand(arguments: ["EVALSHA", script.sha1] + tail))
         } catch let error as RedisServerError where error.prefix == "NOSCRIPT" {
-            try await send("SCRIPT", "LOAD", script.source)
-            return try await send(RedisCommand(arguments: ["EVALSHA", script.sha1] + tail))
+            return try await send(RedisCommand(arguments: ["EVAL", script.source] + tail))
         }
     }
 }

@@ -108,6 +108,8 @@ struct RedisClientTests {
         #expect(try await redis.evaluate(script, keys: ["a", "b"], arguments: ["40"]) == .integer(42))
         try await redis.send("SCRIPT", "FLUSH")
         #expect(try await redis.evaluate(script, keys: ["a"], arguments: ["1"]) == .integer(2))
+        // The fallback cached it again: the next call runs by its SHA.
+        #expect(try await redis.send("SCRIPT", "EXISTS", script.sha1).array?.first?.int == 1)
     }
 
     @Test("a blocked XREADGROUP does not hold up other commands and is woken by an XADD from another client")
