@@ -1,4 +1,5 @@
 import ChatCore
+import NIOCore
 import Queue
 
 /// One event of a session's stream, as relayed to clients.
@@ -89,6 +90,11 @@ public final class SessionEvents: Sendable {
         return try await redis.xadd(Self.key(sessionID: sessionID), maxLength: configuration.maxLength, fields: [("jobId", jobID), ("type", "chunk"), ("data", data)])
     }
 
+    /// Publishes a job's chunks in order without waiting for each reply (one publisher per run).
+    public func chunkPublisher(sessionID: String, jobID: String) -> ChunkPublisher {
+        ChunkPublisher(events: self, key: Self.key(sessionID: sessionID), jobID: jobID)
+    }
+
     /// The events after `entryID` that are already stored, oldest first, without waiting.
     public func read(sessionID: String, after entryID: String, count: Int? = nil) async throws -> [SessionEvent] {
         try await redis.xrange(Self.key(sessionID: sessionID), start: "(" + entryID, count: count).map(Self.event)
@@ -159,5 +165,42 @@ public struct SessionEventSequence: AsyncSequence, Sendable {
             defer { position += 1 }
             return buffer[position]
         }
+    }
+}
+
+/// Publishes one run's chunks pipelined: each XADD is written at once, in order, and its reply checked later
+/// (at the latest by `flush()`, which the run calls before its last event), so a chunk never waits for the
+/// previous one's round trip. Used by one task at a time.
+public struct ChunkPublisher: Sendable {
+    let events: SessionEvents
+    let key: String
+    let jobID: String
+    private var outstanding: [EventLoopFuture<RedisValue>] = []
+
+    init(events: SessionEvents, key: String, jobID: String) {
+        self.events = events
+        self.key = key
+        self.jobID = jobID
+    }
+
+    /// Sends a chunk; with `wait`, returns once Redis stored it.
+    public mutating func publish(_ chunk: ChunkEvent, wait: Bool = false) async throws {
+        let command = RedisClient.xaddCommand(
+            key, maxLength: events.configuration.maxLength, fields: [("jobId", jobID), ("type", "chunk"), ("data", try ChatEvent.chunk(chunk).encoded())]
+        )
+        let reply = try await events.redis.sendWithoutWaiting(command)
+        if wait {
+            _ = try await reply.get()
+        } else {
+            outstanding.append(reply)
+            if outstanding.count >= 64 { try await flush() }
+        }
+    }
+
+    /// Waits for every chunk sent so far; throws the first failure.
+    public mutating func flush() async throws {
+        let pending = outstanding
+        outstanding = []
+        for reply in pending { _ = try await reply.get() }
     }
 }

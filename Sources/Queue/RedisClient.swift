@@ -57,6 +57,12 @@ public final class RedisClient: Sendable {
         try await send(RedisCommand(arguments: arguments))
     }
 
+    /// Sends a (non-blocking) command on the shared connection without waiting for its reply; commands sent
+    /// this way from one task reach Redis in order. The future fails with the error reply, if any.
+    public func sendWithoutWaiting(_ command: RedisCommand) async throws -> EventLoopFuture<RedisValue> {
+        try await sharedConnection().sendWithoutWaiting(command)
+    }
+
     /// Sends the commands in one write and returns the replies in order; error replies come back as `.error`.
     public func pipeline(_ commands: [RedisCommand]) async throws -> [RedisValue] {
         try await sharedConnection().pipeline(commands)

@@ -74,6 +74,16 @@ public final class RedisConnection: Sendable {
         }
     }
 
+    /// Writes the command now and returns its reply's future: commands sent this way from one task reach
+    /// Redis in the order they were sent, without waiting for each other's replies.
+    public func sendWithoutWaiting(_ command: RedisCommand) -> EventLoopFuture<RedisValue> {
+        var buffer = channel.allocator.buffer(capacity: 64)
+        RespEncoder.encode(command, into: &buffer)
+        let promise = channel.eventLoop.makePromise(of: RedisValue.self)
+        Self.write([RedisRequest(bytes: buffer, responder: .promise(promise), deadline: NIODeadline.now() + commandTimeout)], to: channel)
+        return promise.futureResult.flatMapThrowing(Self.check)
+    }
+
     /// Closes the socket; commands in flight fail with `connectionClosed`.
     public func close() {
         channel.close(promise: nil)

@@ -13,11 +13,14 @@ enum RedisResponder: Sendable {
     case continuation(CheckedContinuation<RedisValue, any Error>)
     /// One slot of a pipelined batch.
     case batch(RedisBatch, Int)
+    /// A promise, for a sender that goes on without waiting.
+    case promise(EventLoopPromise<RedisValue>)
 
     func succeed(_ value: RedisValue) {
         switch self {
         case .continuation(let continuation): continuation.resume(returning: value)
         case .batch(let batch, let index): batch.complete(index, value)
+        case .promise(let promise): promise.succeed(value)
         }
     }
 
@@ -25,6 +28,7 @@ enum RedisResponder: Sendable {
         switch self {
         case .continuation(let continuation): continuation.resume(throwing: error)
         case .batch(let batch, _): batch.fail(error)
+        case .promise(let promise): promise.fail(error)
         }
     }
 }

@@ -137,6 +137,9 @@ struct GenerationHandler: JobHandler {
         let called = clock.now
         let sessionID = job.payload.sessionId
         if job.payload.streaming {
+            // Chunks are pipelined: each is written at once and its reply checked later. The first is waited
+            // for, so that its publish span is measured.
+            var publisher = events.chunkPublisher(sessionID: sessionID, jobID: job.id)
             for try await delta in try await generator.stream(model: prepared.model, request: prepared.request) {
                 let index = progress.withLockedValue { progress -> Int? in
                     progress.accumulator.add(delta)
@@ -146,11 +149,12 @@ struct GenerationHandler: JobHandler {
                 }
                 guard let index else { continue }
                 let firstByte = clock.now
-                try await events.append(sessionID: sessionID, jobID: job.id, event: .chunk(ChunkEvent(content: delta.text, index: index)))
+                try await publisher.publish(ChunkEvent(content: delta.text, index: index), wait: index == 0)
                 if index == 0 {
                     progress.withLockedValue { $0.timings.firstChunk(firstByte: firstByte - called, publish: clock.now - firstByte) }
                 }
             }
+            try await publisher.flush()
         } else {
             let result = try await generator.whole(model: prepared.model, request: prepared.request)
             let firstByte = clock.now
