@@ -1,0 +1,240 @@
+import Bedrock
+import ChatCore
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import Testing
+
+@testable import ChatState
+@testable import Queue
+@testable import Worker
+
+/// Sessions and messages in memory, for runs of the generation handler without MongoDB.
+final class MemorySessionStore: SessionStore {
+    private let state = NIOLockedValueBox((sessions: [String: ChatSession](), messages: [ChatMessage]()))
+
+    func add(_ session: ChatSession) { state.withLockedValue { $0.sessions[session.id] = session } }
+    func remove(_ sessionID: String) { state.withLockedValue { $0.sessions[sessionID] = nil } }
+    var stored: [ChatMessage] { state.withLockedValue { $0.messages } }
+
+    func createSession(userId: String, title: String, modelId: String?) async throws -> ChatSession { fatalError("not used") }
+    func listSessions(userId: String, page: Int, limit: Int) async throws -> SessionPage { fatalError("not used") }
+    func session(id: String, userId: String) async throws -> ChatSession? { state.withLockedValue { $0.sessions[id] }.flatMap { $0.userId == userId ? $0 : nil } }
+    func session(id: String) async throws -> ChatSession? { state.withLockedValue { $0.sessions[id] } }
+    func messages(sessionId: String) async throws -> [ChatMessage] { state.withLockedValue { $0.messages.filter { $0.sessionId == sessionId } } }
+    func deleteSession(id: String, userId: String) async throws -> Bool { fatalError("not used") }
+    func ping() async throws {}
+
+    func appendMessage(_ message: NewMessage) async throws -> ChatMessage {
+        try state.withLockedValue { state in
+            guard state.sessions[message.sessionId] != nil else { throw ChatError(.notFound, code: "SESSION_NOT_FOUND", message: "Session not found") }
+            if let existing = state.messages.first(where: { $0.jobId == message.jobId && $0.role == message.role }) { return existing }
+            let stored = ChatMessage(
+                id: message.id ?? ObjectIDs.next(), sessionId: message.sessionId, jobId: message.jobId, role: message.role, content: message.content,
+                modelId: message.modelId, status: message.status, inputTokens: message.inputTokens, outputTokens: message.outputTokens,
+                createdAt: message.createdAt ?? Date()
+            )
+            state.messages.append(stored)
+            return stored
+        }
+    }
+}
+
+/// A ledger that records every settlement.
+final class RecordingLedger: CreditLedger {
+    struct Settlement: Equatable { var reservationID: String; var input: Int; var output: Int; var success: Bool }
+    private let settlements = NIOLockedValueBox([Settlement]())
+    var settled: [Settlement] { settlements.withLockedValue { $0 } }
+
+    func hasCredits(_ credits: Double, token: String) async throws -> Bool { true }
+    func reserve(reservationID: String, sessionID: String, modelID: String, estimatedTokens: Int, token: String) async throws -> CreditReservation {
+        CreditReservation(id: reservationID, allocatedCredits: Double(estimatedTokens))
+    }
+    func finalize(reservationID: String, modelID: String, inputTokens: Int, outputTokens: Int, success: Bool, token: String) async throws -> CreditSettlement {
+        settlements.withLockedValue { $0.append(Settlement(reservationID: reservationID, input: inputTokens, output: outputTokens, success: success)) }
+        return CreditSettlement(creditsUsed: Double(inputTokens + outputTokens), refund: 0)
+    }
+}
+
+/// A model that streams the words it is given, `pace` apart, and counts its calls and what it was asked.
+final class ScriptedGenerator: TextGenerator {
+    let words: [String]
+    let pace: Duration
+    private let asked = NIOLockedValueBox([GenerationRequest]())
+    var requests: [GenerationRequest] { asked.withLockedValue { $0 } }
+
+    init(words: [String], pace: Duration = .zero) {
+        self.words = words
+        self.pace = pace
+    }
+
+    func stream(model: ModelInfo, request: GenerationRequest) async throws -> any AsyncSequence<ChunkDelta, any Error> {
+        asked.withLockedValue { $0.append(request) }
+        let (words, pace) = (self.words, self.pace)
+        return AsyncThrowingStream<ChunkDelta, any Error> { continuation in
+            let task = Task {
+                for (index, word) in words.enumerated() {
+                    if pace > .zero { try? await Task.sleep(for: pace) }
+                    if Task.isCancelled { break }
+                    let last = index == words.count - 1
+                    continuation.yield(
+                        ChunkDelta(text: word + (last ? "" : " "), stopReason: last ? .endTurn : nil, usage: last ? TokenUsage(inputTokens: 7, outputTokens: words.count) : nil)
+                    )
+                }
+                continuation.finish()
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    func whole(model: ModelInfo, request: GenerationRequest) async throws -> GenerationResult {
+        throw TestFailure("these tests stream")
+    }
+}
+
+/// A generation handler over real Redis with an in-memory store, ledger and model.
+struct HandlerFixture {
+    let redis: RedisClient
+    let store = MemorySessionStore()
+    let ledger = RecordingLedger()
+    let cache: SessionCache
+    let state: GenerationState
+    let events: SessionEvents
+    let running: RunningJobs
+    let session: ChatSession
+
+    init() throws {
+        redis = try testRedisClient()
+        cache = SessionCache(redis: redis)
+        state = GenerationState(redis: redis, cache: cache)
+        events = SessionEvents(redis: redis)
+        running = RunningJobs(redis: redis, state: state, logger: Logger(label: "test.running"))
+        session = ChatSession(id: ObjectIDs.next(), userId: "u-\(UUID().uuidString.prefix(6))", title: "t", modelId: nil, createdAt: Date(), updatedAt: Date(), messageCount: 0)
+        store.add(session)
+    }
+
+    func handler(_ generator: ScriptedGenerator) throws -> GenerationHandler {
+        let signer = try AccessTokenVerifier(secret: APIFixture.secret)
+        return GenerationHandler(
+            generator: generator, store: store, events: events, state: state, cache: cache, ledger: ledger, signer: signer,
+            pending: PendingSettlements(redis: redis, ledger: ledger, signer: signer, interval: .seconds(10), logger: Logger(label: "test.pending")),
+            running: running, maxOutputTokens: 256, maxAttempts: 3, logger: Logger(label: "test.handler")
+        )
+    }
+
+    /// A job begun the way chat-api begins one (session cached, claimed, recorded).
+    func job(_ message: String) async throws -> (QueuedJob<InferenceJob>, JobRecord) {
+        try await cache.created(session)
+        let jobID = UUID().uuidString
+        let messageID = ObjectIDs.next()
+        guard case .started(let record, let summary) = try await state.begin(
+            jobID: jobID, sessionID: session.id, userID: session.userId, requestedModel: nil, defaultModel: ModelCatalog.defaultModelID,
+            message: message, messageID: messageID
+        ) else { throw TestFailure("the job did not begin") }
+        let payload = InferenceJob(sessionId: session.id, userId: session.userId, modelId: summary.modelID, message: message, streaming: true, messageId: messageID)
+        return (QueuedJob(id: jobID, entryID: "0-1", payload: payload, attempt: 1), record)
+    }
+
+    /// Runs the process's cancellation reader beside `body`.
+    func withRunningJobs<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask {
+                try await running.run()
+                return nil
+            }
+            defer { group.cancelAll() }
+            return try await body()
+        }
+    }
+}
+
+@Suite("The generation handler's stages with an in-memory store, ledger and model over real Redis", .timeLimit(.minutes(1)))
+struct GenerationHandlerTests {
+    @Test("a run streams the model's words as chunks, stores both messages, settles once with the model's counts, ends with complete, and feeds the next run's history")
+    func completeRun() async throws {
+        let fixture = try HandlerFixture()
+        defer { fixture.redis.shutdown() }
+        let generator = ScriptedGenerator(words: ["one", "two", "three"])
+        let handler = try fixture.handler(generator)
+        let (job, record) = try await fixture.job("hello there")
+        try await handler.run(job)
+        let stored = try await fixture.events.read(sessionID: fixture.session.id, after: record.startEventID)
+        #expect(stored.map(\.type) == ["model", "chunk", "chunk", "chunk", "complete"])
+        guard case .complete(let complete)? = try ChatEvent.decode(type: .complete, data: stored.last?.data ?? "") else {
+            throw TestFailure("no complete event")
+        }
+        #expect(complete.content == "one two three" && complete.inputTokens == 7 && complete.outputTokens == 3 && complete.stopReason == "end_turn")
+        #expect(complete.spans != nil)
+        #expect(fixture.store.stored.map(\.role) == [.user, .assistant])
+        #expect(fixture.store.stored.first?.id == job.payload.messageId)
+        #expect(fixture.ledger.settled == [.init(reservationID: job.id, input: 7, output: 3, success: true)])
+        #expect(try await fixture.state.record(jobID: job.id)?.status == .completed)
+        #expect(try await fixture.cache.history(sessionID: fixture.session.id)?.map(\.t) == ["hello there", "one two three"])
+        // The next run sends the model the history from the cache, then its own message.
+        let (next, _) = try await fixture.job("and then?")
+        try await handler.run(next)
+        #expect(generator.requests.last?.turns.map(\.text) == ["hello there", "one two three", "and then?"])
+        // A delivery after the end does nothing.
+        try await handler.run(next)
+        #expect(generator.requests.count == 2 && fixture.ledger.settled.count == 2)
+    }
+
+    @Test("a cancellation asked before the run starts never calls the model and bills nothing")
+    func cancelledBeforeStart() async throws {
+        let fixture = try HandlerFixture()
+        defer { fixture.redis.shutdown() }
+        let generator = ScriptedGenerator(words: ["never"])
+        let handler = try fixture.handler(generator)
+        let (job, _) = try await fixture.job("stop me")
+        try await fixture.state.requestCancel(jobID: job.id)
+        try await handler.run(job)
+        #expect(generator.requests.isEmpty)
+        #expect(fixture.ledger.settled == [.init(reservationID: job.id, input: 0, output: 0, success: false)])
+        #expect(try await fixture.state.record(jobID: job.id)?.status == .cancelled)
+        #expect(fixture.store.stored.first(where: { $0.role == .assistant })?.status == .cancelled)
+    }
+
+    @Test("a cancellation during the stream reaches the run through the process's one reader: partial reply kept as cancelled, billed for what was generated")
+    func cancelledMidStream() async throws {
+        let fixture = try HandlerFixture()
+        defer { fixture.redis.shutdown() }
+        let generator = ScriptedGenerator(words: (0..<200).map { "w\($0)" }, pace: .milliseconds(20))
+        let handler = try fixture.handler(generator)
+        let (job, record) = try await fixture.job("long one")
+        try await fixture.withRunningJobs {
+            async let run: Void = handler.run(job)
+            let clock = ContinuousClock()
+            let deadline = clock.now + .seconds(20)
+            while try await fixture.events.read(sessionID: fixture.session.id, after: record.startEventID).filter({ $0.type == "chunk" }).count < 3, clock.now < deadline {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            try await fixture.state.requestCancel(jobID: job.id)
+            try await run
+        }
+        let stored = try await fixture.events.read(sessionID: fixture.session.id, after: record.startEventID)
+        let chunks = stored.filter { $0.type == "chunk" }.count
+        #expect(chunks >= 3 && chunks < 200)
+        guard case .complete(let complete)? = try ChatEvent.decode(type: .complete, data: stored.last?.data ?? "") else {
+            throw TestFailure("no complete event")
+        }
+        #expect(complete.stopReason == "cancelled")
+        #expect(fixture.ledger.settled.count == 1 && fixture.ledger.settled[0].output == chunks && fixture.ledger.settled[0].success == false)
+        #expect(fixture.store.stored.last?.status == .cancelled)
+        #expect(try await fixture.state.record(jobID: job.id)?.status == .cancelled)
+        // Only the user's turn joins the history: a cancelled reply is not shown to the model again.
+        #expect(try await fixture.cache.history(sessionID: fixture.session.id)?.map(\.r) == [.user])
+    }
+
+    @Test("a session deleted before the user's message is stored: the reply is billed, nothing is stored, the job ends")
+    func sessionGone() async throws {
+        let fixture = try HandlerFixture()
+        defer { fixture.redis.shutdown() }
+        let handler = try fixture.handler(ScriptedGenerator(words: ["a", "b"]))
+        let (job, _) = try await fixture.job("hello")
+        fixture.store.remove(fixture.session.id)
+        try await handler.run(job)
+        #expect(fixture.store.stored.isEmpty)
+        #expect(fixture.ledger.settled == [.init(reservationID: job.id, input: 7, output: 2, success: true)])
+        #expect(try await fixture.state.record(jobID: job.id)?.status == .completed)
+    }
+}
