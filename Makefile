@@ -1,6 +1,6 @@
 # The two commands a new machine needs: `make dev` and `make test`.
 SHELL := /bin/bash
-.PHONY: dev test build bootstrap bench-redis bench-bedrock bench-pipeline clean
+.PHONY: dev test build bootstrap bench-redis bench-bedrock bench-pipeline bench-accounting clean
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -27,6 +27,10 @@ bench-bedrock: bootstrap
 ## The full path against the emulator streamed straight to the client; writes docs/benchmarks.md.
 bench-pipeline: bootstrap
 	@scripts/bench-pipeline.sh
+
+## The accounting stand-in under 1, 20 and 100 users reserving and settling in a loop.
+bench-accounting: bootstrap
+	@scripts/bench-accounting.sh
 
 clean:
 	rm -rf .build .data

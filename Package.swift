@@ -17,6 +17,7 @@ let package = Package(
         .executable(name: "bedrock-bench", targets: ["BedrockBench"]),
         .executable(name: "auth-standin", targets: ["AuthStandin"]),
         .executable(name: "accounting-standin", targets: ["AccountingStandin"]),
+        .executable(name: "accounting-bench", targets: ["AccountingBench"]),
         .library(name: "Queue", targets: ["Queue"]),
     ],
     dependencies: [
@@ -149,6 +150,17 @@ let package = Package(
             dependencies: [
                 "Bedrock", "EventStream", "ChatCore", "SigV4",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Load on a running accounting stand-in: N users each reserving and settling in a loop.
+        .executableTarget(
+            name: "AccountingBench",
+            dependencies: [
+                "ChatCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
