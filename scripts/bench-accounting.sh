@@ -3,6 +3,7 @@
 # with 1, 20 and 100 users each doing initialize → finalize in a loop; p50 / p99 of each call, calls per second,
 # and MongoDB operations per call (SecantusDB's serverStatus opcounters, warm-up and credit grants included).
 # Prints the table; with WRITE_DOCS=1 also writes the accounting-standin section of docs/benchmarks.md.
+# STANDIN_BIN runs another build of the stand-in (an older one, to compare in the same conditions).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/stack.sh
@@ -17,7 +18,7 @@ data=.data/bench-accounting
 rm -rf "$data" && mkdir -p "$data"
 start_mongo 27041 "$data/mongo"
 start_process accounting-standin "$data/accounting.log" env PORT=3061 LOG_LEVEL=warning \
-  MONGO_URI=mongodb://127.0.0.1:27041/accounting "$bin/accounting-standin"
+  MONGO_URI=mongodb://127.0.0.1:27041/accounting "${STANDIN_BIN:-$bin/accounting-standin}"
 wait_for_port 3061 accounting-standin
 
 # The sum of SecantusDB's operation counters (every command, query, insert, update, ... it served).
