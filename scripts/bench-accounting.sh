@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make bench-accounting: the accounting stand-in (release) on a SecantusDB of its own, loaded by accounting-bench
 # with 1, 20 and 100 users each doing initialize → finalize in a loop; p50 / p99 of each call, calls per second,
-# and MongoDB operations per call (SecantusDB's serverStatus opcounters, warm-up and credit grants included).
+# and MongoDB round trips per call (SecantusDB's serverStatus opcounters, warm-up and credit grants included).
 # Prints the table; with WRITE_DOCS=1 also writes the accounting-standin section of docs/benchmarks.md.
 # STANDIN_BIN runs another build of the stand-in (an older one, to compare in the same conditions).
 set -euo pipefail
@@ -31,7 +31,7 @@ PY
 }
 
 rows=$data/rows.md
-echo "| concurrent users | initialize p50 / p99 | finalize p50 / p99 | calls/s (both kinds) | failed calls | MongoDB ops per call |" >"$rows"
+echo "| concurrent users | initialize p50 / p99 | finalize p50 / p99 | calls/s (both kinds) | failed calls | MongoDB round trips per call |" >"$rows"
 echo "| --- | --- | --- | --- | --- | --- |" >>"$rows"
 for concurrency in ${BENCH_CONCURRENCY:-1 20 100}; do
   before=$(ops)
