@@ -18,6 +18,7 @@ let package = Package(
         .executable(name: "auth-standin", targets: ["AuthStandin"]),
         .executable(name: "accounting-standin", targets: ["AccountingStandin"]),
         .executable(name: "chat-bench", targets: ["ChatBench"]),
+        .executable(name: "accounting-bench", targets: ["AccountingBench"]),
         .library(name: "Queue", targets: ["Queue"]),
     ],
     dependencies: [
@@ -180,6 +181,17 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Load on a running accounting stand-in: N users each reserving and settling in a loop.
+        .executableTarget(
+            name: "AccountingBench",
+            dependencies: [
+                "ChatCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

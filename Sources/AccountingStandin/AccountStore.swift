@@ -2,26 +2,52 @@ import ChatCore
 import ChatStore
 import Foundation
 import Logging
+import Synchronization
 
-/// Users' credits in MongoDB (collections `accounts` and `usage`).
+/// Users' credits in MongoDB (collections `accounts` and `usage`), with each account's state kept in memory.
 ///
-/// Every change of a balance is one compare-and-swap of the user's single account document: read it, apply
-/// due expiries and the change in Swift (`Account`), write it back with `updateOne({_id, version})` and
-/// `$set` of the new state and `version + 1`. A writer that lost the race matches nothing and retries on a
-/// fresh copy, so changes from any number of threads or processes apply one at a time, each whole or not at
-/// all, and a state that breaks the invariants (a negative balance) is never written. Settled entries are
-/// then copied to `usage` (keyed by the entry's id, so a repeat is a no-op) and removed from the account.
+/// The stand-in is one process that owns its accounts, so it keeps a copy of each account it serves and
+/// changes it in memory, one change of a user at a time (`AccountSlot.turn`); users run side by side. Every
+/// change is made durable with ONE conditional write before it is answered: the whole new state `$set` on the
+/// user's document if it is still at the version the copy came from (`version + 1`), or an insert for a new
+/// account. Concurrent writes of different users go to MongoDB together, as one `bulkWrite` (`GroupCommitter`).
+/// If the version no longer matches (another process, or someone with a shell, wrote), the copy is read again
+/// and the change recomputed, so correctness never rests on being the only writer. A state that breaks the
+/// invariants (a negative balance) is never written.
+///
+/// What it promises: every answer comes either from a change MongoDB acknowledged against the copy (which
+/// proves the copy was current), or from a copy read from MongoDB within the call; a refusal (402, 404, 409)
+/// or a repeat that writes nothing is recomputed on a fresh read when it came from an older copy. Settled
+/// entries are archived to `usage` (keyed by the entry's id, so a repeat is a no-op) after the answer, and
+/// pruned from the account by its next write; statistics wait for archives in flight.
 struct AccountStore: Sendable {
     let clients: MongoClientPool
     private let reservationTTL: Duration
     private let clock: @Sendable () -> Date
     private let logger: Logger
+    private let slots = AccountSlots()
+    private let committer: GroupCommitter
+    /// What the store did, for tests and diagnostics.
+    let counters = StoreCounters()
     /// How often one change is tried before the caller gets 503 `ACCOUNT_BUSY`.
     static let maxAttempts = 100
+    /// How far back a reread of `usage` for session ids reaches before the last one, for other processes'
+    /// clocks running behind this one's.
+    static let clockMargin: TimeInterval = 300
+    /// How long an account unused in this process stays in memory.
+    static let idleEviction: Duration = .seconds(600)
 
-    /// Starts the store's threads (connecting on first use); throws on a malformed URI.
-    init(configuration: MongoConfiguration, reservationTTL: Duration, clock: @escaping @Sendable () -> Date = { Date() }, logger: Logger) throws {
+    /// Starts the store's threads (connecting on first use); throws on a malformed URI. At most
+    /// `writeBatches` group-commit batches are on their way at once: 1 by default, as SecantusDB applies the
+    /// writes to one collection one at a time anyway (measured: 2 or 4 at once gave less, with a longer tail).
+    init(
+        configuration: MongoConfiguration, reservationTTL: Duration, clock: @escaping @Sendable () -> Date = { Date() },
+        writeBatches: Int? = nil, logger: Logger
+    ) throws {
         clients = try MongoClientPool(configuration: configuration, logger: logger)
+        committer = GroupCommitter(
+            clients: clients, maxInFlight: writeBatches ?? 1, logger: logger
+        )
         self.reservationTTL = reservationTTL
         self.clock = clock
         self.logger = logger
@@ -62,13 +88,16 @@ struct AccountStore: Sendable {
         }
     }
 
-    /// Stops the threads and closes the connections.
+    /// Lets the archives in flight finish, then stops the threads and closes the connections.
     func shutdown() async throws {
+        await committer.flush()
         try await clients.shutdown()
     }
 
-    /// Drops the whole database: for tests that each use one of their own.
+    /// Drops the whole database (after the archives in flight, which would create it again): for tests that
+    /// each use one of their own.
     func dropDatabase() async throws {
+        await committer.flush()
         let database = clients.databaseName
         try await clients.withClient("dropDatabase") { client in
             _ = try runCommand(["dropDatabase": 1], database: database, client: client)
@@ -77,9 +106,10 @@ struct AccountStore: Sendable {
 
     // MARK: Operations
 
-    /// The user's account with due expiries applied (and stored): an empty one if they never had credits.
+    /// The user's account as stored now, read from MongoDB, with due expiries applied (and stored): an empty
+    /// one if they never had credits.
     func account(_ userID: String) async throws -> Account {
-        try await modify(userID, "account") { _, _, _ in }.account
+        try await modify(userID, "account", .fresh) { _, _, _ in }.account
     }
 
     /// Grants `credits` to `userID` for `days` days.
@@ -101,14 +131,14 @@ struct AccountStore: Sendable {
     ) async throws -> (entry: LedgerEntry, created: Bool) {
         let cost = Pricing.estimate(tokens: estimatedTokens, model: model)
         let ttl = Double(reservationTTL.components.seconds) + Double(reservationTTL.components.attoseconds) / 1e18
-        return try await modify(userID, "reserve") { account, now, archive in
+        return try await modify(userID, "reserve") { account, now, history in
             let entry = LedgerEntry(
                 id: ObjectID.make(now: now), kind: .stream, status: .reserved, sessionID: sessionID, chatSessionID: chatSessionID,
                 service: "chat-service", operation: "streaming", modelID: model.id, estimatedTokens: estimatedTokens,
                 reservedCredits: cost, held: 0, draws: [], createdAt: now, expiresAt: now.addingTimeInterval(ttl), settlement: nil
             )
-            // Only on the way to a write: a session archived earlier must not be reserved again.
-            if account.stream(sessionID) == nil, account.available >= cost, try archive.stream(sessionID) != nil {
+            // A session archived earlier must not be reserved again.
+            if account.stream(sessionID) == nil, account.available >= cost, history.contains(sessionID) {
                 throw AccountingErrors.sessionExists
             }
             return try account.reserve(entry)
@@ -118,13 +148,13 @@ struct AccountStore: Sendable {
     /// Settles streaming session `sessionID` with the tokens used, priced at `model` (else the reservation's
     /// model); a settled session answers its stored settlement again; unknown is 404.
     func finalize(userID: String, sessionID: String, usage: TokenUsage, model: ModelInfo?, success: Bool) async throws -> LedgerEntry {
-        try await modify(userID, "finalize") { account, now, archive in
+        try await modify(userID, "finalize") { account, now, _ in
             if let open = account.stream(sessionID) {
                 let pricing = model ?? open.modelID.flatMap(ModelCatalog.model(id:)) ?? ModelCatalog.model(id: ModelCatalog.defaultModelID)!
                 let cost = Pricing.cost(usage, model: pricing)
                 return account.settle(sessionID, cost: cost, usage: usage, success: success, now: now) ?? open
             }
-            if let archived = try archive.stream(sessionID) { return archived }
+            if let archived = try await archivedStream(userID: userID, sessionID: sessionID) { return archived }
             throw AccountingErrors.sessionNotFound
         }.result
     }
@@ -135,19 +165,20 @@ struct AccountStore: Sendable {
             try await modify(userID, "record") { account, _, _ in try account.charge(entry) }
             return
         }
-        let database = clients.databaseName
-        try await clients.withClient("record") { client in
-            try MongoCollection.with(StoredAccount.usage, in: database, client: client) {
-                try $0.insertOne(StoredAccount.usageDocument(entry, userID: userID))
-            }
-        }
+        _ = try await committer.commit(.usage(StoredAccount.usageDocument(entry, userID: userID)))
+    }
+
+    /// Waits for the archives of settled entries that are in flight: statistics read `usage` after it.
+    func flushArchives() async {
+        await committer.flush()
     }
 
     /// How many due accounts one sweep visits.
     static let sweepBatch = 100
 
     /// Applies due expiries and archives settled entries of up to `limit` accounts that have something due;
-    /// returns how many it visited. The reservation sweeper calls it every few seconds.
+    /// returns how many it visited. Also lets go of the copies of accounts unused for `idleEviction`. The
+    /// reservation sweeper calls it every few seconds.
     @discardableResult
     func sweep(limit: Int = sweepBatch) async throws -> Int {
         let now = self.now
@@ -160,106 +191,195 @@ struct AccountStore: Sendable {
         }
         for userID in due {
             do {
-                _ = try await account(userID)
+                try await tidy(userID)
             } catch {
                 logger.warning("sweep could not update an account", metadata: ["user": "\(userID)", "error": "\(error)"])
             }
         }
+        slots.evict(idleFor: Self.idleEviction)
         return due.count
     }
 
-    // MARK: Compare-and-swap
+    /// Expires what is due in `userID`'s account, archives its settled entries and prunes them (the sweep).
+    func tidy(_ userID: String) async throws {
+        let account = try await modify(userID, "sweep", .asIs) { _, _, _ in }.account
+        guard !account.settledEntries.isEmpty else { return }
+        await committer.flush()
+        try await modify(userID, "sweep", .asIs) { _, _, _ in }
+    }
 
-    /// Applies `change` to `userID`'s account, after due expiries, as one compare-and-swap of its document,
-    /// retried on a fresh copy while other writers get there first; then archives the settled entries.
-    /// `change` may run several times, so it must depend only on its arguments.
+    // MARK: Changing an account
+
+    /// What an operation's answer may rest on.
+    enum Freshness {
+        /// The document read from MongoDB in this call (balance, check).
+        case fresh
+        /// A write acknowledged against the copy, else a copy read in this call: the default.
+        case verified
+        /// The copy as it is; only a write that conflicts reads again (the sweep, which answers nothing).
+        case asIs
+    }
+
+    /// Applies `change` to `userID`'s account, after due expiries and pruning what is archived, and writes the
+    /// result with one conditional write (none when nothing changed); recomputed on a fresh copy while other
+    /// writers get there first. `change` may run several times, so it must depend only on its arguments.
     @discardableResult
     private func modify<T: Sendable>(
-        _ userID: String, _ operation: String, archiving: Bool = true,
-        _ change: @escaping @Sendable (inout Account, Date, ArchiveReader) throws -> T
+        _ userID: String, _ operation: String, _ freshness: Freshness = .verified,
+        _ change: (inout Account, Date, SessionHistory) async throws -> T
     ) async throws -> (result: T, account: Account) {
+        let slot = slots.slot(for: userID)
+        await slot.turn.acquire()
+        defer { slot.turn.release() }
+        var mustRead = freshness == .fresh
         for attempt in 1...Self.maxAttempts {
-            if let outcome = try await tryOnce(userID, operation, change) {
-                if archiving, !outcome.account.settledEntries.isEmpty { await archive(outcome.account) }
-                return outcome
+            let (cached, known) = slot.copy
+            let original: Account
+            let history: SessionHistory
+            let read: Bool
+            if let cached, !mustRead {
+                (original, history, read) = (cached, known, false)
+            } else {
+                (original, history) = try await load(userID, history: known)
+                slot.keep(original, history: history)
+                read = true
             }
-            // Another writer got there first: back off a little (more after each loss), then read again.
-            try await Task.sleep(for: .microseconds(Int.random(in: 0...(200 * min(attempt, 25)))))
+            mustRead = true
+            let now = self.now
+            let archived = slot.archived
+            var account = original
+            account.prune(archived)
+            _ = account.expire(at: now)
+            let result: T
+            do {
+                result = try await change(&account, now, history)
+            } catch let error as ChatError where !read && freshness == .verified && Self.isRefusal(error) {
+                counters.count(\.rereads)
+                continue  // refused on an older copy: decide again on the stored one
+            }
+            guard account != original else {
+                if !read && freshness == .verified {
+                    counters.count(\.rereads)
+                    continue  // answered from an older copy without a write: answer from the stored one
+                }
+                archive(account, of: slot)
+                return (result, account)
+            }
+            guard account.isConsistent else {
+                throw ChatError(.internal, code: "ACCOUNT_INCONSISTENT", message: "The change would break the account's invariants")
+            }
+            account.version = original.version + 1
+            let write = StoreWrite.account(
+                userID: userID, expectedVersion: original.version, fields: StoredAccount.fields(account, version: account.version, now: now)
+            )
+            let outcome: WriteOutcome
+            do {
+                outcome = try await committer.commit(write)
+            } catch {
+                slot.forget()  // the write may or may not have landed
+                throw error
+            }
+            counters.count(\.writes)
+            guard outcome == .applied else {
+                // Another writer changed (or created) the document: read it again, after a little backoff.
+                counters.count(\.conflicts)
+                slot.forget()
+                try await Task.sleep(for: .microseconds(Int.random(in: 0...(200 * min(attempt, 25)))))
+                continue
+            }
+            var seen = history
+            seen.note(account)
+            slot.keep(account, history: seen)
+            slot.pruned(archived)
+            archive(account, of: slot)
+            return (result, account)
         }
         logger.warning("an account kept changing under every attempt", metadata: ["user": "\(userID)", "operation": "\(operation)"])
         throw AccountingErrors.busy
     }
 
-    /// One try: nil when another writer changed (or created) the document after it was read.
-    private func tryOnce<T: Sendable>(
-        _ userID: String, _ operation: String, _ change: @escaping @Sendable (inout Account, Date, ArchiveReader) throws -> T
-    ) async throws -> (result: T, account: Account)? {
+    /// A refusal that an older copy may have caused: insufficient credits, an unknown or a taken session.
+    private static func isRefusal(_ error: ChatError) -> Bool {
+        [.paymentRequired, .notFound, .conflict].contains(error.kind)
+    }
+
+    /// Reads the account document (an empty account if there is none) and brings the session history up to
+    /// date: every session id in `usage` for a first read, those settled since the last read (less
+    /// `clockMargin`) after that.
+    private func load(_ userID: String, history: SessionHistory) async throws -> (Account, SessionHistory) {
+        counters.count(\.reads)
         let database = clients.databaseName
-        let now = self.now
-        return try await clients.withClient(operation) { client in
-            try MongoCollection.with(StoredAccount.accounts, in: database, client: client) { accounts in
-                let stored = try accounts.find(["_id": .string(userID)], options: ["limit": 1]).first.map(StoredAccount.account)
-                let original = stored ?? .empty(userID)
-                var account = original
-                _ = account.expire(at: now)
-                let result = try change(&account, now, ArchiveReader(client: client, database: database, userID: userID))
-                guard account != original else { return (result, account) }
-                guard account.isConsistent else {
-                    throw MongoDriverError(domain: 0, code: 0, message: "refused to write an account that breaks its invariants")
+        let asOf = now
+        var filter: BSONFields = ["userId": .string(userID)]
+        if let since = history.asOf { filter.append("settledAt", ["$gte": .date(since.addingTimeInterval(-Self.clockMargin))]) }
+        let usageFilter = filter
+        let (stored, sessions) = try await clients.withClient("load") { client in
+            let stored = try MongoCollection.with(StoredAccount.accounts, in: database, client: client) { accounts in
+                try accounts.find(["_id": .string(userID)], options: ["limit": 1]).first.map(StoredAccount.account)
+            }
+            let sessions = try MongoCollection.with(StoredAccount.usage, in: database, client: client) { usage in
+                try usage.find(usageFilter, options: ["projection": ["sessionId": 1]]).compactMap { $0["sessionId"]?.stringValue }
+            }
+            return (stored, sessions)
+        }
+        let account = stored ?? .empty(userID)
+        var known = history
+        known.ids.formUnion(sessions)
+        known.note(account)
+        known.asOf = asOf
+        return (account, known)
+    }
+
+    /// Archives the settled entries of `account` not archived yet, in the background: each is inserted into
+    /// `usage` with the next group commit, then pruned from the account by its next write (or the sweep).
+    private func archive(_ account: Account, of slot: AccountSlot) {
+        let userID = account.userID
+        let logger = logger
+        for entry in slot.claimForArchive(account.settledEntries) {
+            committer.enqueue(.usage(StoredAccount.usageDocument(entry, userID: userID))) { result in
+                if case .failure(let error) = result {
+                    logger.warning("a settled entry could not be archived yet", metadata: ["user": "\(userID)", "error": "\(error)"])
                 }
-                account.version = original.version + 1
-                var fields = StoredAccount.fields(account, version: account.version, now: now)
-                if stored == nil {
-                    fields.pairs.insert((key: "_id", value: .string(userID)), at: 0)
-                    do {
-                        try accounts.insertOne(fields)
-                    } catch let error as MongoDriverError where error.isDuplicateKey {
-                        return nil
-                    }
-                } else {
-                    let filter: BSONFields = ["_id": .string(userID), "version": .int64(Int64(original.version))]
-                    guard try accounts.updateOne(filter, ["$set": .document(fields)]) == 1 else { return nil }
-                }
-                return (result, account)
+                slot.archiveEnded(entry.id, written: (try? result.get()) == .applied)
             }
         }
     }
 
-    /// Copies the account's settled entries to `usage` (an entry already there is left as it is), then
-    /// removes them from the account. A failure is only logged: the entries stay due and the sweep retries.
-    private func archive(_ account: Account) async {
-        let entries = account.settledEntries
-        let userID = account.userID
+    /// The archived streaming session `sessionID` of `userID`, if there is one (found by the
+    /// `(userId, sessionId)` index; `kind` is checked here, as a filter on it makes SecantusDB scan the collection).
+    private func archivedStream(userID: String, sessionID: String) async throws -> LedgerEntry? {
         let database = clients.databaseName
-        do {
-            try await clients.withClient("archive") { client in
-                try MongoCollection.with(StoredAccount.usage, in: database, client: client) { usage in
-                    for entry in entries {
-                        do {
-                            try usage.insertOne(StoredAccount.usageDocument(entry, userID: userID))
-                        } catch let error as MongoDriverError where error.isDuplicateKey {}
-                    }
-                }
+        let entry = try await clients.withClient("archived") { client in
+            try MongoCollection.with(StoredAccount.usage, in: database, client: client) { usage in
+                try usage.find(["userId": .string(userID), "sessionId": .string(sessionID)], options: ["limit": 1])
+                    .first.map(StoredAccount.archivedEntry)
             }
-            let ids = Set(entries.map(\.id))
-            try await modify(userID, "prune", archiving: false) { account, _, _ in account.prune(ids) }
-        } catch {
-            logger.warning("settled entries could not be archived yet", metadata: ["user": "\(userID)", "error": "\(error)"])
         }
+        return entry?.kind == .stream ? entry : nil
     }
 }
 
-/// Looks up one user's archived entries from inside a store operation, on its thread and client.
-struct ArchiveReader {
-    let client: OpaquePointer
-    let database: String
-    let userID: String
+/// Counts of what an `AccountStore` did since it started.
+final class StoreCounters: Sendable {
+    /// The counters.
+    struct Counts: Sendable, Equatable {
+        /// Account documents read.
+        var reads = 0
+        /// Conditional account writes acknowledged (applied or not).
+        var writes = 0
+        /// Account writes that found another writer's version.
+        var conflicts = 0
+        /// Answers recomputed on a fresh read because they came from an older copy without a write.
+        var rereads = 0
+    }
 
-    /// The archived streaming session `sessionID`, if there is one.
-    func stream(_ sessionID: String) throws -> LedgerEntry? {
-        try MongoCollection.with(StoredAccount.usage, in: database, client: client) { usage in
-            try usage.find(["userId": .string(userID), "kind": "stream", "sessionId": .string(sessionID)], options: ["limit": 1])
-                .first.map(StoredAccount.archivedEntry)
-        }
+    private let counts = Mutex(Counts())
+
+    /// A snapshot.
+    var snapshot: Counts { counts.withLock { $0 } }
+
+    /// Adds one to `counter`.
+    func count(_ counter: WritableKeyPath<Counts, Int>) {
+        counts.withLock { $0[keyPath: counter] += 1 }
     }
 }

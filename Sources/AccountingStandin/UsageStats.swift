@@ -35,7 +35,9 @@ struct SystemStats: Sendable {
 
 extension AccountStore {
     /// The usage of `userID` (everyone's when nil): finalized sessions and records; expired reservations cost nothing and are left out.
+    /// Every settlement this process answered before the call is counted (its archive is waited for).
     func usageStats(userID: String?) async throws -> UsageStats {
+        await flushArchives()
         var match: BSONFields = ["status": "finalized"]
         if let userID { match.append("userId", .string(userID)) }
         let filter = match

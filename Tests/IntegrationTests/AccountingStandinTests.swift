@@ -275,6 +275,107 @@ struct AccountingStandinTests {
         }
     }
 
+    @Test("100 concurrent reservations of one user through one store, balance for 10: exactly 10, one write each, never below zero")
+    func concurrentReservationsOneStore() async throws {
+        try await AccountingFixture.with { fixture in
+            try await fixture.fund("user1", 150)
+            let writesBefore = fixture.store.counters.snapshot.writes
+            let created = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for index in 0..<100 {
+                    group.addTask { try await fixture.initialize("user1", "one-\(index)", tokens: 1000).status == .created }
+                }
+                return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+            }
+            #expect(created == 10)
+            // One write per accepted reservation; the 90 refusals wrote nothing.
+            #expect(fixture.store.counters.snapshot.writes - writesBefore == 10)
+            let stored = try await fixture.storedAccount("user1")
+            #expect(stored?.available == 0 && stored?.reserved == 150 && stored?.isConsistent == true)
+            #expect(try await fixture.balance("user1") == [0, 150])
+        }
+    }
+
+    @Test("a new store over the same database (a restart) sees every acknowledged change, and archives what the first left")
+    func restartSeesAcknowledgedChanges() async throws {
+        try await AccountingFixture.with { fixture in
+            try await fixture.fund("user1", 1000)
+            #expect(try await fixture.initialize("user1", "kept-open", tokens: 2000).status == .created)
+            #expect(try await fixture.initialize("user1", "settled", tokens: 2000).status == .created)
+            let settled = try await fixture.finalize("user1", "settled", ["actualTokens": 356])
+            #expect(settled.json["creditsUsed"] as? Int == 6)
+            // No flush, no shutdown: what was answered must already be in MongoDB.
+            let restarted = try AccountStore(
+                configuration: MongoConfiguration(uri: fixture.uri, threadCount: 2), reservationTTL: .seconds(900), logger: Logger(label: "restarted")
+            )
+            let account = try await restarted.account("user1")
+            #expect(account.available == 1000 - 30 - 6 && account.reserved == 30)
+            let again = try await restarted.finalize(
+                userID: "user1", sessionID: "settled", usage: TokenUsage(inputTokens: 0, outputTokens: 2000), model: nil, success: true
+            )
+            #expect(again.status == .finalized && again.settlement?.creditsUsed == 6 && again.settlement?.refund == 24)
+            do {
+                let sonnet = try #require(ModelCatalog.model(id: AccountingFixture.sonnet))
+                _ = try await restarted.reserve(userID: "user1", sessionID: "settled", chatSessionID: nil, model: sonnet, estimatedTokens: 2000)
+                Issue.record("a settled session was reserved again")
+            } catch let error as ChatError {
+                #expect(error.kind == .conflict)
+            }
+            let closed = try await restarted.finalize(
+                userID: "user1", sessionID: "kept-open", usage: TokenUsage(inputTokens: 0, outputTokens: 1000), model: nil, success: true
+            )
+            #expect(closed.settlement?.creditsUsed == 15 && closed.settlement?.refund == 15)
+            // The first store's copy is now behind: its next change conflicts, reads again and still adds up.
+            let conflictsBefore = fixture.store.counters.snapshot.conflicts
+            #expect(try await fixture.initialize("user1", "after", tokens: 1000).status == .created)
+            #expect(fixture.store.counters.snapshot.conflicts > conflictsBefore)
+            #expect(try await fixture.balance("user1") == [1000 - 6 - 15 - 15, 15])
+            // Sweeping archives the settled entries and prunes them from the document; statistics count both.
+            try await restarted.tidy("user1")
+            #expect(try await fixture.storedAccount("user1")?.settledEntries.isEmpty == true)
+            let stats = try await fixture.call(.get, "/api/usage/stats", as: "user1")
+            #expect(stats.json["totalRequests"] as? Int == 2 && stats.json["totalCreditsUsed"] as? Int == 21)
+            try await restarted.shutdown()
+        }
+    }
+
+    @Test("a write from outside the store is detected: a refusal is decided again on the stored document, a change retried on it")
+    func outsideWriteDetected() async throws {
+        try await AccountingFixture.with { fixture in
+            try await fixture.fund("user2", 30)
+            #expect(try await fixture.initialize("user2", "first", tokens: 2000).status == .created)  // 30: nothing left
+            // Someone with a shell adds 45 credits and bumps the version, behind the store's back.
+            let database = fixture.store.clients.databaseName
+            let now = Date()
+            let added = try await fixture.store.clients.withClient("outside") { client in
+                try MongoCollection.with(StoredAccount.accounts, in: database, client: client) { accounts in
+                    let allocation: BSONFields = [
+                        "id": .string(ObjectID.make(now: now)), "originalCredits": .int64(45), "remaining": .int64(45),
+                        "expiresAt": .date(now.addingTimeInterval(86_400)), "allocatedBy": "shell", "createdAt": .date(now),
+                    ]
+                    return try accounts.updateOne(["_id": "user2"], ["$push": ["allocations": .document(allocation)], "$inc": ["version": 1]])
+                }
+            }
+            #expect(added == 1)
+            // The store's copy says 0 left: the 402 it would give is checked against the document, which has 45.
+            let rereadsBefore = fixture.store.counters.snapshot.rereads
+            #expect(try await fixture.initialize("user2", "second", tokens: 2000).status == .created)
+            #expect(fixture.store.counters.snapshot.rereads > rereadsBefore)
+            // Another outside bump: the next change's conditional write conflicts, and is made on the new document.
+            let bumped = try await fixture.store.clients.withClient("outside") { client in
+                try MongoCollection.with(StoredAccount.accounts, in: database, client: client) { accounts in
+                    try accounts.updateOne(["_id": "user2"], ["$inc": ["version": 1]])
+                }
+            }
+            #expect(bumped == 1)
+            let conflictsBefore = fixture.store.counters.snapshot.conflicts
+            let settled = try await fixture.finalize("user2", "first", ["actualTokens": 1000])
+            #expect(settled.status == .ok && settled.json["creditsUsed"] as? Int == 15 && settled.json["refund"] as? Int == 15)
+            #expect(fixture.store.counters.snapshot.conflicts == conflictsBefore + 1)
+            let stored = try await fixture.storedAccount("user2")
+            #expect(stored?.available == 30 && stored?.reserved == 30 && stored?.allocations.count == 2 && stored?.isConsistent == true)
+        }
+    }
+
     @Test("finalize charges the actual cost, refunds the rest once, and answers the same when repeated")
     func finalizeOnce() async throws {
         try await AccountingFixture.with { fixture in
