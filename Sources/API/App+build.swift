@@ -1,10 +1,10 @@
 import Accounting
 import AsyncHTTPClient
 import ChatCore
+import ChatState
 import ChatStore
 import Hummingbird
 import Logging
-import ChatState
 import Queue
 
 /// What the routes need; tests build it from their own Redis and store.

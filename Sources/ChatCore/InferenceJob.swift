@@ -13,10 +13,20 @@ public struct InferenceJob: Codable, Sendable, Equatable {
     public var requestedAt: Date
     /// The id the user's message is stored under (chosen by the API, so the session shows it while the reply runs).
     public var messageId: String?
+    /// When the user's message was taken: its stored time, the same the session shows while the reply runs.
+    public var messageCreatedAt: Date?
+    /// The credit reservation's id: random, never shown to a client (who could otherwise settle it themselves).
+    /// Nil in jobs enqueued before it existed, whose reservation id is the job id.
+    public var reservationId: String?
 
     /// Creates a job description.
-    public init(sessionId: String, userId: String, modelId: String, message: String, streaming: Bool, requestedAt: Date = Date(), messageId: String? = nil) {
+    public init(
+        sessionId: String, userId: String, modelId: String, message: String, streaming: Bool, requestedAt: Date = Date(), messageId: String? = nil,
+        messageCreatedAt: Date? = nil, reservationId: String? = nil
+    ) {
         self.messageId = messageId
+        self.messageCreatedAt = messageCreatedAt
+        self.reservationId = reservationId
         self.sessionId = sessionId
         self.userId = userId
         self.modelId = modelId

@@ -1,3 +1,4 @@
+import ChatCore
 import Logging
 import NIOConcurrencyHelpers
 import Queue
@@ -69,7 +70,7 @@ public final class EventHub: Service, Sendable {
 
     /// Every event of the session after `entryID` (nil: only those appended from now on), in order, each once,
     /// with heartbeats while quiet. The sequence ends when the consumer stops iterating, when the subscriber
-    /// fell too far behind (`overflowed`), or when the hub stops.
+    /// fell too far behind (`overflowed`), or when the hub stops; once stopped, subscribing throws 503.
     public func subscribe(sessionID: String, after entryID: String?) async throws -> EventSubscription {
         var start = entryID ?? ""
         if entryID == nil { start = try await events.lastEventID(sessionID: sessionID) }
@@ -86,7 +87,7 @@ public final class EventHub: Service, Sendable {
         }
         if stopped {
             continuation.finish()
-            return EventSubscription(stream: stream, overflowedBox: overflowed)
+            throw ChatError(.unavailable, code: "SHUTTING_DOWN", message: "This server is shutting down; try again")
         }
         continuation.onTermination = { [weak self] _ in self?.remove(key: key, id: id) }
         if wasReading {

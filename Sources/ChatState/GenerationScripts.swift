@@ -2,8 +2,8 @@ import Queue
 
 /// The Lua scripts of `GenerationState`. Each is one atomic step of a generation's life.
 enum GenerationScripts {
-    /// KEYS: session meta, lock, job, active set, events. ARGV: jobId, lock ttl, sessionId, userId, requested
-    /// model, default model, now, meta ttl, message, messageId.
+    /// KEYS: session meta, lock, job, active set, events, history. ARGV: jobId, lock ttl, sessionId, userId,
+    /// requested model, default model, now, meta ttl, message, messageId, record ttl.
     /// Returns {'miss'}, {'notfound'}, {'busy'} or {'ok', startEventId, modelId, messageCount, contentBytes}.
     static let begin = RedisScript(
         """
@@ -19,8 +19,10 @@ enum GenerationScripts {
         if #last > 0 then start = last[1][1] end
         redis.call('HSET', KEYS[3], 'status', 'queued', 'sessionId', ARGV[3], 'userId', ARGV[4], 'modelId', model,
           'startEventId', start, 'attempt', '0', 'createdAt', ARGV[7], 'message', ARGV[9], 'messageId', ARGV[10])
+        redis.call('PEXPIRE', KEYS[3], ARGV[11])
         redis.call('SADD', KEYS[4], ARGV[3])
         redis.call('PEXPIRE', KEYS[1], ARGV[8])
+        redis.call('PEXPIRE', KEYS[6], ARGV[8])
         return {'ok', start, model, tonumber(meta[3] or '0'), tonumber(meta[4] or '0')}
         """
     )
@@ -38,7 +40,7 @@ enum GenerationScripts {
           redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3])
           redis.call('SADD', KEYS[3], ARGV[4])
         end
-        local meta = redis.call('HMGET', KEYS[4], 'userId', 'deleted', 'history')
+        local meta = redis.call('HMGET', KEYS[4], 'userId', 'deleted', 'history', 'historyBytes')
         if meta[2] == '1' then return {'deleted'} end
         if ARGV[7] ~= '' then
           redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[5], '*', 'jobId', ARGV[1], 'type', 'reset', 'data', ARGV[7])
@@ -47,16 +49,22 @@ enum GenerationScripts {
         redis.call('PEXPIRE', KEYS[6], ARGV[6])
         local cancelled = redis.call('EXISTS', KEYS[7])
         if meta[1] == false then return {'miss', cancelled} end
-        if meta[3] ~= '1' then return {'nohistory', cancelled} end
+        -- A history said to be whole but gone (expired or evicted apart from the summary) is read again.
+        if meta[3] ~= '1' or (tonumber(meta[4] or '0') > 0 and redis.call('EXISTS', KEYS[5]) == 0) then
+          return {'nohistory', cancelled}
+        end
         return {'ok', cancelled, redis.call('LRANGE', KEYS[5], 0, -1)}
         """
     )
 
     /// KEYS: lock, job, active set, cancel flag, events, session meta, history. ARGV: jobId, status, event type,
     /// event body, record ttl, sessionId, events max length, events ttl, stored messages, stored bytes, history
-    /// max bytes, meta ttl, failed ('1': forget the history), turns...
+    /// max bytes, meta ttl, failed ('1': forget the history), turns... A job that already ended is left as
+    /// it is (returns 0): a second end, from a run that lost the job or a late dead letter, changes nothing.
     static let end = RedisScript(
         """
+        local status = redis.call('HGET', KEYS[2], 'status')
+        if status == 'completed' or status == 'failed' or status == 'cancelled' then return 0 end
         redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[7], '*', 'jobId', ARGV[1], 'type', ARGV[3], 'data', ARGV[4])
         redis.call('PEXPIRE', KEYS[5], ARGV[8])
         if ARGV[3] == 'error' then
@@ -114,12 +122,11 @@ enum GenerationScripts {
         """
     )
 
-    /// KEYS: lock. ARGV: jobId, lock ttl.
+    /// KEYS: lock. ARGV: jobId, lock ttl. Only a lock the job still holds is renewed.
     static let renew = RedisScript(
         """
-        local holder = redis.call('GET', KEYS[1])
-        if holder == false or holder == ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
-        return 1
+        if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+        return 0
         """
     )
 }

@@ -136,15 +136,19 @@ public final class GenerationState: Sendable {
     /// the session's model, else `defaultModel`. `message` is kept on the record while the job runs, so that
     /// the session's messages show it before the worker stores it.
     public func begin(
-        jobID: String, sessionID: String, userID: String, requestedModel: String?, defaultModel: String, message: String, messageID: String
+        jobID: String, sessionID: String, userID: String, requestedModel: String?, defaultModel: String, message: String, messageID: String,
+        createdAt: Date = Date()
     ) async throws -> BeginOutcome {
-        let now = String(Int64(Date().timeIntervalSince1970 * 1000))
+        let now = String(Int64((createdAt.timeIntervalSince1970 * 1000).rounded(.down)))
         let reply = try await redis.evaluate(
             GenerationScripts.begin,
-            keys: [SessionCache.metaKey(sessionID), Self.lockKey(sessionID), Self.jobKey(jobID), Self.activeSessionsKey, SessionEvents.key(sessionID: sessionID)],
+            keys: [
+                SessionCache.metaKey(sessionID), Self.lockKey(sessionID), Self.jobKey(jobID), Self.activeSessionsKey, SessionEvents.key(sessionID: sessionID),
+                SessionCache.historyKey(sessionID),
+            ],
             arguments: [
                 jobID, String(lockTTL.milliseconds), sessionID, userID, requestedModel ?? "", defaultModel, now, String(cache.ttl.milliseconds),
-                message, messageID,
+                message, messageID, String(recordTTL.milliseconds),
             ]
         )
         let values = reply.array ?? []
@@ -222,7 +226,8 @@ public final class GenerationState: Sendable {
         )
     }
 
-    /// Renews the session locks of running jobs; a lapsed lock nobody holds is taken back.
+    /// Renews the session locks of running jobs that still hold them (a lock the job gave up at its end, or
+    /// that lapsed, is left alone: taking it back could lock a session whose job just ended).
     public func renewLocks(_ jobs: [(jobID: String, sessionID: String)]) async throws {
         for job in jobs {
             try await redis.evaluate(GenerationScripts.renew, keys: [Self.lockKey(job.sessionID)], arguments: [job.jobID, String(lockTTL.milliseconds)])
@@ -247,6 +252,11 @@ public final class GenerationState: Sendable {
         return (text, id, Date(timeIntervalSince1970: Double(created) / 1000))
     }
 
+    /// The job's status alone, or nil if it has no record.
+    public func status(jobID: String) async throws -> JobStatus? {
+        try await redis.send("HGET", Self.jobKey(jobID), "status").string.flatMap(JobStatus.init(rawValue:))
+    }
+
     /// The job running in a session, if any.
     public func activeJob(sessionID: String) async throws -> String? {
         try await redis.get(Self.lockKey(sessionID))
@@ -267,10 +277,4 @@ public final class GenerationState: Sendable {
         for reply in replies { _ = try RedisConnection.check(reply) }
     }
 
-    /// Which of `jobIDs` were asked to stop; one round trip for all.
-    public func cancelRequested(_ jobIDs: [String]) async throws -> Set<String> {
-        guard !jobIDs.isEmpty else { return [] }
-        let values = try await redis.send(RedisCommand(arguments: ["MGET"] + jobIDs.map(Self.cancelKey))).array ?? []
-        return Set(zip(jobIDs, values).compactMap { $1.isNull ? nil : $0 })
-    }
 }

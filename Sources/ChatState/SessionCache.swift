@@ -2,20 +2,27 @@ import ChatCore
 import Foundation
 import Queue
 
-/// One turn of a session's history as the cache keeps it: the job that produced it, who spoke, the text.
+/// One turn of a session's history as the cache keeps it: the job that produced it, who spoke, the text
+/// (stored under one-letter keys: the list holds whole conversations).
 public struct HistoryTurn: Codable, Sendable, Equatable {
     /// The job the turn belongs to.
-    public var j: String
-    /// `user` or `assistant`.
-    public var r: MessageRole
-    /// The text.
-    public var t: String
+    public var jobID: String
+    /// Who spoke.
+    public var role: MessageRole
+    /// What was said.
+    public var text: String
+
+    enum CodingKeys: String, CodingKey {
+        case jobID = "j"
+        case role = "r"
+        case text = "t"
+    }
 
     /// Creates a turn.
     public init(jobID: String, role: MessageRole, text: String) {
-        j = jobID
-        r = role
-        t = text
+        self.jobID = jobID
+        self.role = role
+        self.text = text
     }
 
     /// The turn as the JSON the cache stores.
@@ -100,16 +107,8 @@ public final class SessionCache: Sendable {
         )
     }
 
-    /// Forgets the history (the next generation fills it from MongoDB): after a job that ended irregularly.
-    public func invalidateHistory(sessionID: String) async throws {
-        let replies = try await redis.pipeline([
-            RedisCommand("HSET", Self.metaKey(sessionID), "history", "0"),
-            RedisCommand("DEL", Self.historyKey(sessionID)),
-        ])
-        for reply in replies { _ = try RedisConnection.check(reply) }
-    }
-
-    /// The history as kept, oldest first, or nil when it is not known whole.
+    /// The history as kept, oldest first, or nil when it is not known whole (for inspection and tests; a run
+    /// gets it from its start script).
     public func history(sessionID: String) async throws -> [HistoryTurn]? {
         let replies = try await redis.pipeline([
             RedisCommand("HGET", Self.metaKey(sessionID), "history"),

@@ -2,9 +2,9 @@ import Accounting
 import AsyncHTTPClient
 import Bedrock
 import ChatCore
+import ChatState
 import ChatStore
 import Logging
-import ChatState
 import Queue
 import ServiceLifecycle
 

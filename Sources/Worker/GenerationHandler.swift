@@ -53,7 +53,7 @@ struct GenerationHandler: JobHandler {
         async let userMessage = store.appendMessage(
             NewMessage(
                 sessionId: request.sessionId, jobId: job.id, role: .user, content: request.message, modelId: prepared.model.id,
-                id: request.messageId, createdAt: request.messageId == nil ? nil : request.requestedAt
+                id: request.messageId, createdAt: request.messageId == nil ? nil : request.messageCreatedAt ?? request.requestedAt
             )
         )
         let progress = NIOLockedValueBox(Progress())
@@ -67,6 +67,8 @@ struct GenerationHandler: JobHandler {
         } catch is Cancelled {
             outcome = .cancelled
         } catch let error as BedrockError {
+            // A worker that lost the job or is draining leaves it to the next attempt without settling.
+            try Task.checkCancellation()
             let partial = progress.withLockedValue { $0 }
             logger.warning("generation failed", metadata: ["job": "\(job.id)", "code": "\(error.code)", "chunks": "\(partial.chunks)"])
             if error.isRetryable && job.attempt < maxAttempts { throw error }
@@ -76,14 +78,24 @@ struct GenerationHandler: JobHandler {
             try await settle(job, modelID: prepared.model.id, usage: used, success: false)
             throw JobFailure.permanent("\(error.code): \(error.message)")
         }
+        try Task.checkCancellation()
+        var done = progress.withLockedValue { $0 }
         let userStored: Bool
         do {
             _ = try await userMessage
             userStored = true
         } catch let error as ChatError where error.kind == .notFound {
             userStored = false
+        } catch {
+            // The reply was shown but the database cannot take the user's message: bill what was shown before
+            // the job is retried (settling is idempotent, so a re-run cannot bill it twice, and the refund a
+            // dead letter would give finds the reservation already settled).
+            if outcome == .completed {
+                let usage = done.billedUsage(estimatedInput: ContextWindow.estimatedPromptTokens(prepared.request), finished: true)
+                _ = try? await settle(job, modelID: prepared.model.id, usage: usage, success: true)
+            }
+            throw error
         }
-        var done = progress.withLockedValue { $0 }
         done.timings.prepare = prepareTime
         try await finish(job, prepared, outcome: outcome, done: done, userStored: userStored, pickup: pickup, latency: clock.now - started)
     }
@@ -123,7 +135,7 @@ struct GenerationHandler: JobHandler {
             history = messages.filter { $0.status == .complete }.map { HistoryTurn(jobID: $0.jobId, role: $0.role, text: $0.content) }
             cancelled = cancelRequested
         }
-        let turns = history.filter { $0.j != job.id }.map { ConversationTurn(role: $0.r, text: $0.t) }
+        let turns = history.filter { $0.jobID != job.id }.map { ConversationTurn(role: $0.role, text: $0.text) }
             + [ConversationTurn(role: .user, text: request.message)]
         let generation = ContextWindow.fit(
             GenerationRequest(turns: turns, maxTokens: min(maxOutputTokens, model.maxOutputTokens)), contextWindow: model.contextWindow
@@ -249,6 +261,9 @@ struct GenerationHandler: JobHandler {
             }
             group.addTask {
                 await cancellation.wait()
+                // The wait also ends when this task is cancelled (the worker lost the job or is draining):
+                // that is not the user's request to stop, and nothing of the run may be kept or billed.
+                try Task.checkCancellation()
                 return false
             }
             defer { group.cancelAll() }
@@ -263,14 +278,14 @@ struct GenerationHandler: JobHandler {
     private func settle(_ job: QueuedJob<InferenceJob>, modelID: String, usage: (input: Int, output: Int), success: Bool) async throws -> CreditSettlement? {
         do {
             return try await ledger.finalize(
-                reservationID: job.id, modelID: modelID, inputTokens: usage.input, outputTokens: usage.output, success: success,
+                reservationID: job.payload.reservationId ?? job.id, modelID: modelID, inputTokens: usage.input, outputTokens: usage.output, success: success,
                 token: signer.sign(userID: job.payload.userId, role: .enduser, lifetime: 300)
             )
         } catch let error as ChatError where error.kind == .unavailable {
             logger.warning("accounting unavailable at settlement; kept for retry", metadata: ["job": "\(job.id)"])
             try await pending.add(
                 PendingSettlement(
-                    reservationID: job.id, userID: job.payload.userId, modelID: modelID, inputTokens: usage.input, outputTokens: usage.output, success: success
+                    reservationID: job.payload.reservationId ?? job.id, userID: job.payload.userId, modelID: modelID, inputTokens: usage.input, outputTokens: usage.output, success: success
                 )
             )
             return nil

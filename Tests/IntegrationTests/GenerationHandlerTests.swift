@@ -131,7 +131,10 @@ struct HandlerFixture {
             jobID: jobID, sessionID: session.id, userID: session.userId, requestedModel: nil, defaultModel: ModelCatalog.defaultModelID,
             message: message, messageID: messageID
         ) else { throw TestFailure("the job did not begin") }
-        let payload = InferenceJob(sessionId: session.id, userId: session.userId, modelId: summary.modelID, message: message, streaming: true, messageId: messageID)
+        let payload = InferenceJob(
+            sessionId: session.id, userId: session.userId, modelId: summary.modelID, message: message, streaming: true, messageId: messageID,
+            reservationId: "r-" + jobID
+        )
         return (QueuedJob(id: jobID, entryID: "0-1", payload: payload, attempt: 1), record)
     }
 
@@ -167,9 +170,9 @@ struct GenerationHandlerTests {
         #expect(complete.spans != nil)
         #expect(fixture.store.stored.map(\.role) == [.user, .assistant])
         #expect(fixture.store.stored.first?.id == job.payload.messageId)
-        #expect(fixture.ledger.settled == [.init(reservationID: job.id, input: 7, output: 3, success: true)])
+        #expect(fixture.ledger.settled == [.init(reservationID: "r-" + job.id, input: 7, output: 3, success: true)])
         #expect(try await fixture.state.record(jobID: job.id)?.status == .completed)
-        #expect(try await fixture.cache.history(sessionID: fixture.session.id)?.map(\.t) == ["hello there", "one two three"])
+        #expect(try await fixture.cache.history(sessionID: fixture.session.id)?.map(\.text) == ["hello there", "one two three"])
         // The next run sends the model the history from the cache, then its own message.
         let (next, _) = try await fixture.job("and then?")
         try await handler.run(next)
@@ -189,7 +192,7 @@ struct GenerationHandlerTests {
         try await fixture.state.requestCancel(jobID: job.id)
         try await handler.run(job)
         #expect(generator.requests.isEmpty)
-        #expect(fixture.ledger.settled == [.init(reservationID: job.id, input: 0, output: 0, success: false)])
+        #expect(fixture.ledger.settled == [.init(reservationID: "r-" + job.id, input: 0, output: 0, success: false)])
         #expect(try await fixture.state.record(jobID: job.id)?.status == .cancelled)
         #expect(fixture.store.stored.first(where: { $0.role == .assistant })?.status == .cancelled)
     }
@@ -222,7 +225,7 @@ struct GenerationHandlerTests {
         #expect(fixture.store.stored.last?.status == .cancelled)
         #expect(try await fixture.state.record(jobID: job.id)?.status == .cancelled)
         // Only the user's turn joins the history: a cancelled reply is not shown to the model again.
-        #expect(try await fixture.cache.history(sessionID: fixture.session.id)?.map(\.r) == [.user])
+        #expect(try await fixture.cache.history(sessionID: fixture.session.id)?.map(\.role) == [.user])
     }
 
     @Test("a session deleted before the user's message is stored: the reply is billed, nothing is stored, the job ends")
@@ -234,7 +237,28 @@ struct GenerationHandlerTests {
         fixture.store.remove(fixture.session.id)
         try await handler.run(job)
         #expect(fixture.store.stored.isEmpty)
-        #expect(fixture.ledger.settled == [.init(reservationID: job.id, input: 7, output: 2, success: true)])
+        #expect(fixture.ledger.settled == [.init(reservationID: "r-" + job.id, input: 7, output: 2, success: true)])
         #expect(try await fixture.state.record(jobID: job.id)?.status == .completed)
+    }
+
+    @Test("a run whose task is cancelled (its worker lost the job, or is draining) leaves no trace: no complete, nothing billed, still running")
+    func lostJobLeavesNoTrace() async throws {
+        let fixture = try HandlerFixture()
+        defer { fixture.redis.shutdown() }
+        let handler = try fixture.handler(ScriptedGenerator(words: (0..<200).map { "w\($0)" }, pace: .milliseconds(20)))
+        let (job, record) = try await fixture.job("long one")
+        let run = Task { try await handler.run(job) }
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(20)
+        while try await fixture.events.read(sessionID: fixture.session.id, after: record.startEventID).filter({ $0.type == "chunk" }).count < 3, clock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        run.cancel()
+        await #expect(throws: CancellationError.self) { try await run.value }
+        let stored = try await fixture.events.read(sessionID: fixture.session.id, after: record.startEventID)
+        #expect(!stored.contains { $0.type == "complete" || $0.type == "error" })
+        #expect(fixture.ledger.settled.isEmpty)
+        #expect(!fixture.store.stored.contains { $0.role == .assistant })
+        #expect(try await fixture.state.record(jobID: job.id)?.status == .running)
     }
 }

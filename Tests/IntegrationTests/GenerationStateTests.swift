@@ -2,6 +2,7 @@ import ChatCore
 import Foundation
 import Testing
 
+@testable import API
 @testable import ChatState
 @testable import Queue
 
@@ -92,13 +93,13 @@ struct GenerationStateTests {
         }
 
         #expect(try await run("one", reply: "first") == [])
-        #expect(try await run("two", reply: "second")?.map(\.t) == ["one", "first"])
-        #expect(try await run("three", reply: "third")?.map(\.t) == ["one", "first", "two", "second"])
+        #expect(try await run("two", reply: "second")?.map(\.text) == ["one", "first"])
+        #expect(try await run("three", reply: "third")?.map(\.text) == ["one", "first", "two", "second"])
         // Past the cap the oldest turns go first.
         let long = String(repeating: "x", count: 300)
         _ = try await run("four", reply: long)
         let capped = try #require(try await cache.history(sessionID: session.id))
-        #expect(capped.last?.t == long)
+        #expect(capped.last?.text == long)
         #expect(capped.map { $0.encoded().utf8.count }.reduce(0, +) <= 400)
         // A failed job forgets the history: the next run reads the database instead.
         _ = try await run("five", reply: "", status: .failed)
@@ -108,7 +109,7 @@ struct GenerationStateTests {
             ChatMessage(id: ObjectIDs.next(), sessionId: session.id, jobId: "a", role: .assistant, content: "cut", modelId: nil, status: .cancelled, inputTokens: nil, outputTokens: nil, createdAt: Date()),
         ]
         try await cache.fillHistory(sessionID: session.id, messages: messages)
-        #expect(try await cache.history(sessionID: session.id)?.map(\.t) == ["stored"])
+        #expect(try await cache.history(sessionID: session.id)?.map(\.text) == ["stored"])
     }
 
     @Test("a run of a job that already ended does nothing; a cancellation asked before the run is seen at its start")
@@ -129,6 +130,62 @@ struct GenerationStateTests {
     }
 }
 
+extension GenerationStateTests {
+    @Test("an ended job changes nothing more: a second end, a late renewal of its lock; a begun job's record expires even if never run")
+    func endIsFinal() async throws {
+        let redis = try testRedisClient()
+        defer { redis.shutdown() }
+        let cache = SessionCache(redis: redis)
+        let state = GenerationState(redis: redis, cache: cache)
+        let events = SessionEvents(redis: redis)
+        let session = Self.session()
+        try await cache.created(session)
+        guard case .started(let record, _) = try await begin(state, session) else { throw TestFailure("not started") }
+        #expect((try await redis.send("PTTL", GenerationState.jobKey(record.jobID)).int ?? -1) > 0)
+        _ = try await state.startRun(
+            jobID: record.jobID, sessionID: session.id, attempt: 1, reset: nil, model: .model(ModelEvent(jobId: record.jobID, modelId: "m", attempt: 1))
+        )
+        let complete = ChatEvent.complete(
+            CompleteEvent(
+                jobId: record.jobID, messageId: nil, content: "x", modelId: "m", stopReason: "end_turn", inputTokens: 1, outputTokens: 1,
+                creditsCharged: 1, settlementPending: false, latencyMs: 1, spans: nil
+            )
+        )
+        let turns = [HistoryTurn(jobID: record.jobID, role: .user, text: "q"), HistoryTurn(jobID: record.jobID, role: .assistant, text: "x")]
+        try await state.end(jobID: record.jobID, sessionID: session.id, JobEnding(status: .completed, event: complete, turns: turns, storedMessages: 2, storedBytes: 2))
+        // A run that lost the job ends it again, and a dead letter arrives late: neither counts.
+        try await state.end(jobID: record.jobID, sessionID: session.id, JobEnding(status: .completed, event: complete, turns: turns, storedMessages: 2, storedBytes: 2))
+        try await state.end(jobID: record.jobID, sessionID: session.id, JobEnding(status: .failed, event: .error(ErrorEvent(jobId: record.jobID, code: "X", message: "x"))))
+        #expect(try await events.read(sessionID: session.id, after: record.startEventID).map(\.type) == ["model", "complete"])
+        #expect(try await state.status(jobID: record.jobID) == .completed)
+        #expect(try await cache.history(sessionID: session.id)?.count == 2)
+        // The lock renewal loop took its snapshot before the end: renewing now must not lock the session again.
+        try await state.renewLocks([(jobID: record.jobID, sessionID: session.id)])
+        #expect(try await state.activeJob(sessionID: session.id) == nil)
+    }
+
+    @Test("a history flagged whole whose list is gone is read again from the database")
+    func vanishedHistory() async throws {
+        let redis = try testRedisClient()
+        defer { redis.shutdown() }
+        let cache = SessionCache(redis: redis)
+        let state = GenerationState(redis: redis, cache: cache)
+        let session = Self.session()
+        try await cache.created(session)
+        let messages = [
+            ChatMessage(id: ObjectIDs.next(), sessionId: session.id, jobId: "a", role: .user, content: "kept", modelId: nil, status: .complete, inputTokens: nil, outputTokens: nil, createdAt: Date())
+        ]
+        try await redis.send("HSET", SessionCache.metaKey(session.id), "history", "0")
+        try await cache.fillHistory(sessionID: session.id, messages: messages)
+        try await redis.send("DEL", SessionCache.historyKey(session.id))
+        guard case .started(let record, _) = try await begin(state, session) else { throw TestFailure("not started") }
+        let start = try await state.startRun(
+            jobID: record.jobID, sessionID: session.id, attempt: 1, reset: nil, model: .model(ModelEvent(jobId: record.jobID, modelId: "m", attempt: 1))
+        )
+        #expect(start == .started(history: nil, sessionKnown: true, cancelRequested: false))
+    }
+}
+
 /// A failure a test throws to stop with a message.
 struct TestFailure: Error, CustomStringConvertible {
     var description: String
@@ -139,5 +196,16 @@ struct TestFailure: Error, CustomStringConvertible {
 enum ObjectIDs {
     static func next() -> String {
         (0..<24).map { _ in String("0123456789abcdef".randomElement()!) }.joined()
+    }
+}
+
+@Suite("Last-Event-ID values")
+struct LastEventIDTests {
+    @Test("only ASCII digits that fit an entry id part are taken", arguments: [
+        ("1-0", true), ("1700000000000-12", true), ("18446744073709551615-0", true), ("18446744073709551616-0", false), ("½-1", false),
+        ("٣-1", false), ("+1-0", false), ("1-", false), ("-1", false), ("1-2-3", false), ("", false), ("a-b", false),
+    ])
+    func entryIDs(text: String, valid: Bool) {
+        #expect(GenerationController.isEntryID(text) == valid)
     }
 }

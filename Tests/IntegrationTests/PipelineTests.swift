@@ -340,6 +340,11 @@ struct PipelineTests {
             let redis = try testRedisClient()
             defer { redis.shutdown() }
             let holder = try #require(try await redis.xpending(fixture.stream, group: "chat-workers").first?.consumer)
+            // The reservation's id is in the job's queue entry only; clients see the job id.
+            let entry = try #require(try await redis.xrange(fixture.stream).first { $0.fields["jobId"] == jobID })
+            let payload = try JSONDecoder().decode(InferenceJob.self, from: Data((entry.fields["payload"] ?? "").utf8))
+            let reservationID = try #require(payload.reservationId)
+            #expect(reservationID != jobID)
             try #require(fixture.workers[holder] != nil)
             fixture.workers[holder]!.signal(SIGKILL)
             let after = try await sse.collect { $0.event == "complete" || $0.event == "error" }
@@ -355,10 +360,15 @@ struct PipelineTests {
             #expect(stored.last?["content"] as? String == chunkText(rerun))
             let ledger = Accounting.client()
             let again = try await ledger.finalize(
-                reservationID: jobID, modelID: ModelCatalog.defaultModelID, inputTokens: 0, outputTokens: 0, success: true,
+                reservationID: reservationID, modelID: ModelCatalog.defaultModelID, inputTokens: 0, outputTokens: 0, success: true,
                 token: fixture.token(user)
             )
             #expect(again.refund == 0 || again.creditsUsed == (complete.json["creditsCharged"] as? Double ?? -1))
+            // What the client was shown settles nothing: there is no reservation by that id.
+            let byJobID = try await ledger.finalize(
+                reservationID: jobID, modelID: ModelCatalog.defaultModelID, inputTokens: 0, outputTokens: 0, success: true, token: fixture.token(user)
+            )
+            #expect(byJobID.creditsUsed == 0 && byJobID.refund == 0)
         }
     }
 

@@ -57,7 +57,7 @@ struct EventRelay: Sendable {
         let subscription = try await hub.subscribe(sessionID: sessionID, after: entryID)
         for await event in subscription {
             if event.isHeartbeat {
-                if try await state.record(jobID: jobID)?.status.isFinal != false {
+                if try await state.status(jobID: jobID)?.isFinal != false {
                     let body = #"{"code":"STREAM_ENDED","jobId":"\#(jobID)","message":"The reply has ended; its result is at /api/jobs/\#(jobID)"}"#
                     try await writer.write(Self.frame(id: nil, event: "error", data: body))
                     return
@@ -96,7 +96,7 @@ struct EventRelay: Sendable {
             group.addTask { [state] in
                 for await event in subscription {
                     if event.isHeartbeat {
-                        if try await state.record(jobID: record.jobID)?.status.isFinal != false { return nil }
+                        if try await state.status(jobID: record.jobID)?.isFinal != false { return nil }
                         continue
                     }
                     if event.jobID == record.jobID, ChatEventType(rawValue: event.type)?.isTerminal == true { return event }

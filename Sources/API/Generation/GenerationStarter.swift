@@ -47,7 +47,11 @@ struct GenerationStarter: Sendable {
     ) async throws -> JobRecord {
         if let modelID { _ = try Self.model(id: modelID, role: user.role) }
         let jobID = UUID().uuidString.lowercased()
+        // The reservation's id is random and never leaves the server: a client that knew it could settle its
+        // own reservation for nothing.
+        let reservationID = UUID().uuidString.lowercased()
         let messageID = ObjectID.make()
+        let messageCreatedAt = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 * 1000).rounded(.down) / 1000)
         let clock = ContinuousClock()
         let deadline = clock.now + queueBehind
         var filled = false
@@ -57,7 +61,7 @@ struct GenerationStarter: Sendable {
             began = clock.now
             let result = try await state.begin(
                 jobID: jobID, sessionID: sessionID, userID: user.id, requestedModel: modelID, defaultModel: ModelCatalog.defaultModelID,
-                message: message, messageID: messageID
+                message: message, messageID: messageID, createdAt: messageCreatedAt
             )
             switch result {
             case .started(let record, let summary):
@@ -71,10 +75,13 @@ struct GenerationStarter: Sendable {
                 filled = true
                 continue
             case .busy:
-                guard clock.now < deadline else {
-                    throw ChatError(.conflict, code: "GENERATION_IN_PROGRESS", message: "A reply is already being generated in this session")
-                }
-                try await Task.sleep(for: .milliseconds(100))
+                // Waiting behind a running reply polls the lock alone, not the whole claim with the message.
+                repeat {
+                    guard clock.now < deadline else {
+                        throw ChatError(.conflict, code: "GENERATION_IN_PROGRESS", message: "A reply is already being generated in this session")
+                    }
+                    try await Task.sleep(for: .milliseconds(100))
+                } while try await state.activeJob(sessionID: sessionID) != nil
                 continue
             }
             break
@@ -89,19 +96,22 @@ struct GenerationStarter: Sendable {
                 maxOutputTokens: maxOutputTokens
             )
             var step = clock.now
-            _ = try await ledger.reserve(reservationID: jobID, sessionID: sessionID, modelID: model.id, estimatedTokens: estimate, token: token)
+            _ = try await ledger.reserve(reservationID: reservationID, sessionID: sessionID, modelID: model.id, estimatedTokens: estimate, token: token)
             reserved = true
             timing?.record("reserve", since: step)
             step = clock.now
             try await queue.enqueue(
                 id: jobID,
-                payload: InferenceJob(sessionId: sessionID, userId: user.id, modelId: model.id, message: message, streaming: streaming, messageId: messageID)
+                payload: InferenceJob(
+                    sessionId: sessionID, userId: user.id, modelId: model.id, message: message, streaming: streaming, messageId: messageID,
+                    messageCreatedAt: messageCreatedAt, reservationId: reservationID
+                )
             )
             timing?.record("enqueue", since: step)
         } catch {
             // Nothing will run: give the credits back now rather than when the reservation expires.
             if reserved {
-                _ = try? await ledger.finalize(reservationID: jobID, modelID: record.modelID, inputTokens: 0, outputTokens: 0, success: false, token: token)
+                _ = try? await ledger.finalize(reservationID: reservationID, modelID: record.modelID, inputTokens: 0, outputTokens: 0, success: false, token: token)
             }
             try? await state.abandonBeforeEnqueue(jobID: jobID, sessionID: sessionID)
             throw error

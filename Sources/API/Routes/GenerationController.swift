@@ -3,7 +3,6 @@ import ChatState
 import Foundation
 import HTTPTypes
 import Hummingbird
-import ChatState
 import Queue
 
 /// Generations in a session: streamed (`/stream`, POST or GET for EventSource, resumable with
@@ -86,14 +85,12 @@ struct GenerationController: Sendable {
                 ErrorBody(message: "The reply is taking longer than expected; it will be saved when done", code: "REPLY_TIMEOUT", jobId: record.jobID)
             )
         }
-        switch try ChatEvent.decode(type: ChatEventType(rawValue: outcome.type) ?? .error, data: outcome.data) {
-        case .complete(let complete):
-            return Response.json(status: .ok, ReplyBody(sessionId: record.sessionID, jobId: record.jobID, reply: complete))
-        case .error(let error):
-            return Response.json(status: .badGateway, ErrorBody(message: error.message, code: "GENERATION_FAILED", jobId: record.jobID))
-        default:
-            return Response.json(status: .badGateway, ErrorBody(message: "The reply could not be generated", code: "GENERATION_FAILED", jobId: record.jobID))
+        if outcome.type == ChatEventType.complete.rawValue {
+            return Response.json(status: .ok, ReplyBody(sessionId: record.sessionID, jobId: record.jobID, reply: JSONValue(text: outcome.data) ?? .object([:])))
         }
+        var message = "The reply could not be generated"
+        if case .error(let error)? = try? ChatEvent.decode(type: .error, data: outcome.data) { message = error.message }
+        return Response.json(status: .badGateway, ErrorBody(message: message, code: "GENERATION_FAILED", jobId: record.jobID))
     }
 
     @Sendable func cancel(_ request: Request, context: ChatRequestContext) async throws -> Response {
@@ -126,7 +123,7 @@ struct GenerationController: Sendable {
         guard let record = try await state.record(jobID: jobID), record.userID == user.id else {
             throw ChatError(.notFound, code: "JOB_NOT_FOUND", message: "Job not found")
         }
-return Response.json(status: .ok, JobBody(record))
+        return Response.json(status: .ok, JobBody(record))
     }
 
     private func sse(_ write: @escaping @Sendable (inout any ResponseBodyWriter) async throws -> Void) -> Response {
@@ -164,6 +161,6 @@ return Response.json(status: .ok, JobBody(record))
     /// Whether `text` looks like a Redis stream entry id (`<ms>-<seq>`).
     static func isEntryID(_ text: String) -> Bool {
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
-        return parts.count == 2 && parts.allSatisfy { !$0.isEmpty && $0.count <= 20 && $0.allSatisfy(\.isNumber) }
+        return parts.count == 2 && parts.allSatisfy { UInt64($0) != nil && $0.utf8.allSatisfy { $0 >= 48 && $0 <= 57 } }
     }
 }

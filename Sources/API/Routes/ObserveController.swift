@@ -1,7 +1,7 @@
 import ChatCore
+import ChatState
 import Foundation
 import Hummingbird
-import ChatState
 import Queue
 
 /// Supervision: observing any session's generations live, and listing the sessions generating now.

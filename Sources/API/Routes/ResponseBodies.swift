@@ -127,37 +127,25 @@ struct AcceptedJobBody: Encodable {
     var status: JobStatus
 }
 
-/// `200` of `POST /messages`: the `complete` event's body as `reply`.
+/// `200` of `POST /messages`: the `complete` event's body as `reply`, as the worker wrote it.
 struct ReplyBody: Encodable {
     var message = "success"
     var sessionId: String
     var jobId: String
-    var reply: CompleteEvent
+    var reply: JSONValue
 }
 
 /// `GET /api/jobs/:jobId`.
 struct JobBody: Encodable {
-    /// The error of a failed job: its `error` event, or a line of text for a job that never ran.
-    enum JobError: Encodable {
-        case event(ErrorEvent)
-        case text(String)
-
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.singleValueContainer()
-            switch self {
-            case .event(let event): try container.encode(event)
-            case .text(let text): try container.encode(text)
-            }
-        }
-    }
-
     var jobId: String
     var sessionId: String
     var status: JobStatus
     var modelId: String
     var attempt: Int
-    var result: CompleteEvent?
-    var error: JobError?
+    /// The `complete` event's body as the worker wrote it.
+    var result: JSONValue?
+    /// The `error` event's body, or a line of text for a job that never ran.
+    var error: JSONValue?
 
     init(_ record: JobRecord) {
         jobId = record.jobID
@@ -165,8 +153,8 @@ struct JobBody: Encodable {
         status = record.status
         modelId = record.modelID
         attempt = record.attempt
-        result = record.result.flatMap { try? JSONDecoder().decode(CompleteEvent.self, from: Data($0.utf8)) }
-        error = record.error.map { text in (try? JSONDecoder().decode(ErrorEvent.self, from: Data(text.utf8))).map(JobError.event) ?? .text(text) }
+        result = record.result.map { JSONValue(text: $0) ?? .string($0) }
+        error = record.error.map { JSONValue(text: $0) ?? .string($0) }
     }
 }
 

@@ -3,7 +3,6 @@ import ChatCore
 import ChatState
 import Foundation
 import Hummingbird
-import ChatState
 import Queue
 
 /// The sessions endpoints: create, list (paginated), get with messages, delete, messages. Owner only:
@@ -71,8 +70,11 @@ struct SessionController: Sendable {
     @Sendable func delete(_ request: Request, context: ChatRequestContext) async throws -> Response {
         let user = try context.requireUser()
         let id = try Self.sessionID(context)
-        guard try await store.deleteSession(id: id, userId: user.id) else { throw Self.notFound }
+        // The owner is checked in the database, then the cache's tombstone goes first: from then on no generation
+        // can begin in the session, and a delete that fails half way is retried whole (MongoDB still has it).
+        guard try await store.session(id: id, userId: user.id) != nil else { throw Self.notFound }
         try await cache.deleted(sessionID: id)
+        guard try await store.deleteSession(id: id, userId: user.id) else { throw Self.notFound }
         if let jobID = try await state.activeJob(sessionID: id) { try await state.requestCancel(jobID: jobID) }
         return Response.json(status: .ok, NoticeBody(message: "Session deleted", sessionId: id))
     }
