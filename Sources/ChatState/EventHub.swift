@@ -47,12 +47,23 @@ public final class EventHub: Service, Sendable {
         var lastSent: ContinuousClock.Instant
     }
 
+    /// The subscribers of one session's stream, and the oldest cursor among them (where the next read starts).
+    private struct Session {
+        var subscribers: [Int: Subscriber] = [:]
+        var cursor: EntryID
+
+        mutating func recomputeCursor() {
+            if let oldest = subscribers.values.map(\.cursor).min() { cursor = oldest }
+        }
+    }
+
     private struct State {
         var nextID = 0
-        var sessions: [String: [Int: Subscriber]] = [:]
+        var sessions: [String: Session] = [:]
         var reading = false
         var wakeCursor = "0-0"
         var stopped = false
+        var lastSweep = ContinuousClock.now
     }
 
     /// A hub reading through `redis`; `events` gives the stream keys and the newest event of a session.
@@ -66,7 +77,7 @@ public final class EventHub: Service, Sendable {
     }
 
     /// How many subscribers are open now.
-    public var subscriberCount: Int { state.withLockedValue { $0.sessions.values.reduce(0) { $0 + $1.count } } }
+    public var subscriberCount: Int { state.withLockedValue { $0.sessions.values.reduce(0) { $0 + $1.subscribers.count } } }
 
     /// Every event of the session after `entryID` (nil: only those appended from now on), in order, each once,
     /// with heartbeats while quiet. The sequence ends when the consumer stops iterating, when the subscriber
@@ -82,7 +93,8 @@ public final class EventHub: Service, Sendable {
             if state.stopped { return (0, false, true) }
             state.nextID += 1
             let subscriber = Subscriber(cursor: cursor, continuation: continuation, overflowed: overflowed, lastSent: .now)
-            state.sessions[key, default: [:]][state.nextID] = subscriber
+            state.sessions[key, default: Session(cursor: cursor)].subscribers[state.nextID] = subscriber
+            state.sessions[key]!.cursor = min(state.sessions[key]!.cursor, cursor)
             return (state.nextID, state.reading, false)
         }
         if stopped {
@@ -103,8 +115,12 @@ public final class EventHub: Service, Sendable {
 
     private func remove(key: String, id: Int) {
         state.withLockedValue { state in
-            state.sessions[key]?[id] = nil
-            if state.sessions[key]?.isEmpty == true { state.sessions[key] = nil }
+            guard state.sessions[key]?.subscribers.removeValue(forKey: id) != nil else { return }
+            if state.sessions[key]!.subscribers.isEmpty {
+                state.sessions[key] = nil
+            } else {
+                state.sessions[key]!.recomputeCursor()
+            }
         }
     }
 
@@ -114,7 +130,7 @@ public final class EventHub: Service, Sendable {
         let open = state.withLockedValue { state -> [AsyncStream<SessionEvent>.Continuation] in
             state.stopped = true
             defer { state.sessions = [:] }
-            return state.sessions.values.flatMap { $0.values.map(\.continuation) }
+            return state.sessions.values.flatMap { $0.subscribers.values.map(\.continuation) }
         }
         open.forEach { $0.finish() }
         _ = try? await redis.send("DEL", wakeKey)
@@ -122,12 +138,10 @@ public final class EventHub: Service, Sendable {
 
     private func readLoop() async {
         var failures = 0
-        let block = min(configuration.heartbeatInterval, .seconds(2))
+        let block = min(configuration.heartbeatInterval / 2, .seconds(2))
         while !Task.isCancelled {
             let plan = state.withLockedValue { state -> [(key: String, after: String)] in
-                let plan = state.sessions.map { key, subscribers in
-                    (key: key, after: subscribers.values.map(\.cursor).min()!.description)
-                }
+                let plan = state.sessions.map { key, session in (key: key, after: session.cursor.description) }
                 state.reading = !plan.isEmpty
                 return plan.isEmpty ? [] : [(key: wakeKey, after: state.wakeCursor)] + plan
             }
@@ -150,7 +164,9 @@ public final class EventHub: Service, Sendable {
         }
     }
 
-    /// Hands each subscriber the entries after its cursor, and heartbeats to those that waited long enough.
+    /// Hands the subscribers of each session that had events the entries after their cursors; about twice a
+    /// heartbeat interval (at most every second) also heartbeats every subscriber that waited long enough.
+    /// Only the sessions in `read` are touched otherwise, so a read costs what it returned, not what is open.
     private func deliver(_ read: [String: [StreamEntry]]) {
         let now = ContinuousClock.now
         let heartbeat = configuration.heartbeatInterval
@@ -158,33 +174,47 @@ public final class EventHub: Service, Sendable {
             state.reading = false
             if let wake = read[wakeKey]?.last { state.wakeCursor = wake.id }
             var dropped: [AsyncStream<SessionEvent>.Continuation] = []
-            for (key, subscribers) in state.sessions {
-                let entries = read[key] ?? []
-                var kept = subscribers
-                for (id, var subscriber) in subscribers {
+            for (key, entries) in read where key != wakeKey {
+                guard var session = state.sessions[key] else { continue }
+                let events = entries.compactMap { entry in EntryID(entry.id).map { ($0, SessionEvents.event(entry)) } }
+                for (id, var subscriber) in session.subscribers {
                     var overflow = false
-                    for entry in entries {
-                        guard let entryID = EntryID(entry.id), entryID > subscriber.cursor else { continue }
-                        if case .dropped = subscriber.continuation.yield(SessionEvents.event(entry)) {
+                    for (entryID, event) in events where entryID > subscriber.cursor {
+                        if case .dropped = subscriber.continuation.yield(event) {
                             overflow = true
                             break
                         }
                         subscriber.cursor = entryID
                         subscriber.lastSent = now
                     }
-                    if !overflow, now - subscriber.lastSent >= heartbeat {
-                        if case .dropped = subscriber.continuation.yield(.heartbeat) { overflow = true }
-                        subscriber.lastSent = now
-                    }
                     if overflow {
                         subscriber.overflowed.withLockedValue { $0 = true }
                         dropped.append(subscriber.continuation)
-                        kept[id] = nil
+                        session.subscribers[id] = nil
                     } else {
-                        kept[id] = subscriber
+                        session.subscribers[id] = subscriber
                     }
                 }
-                state.sessions[key] = kept.isEmpty ? nil : kept
+                session.recomputeCursor()
+                state.sessions[key] = session.subscribers.isEmpty ? nil : session
+            }
+            if now - state.lastSweep >= min(heartbeat / 2, .seconds(1)) {
+                state.lastSweep = now
+                for (key, var session) in state.sessions {
+                    var changed = false
+                    for (id, var subscriber) in session.subscribers where now - subscriber.lastSent >= heartbeat {
+                        changed = true
+                        subscriber.lastSent = now
+                        if case .dropped = subscriber.continuation.yield(.heartbeat) {
+                            subscriber.overflowed.withLockedValue { $0 = true }
+                            dropped.append(subscriber.continuation)
+                            session.subscribers[id] = nil
+                        } else {
+                            session.subscribers[id] = subscriber
+                        }
+                    }
+                    if changed { state.sessions[key] = session.subscribers.isEmpty ? nil : session }
+                }
             }
             return dropped
         }
