@@ -3,7 +3,7 @@
 # (the emulator streamed straight to the load generator) and its peer (the LiteLLM proxy in front of the same
 # emulator), one run, same reply settings, at 1, 20, 100 and 1,000 concurrent streams (LiteLLM up to 100;
 # BENCH_SKIP_1000=1 skips the 1,000 step), plus chat-api's memory per idle open SSE connection. Release builds,
-# a stack of its own on ports 6394, 27040 and 3060-3064. Writes the `bench` section of docs/benchmarks.md.
+# a stack of its own on ports 6491, 27091 and 3091-3095. Writes the `bench` section of docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/stack.sh
@@ -22,6 +22,11 @@ for product in "${products[@]}"; do
   [ -x "$bin/$product" ] || { echo "error: $product did not build" >&2; exit 1; }
 done
 
+# Other stacks on this machine (make dev, make test, another worktree's bench) must not answer in our place.
+for port in 6491 27091 3091 3092 3093 3094 3095; do
+  if port_in_use "$port"; then echo "error: port $port is in use; make bench needs 6491, 27091 and 3091-3095" >&2; exit 1; fi
+done
+
 dir=.data/bench
 rm -rf "$dir" && mkdir -p "$dir"
 
@@ -38,21 +43,21 @@ fi
 
 last_pid() { echo "${STACK_PIDS[${#STACK_PIDS[@]}-1]}"; }
 
-start_redis 6394 "$dir/redis"; redis_pid=$(last_pid)
-start_mongo 27040 "$dir/mongo"; mongo_pid=$(last_pid)
-export REDIS_URL=redis://127.0.0.1:6394 MONGO_URI=mongodb://127.0.0.1:27040/chat
+start_redis 6491 "$dir/redis"; redis_pid=$(last_pid)
+start_mongo 27091 "$dir/mongo"; mongo_pid=$(last_pid)
+export REDIS_URL=redis://127.0.0.1:6491 MONGO_URI=mongodb://127.0.0.1:27091/chat
 export EMULATOR_ACCESS_KEY_ID=AKIDEMULATOREXAMPLE EMULATOR_SECRET_ACCESS_KEY=emulator/secret/key/EXAMPLEKEY0000000000000
 export AWS_ACCESS_KEY_ID=$EMULATOR_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$EMULATOR_SECRET_ACCESS_KEY AWS_REGION=us-east-1
-export BEDROCK_ENDPOINT=http://127.0.0.1:3060 ACCOUNTING_URL=http://127.0.0.1:3062 CHAT_URL=http://127.0.0.1:3063
+export BEDROCK_ENDPOINT=http://127.0.0.1:3091 ACCOUNTING_URL=http://127.0.0.1:3093 CHAT_URL=http://127.0.0.1:3094
 # Rate limiting off; one worker may run every stream of the 1,000 step at once, as the floor does.
 export RATE_LIMIT_ENABLED=false LOG_LEVEL=warning WORKER_CONCURRENCY=1100
-start_process bedrock-emulator "$dir/emulator.log" env PORT=3060 "$bin/bedrock-emulator"; emulator_pid=$(last_pid)
-start_process auth-standin "$dir/auth.log" env PORT=3061 PASSWORD_HASH_ROUNDS=1000 "$bin/auth-standin"; auth_pid=$(last_pid)
-start_process accounting-standin "$dir/accounting.log" env PORT=3062 MONGO_URI=mongodb://127.0.0.1:27040/accounting "$bin/accounting-standin"
+start_process bedrock-emulator "$dir/emulator.log" env PORT=3091 "$bin/bedrock-emulator"; emulator_pid=$(last_pid)
+start_process auth-standin "$dir/auth.log" env PORT=3092 PASSWORD_HASH_ROUNDS=1000 "$bin/auth-standin"; auth_pid=$(last_pid)
+start_process accounting-standin "$dir/accounting.log" env PORT=3093 MONGO_URI=mongodb://127.0.0.1:27091/accounting "$bin/accounting-standin"
 accounting_pid=$(last_pid)
 start_process chat-worker "$dir/worker.log" "$bin/chat-worker"; worker_pid=$(last_pid)
-start_process chat-api "$dir/api.log" env PORT=3063 "$bin/chat-api"; api_pid=$(last_pid)
-for port in 3060 3061 3062 3063; do wait_for_port "$port" "bench stack"; done
+start_process chat-api "$dir/api.log" env PORT=3094 "$bin/chat-api"; api_pid=$(last_pid)
+for port in 3091 3092 3093 3094; do wait_for_port "$port" "bench stack"; done
 
 pids=(--pid "chat-api=$api_pid" --pid "chat-worker=$worker_pid" --pid "redis=$redis_pid" --pid "emulator=$emulator_pid"
   --pid "secantusdb=$mongo_pid" --pid "accounting-standin=$accounting_pid" --pid "auth-standin=$auth_pid")
@@ -60,7 +65,7 @@ targets=floor,full
 if [ -z "$litellm_note" ]; then
   # PERFORMANCE.md's configuration: the invoke/ route (InvokeModelWithResponseStream), no database, one worker.
   export LITELLM_MASTER_KEY="sk-$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
-  export LITELLM_URL=http://127.0.0.1:3064 LITELLM_MODEL=bench-claude
+  export LITELLM_URL=http://127.0.0.1:3095 LITELLM_MODEL=bench-claude
   cat >"$dir/litellm.yaml" <<YAML
 model_list:
   - model_name: bench-claude
@@ -72,9 +77,9 @@ model_list:
       aws_bedrock_runtime_endpoint: $BEDROCK_ENDPOINT
 YAML
   start_process litellm "$dir/litellm.log" env LITELLM_LOCAL_MODEL_COST_MAP=True LITELLM_TELEMETRY_DISABLED=true \
-    .venv-litellm/bin/litellm --config "$dir/litellm.yaml" --host 127.0.0.1 --port 3064 --num_workers 1
+    .venv-litellm/bin/litellm --config "$dir/litellm.yaml" --host 127.0.0.1 --port 3095 --num_workers 1
   litellm_pid=$(last_pid)
-  if wait_for_port 3064 litellm 240 && curl -sfN -m 30 "$LITELLM_URL/chat/completions" -H "Authorization: Bearer $LITELLM_MASTER_KEY" \
+  if wait_for_port 3095 litellm 240 && curl -sfN -m 30 "$LITELLM_URL/chat/completions" -H "Authorization: Bearer $LITELLM_MASTER_KEY" \
     -H "Content-Type: application/json" -d '{"model":"bench-claude","stream":true,"max_tokens":64,"messages":[{"role":"user","content":"hi [[tokens:3]]"}]}' |
     grep -q '\[DONE\]'; then
     targets=floor,full,litellm
@@ -90,14 +95,14 @@ levels=1,20,100
 [ "${BENCH_SKIP_1000:-}" = 1 ] || levels=1,20,100,1000
 
 echo "==> chat-api's memory per idle open SSE connection"
-"$bin/chat-bench" idle --connections 1000 --pid "chat-api=$api_pid" --redis-port 6394 --json "$dir/idle.json" >"$dir/idle.md"
+"$bin/chat-bench" idle --connections 1000 --pid "chat-api=$api_pid" --redis-port 6491 --json "$dir/idle.json" >"$dir/idle.md"
 cat "$dir/idle.md"
 
 # Other work on the machine skews every figure: say how busy it was when the streams started.
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "==> streaming: $targets at $levels concurrent streams (load average $load_before)"
 "$bin/chat-bench" run --target "$targets" --concurrency "$levels" --cap litellm=100 --messages 3 --min-requests 30 \
-  --tokens 12 --pace-ms 20 --warmup 4 --redis-port 6394 "${pids[@]}" --json "$dir/chat-bench.json" --markdown "$dir/run.md" >/dev/null
+  --tokens 12 --pace-ms 20 --warmup 4 --redis-port 6491 "${pids[@]}" --json "$dir/chat-bench.json" --markdown "$dir/run.md" >/dev/null
 cat "$dir/run.md"
 
 {

@@ -41,8 +41,9 @@ struct FullPathTarget: StreamTarget {
             let timing = response.headers[canonicalForm: "Server-Timing"].joined(separator: ",")
             if !timing.isEmpty { sample.serverTiming = ServerTiming.parseHeader(timing) }
             guard response.status == .ok else {
-                sample.error = "status-\(response.status.code)"
-                _ = try? await response.body.collect(upTo: 1 << 20)
+                let body = try? await response.body.collect(upTo: 1 << 20)
+                let code = body.flatMap { try? JSONSerialization.jsonObject(with: Data(buffer: $0)) as? [String: Any] }?["code"] as? String
+                sample.error = "status-\(response.status.code)" + (code.map { ":" + $0 } ?? "")
                 return
             }
             var parser = SSEParser()
