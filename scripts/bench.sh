@@ -50,7 +50,9 @@ export EMULATOR_ACCESS_KEY_ID=AKIDEMULATOREXAMPLE EMULATOR_SECRET_ACCESS_KEY=emu
 export AWS_ACCESS_KEY_ID=$EMULATOR_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$EMULATOR_SECRET_ACCESS_KEY AWS_REGION=us-east-1
 export BEDROCK_ENDPOINT=http://127.0.0.1:3091 ACCOUNTING_URL=http://127.0.0.1:3093 CHAT_URL=http://127.0.0.1:3094
 # Rate limiting off; one worker may run every stream of the 1,000 step at once, as the floor does.
-export RATE_LIMIT_ENABLED=false LOG_LEVEL=warning WORKER_CONCURRENCY=1100
+# The 1,000 step saturates both cores: a reservation may wait seconds for the accounting stand-in (on the Python
+# MongoDB) without anything being wrong, so calls to it get a 30 s timeout and enough connections to all be in flight.
+export RATE_LIMIT_ENABLED=false LOG_LEVEL=warning WORKER_CONCURRENCY=1100 ACCOUNTING_TIMEOUT_MS=30000 ACCOUNTING_MAX_CONNECTIONS=1100
 start_process bedrock-emulator "$dir/emulator.log" env PORT=3091 "$bin/bedrock-emulator"; emulator_pid=$(last_pid)
 start_process auth-standin "$dir/auth.log" env PORT=3092 PASSWORD_HASH_ROUNDS=1000 "$bin/auth-standin"; auth_pid=$(last_pid)
 start_process accounting-standin "$dir/accounting.log" env PORT=3093 MONGO_URI=mongodb://127.0.0.1:27091/accounting "$bin/accounting-standin"
@@ -111,7 +113,7 @@ cat "$dir/run.md"
   echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')),"
   echo "with \`make bench\`$([ "${BENCH_SKIP_1000:-}" = 1 ] && echo ' (BENCH_SKIP_1000=1)'): release builds, everything on this machine: Redis, SecantusDB"
   echo "(the Python MongoDB stand-in), the emulator, the auth and accounting stand-ins, one chat-api and one chat-worker"
-  echo "(\`WORKER_CONCURRENCY=1100\`, rate limiting off)$([ -n "${litellm_version:-}" ] && echo ", and LiteLLM ${litellm_version} (one worker, no database)")."
+  echo "(\`WORKER_CONCURRENCY=1100\`, \`ACCOUNTING_TIMEOUT_MS=30000\`, \`ACCOUNTING_MAX_CONNECTIONS=1100\`, rate limiting off)$([ -n "${litellm_version:-}" ] && echo ", and LiteLLM ${litellm_version} (one worker, no database)")."
   echo "The load generator is \`chat-bench\` (\`.build/release/chat-bench --help\`): distinct virtual users with signed"
   echo "tokens and credits allocated up front, each with its own session, each streaming 3 replies in a row (30 at"
   echo "1 stream) after 4 warm-up streams; replies of 12 chunks 20 ms apart (\`[[tokens:12]] [[tps:50]]\`). Floor: the"

@@ -17,6 +17,8 @@ struct APIConfiguration: Sendable {
     /// The accounting service (`ACCOUNTING_URL`) and how long one call may take.
     var accountingURL: String
     var accountingTimeout: Duration
+    /// Calls to the accounting service in flight at once (`ACCOUNTING_MAX_CONNECTIONS`, 128); more wait for a connection.
+    var accountingMaxConnections: Int
     /// The longest reply asked of a model (`GENERATION_MAX_TOKENS`); reservations cover it.
     var maxOutputTokens: Int
     /// How long `POST /messages` waits for the reply (`MESSAGE_WAIT_TIMEOUT_MS`).
@@ -40,6 +42,7 @@ struct APIConfiguration: Sendable {
             throw ConfigurationError("ACCOUNTING_URL must be an http:// or https:// URL (got \(accountingURL))")
         }
         accountingTimeout = try environment.milliseconds("ACCOUNTING_TIMEOUT_MS", default: .seconds(3))
+        accountingMaxConnections = try environment.int("ACCOUNTING_MAX_CONNECTIONS", default: 128, in: 1...10_000)
         maxOutputTokens = try environment.int("GENERATION_MAX_TOKENS", default: 1_024, in: 1...200_000)
         messageWait = try environment.milliseconds("MESSAGE_WAIT_TIMEOUT_MS", default: .seconds(120))
         jobStream = environment.string("JOB_STREAM", default: "chat:jobs")

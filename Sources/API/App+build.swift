@@ -38,7 +38,7 @@ func buildApplication(configuration: APIConfiguration) async throws -> some Appl
     } catch {
         logger.warning("could not create the database indexes at start; /readyz reports the database", metadata: ["error": "\(error)"])
     }
-    let httpClient = AccountingClient.makeHTTPClient()
+    let httpClient = AccountingClient.makeHTTPClient(maxConnections: configuration.accountingMaxConnections)
     let ledger = AccountingClient(
         baseURL: configuration.accountingURL, httpClient: httpClient, timeout: configuration.accountingTimeout,
         logger: Logger(label: "chat-api.accounting")

@@ -21,7 +21,7 @@ func buildWorker(configuration: WorkerConfiguration) async throws -> ServiceGrou
     }
     let queue = JobQueue<InferenceJob>(redis: redis, configuration: configuration.queue)
     let bedrockHTTP = BedrockClient.makeHTTPClient(configuration: configuration.bedrock)
-    let accountingHTTP = AccountingClient.makeHTTPClient()
+    let accountingHTTP = AccountingClient.makeHTTPClient(maxConnections: configuration.accountingMaxConnections)
     let ledger = AccountingClient(
         baseURL: configuration.accountingURL, httpClient: accountingHTTP, timeout: configuration.accountingTimeout,
         logger: Logger(label: "chat-worker.accounting")

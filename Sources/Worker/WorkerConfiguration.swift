@@ -15,6 +15,8 @@ struct WorkerConfiguration: Sendable {
     /// The accounting service, for settling reservations.
     var accountingURL: String
     var accountingTimeout: Duration
+    /// Calls to the accounting service in flight at once (`ACCOUNTING_MAX_CONNECTIONS`, 128); more wait for a connection.
+    var accountingMaxConnections: Int
     /// The shared HS256 secret, to sign short-lived tokens for calls on a user's behalf.
     var jwtAccessSecret: String
     /// The longest reply asked of a model (capped by the model's own maximum).
@@ -55,6 +57,7 @@ struct WorkerConfiguration: Sendable {
         }
         accountingURL = environment.string("ACCOUNTING_URL", default: "http://127.0.0.1:3001")
         accountingTimeout = try environment.milliseconds("ACCOUNTING_TIMEOUT_MS", default: .seconds(3))
+        accountingMaxConnections = try environment.int("ACCOUNTING_MAX_CONNECTIONS", default: 128, in: 1...10_000)
         jwtAccessSecret = try AccessTokenVerifier.secret(from: environment)
         maxOutputTokens = try environment.int("GENERATION_MAX_TOKENS", default: 1_024, in: 1...200_000)
     }
