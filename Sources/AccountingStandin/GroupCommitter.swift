@@ -170,23 +170,35 @@ final class GroupCommitter: Sendable {
             documents.isEmpty ? nil : ["insert": .string(StoredAccount.usage), "documents": .array(documents), "ordered": false]
         let database = clients.databaseName
         let (accountCount, usageCount) = (operations.count, documents.count)
-        let accountResults: [BulkResult]
-        let usageResults: [BulkResult]
+        // The two commands succeed or fail apart: a failed usage insert must not report applied account writes
+        // as failed (their callers would retry changes that were made).
+        let accountResults: Result<[BulkResult], any Error>
+        let usageResults: Result<[BulkResult], any Error>
         do {
             (accountResults, usageResults) = try await clients.withClient("bulkWrite") { client in
-                let accounts = try bulkWrite.map { try Self.results(ofBulkWrite: runCommand($0, database: "admin", client: client), count: accountCount) } ?? []
-                let usage = try insert.map { try Self.results(ofInsert: runCommand($0, database: database, client: client), count: usageCount) } ?? []
+                let accounts = Result {
+                    try bulkWrite.map { try Self.results(ofBulkWrite: runWriteCommand($0, database: "admin", client: client), count: accountCount) } ?? []
+                }
+                let usage = Result {
+                    try insert.map { try Self.results(ofInsert: runWriteCommand($0, database: database, client: client), count: usageCount) } ?? []
+                }
                 return (accounts, usage)
             }
         } catch {
             return Array(repeating: .failure(error), count: batch.count)
         }
-        var nextAccount = accountResults.makeIterator()
-        var nextUsage = usageResults.makeIterator()
+        var nextAccount = ((try? accountResults.get()) ?? []).makeIterator()
+        var nextUsage = ((try? usageResults.get()) ?? []).makeIterator()
         return batch.map { waiting in
             let write = waiting.write
             let result: BulkResult
-            if case .usage = write { result = nextUsage.next() ?? .failed(code: 0, message: "") } else { result = nextAccount.next() ?? .failed(code: 0, message: "") }
+            if case .usage = write {
+                if case .failure(let error) = usageResults { return .failure(error) }
+                result = nextUsage.next() ?? .failed(code: 0, message: "")
+            } else {
+                if case .failure(let error) = accountResults { return .failure(error) }
+                result = nextAccount.next() ?? .failed(code: 0, message: "")
+            }
             switch (write, result) {
             case (.account(_, 0, _), .written), (.account, .written(1)), (.usage, .written), (.usage, .duplicateKey):
                 return .success(.applied)

@@ -160,14 +160,18 @@ public final class EventHub: Service, Sendable {
                 try? await Task.sleep(for: .milliseconds(min(2_000, 50 * failures)))
                 continue
             }
-            deliver(read)
+            var starts: [String: EntryID] = [:]
+            for (key, after) in plan.dropFirst() { starts[key] = EntryID(after) }
+            deliver(read, starts: starts)
         }
     }
 
     /// Hands the subscribers of each session that had events the entries after their cursors; about twice a
     /// heartbeat interval (at most every second) also heartbeats every subscriber that waited long enough.
     /// Only the sessions in `read` are touched otherwise, so a read costs what it returned, not what is open.
-    private func deliver(_ read: [String: [StreamEntry]]) {
+    /// A subscriber whose cursor is older than where the read started (it joined during the read, resuming
+    /// from further back) gets nothing from it: the next read starts at its cursor, so it misses nothing.
+    private func deliver(_ read: [String: [StreamEntry]], starts: [String: EntryID]) {
         let now = ContinuousClock.now
         let heartbeat = configuration.heartbeatInterval
         let dropped = state.withLockedValue { state -> [AsyncStream<SessionEvent>.Continuation] in
@@ -177,7 +181,9 @@ public final class EventHub: Service, Sendable {
             for (key, entries) in read where key != wakeKey {
                 guard var session = state.sessions[key] else { continue }
                 let events = entries.compactMap { entry in EntryID(entry.id).map { ($0, SessionEvents.event(entry)) } }
+                let start = starts[key]
                 for (id, var subscriber) in session.subscribers {
+                    if let start, subscriber.cursor < start { continue }
                     var overflow = false
                     for (entryID, event) in events where entryID > subscriber.cursor {
                         if case .dropped = subscriber.continuation.yield(event) {

@@ -79,9 +79,12 @@ enum GenerationScripts {
           redis.call('SREM', KEYS[3], ARGV[6])
         end
         redis.call('DEL', KEYS[4])
-        local meta = redis.call('HMGET', KEYS[6], 'userId', 'deleted', 'history')
+        local meta = redis.call('HMGET', KEYS[6], 'userId', 'deleted', 'history', 'historyBytes')
         if meta[1] == false or meta[2] == '1' then return 1 end
-        if ARGV[13] == '1' then
+        -- A history said to be whole whose list is gone would restart with this job's turns alone: forget it.
+        local forget = ARGV[13] == '1'
+        if meta[3] == '1' and tonumber(meta[4] or '0') > 0 and redis.call('EXISTS', KEYS[7]) == 0 then forget = true end
+        if forget then
           redis.call('HSET', KEYS[6], 'history', '0')
           redis.call('DEL', KEYS[7])
           return 1
@@ -107,9 +110,11 @@ enum GenerationScripts {
         """
     )
 
-    /// KEYS: lock, job, active set, cancel flag. ARGV: jobId, record ttl, sessionId.
+    /// KEYS: lock, job, active set, cancel flag. ARGV: jobId, record ttl, sessionId. Only a job still queued
+    /// (never picked up: its enqueue failed) is abandoned; returns 0 for one a worker already started.
     static let abandon = RedisScript(
         """
+        if redis.call('HGET', KEYS[2], 'status') ~= 'queued' then return 0 end
         redis.call('HSET', KEYS[2], 'status', 'failed', 'error', 'the job could not be queued')
         redis.call('HDEL', KEYS[2], 'message')
         redis.call('PEXPIRE', KEYS[2], ARGV[2])

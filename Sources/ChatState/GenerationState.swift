@@ -217,13 +217,15 @@ public final class GenerationState: Sendable {
         return body
     }
 
-    /// Forgets a job that was never enqueued (its enqueue failed) and frees its session.
-    public func abandonBeforeEnqueue(jobID: String, sessionID: String) async throws {
+    /// Forgets a job that was never enqueued (its enqueue failed) and frees its session; false (nothing
+    /// changed) if a worker already started it, its enqueue having succeeded after all.
+    @discardableResult
+    public func abandonBeforeEnqueue(jobID: String, sessionID: String) async throws -> Bool {
         try await redis.evaluate(
             GenerationScripts.abandon,
             keys: [Self.lockKey(sessionID), Self.jobKey(jobID), Self.activeSessionsKey, Self.cancelKey(jobID)],
             arguments: [jobID, String(recordTTL.milliseconds), sessionID]
-        )
+        ).int == 1
     }
 
     /// Renews the session locks of running jobs that still hold them (a lock the job gave up at its end, or

@@ -168,6 +168,20 @@ func withReply<T>(_ body: (OpaquePointer) throws -> T) rethrows -> T {
     return try body(reply)
 }
 
+/// Runs a command that writes (`insert`, `bulkWrite`) against `database` through `client`, with the client's
+/// write concern (from the URI) applied and a write-concern error reported as a failure; returns the reply.
+@discardableResult
+package func runWriteCommand(_ command: BSONFields, database: String, client: OpaquePointer) throws -> BSONFields {
+    let command = try BSONDocument(command)
+    var error = bson_error_t()
+    return try withReply { reply in
+        guard mongoc_client_write_command_with_opts(client, database, command.pointer, nil, reply, &error) else {
+            throw MongoDriverError(error)
+        }
+        return try BSONDocument.fields(of: reply)
+    }
+}
+
 /// Runs `command` against database `database` through `client` (`ping`, `dropDatabase`); returns the reply.
 @discardableResult
 package func runCommand(_ command: BSONFields, database: String, client: OpaquePointer) throws -> BSONFields {

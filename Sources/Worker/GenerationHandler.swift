@@ -87,13 +87,14 @@ struct GenerationHandler: JobHandler {
         } catch let error as ChatError where error.kind == .notFound {
             userStored = false
         } catch {
-            // The reply was shown but the database cannot take the user's message: bill what was shown before
-            // the job is retried (settling is idempotent, so a re-run cannot bill it twice, and the refund a
-            // dead letter would give finds the reservation already settled).
-            if outcome == .completed {
-                let usage = done.billedUsage(estimatedInput: ContextWindow.estimatedPromptTokens(prepared.request), finished: true)
-                _ = try? await settle(job, modelID: prepared.model.id, usage: usage, success: true)
-            }
+            // A worker that lost the job or is draining leaves it without a trace.
+            try Task.checkCancellation()
+            // The reply (whole or cut short by the user) was shown but the database cannot take the user's
+            // message: bill what was shown before the job is retried (settling is idempotent, so a re-run
+            // cannot bill it twice, and the refund a dead letter would give finds the reservation settled).
+            let usage = prepared.cancelledBeforeStart && done.chunks == 0
+                ? (input: 0, output: 0) : done.billedUsage(estimatedInput: ContextWindow.estimatedPromptTokens(prepared.request), finished: outcome == .completed)
+            _ = try? await settle(job, modelID: prepared.model.id, usage: usage, success: outcome == .completed)
             throw error
         }
         done.timings.prepare = prepareTime
@@ -242,7 +243,9 @@ struct GenerationHandler: JobHandler {
         do {
             // Idempotent: a reservation already settled by the failed run is not refunded twice.
             _ = try? await settle(job, modelID: request.modelId, usage: (0, 0), success: false)
-            let error = ErrorEvent(jobId: job.id, code: "GENERATION_FAILED", message: "The reply could not be generated. Your credits were refunded.")
+            let error = ErrorEvent(
+                jobId: job.id, code: "GENERATION_FAILED", message: "The reply could not be generated. You are charged only for what was delivered."
+            )
             try await state.end(jobID: job.id, sessionID: request.sessionId, JobEnding(status: .failed, event: .error(error)))
         } catch {
             logger.error("could not report a failed job", metadata: ["job": "\(job.id)", "error": "\(error)"])

@@ -118,4 +118,25 @@ struct EventHubTests {
             #expect(await seen == 600)
         }
     }
+
+    @Test("a subscriber resuming from further back while a read for a newer cursor is in flight still gets every event after its own id")
+    func joinBehindAReadInFlight() async throws {
+        try await withEventHub(EventHub.Configuration(heartbeatInterval: .seconds(10))) { hub, events in
+            for round in 0..<20 {
+                let session = UUID().uuidString
+                var ids: [String] = []
+                for index in 0..<5 { ids.append(try await events.append(sessionID: session, jobID: "j", type: "chunk", data: "\(index)")) }
+                // One subscriber is up to date, so the hub's blocking read starts after the newest event.
+                let ahead = try await hub.subscribe(sessionID: session, after: nil)
+                try await Task.sleep(for: .milliseconds(5))
+                // Another resumes from the first event while that read waits; a new event races its wake-up.
+                async let appended = events.append(sessionID: session, jobID: "j", type: "chunk", data: "5")
+                let behind = try await hub.subscribe(sessionID: session, after: ids[0])
+                _ = try await appended
+                let seen = await collect(behind, count: 5)
+                #expect(seen.map(\.data) == ["1", "2", "3", "4", "5"], "round \(round)")
+                #expect(await collect(ahead, count: 1).map(\.data) == ["5"])
+            }
+        }
+    }
 }

@@ -50,15 +50,18 @@ struct GenerationStarter: Sendable {
         // The reservation's id is random and never leaves the server: a client that knew it could settle its
         // own reservation for nothing.
         let reservationID = UUID().uuidString.lowercased()
-        let messageID = ObjectID.make()
-        let messageCreatedAt = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 * 1000).rounded(.down) / 1000)
         let clock = ContinuousClock()
         let deadline = clock.now + queueBehind
         var filled = false
         var began = clock.now
         var outcome: (record: JobRecord, summary: SessionSummary)
+        var messageID = ""
+        var messageCreatedAt = Date()
         while true {
             began = clock.now
+            // Taken at each claim, so a message that waited behind a reply is dated after that reply.
+            messageID = ObjectID.make()
+            messageCreatedAt = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 * 1000).rounded(.down) / 1000)
             let result = try await state.begin(
                 jobID: jobID, sessionID: sessionID, userID: user.id, requestedModel: modelID, defaultModel: ModelCatalog.defaultModelID,
                 message: message, messageID: messageID, createdAt: messageCreatedAt
@@ -89,6 +92,7 @@ struct GenerationStarter: Sendable {
         timing?.record("session", since: began)
         let record = outcome.record
         var reserved = false
+        var reserveAttempted = false
         do {
             let model = try Self.model(id: record.modelID, role: user.role)
             let estimate = Self.estimatedTokens(
@@ -96,6 +100,7 @@ struct GenerationStarter: Sendable {
                 maxOutputTokens: maxOutputTokens
             )
             var step = clock.now
+            reserveAttempted = true
             _ = try await ledger.reserve(reservationID: reservationID, sessionID: sessionID, modelID: model.id, estimatedTokens: estimate, token: token)
             reserved = true
             timing?.record("reserve", since: step)
@@ -109,11 +114,14 @@ struct GenerationStarter: Sendable {
             )
             timing?.record("enqueue", since: step)
         } catch {
-            // Nothing will run: give the credits back now rather than when the reservation expires.
-            if reserved {
+            // Nothing will run: give the credits back now rather than when the reservation expires. A reservation
+            // whose answer was lost (a timeout) may exist too: releasing an unknown id is harmless.
+            // An enqueue whose answer was lost may have reached a worker: then the job stands and keeps its credits.
+            let abandoned = (try? await state.abandonBeforeEnqueue(jobID: jobID, sessionID: sessionID)) ?? true
+            let refused = (error as? ChatError)?.kind == .paymentRequired
+            if abandoned, reserved || (reserveAttempted && !refused) {
                 _ = try? await ledger.finalize(reservationID: reservationID, modelID: record.modelID, inputTokens: 0, outputTokens: 0, success: false, token: token)
             }
-            try? await state.abandonBeforeEnqueue(jobID: jobID, sessionID: sessionID)
             throw error
         }
         return record

@@ -85,8 +85,8 @@ struct GenerationController: Sendable {
                 ErrorBody(message: "The reply is taking longer than expected; it will be saved when done", code: "REPLY_TIMEOUT", jobId: record.jobID)
             )
         }
-        if outcome.type == ChatEventType.complete.rawValue {
-            return Response.json(status: .ok, ReplyBody(sessionId: record.sessionID, jobId: record.jobID, reply: JSONValue(text: outcome.data) ?? .object([:])))
+        if outcome.type == ChatEventType.complete.rawValue, let reply = JSONValue(text: outcome.data) {
+            return Response.json(status: .ok, ReplyBody(sessionId: record.sessionID, jobId: record.jobID, reply: reply))
         }
         var message = "The reply could not be generated"
         if case .error(let error)? = try? ChatEvent.decode(type: .error, data: outcome.data) { message = error.message }
