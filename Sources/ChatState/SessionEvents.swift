@@ -13,7 +13,7 @@ public struct SessionEvent: Sendable, Equatable {
     /// The event's JSON body.
     public var data: String
 
-    /// A pseudo-event a heartbeat subscription yields after a quiet block time (no id, type `heartbeat`).
+    /// The pseudo-event an `EventHub` subscription yields after a quiet heartbeat interval (no id, type `heartbeat`).
     public static let heartbeat = SessionEvent(id: "", jobID: "", type: "heartbeat", data: "")
 
     /// Whether this is the heartbeat pseudo-event.
@@ -28,30 +28,24 @@ public struct SessionEvent: Sendable, Equatable {
     }
 }
 
-/// Caps and timings of the per-session event streams.
+/// Caps of the per-session event streams.
 public struct SessionEventsConfiguration: Sendable {
     /// Approximate number of entries a session's stream keeps (`MAXLEN ~`).
     public var maxLength: Int
     /// A stream not appended to for this long expires.
     public var idleExpiry: Duration
-    /// How long one blocking read waits before it checks for cancellation and reads again.
-    public var blockTime: Duration
-    /// How many entries one read takes at most.
-    public var batchSize: Int
 
-    /// Defaults: 5,000 entries, one day idle, 5 s blocks, 256 entries a read.
-    public init(maxLength: Int = 5_000, idleExpiry: Duration = .seconds(86_400), blockTime: Duration = .seconds(5), batchSize: Int = 256) {
+    /// Defaults: 5,000 entries, one day idle.
+    public init(maxLength: Int = 5_000, idleExpiry: Duration = .seconds(86_400)) {
         self.maxLength = maxLength
         self.idleExpiry = idleExpiry
-        self.blockTime = blockTime
-        self.batchSize = batchSize
     }
 }
 
 /// The stream of every event of every job of one session, `chat:events:{sessionId}`: appended to by workers,
-/// read by the API for the requester and for observers, from any entry id onwards.
+/// read (through each chat-api process's `EventHub`) for the requester and for observers, from any entry id onwards.
 public final class SessionEvents: Sendable {
-    /// The caps and timings in use.
+    /// The caps in use.
     public let configuration: SessionEventsConfiguration
     let redis: RedisClient
 
@@ -111,60 +105,8 @@ public final class SessionEvents: Sendable {
         return value.array?.first?.array?.first?.string ?? "0-0"
     }
 
-    /// Every event after `entryID` (`nil`: only events appended from now on), in order, each once, waiting for
-    /// new ones as they come. The sequence ends only when the consuming task is cancelled or stops iterating.
-    /// With `heartbeats`, a quiet block time yields `SessionEvent.heartbeat`, so a relay can keep its client's
-    /// connection alive (and notice a client gone) while waiting.
-    public func subscribe(sessionID: String, after entryID: String?, heartbeats: Bool = false) -> SessionEventSequence {
-        SessionEventSequence(events: self, sessionID: sessionID, start: entryID, heartbeats: heartbeats)
-    }
-
     static func event(_ entry: StreamEntry) -> SessionEvent {
         SessionEvent(id: entry.id, jobID: entry.fields["jobId"] ?? "", type: entry.fields["type"] ?? "", data: entry.fields["data"] ?? "")
-    }
-}
-
-/// An endless, ordered sequence of a session's events read with blocking `XREAD`s on a leased connection.
-public struct SessionEventSequence: AsyncSequence, Sendable {
-    public typealias Element = SessionEvent
-    let events: SessionEvents
-    let sessionID: String
-    let start: String?
-    let heartbeats: Bool
-
-    /// An iterator that starts after `start`.
-    public func makeAsyncIterator() -> Iterator {
-        Iterator(events: events, key: SessionEvents.key(sessionID: sessionID), sessionID: sessionID, heartbeats: heartbeats, lastID: start)
-    }
-
-    /// Reads batches of entries and hands them out one by one.
-    public struct Iterator: AsyncIteratorProtocol {
-        let events: SessionEvents
-        let key: String
-        let sessionID: String
-        let heartbeats: Bool
-        var lastID: String?
-        var buffer: [SessionEvent] = []
-        var position = 0
-
-        /// The next event, waiting for it if none is stored yet; throws `CancellationError` when cancelled.
-        public mutating func next() async throws -> SessionEvent? {
-            if lastID == nil {
-                lastID = try await events.lastEventID(sessionID: sessionID)
-            }
-            while position == buffer.count {
-                try Task.checkCancellation()
-                let entries = try await events.redis.xread(
-                    key, after: lastID ?? "0-0", count: events.configuration.batchSize, block: events.configuration.blockTime
-                )
-                buffer = entries.map(SessionEvents.event)
-                position = 0
-                if let last = buffer.last { lastID = last.id }
-                if buffer.isEmpty && heartbeats { return .heartbeat }
-            }
-            defer { position += 1 }
-            return buffer[position]
-        }
     }
 }
 

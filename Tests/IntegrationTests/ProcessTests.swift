@@ -106,13 +106,15 @@ struct ProcessTests {
         )
         // Ask the worker to stop as soon as the job has started: it must finish the job first.
         let seen = try await withTimeout(.seconds(30)) {
-            var seen: [SessionEvent] = []
-            for try await event in events.subscribe(sessionID: sessionID, after: "0-0") {
-                seen.append(event)
-                if event.type == "chunk" && seen.filter({ $0.type == "chunk" }).count == 1 { worker.signal(SIGTERM) }
-                if event.type == "complete" || event.type == "error" { break }
+            try await withEventHub { hub, _ in
+                var seen: [SessionEvent] = []
+                for await event in try await hub.subscribe(sessionID: sessionID, after: "0-0") where !event.isHeartbeat {
+                    seen.append(event)
+                    if event.type == "chunk" && seen.filter({ $0.type == "chunk" }).count == 1 { worker.signal(SIGTERM) }
+                    if event.type == "complete" || event.type == "error" { break }
+                }
+                return seen
             }
-            return seen
         }
         let (status, output) = try await worker.waitForExit(limit: .seconds(30))
         #expect(status == 0, "worker output: \(output)")
