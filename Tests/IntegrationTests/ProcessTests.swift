@@ -59,7 +59,9 @@ struct ProcessTests {
         #expect(output.contains("JWT_ACCESS_SECRET must be at least 32 bytes long"))
     }
 
-    @Test("chat-api refuses a bad setting at start", arguments: [["PORT": "http"], ["REDIS_URL": "localhost:6379"], ["JWT_ACCESS_SECRET": ""]])
+    @Test("chat-api refuses a bad setting at start", arguments: [
+        ["PORT": "http"], ["REDIS_URL": "localhost:6379"], ["JWT_ACCESS_SECRET": ""], ["ACCOUNTING_MAX_CONNECTIONS": "0"], ["ACCOUNTING_MAX_CONNECTIONS": "many"],
+    ])
     func badSettingRefused(setting: [String: String]) async throws {
         var environment = ["JWT_ACCESS_SECRET": String(repeating: "s", count: 40)]
         environment.merge(setting) { $1 }
