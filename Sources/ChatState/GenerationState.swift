@@ -272,11 +272,10 @@ public final class GenerationState: Sendable {
     /// Asks the job's worker to stop it: the flag (seen by a run that has not started) and one entry on the
     /// stream every worker reads (seen by a running one at once).
     public func requestCancel(jobID: String) async throws {
-        let replies = try await redis.pipeline([
+        try await redis.pipelineChecked([
             RedisCommand("SET", Self.cancelKey(jobID), "1", "PX", String(recordTTL.milliseconds)),
             RedisClient.xaddCommand(Self.cancelsKey, maxLength: 10_000, fields: [("jobId", jobID)]),
         ])
-        for reply in replies { _ = try RedisConnection.check(reply) }
     }
 
 }

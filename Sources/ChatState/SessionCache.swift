@@ -60,14 +60,13 @@ public final class SessionCache: Sendable {
     /// Records a session just created: its owner and model, and an empty history that is known to be whole.
     public func created(_ session: ChatSession) async throws {
         let key = Self.metaKey(session.id)
-        let replies = try await redis.pipeline([
+        try await redis.pipelineChecked([
             RedisCommand(
                 "HSET", key, "userId", session.userId, "modelId", session.modelId ?? "", "messageCount", String(session.messageCount),
                 "contentBytes", String(session.contentBytes), "history", session.messageCount == 0 ? "1" : "0", "historyBytes", "0"
             ),
             RedisCommand("PEXPIRE", key, String(ttl.milliseconds)),
         ])
-        for reply in replies { _ = try RedisConnection.check(reply) }
     }
 
     /// Fills the summary of a stored session unless the cache already has it (or its tombstone).
@@ -81,12 +80,11 @@ public final class SessionCache: Sendable {
     /// Marks a session deleted (for a day) and drops its history.
     public func deleted(sessionID: String) async throws {
         let key = Self.metaKey(sessionID)
-        let replies = try await redis.pipeline([
+        try await redis.pipelineChecked([
             RedisCommand("DEL", Self.historyKey(sessionID)),
             RedisCommand("HSET", key, "deleted", "1", "history", "0"),
             RedisCommand("PEXPIRE", key, String(ttl.milliseconds)),
         ])
-        for reply in replies { _ = try RedisConnection.check(reply) }
     }
 
     /// Fills the history from the stored messages (only complete ones: what the model may see) unless it is
@@ -110,12 +108,12 @@ public final class SessionCache: Sendable {
     /// The history as kept, oldest first, or nil when it is not known whole (for inspection and tests; a run
     /// gets it from its start script).
     public func history(sessionID: String) async throws -> [HistoryTurn]? {
-        let replies = try await redis.pipeline([
+        let replies = try await redis.pipelineChecked([
             RedisCommand("HGET", Self.metaKey(sessionID), "history"),
             RedisCommand("LRANGE", Self.historyKey(sessionID), "0", "-1"),
         ])
-        guard try RedisConnection.check(replies[0]).string == "1" else { return nil }
-        return Self.turns(try RedisConnection.check(replies[1]))
+        guard replies[0].string == "1" else { return nil }
+        return Self.turns(replies[1])
     }
 
     /// The turns of an `LRANGE` reply.

@@ -64,14 +64,11 @@ public final class SessionEvents: Sendable {
     @discardableResult
     public func append(sessionID: String, jobID: String, type: String, data: String) async throws -> String {
         let key = Self.key(sessionID: sessionID)
-        let replies = try await redis.pipeline([
+        let replies = try await redis.pipelineChecked([
             RedisClient.xaddCommand(key, maxLength: configuration.maxLength, fields: [("jobId", jobID), ("type", type), ("data", data)]),
             RedisCommand("PEXPIRE", key, String(configuration.idleExpiry.milliseconds)),
         ])
-        guard let id = try RedisConnection.check(replies[0]).string else {
-            throw RedisClientError(.unexpectedReply, "XADD returned \(replies[0])")
-        }
-        _ = try RedisConnection.check(replies[1])
+        guard let id = replies[0].string else { throw RedisClientError(.unexpectedReply, "XADD returned \(replies[0])") }
         return id
     }
 

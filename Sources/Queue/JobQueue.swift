@@ -87,11 +87,10 @@ public final class JobQueue<Payload: Codable & Sendable>: Sendable {
 
     /// Marks the job done and removes it from the stream.
     public func acknowledge(_ job: QueuedJob<Payload>) async throws {
-        let replies = try await redis.pipeline([
+        try await redis.pipelineChecked([
             RedisCommand("XACK", configuration.stream, configuration.group, job.entryID),
             RedisCommand("XDEL", configuration.stream, job.entryID),
         ])
-        for reply in replies { _ = try RedisConnection.check(reply) }
     }
 
     /// Resets the idle time of the jobs `consumer` still holds, so they are not reclaimed; returns the entry

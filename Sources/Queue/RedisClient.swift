@@ -68,6 +68,12 @@ public final class RedisClient: Sendable {
         try await sharedConnection().pipeline(commands)
     }
 
+    /// Sends the commands in one write; throws the first error reply, if any, once all replies are in.
+    @discardableResult
+    public func pipelineChecked(_ commands: [RedisCommand]) async throws -> [RedisValue] {
+        try await pipeline(commands).map(RedisConnection.check)
+    }
+
     /// Runs a blocking command on a connection of its own. Cancelling the task closes that connection,
     /// which is the only way to stop a read that Redis is holding.
     public func sendBlocking(_ command: RedisCommand) async throws -> RedisValue {

@@ -92,8 +92,7 @@ struct GenerationHandler: JobHandler {
             // The reply (whole or cut short by the user) was shown but the database cannot take the user's
             // message: bill what was shown before the job is retried (settling is idempotent, so a re-run
             // cannot bill it twice, and the refund a dead letter would give finds the reservation settled).
-            let usage = prepared.cancelledBeforeStart && done.chunks == 0
-                ? (input: 0, output: 0) : done.billedUsage(estimatedInput: ContextWindow.estimatedPromptTokens(prepared.request), finished: outcome == .completed)
+            let usage = billedUsage(done, prepared, outcome: outcome)
             _ = try? await settle(job, modelID: prepared.model.id, usage: usage, success: outcome == .completed)
             throw error
         }
@@ -182,14 +181,20 @@ struct GenerationHandler: JobHandler {
         }
     }
 
+    /// What a run that got as far as an outcome bills: nothing if the model was never called (cancelled before
+    /// the start), else Bedrock's counts, or the chunks shown for a reply cut short.
+    private func billedUsage(_ done: Progress, _ prepared: Prepared, outcome: Outcome) -> (input: Int, output: Int) {
+        guard !(prepared.cancelledBeforeStart && done.chunks == 0) else { return (0, 0) }
+        return done.billedUsage(estimatedInput: ContextWindow.estimatedPromptTokens(prepared.request), finished: outcome == .completed)
+    }
+
     /// Stores the reply and settles the credits side by side, then publishes `complete` and records the end.
     private func finish(
         _ job: QueuedJob<InferenceJob>, _ prepared: Prepared, outcome: Outcome, done: Progress, userStored: Bool, pickup: Double, latency: Duration
     ) async throws {
         let request = job.payload
         let model = prepared.model
-        let usage = prepared.cancelledBeforeStart && done.chunks == 0
-            ? (input: 0, output: 0) : done.billedUsage(estimatedInput: ContextWindow.estimatedPromptTokens(prepared.request), finished: outcome == .completed)
+        let usage = billedUsage(done, prepared, outcome: outcome)
         async let stored: String? = storeReply(job, model: model, outcome: outcome, text: done.accumulator.text, usage: usage, userStored: userStored)
         async let settled = settle(job, modelID: model.id, usage: usage, success: outcome == .completed)
         let (messageID, settlement) = try await (stored, settled)

@@ -17,11 +17,6 @@ struct GenerationStarter: Sendable {
     /// The longest reply asked of a model; reservations cover it.
     let maxOutputTokens: Int
 
-    /// The model a request names (or the session's, or the default), if the caller may use it.
-    static func model(_ requested: String?, session: ChatSession?, role: UserRole) throws -> ModelInfo {
-        try model(id: requested ?? session?.modelId ?? ModelCatalog.defaultModelID, role: role)
-    }
-
     /// The model `id`, if the caller may use it.
     static func model(id: String, role: UserRole) throws -> ModelInfo {
         guard let model = ModelCatalog.model(id: id), model.roles.contains(role) else {

@@ -32,7 +32,7 @@ struct SessionController: Sendable {
         let title = body.title!
         let modelID = body.modelId
         let initialMessage = body.initialMessage
-        if let modelID { _ = try GenerationStarter.model(modelID, session: nil, role: user.role) }
+        if let modelID { _ = try GenerationStarter.model(id: modelID, role: user.role) }
         let token = try context.requireToken()
         guard try await ledger.hasCredits(1, token: token) else { throw AccountingClient.insufficient }
         let session = try await store.createSession(userId: user.id, title: title, modelId: modelID)
