@@ -180,7 +180,7 @@ final class GroupCommitter: Sendable {
                     try bulkWrite.map { try Self.results(ofBulkWrite: runWriteCommand($0, database: "admin", client: client), count: accountCount) } ?? []
                 }
                 let usage = Result {
-                    try insert.map { try Self.results(ofInsert: runWriteCommand($0, database: database, client: client), count: usageCount) } ?? []
+                    try insert.map { InsertResult.each(of: try runWriteCommand($0, database: database, client: client), count: usageCount).map(BulkResult.init) } ?? []
                 }
                 return (accounts, usage)
             }
@@ -219,6 +219,15 @@ final class GroupCommitter: Sendable {
         case duplicateKey
         /// Any other error.
         case failed(code: Int, message: String)
+
+        /// An insert's result as a write's.
+        init(_ insert: InsertResult) {
+            switch insert {
+            case .inserted: self = .written(1)
+            case .duplicateKey: self = .duplicateKey
+            case .failed(let code, let message): self = .failed(code: code, message: message)
+            }
+        }
     }
 
     /// Every write's result from a `bulkWrite` reply (a cursor whose first batch holds them all: no batch size
@@ -239,19 +248,8 @@ final class GroupCommitter: Sendable {
         return results
     }
 
-    /// Every document's result from an unordered `insert` reply: written unless `writeErrors` names it.
-    private static func results(ofInsert reply: BSONFields, count: Int) throws -> [BulkResult] {
-        var results = [BulkResult](repeating: .written(1), count: count)
-        for error in reply["writeErrors"]?.arrayValue ?? [] {
-            guard let fields = error.documentValue, let index = fields["index"]?.intValue, results.indices.contains(index) else { continue }
-            results[index] = failure(fields)
-        }
-        return results
-    }
-
     /// A reported error: E11000 (the `_id` is taken) or another.
     private static func failure(_ fields: BSONFields) -> BulkResult {
-        fields["code"]?.intValue == 11000
-            ? .duplicateKey : .failed(code: fields["code"]?.intValue ?? 0, message: fields["errmsg"]?.stringValue ?? "")
+        BulkResult(InsertResult.failure(fields))
     }
 }

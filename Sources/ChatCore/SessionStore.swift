@@ -13,8 +13,19 @@ public protocol SessionStore: Sendable {
     func messages(sessionId: String) async throws -> [ChatMessage]
     /// Deletes the session and its messages if it belongs to `userId`; false if there was none.
     func deleteSession(id: String, userId: String) async throws -> Bool
-    /// Appends a message; the same (jobId, role) twice stores one message and returns it both times.
-    func appendMessage(_ message: NewMessage) async throws -> ChatMessage
+    /// Appends the messages of one session's turn in one write, each once per (jobId, role): a repeat stores
+    /// nothing and returns the message stored first. Returns the messages as stored, in the order given.
+    func appendMessages(_ messages: [NewMessage]) async throws -> [ChatMessage]
     /// Succeeds when the database answers within the configured timeout.
     func ping() async throws
+}
+
+extension SessionStore {
+    /// Appends one message; the same (jobId, role) twice stores one message and returns it both times.
+    public func appendMessage(_ message: NewMessage) async throws -> ChatMessage {
+        guard let stored = try await appendMessages([message]).first else {
+            throw ChatError(.internal, code: "DATABASE_ERROR", message: "The message was not stored")
+        }
+        return stored
+    }
 }

@@ -81,16 +81,17 @@ enum GenerationScripts {
         redis.call('DEL', KEYS[4])
         local meta = redis.call('HMGET', KEYS[6], 'userId', 'deleted', 'history', 'historyBytes')
         if meta[1] == false or meta[2] == '1' then return 1 end
+        redis.call('HINCRBY', KEYS[6], 'messageCount', ARGV[9])
+        redis.call('HINCRBY', KEYS[6], 'contentBytes', ARGV[10])
         -- A history said to be whole whose list is gone would restart with this job's turns alone: forget it.
         local forget = ARGV[13] == '1'
         if meta[3] == '1' and tonumber(meta[4] or '0') > 0 and redis.call('EXISTS', KEYS[7]) == 0 then forget = true end
         if forget then
           redis.call('HSET', KEYS[6], 'history', '0')
           redis.call('DEL', KEYS[7])
+          redis.call('PEXPIRE', KEYS[6], ARGV[12])
           return 1
         end
-        redis.call('HINCRBY', KEYS[6], 'messageCount', ARGV[9])
-        redis.call('HINCRBY', KEYS[6], 'contentBytes', ARGV[10])
         if meta[3] == '1' then
           local added = 0
           for i = 14, #ARGV do

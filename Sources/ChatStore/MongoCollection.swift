@@ -109,36 +109,6 @@ package struct MongoCollection {
         }
     }
 
-    /// Upserts with `findAndModify` (`upsert: true, new: true`): the stored document afterwards,
-    /// and whether it was inserted by this call rather than found; nil when a concurrent upsert
-    /// of the same key won and the server said so with an empty reply (SecantusDB does; MongoDB
-    /// retries internally or fails with a duplicate key). Either way, a retry finds the winner.
-    package func upsert(_ query: BSONFields, _ update: BSONFields) throws -> (document: BSONFields, inserted: Bool)? {
-        let query = try BSONDocument(query)
-        let update = try BSONDocument(update)
-        let options: OpaquePointer = mongoc_find_and_modify_opts_new()
-        defer { mongoc_find_and_modify_opts_destroy(options) }
-        // set_update copies the document into the options.
-        guard mongoc_find_and_modify_opts_set_update(options, update.pointer) else {
-            throw MongoDriverError(domain: 0, code: 0, message: "findAndModify rejected the update document")
-        }
-        // C enum flags import as structs: combine their raw values.
-        let flags = MONGOC_FIND_AND_MODIFY_UPSERT.rawValue | MONGOC_FIND_AND_MODIFY_RETURN_NEW.rawValue
-        _ = mongoc_find_and_modify_opts_set_flags(options, mongoc_find_and_modify_flags_t(rawValue: flags))
-        var error = bson_error_t()
-        return try withReply { reply in
-            guard mongoc_collection_find_and_modify_with_opts(collection, query.pointer, options, reply, &error) else {
-                throw MongoDriverError(error)
-            }
-            let fields = try BSONDocument.fields(of: reply)
-            guard let document = fields["value"]?.documentValue else { return nil }
-            let status = fields["lastErrorObject"]?.documentValue
-            // `updatedExisting: false` (with `upserted: <id>`) is how the server says it inserted.
-            let inserted = status?["updatedExisting"]?.boolValue.map { !$0 } ?? (status?["upserted"] != nil)
-            return (document, inserted)
-        }
-    }
-
     /// Runs a write command (`createIndexes`, ...) on this collection's database; returns the reply.
     @discardableResult
     package func writeCommand(_ command: BSONFields) throws -> BSONFields {

@@ -137,44 +137,54 @@ public final class MongoSessionStore: SessionStore {
         }
     }
 
-    /// Appends a message once per (jobId, role): a repeat returns the first stored message unchanged.
-    /// A newly stored message bumps the session's `updatedAt` and `messageCount`; throws
-    /// `SESSION_NOT_FOUND` (storing nothing) when the session does not exist.
-    public func appendMessage(_ message: NewMessage) async throws -> ChatMessage {
-        guard SessionID.isValid(message.sessionId) else { throw Self.sessionNotFound }
+    /// Appends the messages of one turn with ONE unordered `insert`, each once per (jobId, role) (the unique
+    /// index refuses a repeat, which then reads back the message stored first), and bumps the session's
+    /// `updatedAt`, `messageCount` and `contentBytes` once for those newly stored. Throws `SESSION_NOT_FOUND`
+    /// (storing nothing) when the session does not exist; every message must belong to the same session.
+    public func appendMessages(_ messages: [NewMessage]) async throws -> [ChatMessage] {
+        guard let sessionId = messages.first?.sessionId else { return [] }
+        guard SessionID.isValid(sessionId), messages.allSatisfy({ $0.sessionId == sessionId }) else { throw Self.sessionNotFound }
         let now = storedNow()
-        let query: BSONFields = ["jobId": .string(message.jobId), "role": .string(message.role.rawValue)]
-        let update: BSONFields = [
-            "$setOnInsert": .document(StoredMessage.document(message, id: message.id ?? Self.newObjectID(), createdAt: message.createdAt ?? now))
+        let documents = messages.map { StoredMessage.document($0, id: $0.id ?? Self.newObjectID(), createdAt: $0.createdAt ?? now) }
+        let command: BSONFields = [
+            "insert": .string(StoredMessage.collection), "documents": .array(documents.map(BSONValue.document)), "ordered": false,
         ]
         let database = clients.databaseName
-        return try await clients.withClient("appendMessage") { client in
-            let (document, inserted) = try MongoCollection.with(StoredMessage.collection, in: database, client: client) { messages in
-                // Upserts of the same (jobId, role) can race: the unique index lets one insert and the
-                // others fail (duplicate key) or come back empty; the winner's document exists by
-                // then, so the next attempt finds it.
-                for _ in 1..<Self.upsertAttempts {
-                    do {
-                        if let outcome = try messages.upsert(query, update) { return outcome }
-                    } catch let error as MongoDriverError where error.isDuplicateKey {}
+        return try await clients.withClient("appendMessages") { client in
+            let results = InsertResult.each(of: try runWriteCommand(command, database: database, client: client), count: documents.count)
+            var stored: [ChatMessage] = []
+            var inserted: [ChatMessage] = []
+            for (index, result) in results.enumerated() {
+                switch result {
+                case .inserted:
+                    let message = try StoredMessage.message(documents[index])
+                    stored.append(message)
+                    inserted.append(message)
+                case .duplicateKey:
+                    // Stored before (an earlier attempt of the job, or a racing one): that one stands.
+                    let query: BSONFields = ["jobId": .string(messages[index].jobId), "role": .string(messages[index].role.rawValue)]
+                    let first = try MongoCollection.with(StoredMessage.collection, in: database, client: client) {
+                        try $0.find(query, options: ["limit": 1]).first
+                    }
+                    guard let first else { throw MongoDriverError(domain: 0, code: 11000, message: "a duplicate message could not be read back") }
+                    stored.append(try StoredMessage.message(first))
+                case .failed(let code, let message):
+                    throw MongoDriverError(domain: 0, code: UInt32(clamping: code), message: message)
                 }
-                guard let outcome = try messages.upsert(query, update) else {
-                    throw MongoDriverError(domain: 0, code: 0, message: "findAndModify upsert kept returning no document")
-                }
-                return outcome
             }
-            let stored = try StoredMessage.message(document)
-            guard inserted else { return stored }
+            guard !inserted.isEmpty else { return stored }
+            let bytes = inserted.reduce(0) { $0 + $1.content.utf8.count }
             let matched = try MongoCollection.with(StoredSession.collection, in: database, client: client) {
                 try $0.updateOne(
-                    ["_id": .objectID(message.sessionId)],
-                    ["$max": ["updatedAt": .date(now)], "$inc": ["messageCount": 1, "contentBytes": .int64(Int64(message.content.utf8.count))]]
+                    ["_id": .objectID(sessionId)],
+                    ["$max": ["updatedAt": .date(now)], "$inc": ["messageCount": .int64(Int64(inserted.count)), "contentBytes": .int64(Int64(bytes))]]
                 )
             }
             guard matched == 0 else { return stored }
-            // The session is gone (deleted meanwhile, or never was): take the message back out.
+            // The session is gone (deleted meanwhile, or never was): take the messages back out.
+            let ids = inserted.map { BSONValue.objectID($0.id) }
             _ = try MongoCollection.with(StoredMessage.collection, in: database, client: client) {
-                try $0.deleteOne(["_id": .objectID(stored.id)])
+                try $0.deleteMany(["_id": ["$in": .array(ids)]])
             }
             throw Self.sessionNotFound
         }
@@ -187,9 +197,6 @@ public final class MongoSessionStore: SessionStore {
             _ = try runCommand(["dropDatabase": 1], database: database, client: client)
         }
     }
-
-    /// How often appendMessage tries its upsert when concurrent ones of the same (jobId, role) race it.
-    private static let upsertAttempts = 3
 
     private static let sessionNotFound = ChatError(.notFound, code: "SESSION_NOT_FOUND", message: "Session not found")
 

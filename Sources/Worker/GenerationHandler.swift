@@ -8,10 +8,11 @@ import Queue
 
 /// Runs one generation job in three stages: `prepare` (one Redis script starts the run, publishes `reset` and
 /// `model`, and hands back the session's cached history; MongoDB only on a cache miss), `generate` (the model
-/// streams, each piece published as `chunk`, while the user's message is stored beside it), and `finish` (the
-/// reply stored and the credits settled side by side, then one script publishes `complete`, records the end
-/// and brings the cached history up to date). Messages are stored idempotently per (job, role); the
-/// reservation is settled once with the tokens Bedrock reported. A re-run starts with a `reset` event.
+/// streams, each piece published as `chunk`), and `finish` (the user's message and the reply stored in one
+/// write and the credits settled side by side, then one script publishes `complete`, records the end and
+/// brings the cached history up to date). Until then the session shows the user's message from the job's
+/// record. Messages are stored idempotently per (job, role); the reservation is settled once with the tokens
+/// Bedrock reported. A failed job stores the user's message alone. A re-run starts with a `reset` event.
 struct GenerationHandler: JobHandler {
     let generator: any TextGenerator
     let store: any SessionStore
@@ -48,14 +49,6 @@ struct GenerationHandler: JobHandler {
         guard let prepared = try await prepare(job) else { return }
         let prepareTime = clock.now - started
 
-        // The user's message is stored while the reply streams; the reply is stored only after it.
-        let request = job.payload
-        async let userMessage = store.appendMessage(
-            NewMessage(
-                sessionId: request.sessionId, jobId: job.id, role: .user, content: request.message, modelId: prepared.model.id,
-                id: request.messageId, createdAt: request.messageId == nil ? nil : request.messageCreatedAt ?? request.requestedAt
-            )
-        )
         let progress = NIOLockedValueBox(Progress())
         let outcome: Outcome
         do {
@@ -80,24 +73,8 @@ struct GenerationHandler: JobHandler {
         }
         try Task.checkCancellation()
         var done = progress.withLockedValue { $0 }
-        let userStored: Bool
-        do {
-            _ = try await userMessage
-            userStored = true
-        } catch let error as ChatError where error.kind == .notFound {
-            userStored = false
-        } catch {
-            // A worker that lost the job or is draining leaves it without a trace.
-            try Task.checkCancellation()
-            // The reply (whole or cut short by the user) was shown but the database cannot take the user's
-            // message: bill what was shown before the job is retried (settling is idempotent, so a re-run
-            // cannot bill it twice, and the refund a dead letter would give finds the reservation settled).
-            let usage = billedUsage(done, prepared, outcome: outcome)
-            _ = try? await settle(job, modelID: prepared.model.id, usage: usage, success: outcome == .completed)
-            throw error
-        }
         done.timings.prepare = prepareTime
-        try await finish(job, prepared, outcome: outcome, done: done, userStored: userStored, pickup: pickup, latency: clock.now - started)
+        try await finish(job, prepared, outcome: outcome, done: done, pickup: pickup, latency: clock.now - started)
     }
 
     /// Starts the run in Redis and assembles what the model will see; nil when the job already ended.
@@ -188,57 +165,65 @@ struct GenerationHandler: JobHandler {
         return done.billedUsage(estimatedInput: ContextWindow.estimatedPromptTokens(prepared.request), finished: outcome == .completed)
     }
 
-    /// Stores the reply and settles the credits side by side, then publishes `complete` and records the end.
-    private func finish(
-        _ job: QueuedJob<InferenceJob>, _ prepared: Prepared, outcome: Outcome, done: Progress, userStored: Bool, pickup: Double, latency: Duration
-    ) async throws {
+    /// Stores the turn (the user's message and the reply, in one write) and settles the credits side by side,
+    /// then publishes `complete` and records the end.
+    private func finish(_ job: QueuedJob<InferenceJob>, _ prepared: Prepared, outcome: Outcome, done: Progress, pickup: Double, latency: Duration) async throws {
         let request = job.payload
         let model = prepared.model
         let usage = billedUsage(done, prepared, outcome: outcome)
-        async let stored: String? = storeReply(job, model: model, outcome: outcome, text: done.accumulator.text, usage: usage, userStored: userStored)
-        async let settled = settle(job, modelID: model.id, usage: usage, success: outcome == .completed)
-        let (messageID, settlement) = try await (stored, settled)
         let text = done.accumulator.text
+        let reply = NewMessage(
+            sessionId: request.sessionId, jobId: job.id, role: .assistant, content: text, modelId: model.id,
+            status: outcome == .cancelled ? .cancelled : .complete, inputTokens: usage.input, outputTokens: usage.output
+        )
+        async let settled = settle(job, modelID: model.id, usage: usage, success: outcome == .completed)
+        // The settlement is awaited whatever becomes of the write: a reply that was shown is billed even when
+        // the database cannot take it now (the job is then retried; settling is idempotent, so a re-run cannot
+        // bill it twice, and the refund a dead letter would give finds the reservation settled).
+        let stored: Result<[ChatMessage]?, any Error>
+        do {
+            stored = .success(try await storeTurn(job, modelID: model.id, reply: reply))
+        } catch {
+            stored = .failure(error)
+        }
+        let settlement = try await settled
+        // A worker that lost the job or is draining leaves it without a trace.
+        if case .failure = stored { try Task.checkCancellation() }
+        let turn = try stored.get()
+        let turnStored = turn != nil
         let complete = CompleteEvent(
-            jobId: job.id, messageId: messageID, content: text, modelId: model.id,
+            jobId: job.id, messageId: turn?.first(where: { $0.role == .assistant })?.id, content: text, modelId: model.id,
             stopReason: outcome == .cancelled ? StopReason.cancelled.rawValue : (done.accumulator.stopReason ?? .endTurn).rawValue,
             inputTokens: usage.input, outputTokens: usage.output, creditsCharged: settlement?.creditsUsed ?? 0, settlementPending: settlement == nil,
             latencyMs: Int(latency.milliseconds), spans: done.timings.spans(pickup: pickup)
         )
-        var turns: [HistoryTurn] = []
-        var bytes = 0
-        if userStored {
-            turns.append(HistoryTurn(jobID: job.id, role: .user, text: request.message))
-            bytes += request.message.utf8.count
+        var ending = JobEnding(status: outcome == .cancelled ? .cancelled : .completed, event: .complete(complete))
+        if turnStored {
+            ending.turns = [HistoryTurn(jobID: job.id, role: .user, text: request.message)]
+            if outcome == .completed { ending.turns.append(HistoryTurn(jobID: job.id, role: .assistant, text: text)) }
+            ending.storedMessages = 2
+            ending.storedBytes = request.message.utf8.count + text.utf8.count
         }
-        if messageID != nil {
-            bytes += text.utf8.count
-            if outcome == .completed { turns.append(HistoryTurn(jobID: job.id, role: .assistant, text: text)) }
-        }
-        try await state.end(
-            jobID: job.id, sessionID: request.sessionId,
-            JobEnding(
-                status: outcome == .cancelled ? .cancelled : .completed, event: .complete(complete), turns: turns,
-                storedMessages: (userStored ? 1 : 0) + (messageID == nil ? 0 : 1), storedBytes: bytes
-            )
+        try await state.end(jobID: job.id, sessionID: request.sessionId, ending)
+    }
+
+    /// The user's message as the job stores it, under the id and time chat-api gave it.
+    private func userMessage(_ job: QueuedJob<InferenceJob>, modelID: String) -> NewMessage {
+        let request = job.payload
+        return NewMessage(
+            sessionId: request.sessionId, jobId: job.id, role: .user, content: request.message, modelId: modelID,
+            id: request.messageId, createdAt: request.messageId == nil ? nil : request.messageCreatedAt ?? request.requestedAt
         )
     }
 
-    /// Stores the assistant's message; nil when the session was deleted meanwhile (nowhere to keep it: what
-    /// was generated is still billed and the job still ends).
-    private func storeReply(
-        _ job: QueuedJob<InferenceJob>, model: ModelInfo, outcome: Outcome, text: String, usage: (input: Int, output: Int), userStored: Bool
-    ) async throws -> String? {
-        guard userStored else { return nil }
+    /// Stores the user's message and `reply` (if any) in one write and returns them as stored; nil when the
+    /// session was deleted meanwhile (nowhere to keep them: what was generated is still billed and the job
+    /// still ends).
+    private func storeTurn(_ job: QueuedJob<InferenceJob>, modelID: String, reply: NewMessage?) async throws -> [ChatMessage]? {
         do {
-            return try await store.appendMessage(
-                NewMessage(
-                    sessionId: job.payload.sessionId, jobId: job.id, role: .assistant, content: text, modelId: model.id,
-                    status: outcome == .cancelled ? .cancelled : .complete, inputTokens: usage.input, outputTokens: usage.output
-                )
-            ).id
+            return try await store.appendMessages([userMessage(job, modelID: modelID)] + (reply.map { [$0] } ?? []))
         } catch let error as ChatError where error.kind == .notFound {
-            logger.info("session deleted during generation; reply not stored", metadata: ["job": "\(job.id)"])
+            logger.info("session deleted during generation; turn not stored", metadata: ["job": "\(job.id)"])
             return nil
         }
     }
@@ -251,7 +236,18 @@ struct GenerationHandler: JobHandler {
             let error = ErrorEvent(
                 jobId: job.id, code: "GENERATION_FAILED", message: "The reply could not be generated. You are charged only for what was delivered."
             )
-            try await state.end(jobID: job.id, sessionID: request.sessionId, JobEnding(status: .failed, event: .error(error)))
+            var ending = JobEnding(status: .failed, event: .error(error))
+            // The user's message is kept (a run stores it only with its reply).
+            do {
+                if try await storeTurn(job, modelID: request.modelId, reply: nil) != nil {
+                    ending.turns = [HistoryTurn(jobID: job.id, role: .user, text: request.message)]
+                    ending.storedMessages = 1
+                    ending.storedBytes = request.message.utf8.count
+                }
+            } catch {
+                logger.error("could not store a failed job's message", metadata: ["job": "\(job.id)", "error": "\(error)"])
+            }
+            try await state.end(jobID: job.id, sessionID: request.sessionId, ending)
         } catch {
             logger.error("could not report a failed job", metadata: ["job": "\(job.id)", "error": "\(error)"])
         }

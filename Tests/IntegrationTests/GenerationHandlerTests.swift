@@ -25,17 +25,21 @@ final class MemorySessionStore: SessionStore {
     func deleteSession(id: String, userId: String) async throws -> Bool { fatalError("not used") }
     func ping() async throws {}
 
-    func appendMessage(_ message: NewMessage) async throws -> ChatMessage {
+    func appendMessages(_ messages: [NewMessage]) async throws -> [ChatMessage] {
         try state.withLockedValue { state in
-            guard state.sessions[message.sessionId] != nil else { throw ChatError(.notFound, code: "SESSION_NOT_FOUND", message: "Session not found") }
-            if let existing = state.messages.first(where: { $0.jobId == message.jobId && $0.role == message.role }) { return existing }
-            let stored = ChatMessage(
-                id: message.id ?? ObjectIDs.next(), sessionId: message.sessionId, jobId: message.jobId, role: message.role, content: message.content,
-                modelId: message.modelId, status: message.status, inputTokens: message.inputTokens, outputTokens: message.outputTokens,
-                createdAt: message.createdAt ?? Date()
-            )
-            state.messages.append(stored)
-            return stored
+            guard let first = messages.first, state.sessions[first.sessionId] != nil else {
+                throw ChatError(.notFound, code: "SESSION_NOT_FOUND", message: "Session not found")
+            }
+            return messages.map { message in
+                if let existing = state.messages.first(where: { $0.jobId == message.jobId && $0.role == message.role }) { return existing }
+                let stored = ChatMessage(
+                    id: message.id ?? ObjectIDs.next(), sessionId: message.sessionId, jobId: message.jobId, role: message.role, content: message.content,
+                    modelId: message.modelId, status: message.status, inputTokens: message.inputTokens, outputTokens: message.outputTokens,
+                    createdAt: message.createdAt ?? Date()
+                )
+                state.messages.append(stored)
+                return stored
+            }
         }
     }
 }
@@ -122,9 +126,10 @@ struct HandlerFixture {
         )
     }
 
-    /// A job begun the way chat-api begins one (session cached, claimed, recorded).
-    func job(_ message: String) async throws -> (QueuedJob<InferenceJob>, JobRecord) {
-        try await cache.created(session)
+    /// A job begun the way chat-api begins one (session cached, unless `cached` is false: then the cache is left
+    /// as it is; claimed, recorded).
+    func job(_ message: String, cached: Bool = true) async throws -> (QueuedJob<InferenceJob>, JobRecord) {
+        if cached { try await cache.created(session) }
         let jobID = UUID().uuidString
         let messageID = ObjectIDs.next()
         guard case .started(let record, let summary) = try await state.begin(
@@ -239,6 +244,34 @@ struct GenerationHandlerTests {
         #expect(fixture.store.stored.isEmpty)
         #expect(fixture.ledger.settled == [.init(reservationID: "r-" + job.id, input: 7, output: 2, success: true)])
         #expect(try await fixture.state.record(jobID: job.id)?.status == .completed)
+    }
+
+    @Test("a job given up (dead-lettered, or failed for good) keeps the user's message alone, once, and ends with an error")
+    func abandonedJobKeepsTheUserMessage() async throws {
+        let fixture = try HandlerFixture()
+        defer { fixture.redis.shutdown() }
+        let generator = ScriptedGenerator(words: ["fine"])
+        let handler = try fixture.handler(generator)
+        // A first job completes, so the session's history is cached.
+        let (first, _) = try await fixture.job("first")
+        try await handler.run(first)
+        let (job, record) = try await fixture.job("will fail", cached: false)
+        await handler.abandon(job, reason: "test")
+        await handler.abandon(job, reason: "test again")
+        #expect(fixture.store.stored.filter { $0.jobId == job.id }.map(\.role) == [.user])
+        #expect(fixture.store.stored.last?.id == job.payload.messageId && fixture.store.stored.last?.content == "will fail")
+        #expect(try await fixture.state.record(jobID: job.id)?.status == .failed)
+        let stored = try await fixture.events.read(sessionID: fixture.session.id, after: record.startEventID)
+        #expect(stored.map(\.type) == ["error"])
+        #expect(fixture.ledger.settled.dropFirst().allSatisfy { $0.input == 0 && $0.output == 0 && !$0.success })
+        // A failed job makes the cache forget the history (its counts still go up); the next run reads the
+        // store, where the message was kept.
+        let history = try await fixture.cache.history(sessionID: fixture.session.id)
+        #expect(history == nil)
+        #expect(try await fixture.redis.hgetall(SessionCache.metaKey(fixture.session.id))["messageCount"] == "3")
+        let (next, _) = try await fixture.job("again", cached: false)
+        try await handler.run(next)
+        #expect(generator.requests.last?.turns.map(\.text) == ["first", "fine", "will fail", "again"])
     }
 
     @Test("a run whose task is cancelled (its worker lost the job, or is draining) leaves no trace: no complete, nothing billed, still running")

@@ -146,6 +146,62 @@ import Testing
         }
     }
 
+    @Test func aTurnIsStoredInOneWriteAndARepeatReturnsWhatWasStoredFirst() async throws {
+        try await withStore { store in
+            let session = try await store.createSession(userId: "alice", title: "Turn", modelId: nil)
+            let asked = Date(timeIntervalSince1970: 1_700_000_000)
+            let question = NewMessage(sessionId: session.id, jobId: "job-1", role: .user, content: "Hello?", id: "0123456789abcdef0123abcd", createdAt: asked)
+            let turn = try await store.appendMessages([
+                question, NewMessage(sessionId: session.id, jobId: "job-1", role: .assistant, content: "Hi, héllo", inputTokens: 3, outputTokens: 4),
+            ])
+
+            #expect(turn.map(\.role) == [.user, .assistant])
+            #expect(turn[0].id == "0123456789abcdef0123abcd" && turn[0].createdAt == asked)
+            #expect(turn[1].inputTokens == 3 && turn[1].outputTokens == 4)
+            #expect(try await store.messages(sessionId: session.id) == turn)
+            let counted = try #require(try await store.session(id: session.id))
+            #expect(counted.messageCount == 2)
+            #expect(counted.contentBytes == "Hello?".utf8.count + "Hi, héllo".utf8.count)
+
+            // A re-run of the job (its first run stored the user's message only) stores just the reply, and
+            // gets the user's message as it was first stored.
+            let rerun = try await store.appendMessages([
+                NewMessage(sessionId: session.id, jobId: "job-1", role: .user, content: "changed"),
+                NewMessage(sessionId: session.id, jobId: "job-2", role: .assistant, content: "new"),
+            ])
+            #expect(rerun[0] == turn[0])
+            #expect(rerun[1].content == "new")
+            #expect(try await store.messages(sessionId: session.id).count == 3)
+            #expect(try await store.session(id: session.id)?.messageCount == 3)
+
+            // Every message of a turn belongs to one session.
+            let other = try await store.createSession(userId: "alice", title: "Other", modelId: nil)
+            await #expect(throws: ChatError.self) {
+                try await store.appendMessages([
+                    NewMessage(sessionId: session.id, jobId: "job-3", role: .user, content: "a"),
+                    NewMessage(sessionId: other.id, jobId: "job-3", role: .assistant, content: "b"),
+                ])
+            }
+            let none = try await store.messages(sessionId: other.id)
+            #expect(none.isEmpty)
+        }
+    }
+
+    @Test func aTurnForAMissingSessionStoresNothing() async throws {
+        try await withStore { store in
+            let missing = "0123456789abcdef01234567"
+            let error = await #expect(throws: ChatError.self) {
+                try await store.appendMessages([
+                    NewMessage(sessionId: missing, jobId: "job-x", role: .user, content: "lost"),
+                    NewMessage(sessionId: missing, jobId: "job-x", role: .assistant, content: "also lost"),
+                ])
+            }
+            #expect(error?.code == "SESSION_NOT_FOUND")
+            let stored = try await store.messages(sessionId: missing)
+            #expect(stored.isEmpty)
+        }
+    }
+
     @Test func appendingToAMissingSessionStoresNothing() async throws {
         try await withStore { store in
             let missing = "0123456789abcdef01234567"

@@ -92,7 +92,6 @@ struct ProcessTests {
         let store = try MongoSessionStore(configuration: MongoConfiguration(uri: database, threadCount: 1))
         let user = "worker-\(UUID().uuidString.prefix(8))"
         let sessionID = try await store.createSession(userId: user, title: "worker test", modelId: nil).id
-        let events = SessionEvents(redis: redis)
         let jobID = UUID().uuidString.lowercased()
         let verifier = try AccessTokenVerifier(secret: APIFixture.secret)
         try await Accounting.fund(user, credits: 100, accountingURL: TestEnvironment.accountingURL, verifier: verifier)
