@@ -1,6 +1,6 @@
 # The two commands a new machine needs: `make dev` and `make test`.
 SHELL := /bin/bash
-.PHONY: dev test build bootstrap bench bench-redis bench-bedrock bench-accounting clean
+.PHONY: dev test build bootstrap bench profile bench-redis bench-bedrock bench-accounting clean
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -27,6 +27,10 @@ bench-bedrock: bootstrap
 ## The full path, its floor (the emulator straight) and LiteLLM at 1-1,000 streams with chat-bench; writes docs/benchmarks.md.
 bench: bootstrap
 	@scripts/bench.sh
+
+## chat-api and chat-worker under perf at PROFILE_STREAMS (default 100) streams; profiles in .data/bench/perf-*.txt.
+profile: bootstrap
+	@BENCH_PROFILE=$${PROFILE_STREAMS:-100} scripts/bench.sh
 
 ## The accounting stand-in under 1, 20 and 100 users reserving and settling in a loop.
 bench-accounting: bootstrap

@@ -4,6 +4,8 @@
 # emulator), one run, same reply settings, at 1, 20, 100 and 1,000 concurrent streams (LiteLLM up to 100;
 # BENCH_SKIP_1000=1 skips the 1,000 step), plus chat-api's memory per idle open SSE connection. Release builds,
 # a stack of its own on ports 6491, 27091 and 3091-3095. Writes the `bench` section of docs/benchmarks.md.
+# With BENCH_PROFILE=N (make profile) it runs instead the full path alone at N streams under `perf record` of
+# chat-api and chat-worker, and writes their profiles to .data/bench/perf-*.txt (docs untouched).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/stack.sh
@@ -32,7 +34,9 @@ rm -rf "$dir" && mkdir -p "$dir"
 
 # LiteLLM in a virtualenv of its own (git-ignored); without it the run goes on with the two other targets.
 litellm_note=""
-if [ ! -x .venv-litellm/bin/litellm ]; then
+if [ -n "${BENCH_PROFILE:-}" ]; then
+  litellm_note="profiling"
+elif [ ! -x .venv-litellm/bin/litellm ]; then
   echo "==> installing LiteLLM (PyPI litellm[proxy]) into .venv-litellm"
   if ! { python3 -m venv .venv-litellm && .venv-litellm/bin/pip install -q --upgrade pip &&
     .venv-litellm/bin/pip install -q 'litellm[proxy]'; } >"$dir/litellm-install.log" 2>&1; then
@@ -91,6 +95,29 @@ YAML
     litellm_note="LiteLLM was installed but did not stream (see $dir/litellm.log), so this run has no LiteLLM figures."
     echo "warning: $litellm_note" >&2
   fi
+fi
+
+if [ -n "${BENCH_PROFILE:-}" ]; then
+  # perf's own reports: where chat-api's and chat-worker's CPU goes, by function (self) and with callees.
+  echo "==> profiling chat-api and chat-worker at $BENCH_PROFILE streams"
+  perf_pids=()
+  for name in api worker; do
+    pid_var=${name}_pid
+    perf record -e cpu-clock -F 1999 -g -p "${!pid_var}" -o "$dir/perf-$name.data" >"$dir/perf-$name.log" 2>&1 &
+    perf_pids+=($!)
+  done
+  "$bin/chat-bench" run --target full --concurrency "$BENCH_PROFILE" --messages "${BENCH_PROFILE_MESSAGES:-10}" --tokens 12 --pace-ms 20 \
+    --warmup 4 --redis-port 6491 "${pids[@]}" --json "$dir/chat-bench.json" --markdown "$dir/run.md" >/dev/null
+  kill -INT "${perf_pids[@]}" && wait "${perf_pids[@]}" || true
+  for name in api worker; do
+    perf report -i "$dir/perf-$name.data" --no-children --sort dso,symbol --percent-limit 0.7 --stdio -g none 2>/dev/null |
+      grep -v '^$' >"$dir/perf-$name.txt" || true
+    perf report -i "$dir/perf-$name.data" --children --sort symbol --percent-limit 3 --stdio -g none 2>/dev/null |
+      grep -v '^$' >"$dir/perf-$name-children.txt" || true
+  done
+  cat "$dir/run.md"
+  echo "==> profiles: $dir/perf-api.txt, $dir/perf-worker.txt (self) and $dir/perf-*-children.txt (with callees)"
+  exit 0
 fi
 
 levels=1,20,100
