@@ -24,21 +24,20 @@ public final class AccountingClient: CreditLedger {
     }
 
     public func hasCredits(_ credits: Double, token: String) async throws -> Bool {
-        let (status, body) = try await call("/api/credits/check", ["credits": credits], token: token, idempotent: true)
-        guard status == 200, let sufficient = body["sufficient"] as? Bool else { throw unexpected("credits/check", status) }
+        let (status, body) = try await call("/api/credits/check", CheckBody(credits: credits), token: token, idempotent: true)
+        guard status == 200, let sufficient = body.sufficient else { throw unexpected("credits/check", status) }
         return sufficient
     }
 
     public func reserve(reservationID: String, sessionID: String, modelID: String, estimatedTokens: Int, token: String) async throws -> CreditReservation {
         let (status, body) = try await call(
             "/api/streaming-sessions/initialize",
-            ["sessionId": reservationID, "chatSessionId": sessionID, "modelId": modelID, "estimatedTokens": estimatedTokens],
+            ReserveBody(sessionId: reservationID, chatSessionId: sessionID, modelId: modelID, estimatedTokens: estimatedTokens),
             token: token, idempotent: false
         )
         switch status {
         case 200, 201:
-            let credits = (body["allocatedCredits"] as? Double) ?? (body["allocatedCredits"] as? Int).map(Double.init) ?? 0
-            return CreditReservation(id: reservationID, allocatedCredits: credits)
+            return CreditReservation(id: reservationID, allocatedCredits: body.allocatedCredits ?? 0)
         case 402:
             throw Self.insufficient
         default:
@@ -51,10 +50,10 @@ public final class AccountingClient: CreditLedger {
     ) async throws -> CreditSettlement {
         let (status, body) = try await call(
             "/api/streaming-sessions/finalize",
-            [
-                "sessionId": reservationID, "modelId": modelID, "actualTokens": inputTokens + outputTokens,
-                "inputTokens": inputTokens, "outputTokens": outputTokens, "success": success,
-            ],
+            FinalizeBody(
+                sessionId: reservationID, modelId: modelID, actualTokens: inputTokens + outputTokens, inputTokens: inputTokens,
+                outputTokens: outputTokens, success: success
+            ),
             token: token, idempotent: true
         )
         if status == 404 {
@@ -63,7 +62,7 @@ public final class AccountingClient: CreditLedger {
             return CreditSettlement(creditsUsed: 0, refund: 0)
         }
         guard status == 200 else { throw unexpected("streaming-sessions/finalize", status) }
-        return CreditSettlement(creditsUsed: Self.number(body["creditsUsed"]), refund: Self.number(body["refund"]))
+        return CreditSettlement(creditsUsed: body.creditsUsed ?? 0, refund: body.refund ?? 0)
     }
 
     /// An HTTP client for the accounting service: up to `maxConnections` calls in flight (AsyncHTTPClient's
@@ -79,21 +78,21 @@ public final class AccountingClient: CreditLedger {
     /// Anything else that keeps the service from answering.
     public static let unavailable = ChatError(.unavailable, code: "ACCOUNTING_UNAVAILABLE", message: "The accounting service is unavailable")
 
-    private func call(_ path: String, _ body: [String: Any], token: String, idempotent: Bool) async throws -> (Int, [String: Any]) {
+    private func call(_ path: String, _ body: some Encodable, token: String, idempotent: Bool) async throws -> (Int, ReplyFields) {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = .POST
         request.headers.add(name: "Authorization", value: "Bearer \(token)")
         request.headers.add(name: "Content-Type", value: "application/json")
-        request.body = .bytes(ByteBuffer(data: try JSONSerialization.data(withJSONObject: body)))
+        request.body = .bytes(ByteBuffer(data: try JSONEncoder().encode(body)))
         let attempts = idempotent ? 2 : 1
         for attempt in 1...attempts {
             do {
                 let response = try await httpClient.execute(request, timeout: TimeAmount.nanoseconds(timeout.nanoseconds))
                 let bytes = try await response.body.collect(upTo: 1024 * 1024)
-                let object = (try? JSONSerialization.jsonObject(with: Data(buffer: bytes))) as? [String: Any] ?? [:]
+                let fields = (try? JSONDecoder().decode(ReplyFields.self, from: bytes)) ?? ReplyFields()
                 let status = Int(response.status.code)
                 if status >= 500, attempt < attempts { continue }
-                return (status, object)
+                return (status, fields)
             } catch is CancellationError {
                 throw CancellationError()
             } catch {
@@ -112,8 +111,49 @@ public final class AccountingClient: CreditLedger {
         return Self.unavailable
     }
 
-    private static func number(_ value: Any?) -> Double {
-        (value as? Double) ?? (value as? Int).map(Double.init) ?? 0
+}
+
+/// The bodies of the calls, as the guide's accounting contract names their fields.
+private struct CheckBody: Encodable {
+    var credits: Double
+}
+
+private struct ReserveBody: Encodable {
+    var sessionId: String
+    var chatSessionId: String
+    var modelId: String
+    var estimatedTokens: Int
+}
+
+private struct FinalizeBody: Encodable {
+    var sessionId: String
+    var modelId: String
+    var actualTokens: Int
+    var inputTokens: Int
+    var outputTokens: Int
+    var success: Bool
+}
+
+/// The fields of the service's answers this client reads; each one is read on its own, so a field of an
+/// unexpected type is missing rather than spoiling the others.
+struct ReplyFields: Decodable {
+    var sufficient: Bool?
+    var allocatedCredits: Double?
+    var creditsUsed: Double?
+    var refund: Double?
+
+    init() {}
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        sufficient = try? container.decodeIfPresent(Bool.self, forKey: .sufficient)
+        allocatedCredits = try? container.decodeIfPresent(Double.self, forKey: .allocatedCredits)
+        creditsUsed = try? container.decodeIfPresent(Double.self, forKey: .creditsUsed)
+        refund = try? container.decodeIfPresent(Double.self, forKey: .refund)
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case sufficient, allocatedCredits, creditsUsed, refund
     }
 }
 

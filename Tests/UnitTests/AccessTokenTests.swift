@@ -32,6 +32,16 @@ struct AccessTokenTests {
         #expect(verifier.verify(signed, now: now)?.id == "worker-on-behalf")
     }
 
+    @Test("the hand-written claims are the bytes the generic signer writes, and any subject survives")
+    func handWrittenClaims() throws {
+        let signed = verifier.sign(userID: "user-7", role: .supervisor, lifetime: 60, now: now, extraClaims: ["jti": "abc", "role": "admin"])
+        #expect(signed == token(claims: ["sub": "user-7", "role": "admin", "iat": now, "exp": now + 60, "jti": "abc"]))
+        for awkward in ["quote \" back \\ slash / tab \t nul \u{0}", "é 中文 😀", "\u{7f}\u{1f}"] {
+            let user = verifier.verify(verifier.sign(userID: awkward, role: .enduser, lifetime: 60, now: now), now: now)
+            #expect(user == AuthenticatedUser(id: awkward, role: .enduser, expiresAt: now + 60))
+        }
+    }
+
     @Test("expiry allows 30 s of clock skew, not more")
     func expiryLeeway() {
         let expired = token(claims: ["sub": "u", "role": "enduser", "exp": now - 29])

@@ -1,4 +1,4 @@
-import Bedrock
+@testable import Bedrock
 import ChatCore
 import Foundation
 import Testing
@@ -100,6 +100,39 @@ struct ModelAdapterTests {
             text: "Teal, mostly.", stopReason: .stopSequence, usage: TokenUsage(inputTokens: 31, outputTokens: 7),
             invocationMetrics: TokenUsage(inputTokens: 31, outputTokens: 7)
         ))
+    }
+
+    @Test("Claude: text deltas read without the decoder say exactly what the decoder says; other shapes go to the decoder")
+    func claudeTextDeltaFastPath() throws {
+        struct Delta: Decodable { var delta: Inner; struct Inner: Decodable { var text: String } }
+        let texts = ["Teal", "", " a/b ", "quote \" back \\ slash", "line\nbreak\ttab\r\u{8}\u{c}", "é 中文 😀👩‍👩‍👧", "\u{1}\u{1f}\u{7f}", "}}\"}}"]
+        for text in texts {
+            // As Bedrock writes it (`/` unescaped), and with every escape JSONSerialization uses (`\/`, `\u00XX`).
+            let plain = String(decoding: try JSONEncoder().encode(text), as: UTF8.self).replacingOccurrences(of: "\\/", with: "/")
+            let escaped = String(decoding: try JSONSerialization.data(withJSONObject: text, options: .fragmentsAllowed), as: UTF8.self)
+            for literal in [plain, escaped] {
+                let body = Data((#"{"type":"content_block_delta","index":12,"delta":{"type":"text_delta","text":"# + literal + "}}").utf8)
+                let decoded = try JSONDecoder().decode(Delta.self, from: body).delta.text
+                #expect(decoded == text)
+                #expect(try ClaudeAdapter().parseChunk(body).text == text)
+                if let fast = ClaudeAdapter.plainTextDelta(body) { #expect(fast == text) }
+            }
+            if !text.unicodeScalars.contains(where: { $0.value < 0x20 && !"\n\r\t\u{8}\u{c}".unicodeScalars.contains($0) }) {
+                let body = Data((#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"# + plain + "}}").utf8)
+                #expect(ClaudeAdapter.plainTextDelta(body) == text, "the common case takes the fast path: \(plain)")
+            }
+        }
+        for other in [
+            #"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a"},"extra":1}"#,
+            #"{"type": "content_block_delta","index":0,"delta":{"type":"text_delta","text":"a"}}"#,
+            #"{"type":"content_block_delta","index":,"delta":{"type":"text_delta","text":"a"}}"#,
+            #"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a}}"#,
+            #"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"\u0041"}}"#,
+            #"{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"a"}}"#,
+        ] {
+            #expect(ClaudeAdapter.plainTextDelta(Data(other.utf8)) == nil, "\(other)")
+        }
+        #expect(ClaudeAdapter.plainTextDelta(Data(#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":""#.utf8) + [0xFF] + Data(#""}}"#.utf8)) == nil)
     }
 
     // MARK: Amazon Nova

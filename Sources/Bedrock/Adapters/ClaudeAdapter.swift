@@ -35,6 +35,7 @@ public struct ClaudeAdapter: ModelAdapter {
     /// One stream event; usage values are the running totals Claude reports (input at `message_start`,
     /// output growing through `message_delta`), so the latest reported value is the count.
     public func parseChunk(_ chunk: Data) throws -> ChunkDelta {
+        if let text = Self.plainTextDelta(chunk) { return ChunkDelta(text: text) }
         let event = try AdapterJSON.decode(StreamEvent.self, from: chunk, family: family)
         var delta = ChunkDelta(text: "", invocationMetrics: event.invocationMetrics?.usage)
         switch event.type {
@@ -60,6 +61,56 @@ public struct ClaudeAdapter: ModelAdapter {
             break
         }
         return delta
+    }
+
+    /// The text of the commonest event, read without a JSON decoder: exactly
+    /// `{"type":"content_block_delta","index":N,"delta":{"type":"text_delta","text":"..."}}` with a text free of
+    /// `\u` escapes. Anything else (other events, other spacing or order, extra fields) returns nil and goes
+    /// through the decoder.
+    static func plainTextDelta(_ chunk: Data) -> String? {
+        chunk.withUnsafeBytes { raw -> String? in
+            var index = 0
+            func expect(_ literal: StaticString) -> Bool {
+                let count = literal.utf8CodeUnitCount
+                guard raw.count - index >= count else { return false }
+                for offset in 0..<count where raw[index + offset] != literal.utf8Start[offset] { return false }
+                index += count
+                return true
+            }
+            guard expect(#"{"type":"content_block_delta","index":"#) else { return nil }
+            let digits = index
+            while index < raw.count, raw[index] >= UInt8(ascii: "0"), raw[index] <= UInt8(ascii: "9") { index += 1 }
+            guard index > digits, expect(#","delta":{"type":"text_delta","text":""#) else { return nil }
+            var text: [UInt8] = []
+            text.reserveCapacity(raw.count - index)
+            while index < raw.count {
+                let byte = raw[index]
+                index += 1
+                switch byte {
+                case UInt8(ascii: "\""):
+                    guard expect("}}"), index == raw.count else { return nil }
+                    return String(validating: text, as: UTF8.self)
+                case UInt8(ascii: "\\"):
+                    guard index < raw.count else { return nil }
+                    let escaped = raw[index]
+                    index += 1
+                    switch escaped {
+                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): text.append(escaped)
+                    case UInt8(ascii: "n"): text.append(0x0A)
+                    case UInt8(ascii: "r"): text.append(0x0D)
+                    case UInt8(ascii: "t"): text.append(0x09)
+                    case UInt8(ascii: "b"): text.append(0x08)
+                    case UInt8(ascii: "f"): text.append(0x0C)
+                    default: return nil  // \u escapes and anything invalid: the decoder's business
+                    }
+                case 0..<0x20:
+                    return nil  // a raw control character is not JSON
+                default:
+                    text.append(byte)
+                }
+            }
+            return nil
+        }
     }
 
     /// Claude's `stop_reason` as a `StopReason`; nil for values with no counterpart (e.g. `tool_use`).
