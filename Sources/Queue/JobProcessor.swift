@@ -51,9 +51,9 @@ public final class JobProcessor<Handler: JobHandler>: Service, Sendable {
         (slotFreed, slotFreedContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
-    /// The running jobs, by stream entry id.
+    /// The running jobs, by stream entry id, with the attempt each runs.
     private struct Slots {
-        var tasks: [String: Task<Void, Never>] = [:]
+        var tasks: [String: (task: Task<Void, Never>, attempt: Int)] = [:]
     }
 
     /// The number of jobs running now.
@@ -105,6 +105,15 @@ public final class JobProcessor<Handler: JobHandler>: Service, Sendable {
                 jobs.forEach(start)
             } catch is CancellationError {
                 return
+            } catch let error as RedisServerError where error.prefix == "NOGROUP" {
+                // Redis lost the stream or the group (a restart without persistence, a failover to an empty
+                // replica, a flush): make them again and go on, or every job would wait for ever.
+                logger.error("the job queue's consumer group is gone; creating it again", metadata: ["error": "\(error)"])
+                do {
+                    try await queue.prepare()
+                } catch {
+                    try? await Task.sleep(for: .milliseconds(500))
+                }
             } catch {
                 if Task.isCancelled { return }
                 failures += 1
@@ -119,11 +128,12 @@ public final class JobProcessor<Handler: JobHandler>: Service, Sendable {
     private func start(_ job: QueuedJob<Payload>) {
         running.withLockedValue { slots in
             guard slots.tasks[job.entryID] == nil else { return }
-            slots.tasks[job.entryID] = Task { [self] in
+            let task = Task { [self] in
                 await self.process(job)
                 self.running.withLockedValue { _ = $0.tasks.removeValue(forKey: job.entryID) }
                 self.slotFreedContinuation.yield()
             }
+            slots.tasks[job.entryID] = (task, job.attempt)
         }
     }
 
@@ -138,7 +148,9 @@ public final class JobProcessor<Handler: JobHandler>: Service, Sendable {
         // fail, the job is delivered again later and the handler sees it has already ended.
         for attempt in 1...3 {
             do {
-                try await queue.acknowledge(job)
+                if try await queue.acknowledge(job) == .notOwner {
+                    logger.warning("a finished job's entry is held by a later attempt; not acknowledged", metadata: ["job": "\(job.id)", "attempt": "\(job.attempt)"])
+                }
                 return
             } catch {
                 logger.warning("acknowledging a finished job failed", metadata: ["job": "\(job.id)", "try": "\(attempt)", "error": "\(error)"])
@@ -153,14 +165,26 @@ public final class JobProcessor<Handler: JobHandler>: Service, Sendable {
             logger.info("job stopped before it finished; left for another worker", metadata: ["job": "\(job.id)"])
             return
         }
+        if let fenced = error as? JobFenced {
+            logger.warning("job taken over by a later attempt; this one stopped", metadata: ["job": "\(job.id)", "attempt": "\(fenced.attempt)"])
+            return
+        }
         let permanent = error as? JobFailure
         if permanent == nil, job.attempt < queue.configuration.maxAttempts {
             logger.warning("job failed; it will be retried", metadata: ["job": "\(job.id)", "attempt": "\(job.attempt)", "error": "\(error)"])
             return
         }
-        let reason = permanent?.reason ?? "the last attempt failed: \(error)"
+        await deadLetter(job, reason: permanent?.reason ?? "the last attempt failed: \(error)")
+    }
+
+    /// Dead-letters the job and, if that was this attempt's to do, abandons it.
+    private func deadLetter(_ job: QueuedJob<Payload>, reason: String) async {
         do {
-            try await queue.deadLetter(job, reason: reason)
+            guard try await queue.deadLetter(job, reason: reason) else {
+                logger.warning("not dead-lettered: the job's entry is no longer this attempt's", metadata: ["job": "\(job.id)", "attempt": "\(job.attempt)"])
+                return
+            }
+            logger.warning("job dead-lettered", metadata: ["job": "\(job.id)", "attempt": "\(job.attempt)", "reason": "\(reason)"])
             await handler.abandon(job, reason: reason)
         } catch {
             logger.error("dead-lettering failed; the job stays pending", metadata: ["job": "\(job.id)", "error": "\(error)"])
@@ -168,13 +192,13 @@ public final class JobProcessor<Handler: JobHandler>: Service, Sendable {
     }
 
     private func heartbeat() async {
-        let ids = running.withLockedValue { Array($0.tasks.keys) }
-        guard !ids.isEmpty else { return }
+        let jobs = running.withLockedValue { $0.tasks.map { (entryID: $0.key, attempt: $0.value.attempt) } }
+        guard !jobs.isEmpty else { return }
         do {
-            let lost = try await queue.heartbeat(consumer: configuration.consumer, entryIDs: ids)
+            let lost = try await queue.heartbeat(consumer: configuration.consumer, jobs: jobs)
             for entryID in lost {
                 logger.warning("a running job was taken over by another worker; stopping it", metadata: ["entry": "\(entryID)"])
-                running.withLockedValue { $0.tasks[entryID] }?.cancel()
+                running.withLockedValue { $0.tasks[entryID] }?.task.cancel()
             }
         } catch {
             logger.warning("heartbeat failed", metadata: ["error": "\(error)"])
@@ -187,15 +211,15 @@ public final class JobProcessor<Handler: JobHandler>: Service, Sendable {
         guard free > 0 else { return }
         do {
             let cursor = reclaimCursor.withLockedValue { $0 }
-            let (jobs, deadLettered, next) = try await queue.reclaim(consumer: configuration.consumer, count: free, cursor: cursor)
+            let mine = running.withLockedValue { Set($0.tasks.keys) }
+            let (jobs, next) = try await queue.reclaim(consumer: configuration.consumer, count: free, cursor: cursor, running: mine)
             reclaimCursor.withLockedValue { $0 = next }
-            for job in jobs {
+            for job in jobs where job.attempt <= queue.configuration.maxAttempts {
                 logger.info("reclaimed a job", metadata: ["job": "\(job.id)", "attempt": "\(job.attempt)"])
                 start(job)
             }
-            for job in deadLettered {
-                logger.warning("job dead-lettered after its last attempt", metadata: ["job": "\(job.id)"])
-                await handler.abandon(job, reason: "the job was not finished after \(queue.configuration.maxAttempts) attempts")
+            for job in jobs where job.attempt > queue.configuration.maxAttempts {
+                await deadLetter(job, reason: "the job was not finished after \(queue.configuration.maxAttempts) attempts")
             }
         } catch {
             logger.warning("reclaiming jobs failed", metadata: ["error": "\(error)"])
@@ -211,8 +235,8 @@ public final class JobProcessor<Handler: JobHandler>: Service, Sendable {
         let left = running.withLockedValue { Array($0.tasks.values) }
         if !left.isEmpty {
             logger.warning("drain timeout passed; leaving running jobs to other workers", metadata: ["jobs": "\(left.count)"])
-            left.forEach { $0.cancel() }
-            for task in left { await task.value }
+            left.forEach { $0.task.cancel() }
+            for entry in left { await entry.task.value }
         }
     }
 

@@ -36,8 +36,47 @@ public struct QueuedJob<Payload: Sendable>: Sendable {
     /// The stream entry that carries the job; acks and heartbeats name it.
     public var entryID: String
     public var payload: Payload
-    /// 1 for the first delivery, 2 for the first re-run after a reclaim, and so on.
+    /// 1 for the first delivery, 2 for the first re-run after a reclaim, and so on: the entry's delivery count
+    /// when this worker took it. It is the job's fencing token: an ack, heartbeat or dead letter of this
+    /// attempt is refused once another worker took the entry over (its count moved on).
     public var attempt: Int
+    /// The consumer that took it.
+    public var consumer: String
+
+    /// A job held by `consumer` at `attempt`.
+    public init(id: String, entryID: String, payload: Payload, attempt: Int, consumer: String = "") {
+        self.id = id
+        self.entryID = entryID
+        self.payload = payload
+        self.attempt = attempt
+        self.consumer = consumer
+    }
+}
+
+/// What became of an acknowledgement.
+public enum AckResult: Sendable, Equatable {
+    /// The job was this attempt's: it is acknowledged and removed from the stream.
+    case acked
+    /// Nothing was pending under that entry any more (acknowledged or dead-lettered before).
+    case alreadyDone
+    /// Another consumer, or a later attempt, holds the entry: nothing was changed.
+    case notOwner
+}
+
+/// Thrown by work done for an attempt that is no longer the job's current one (another worker took the job
+/// over, or it ended meanwhile): the effect was refused, and the attempt must stop without a trace.
+public struct JobFenced: Error, Sendable, CustomStringConvertible {
+    /// The job and the attempt whose effect was refused.
+    public var jobID: String
+    public var attempt: Int
+
+    /// A refusal of `attempt` of `jobID`.
+    public init(jobID: String, attempt: Int) {
+        self.jobID = jobID
+        self.attempt = attempt
+    }
+
+    public var description: String { "attempt \(attempt) of job \(jobID) is no longer current" }
 }
 
 /// Jobs in a Redis stream read through a consumer group: at-least-once delivery, heartbeats that keep a
@@ -80,78 +119,80 @@ public final class JobQueue<Payload: Codable & Sendable>: Sendable {
         )
         var jobs: [QueuedJob<Payload>] = []
         for entry in entries {
-            if let job = try await decodeOrDeadLetter(entry, attempt: 1) { jobs.append(job) }
+            if let job = try await decodeOrDeadLetter(entry, attempt: 1, consumer: consumer) { jobs.append(job) }
         }
         return jobs
     }
 
-    /// Marks the job done and removes it from the stream.
-    public func acknowledge(_ job: QueuedJob<Payload>) async throws {
-        try await redis.pipelineChecked([
-            RedisCommand("XACK", configuration.stream, configuration.group, job.entryID),
-            RedisCommand("XDEL", configuration.stream, job.entryID),
-        ])
+    /// Acknowledges the job and removes it from the stream, if its entry is still held by the job's consumer at
+    /// the job's attempt; a former holder's acknowledgement changes nothing.
+    @discardableResult
+    public func acknowledge(_ job: QueuedJob<Payload>) async throws -> AckResult {
+        let reply = try await redis.evaluate(
+            JobQueueScripts.acknowledge, keys: [configuration.stream],
+            arguments: [configuration.group, job.entryID, job.consumer, String(job.attempt)]
+        )
+        switch reply.int {
+        case 1: return .acked
+        case 0: return .alreadyDone
+        default: return .notOwner
+        }
     }
 
-    /// Resets the idle time of the jobs `consumer` still holds, so they are not reclaimed; returns the entry
-    /// ids it no longer holds (another worker took them over), which the caller should stop working on.
-    public func heartbeat(consumer: String, entryIDs: [String]) async throws -> Set<String> {
-        guard !entryIDs.isEmpty else { return [] }
+    /// Resets the idle time of the jobs `consumer` still holds at their attempts, so they are not reclaimed, in
+    /// one round trip; returns the entry ids it no longer holds (taken over, or gone), whose work must stop.
+    public func heartbeat(consumer: String, jobs: [(entryID: String, attempt: Int)]) async throws -> Set<String> {
+        guard !jobs.isEmpty else { return [] }
         let reply = try await redis.evaluate(
-            JobQueueScripts.heartbeat, keys: [configuration.stream], arguments: [configuration.group, consumer] + entryIDs
+            JobQueueScripts.heartbeat, keys: [configuration.stream],
+            arguments: [configuration.group, consumer] + jobs.flatMap { [$0.entryID, String($0.attempt)] }
         )
         return Set((reply.array ?? []).compactMap(\.string))
     }
 
-    /// Takes over jobs idle past the visibility timeout. Jobs with attempts left come back to run again;
-    /// jobs past their last attempt are moved to the dead-letter stream and come back in `deadLettered`
-    /// (with the attempt they would have been), so the caller can tell their clients and settle their costs.
-    /// Scans from `cursor` (`0-0` = the start of the pending list); `next` is where the following call goes on,
-    /// `0-0` once the whole list was scanned, so that old heartbeated jobs at the front never hide idle ones.
+    /// Takes over jobs idle past the visibility timeout, at most `count`, each at its next attempt; a job past
+    /// its last attempt comes back too (`attempt > maxAttempts`), for the caller to dead-letter and abandon.
+    /// Entries `consumer` itself is still running (listed in `running`) are only refreshed, never taken again,
+    /// so a running job's attempt stays its entry's delivery count. Scans from `cursor` (`0-0` = the start of
+    /// the pending list); `next` is where the following call goes on, `0-0` once the whole list was scanned, so
+    /// that old heartbeated jobs at the front never hide idle ones.
     public func reclaim(
-        consumer: String, count: Int, cursor: String = "0-0"
-    ) async throws -> (jobs: [QueuedJob<Payload>], deadLettered: [QueuedJob<Payload>], next: String) {
-        let claimed = try await redis.xautoclaim(
-            configuration.stream, group: configuration.group, consumer: consumer,
-            minIdle: configuration.visibilityTimeout, start: cursor, count: count
+        consumer: String, count: Int, cursor: String = "0-0", running: Set<String> = []
+    ) async throws -> (jobs: [QueuedJob<Payload>], next: String) {
+        let reply = try await redis.evaluate(
+            JobQueueScripts.claimIdle, keys: [configuration.stream],
+            arguments: [configuration.group, consumer, String(configuration.visibilityTimeout.milliseconds), cursor, String(count)] + running.sorted()
         )
-        if !claimed.deleted.isEmpty {
-            // Pending entries whose stream entry is gone cannot be run: drop them from the pending list.
-            try await redis.xack(configuration.stream, group: configuration.group, ids: claimed.deleted)
+        guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let rows = parts[1].array else {
+            throw RedisServerError(message: "ERR unexpected reply to the claim script: \(reply)")
         }
         var jobs: [QueuedJob<Payload>] = []
-        var deadLettered: [QueuedJob<Payload>] = []
-        for entry in claimed.entries {
-            let pending = try await redis.xpending(
-                configuration.stream, group: configuration.group, start: entry.id, end: entry.id, count: 1
-            )
-            guard let job = try await decodeOrDeadLetter(entry, attempt: pending.first?.deliveries ?? configuration.maxAttempts + 1)
+        for row in rows {
+            guard let fields = row.array, fields.count == 3, let id = fields[0].string, let deliveries = fields[1].int,
+                let entry = try RedisClient.streamEntry(.array([.bulkString(Array(id.utf8)), fields[2]]))
             else { continue }
-            if job.attempt > configuration.maxAttempts {
-                try await deadLetter(job, reason: "the job was not finished after \(configuration.maxAttempts) attempts")
-                deadLettered.append(job)
-            } else {
-                jobs.append(job)
-            }
+            if let job = try await decodeOrDeadLetter(entry, attempt: deliveries, consumer: consumer) { jobs.append(job) }
         }
-        return (jobs, deadLettered, claimed.cursor)
+        return (jobs, next)
     }
 
-    /// Moves the job to the dead-letter stream with `reason`, acknowledges and removes it, atomically.
-    public func deadLetter(_ job: QueuedJob<Payload>, reason: String) async throws {
+    /// Moves the job to the dead-letter stream with `reason`, acknowledges and removes it, atomically, if its
+    /// entry is still held by the job's consumer at the job's attempt; returns whether it did.
+    @discardableResult
+    public func deadLetter(_ job: QueuedJob<Payload>, reason: String) async throws -> Bool {
         let payload = String(decoding: try JSONEncoder().encode(job.payload), as: UTF8.self)
-        try await deadLetter(entryID: job.entryID, jobID: job.id, payload: payload, attempt: job.attempt, reason: reason)
+        return try await deadLetter(entryID: job.entryID, jobID: job.id, payload: payload, attempt: job.attempt, consumer: job.consumer, reason: reason)
     }
 
-    private func deadLetter(entryID: String, jobID: String, payload: String, attempt: Int, reason: String) async throws {
+    private func deadLetter(entryID: String, jobID: String, payload: String, attempt: Int, consumer: String, reason: String) async throws -> Bool {
         try await redis.evaluate(
             JobQueueScripts.deadLetter,
             keys: [configuration.stream, configuration.deadLetterStream],
             arguments: [
                 configuration.group, entryID, String(configuration.deadLetterMaxLength),
-                jobID, payload, String(attempt), reason,
+                jobID, payload, String(attempt), reason, consumer,
             ]
-        )
+        ).int == 1
     }
 
     /// The dead-lettered jobs, oldest first.
@@ -166,26 +207,44 @@ public final class JobQueue<Payload: Codable & Sendable>: Sendable {
 
     /// The job an entry carries; an entry whose payload does not decode can never run, so it goes
     /// straight to the dead-letter stream and nil comes back.
-    private func decodeOrDeadLetter(_ entry: StreamEntry, attempt: Int) async throws -> QueuedJob<Payload>? {
+    private func decodeOrDeadLetter(_ entry: StreamEntry, attempt: Int, consumer: String) async throws -> QueuedJob<Payload>? {
         let jobID = entry.fields["jobId"] ?? entry.id
         let raw = entry.fields["payload"] ?? ""
         if let payload = try? JSONDecoder().decode(Payload.self, from: Data(raw.utf8)) {
-            return QueuedJob(id: jobID, entryID: entry.id, payload: payload, attempt: attempt)
+            return QueuedJob(id: jobID, entryID: entry.id, payload: payload, attempt: attempt, consumer: consumer)
         }
-        try await deadLetter(entryID: entry.id, jobID: jobID, payload: raw, attempt: attempt, reason: "the job's payload is not valid")
+        try await deadLetter(
+            entryID: entry.id, jobID: jobID, payload: raw, attempt: attempt, consumer: consumer, reason: "the job's payload is not valid"
+        )
         return nil
     }
 }
 
-/// The Lua scripts of the job queue (generic types cannot hold static stored properties).
+/// The Lua scripts of the job queue (generic types cannot hold static stored properties). Each effect on an
+/// entry first checks that the entry is still pending for the consumer and at the delivery count (attempt)
+/// the caller holds it at, in the same script: the fence against a worker that stalled and lost its job.
 enum JobQueueScripts {
-    /// Resets the idle time of entries still owned by ARGV[2]; returns those it does not own any more.
+    /// KEYS: stream. ARGV: group, entry id, consumer, attempt. Returns 1 (acked and deleted), 0 (nothing
+    /// pending under that id) or -1 (held by another consumer or at another attempt: untouched).
+    static let acknowledge = RedisScript(
+        """
+        local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+        if #p == 0 then return 0 end
+        if p[1][2] ~= ARGV[3] or tostring(p[1][4]) ~= ARGV[4] then return -1 end
+        redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+        redis.call('XDEL', KEYS[1], ARGV[2])
+        return 1
+        """
+    )
+
+    /// KEYS: stream. ARGV: group, consumer, then (entry id, attempt) pairs. Resets the idle time of the entries
+    /// still held by the consumer at that attempt (`JUSTID`: the delivery count stays); returns the others.
     static let heartbeat = RedisScript(
         """
         local lost = {}
-        for i = 3, #ARGV do
+        for i = 3, #ARGV, 2 do
           local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
-          if #p == 1 and p[1][2] == ARGV[2] then
+          if #p == 1 and p[1][2] == ARGV[2] and tostring(p[1][4]) == ARGV[i + 1] then
             redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
           else
             table.insert(lost, ARGV[i])
@@ -195,9 +254,47 @@ enum JobQueueScripts {
         """
     )
 
-    /// XADD to the dead-letter stream, XACK and XDEL the job entry, as one step.
+    /// KEYS: stream. ARGV: group, consumer, min idle ms, cursor, count, then the ids the consumer is running.
+    /// Scans the pending entries idle at least min idle after the cursor: one the consumer is still running is
+    /// refreshed (`JUSTID`); any other is claimed (its delivery count goes up by one) and returned as
+    /// {id, deliveries, fields}; one whose stream entry is gone is acknowledged. Returns {next cursor, claimed}.
+    static let claimIdle = RedisScript(
+        """
+        local running = {}
+        for i = 6, #ARGV do running[ARGV[i]] = true end
+        local start = '-'
+        if ARGV[4] ~= '0-0' then start = '(' .. ARGV[4] end
+        local rows = redis.call('XPENDING', KEYS[1], ARGV[1], 'IDLE', ARGV[3], start, '+', ARGV[5])
+        local claimed = {}
+        local last = '0-0'
+        for _, row in ipairs(rows) do
+          local id = row[1]
+          last = id
+          if row[2] == ARGV[2] and running[id] then
+            redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'JUSTID')
+          else
+            local entries = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], id)
+            if #entries == 1 and entries[1] and entries[1][2] then
+              table.insert(claimed, {id, row[4] + 1, entries[1][2]})
+            elseif #entries == 0 or not entries[1] then
+              redis.call('XACK', KEYS[1], ARGV[1], id)
+            end
+          end
+        end
+        local nextCursor = '0-0'
+        if #rows == tonumber(ARGV[5]) then nextCursor = last end
+        return {nextCursor, claimed}
+        """
+    )
+
+    /// KEYS: stream, dead-letter stream. ARGV: group, entry id, dead-letter max length, job id, payload,
+    /// attempt, reason, consumer. XADD to the dead-letter stream, XACK and XDEL the job entry, as one step, if
+    /// the entry is still held by the consumer at that attempt; returns 1 if done, 0 or -1 (as `acknowledge`).
     static let deadLetter = RedisScript(
         """
+        local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+        if #p == 0 then return 0 end
+        if p[1][2] ~= ARGV[8] or tostring(p[1][4]) ~= ARGV[6] then return -1 end
         redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*',
           'jobId', ARGV[4], 'payload', ARGV[5], 'attempts', ARGV[6], 'reason', ARGV[7], 'sourceEntry', ARGV[2])
         redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])

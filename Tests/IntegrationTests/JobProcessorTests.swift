@@ -201,6 +201,24 @@ struct JobProcessorTests {
         #expect(try await queue.deadLetters().count == 1)
     }
 
+    @Test("a processor makes its consumer group again when Redis lost it, and the jobs enqueued after that run")
+    func recreatesLostGroup() async throws {
+        let redis = try testRedisClient()
+        defer { redis.shutdown() }
+        let queue = testQueue(redis, visibility: .seconds(5))
+        try await queue.prepare()
+        let handler = RecordingHandler(name: "w")
+        try await withProcessors([processor(queue, handler, concurrency: 2)]) {
+            try await queue.enqueue(id: "before", payload: TestJob(text: "x"))
+            try await expectEventually { handler.state.withLockedValue { $0.finished } == ["before"] }
+            // Redis loses the stream and its group; the next XADD makes the stream again, without a group.
+            _ = try await redis.send("DEL", queue.configuration.stream)
+            try await queue.enqueue(id: "after", payload: TestJob(text: "y"))
+            try await expectEventually { handler.state.withLockedValue { $0.finished } == ["before", "after"] }
+        }
+        #expect(try await queue.pendingCount() == 0)
+    }
+
     @Test("graceful shutdown lets a running job finish and acknowledges it")
     func drainsOnShutdown() async throws {
         let redis = try testRedisClient()
