@@ -63,13 +63,17 @@ public struct NewMessage: Sendable, Equatable {
     public var status: MessageStatus
     public var inputTokens: Int?
     public var outputTokens: Int?
+    /// The job's attempt that produced it (a reply), kept with it.
+    public var attempt: Int?
 
     /// Creates a message to append.
     public init(
         sessionId: String, jobId: String, role: MessageRole, content: String, modelId: String? = nil,
-        status: MessageStatus = .complete, inputTokens: Int? = nil, outputTokens: Int? = nil, id: String? = nil, createdAt: Date? = nil
+        status: MessageStatus = .complete, inputTokens: Int? = nil, outputTokens: Int? = nil, id: String? = nil, createdAt: Date? = nil,
+        attempt: Int? = nil
     ) {
         self.id = id
+        self.attempt = attempt
         self.createdAt = createdAt
         self.sessionId = sessionId
         self.jobId = jobId

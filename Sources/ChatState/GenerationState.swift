@@ -1,5 +1,6 @@
 import ChatCore
 import Foundation
+import NIOCore
 import Queue
 
 /// A generation job's lifecycle states, as `chat:job:{jobId}` records them.
@@ -64,8 +65,56 @@ public enum BeginOutcome: Sendable, Equatable {
     case unknownSession
 }
 
+/// What an attempt of a job produced, committed to the job's record before any of it is stored or billed:
+/// whoever finishes the job (this attempt, or a later one after a crash) stores and bills exactly this.
+public struct JobOutcome: Codable, Sendable, Equatable {
+    /// The attempt that produced it.
+    public var attempt: Int
+    /// `completed`, `cancelled` or `failed`.
+    public var status: JobStatus
+    /// The text shown to the client.
+    public var text: String
+    /// The stop reason reported on `complete`.
+    public var stopReason: String
+    /// The tokens billed.
+    public var inputTokens: Int
+    public var outputTokens: Int
+    /// The id the reply is stored under (chosen once, so every writer writes the same document); nil when no
+    /// reply is stored (a failed run).
+    public var replyMessageID: String?
+    /// For `complete`: how long the run took, and where its time went.
+    public var latencyMs: Int
+    public var spans: GenerationSpans?
+    /// Why a failed run failed.
+    public var failure: String?
+
+    /// Creates an outcome.
+    public init(
+        attempt: Int, status: JobStatus, text: String, stopReason: String, inputTokens: Int, outputTokens: Int, replyMessageID: String?,
+        latencyMs: Int = 0, spans: GenerationSpans? = nil, failure: String? = nil
+    ) {
+        self.attempt = attempt
+        self.status = status
+        self.text = text
+        self.stopReason = stopReason
+        self.inputTokens = inputTokens
+        self.outputTokens = outputTokens
+        self.replyMessageID = replyMessageID
+        self.latencyMs = latencyMs
+        self.spans = spans
+        self.failure = failure
+    }
+}
+
 /// How a worker's start of a run came out.
 public enum RunStart: Sendable, Equatable {
+    /// The job has no record (Redis lost it, or it expired): it cannot be run.
+    case gone
+    /// This attempt, or a later one, already started: this one is stale and must stop.
+    case stale
+    /// An earlier attempt committed its outcome and stopped before finishing: finish from it, without calling
+    /// the model again (nothing was published).
+    case committed(JobOutcome)
     /// The job has already ended (a delivery after its end): nothing to do.
     case ended
     /// The session was deleted.
@@ -74,6 +123,26 @@ public enum RunStart: Sendable, Equatable {
     /// `sessionKnown` false when the cache does not know the session at all. `cancelRequested` tells that the
     /// user asked to stop before the run began.
     case started(history: [HistoryTurn]?, sessionKnown: Bool, cancelRequested: Bool)
+}
+
+/// How a commit of an outcome came out.
+public enum CommitResult: Sendable, Equatable {
+    /// Committed.
+    case committed
+    /// An outcome was committed before (by this attempt: a retried call); the record keeps that one.
+    case alreadyCommitted
+    /// The attempt is no longer the job's current one, or the job ended: nothing was written.
+    case refused
+}
+
+/// How an end came out.
+public enum EndResult: Sendable, Equatable {
+    /// The job ended now.
+    case ended
+    /// It had ended before: nothing changed.
+    case alreadyEnded
+    /// A later attempt runs the job: nothing changed.
+    case stale
 }
 
 /// How a job ended, for `GenerationState.end`.
@@ -166,8 +235,10 @@ public final class GenerationState: Sendable {
         }
     }
 
-    /// Starts `attempt` of a job in one script: unless the job already ended, records it running, renews (or
-    /// takes back, if it lapsed) the session's lock, publishes `reset` (a re-run) and `model`, and returns the
+    /// Starts `attempt` of a job in one script: unless the job already ended or this attempt is stale (the
+    /// record's attempt is this one or later), records it running at this attempt (from now on, every effect
+    /// of an earlier attempt is refused), renews (or takes back, if it lapsed) the session's lock, and, unless
+    /// an earlier attempt committed its outcome, publishes `reset` (a re-run) and `model` and returns the
     /// session's cached history and whether a cancellation was already asked for.
     public func startRun(jobID: String, sessionID: String, attempt: Int, reset: ChatEvent?, model: ChatEvent) async throws -> RunStart {
         let reply = try await redis.evaluate(
@@ -183,6 +254,11 @@ public final class GenerationState: Sendable {
         )
         let values = reply.array ?? []
         switch values.first?.string {
+        case "gone": return .gone
+        case "stale": return .stale
+        case "committed":
+            guard values.count == 2, let json = values[1].string else { throw RedisClientError(.unexpectedReply, "startRun returned \(reply)") }
+            return .committed(try JSONDecoder().decode(JobOutcome.self, from: Data(json.utf8)))
         case "ended": return .ended
         case "deleted": return .sessionDeleted
         case "miss": return .started(history: nil, sessionKnown: false, cancelRequested: values.count > 1 && values[1].int == 1)
@@ -197,12 +273,12 @@ public final class GenerationState: Sendable {
     /// Publishes a job's last event and records its end in one script: the record's status and result, the
     /// session freed if the job still holds it, the cancel flag dropped, and the session's cached counts and
     /// history brought up to date (a failed job's history is forgotten instead: the database has the truth).
-    /// Returns the last event's body.
+    /// Refused (`.stale`) when a later attempt than `attempt` started.
     @discardableResult
-    public func end(jobID: String, sessionID: String, _ ending: JobEnding) async throws -> String {
+    public func end(jobID: String, sessionID: String, attempt: Int, _ ending: JobEnding) async throws -> EndResult {
         let body = try ending.event.encoded()
         let failed = ending.status == .failed
-        try await redis.evaluate(
+        let reply = try await redis.evaluate(
             GenerationScripts.end,
             keys: [
                 Self.lockKey(sessionID), Self.jobKey(jobID), Self.activeSessionsKey, Self.cancelKey(jobID), SessionEvents.key(sessionID: sessionID),
@@ -211,10 +287,50 @@ public final class GenerationState: Sendable {
             arguments: [
                 jobID, ending.status.rawValue, ending.event.type.rawValue, body, String(recordTTL.milliseconds), sessionID,
                 String(events.maxLength), String(events.idleExpiry.milliseconds), String(ending.storedMessages), String(ending.storedBytes),
-                String(cache.maxHistoryBytes), String(cache.ttl.milliseconds), failed ? "1" : "0",
+                String(cache.maxHistoryBytes), String(cache.ttl.milliseconds), failed ? "1" : "0", String(attempt),
             ] + (failed ? [] : ending.turns.map { $0.encoded() })
         )
-        return body
+        switch reply.int {
+        case 1: return .ended
+        case 0: return .alreadyEnded
+        default: return .stale
+        }
+    }
+
+    /// Commits `outcome` (of `outcome.attempt`) to the job's record, if that attempt is still the current one
+    /// and nothing was committed yet.
+    public func commit(jobID: String, _ outcome: JobOutcome) async throws -> CommitResult {
+        let json = String(decoding: try JSONEncoder().encode(outcome), as: UTF8.self)
+        let reply = try await redis.evaluate(GenerationScripts.commit, keys: [Self.jobKey(jobID)], arguments: [String(outcome.attempt), json])
+        switch reply.string {
+        case "ok": return .committed
+        case "committed": return .alreadyCommitted
+        case "stale", "ended": return .refused
+        default: throw RedisClientError(.unexpectedReply, "commit returned \(reply)")
+        }
+    }
+
+    /// The outcome an attempt of the job committed, if any.
+    public func outcome(jobID: String) async throws -> JobOutcome? {
+        guard let json = try await redis.send("HGET", Self.jobKey(jobID), "outcome").string else { return nil }
+        return try JSONDecoder().decode(JobOutcome.self, from: Data(json.utf8))
+    }
+
+    /// Publishes one event of `attempt` of a running job; throws `JobFenced` (nothing published) when the
+    /// attempt is no longer the job's current one or the job is not running.
+    @discardableResult
+    public func publish(jobID: String, sessionID: String, attempt: Int, event: ChatEvent) async throws -> String {
+        let reply = try await redis.evaluate(
+            GenerationScripts.publish, keys: [Self.jobKey(jobID), SessionEvents.key(sessionID: sessionID)],
+            arguments: [String(attempt), String(events.maxLength), jobID, event.type.rawValue, try event.encoded()]
+        )
+        guard let id = reply.string else { throw JobFenced(jobID: jobID, attempt: attempt) }
+        return id
+    }
+
+    /// Publishes `attempt`'s chunks in order without waiting for each reply, each fenced as `publish` is.
+    public func chunkPublisher(jobID: String, sessionID: String, attempt: Int) -> ChunkPublisher {
+        ChunkPublisher(state: self, jobID: jobID, sessionID: sessionID, attempt: attempt)
     }
 
     /// Forgets a job that was never enqueued (its enqueue failed) and frees its session; false (nothing
@@ -228,12 +344,18 @@ public final class GenerationState: Sendable {
         ).int == 1
     }
 
-    /// Renews the session locks of running jobs that still hold them (a lock the job gave up at its end, or
-    /// that lapsed, is left alone: taking it back could lock a session whose job just ended).
-    public func renewLocks(_ jobs: [(jobID: String, sessionID: String)]) async throws {
-        for job in jobs {
-            try await redis.evaluate(GenerationScripts.renew, keys: [Self.lockKey(job.sessionID)], arguments: [job.jobID, String(lockTTL.milliseconds)])
-        }
+    /// Renews, in one round trip, the session locks of running jobs that still hold them at their attempt (a
+    /// lock the job gave up at its end, or that lapsed, is left alone: taking it back could lock a session
+    /// whose job just ended). Returns the ids of the jobs whose attempt is no longer current or that are no
+    /// longer running: their runs must stop.
+    public func renewLocks(_ jobs: [(jobID: String, sessionID: String, attempt: Int)]) async throws -> Set<String> {
+        guard !jobs.isEmpty else { return [] }
+        let reply = try await redis.evaluate(
+            GenerationScripts.renew,
+            keys: jobs.flatMap { [Self.lockKey($0.sessionID), Self.jobKey($0.jobID)] },
+            arguments: [String(lockTTL.milliseconds)] + jobs.flatMap { [$0.jobID, String($0.attempt)] }
+        )
+        return Set((reply.array ?? []).compactMap(\.string))
     }
 
     /// The job's record, or nil if there is none (never existed, or expired).
@@ -278,4 +400,52 @@ public final class GenerationState: Sendable {
         ])
     }
 
+}
+
+/// Publishes one run's chunks pipelined: each chunk is one fenced script call (`GenerationScripts.publish`)
+/// written at once, in order, its reply checked later (at the latest by `flush()`, which the run calls before
+/// its last event), so a chunk never waits for the previous one's round trip. A refused chunk (the attempt
+/// lost the job) makes the next check throw `JobFenced`; the chunks after it are refused too. Used by one task
+/// at a time.
+public struct ChunkPublisher: Sendable {
+    let state: GenerationState
+    let jobID: String
+    let sessionID: String
+    let attempt: Int
+    private var outstanding: [EventLoopFuture<RedisValue>] = []
+
+    init(state: GenerationState, jobID: String, sessionID: String, attempt: Int) {
+        self.state = state
+        self.jobID = jobID
+        self.sessionID = sessionID
+        self.attempt = attempt
+    }
+
+    /// Sends a chunk; with `wait`, returns once Redis stored it (the first chunk waits: that also loads the
+    /// script into a Redis that lost it, before the pipelined calls rely on it).
+    public mutating func publish(_ chunk: ChunkEvent, wait: Bool = false) async throws {
+        if wait {
+            try await flush()
+            try await state.publish(jobID: jobID, sessionID: sessionID, attempt: attempt, event: .chunk(chunk))
+            return
+        }
+        let script = GenerationScripts.publish
+        let command = RedisCommand(
+            arguments: [
+                "EVALSHA", script.sha1, "2", GenerationState.jobKey(jobID), SessionEvents.key(sessionID: sessionID), String(attempt),
+                String(state.events.maxLength), jobID, "chunk", try ChatEvent.chunk(chunk).encoded(),
+            ]
+        )
+        outstanding.append(try await state.redis.sendWithoutWaiting(command))
+        if outstanding.count >= 64 { try await flush() }
+    }
+
+    /// Waits for every chunk sent so far; throws `JobFenced` if one was refused, or the first failure.
+    public mutating func flush() async throws {
+        let pending = outstanding
+        outstanding = []
+        for reply in pending {
+            guard try await reply.get().string != nil else { throw JobFenced(jobID: jobID, attempt: attempt) }
+        }
+    }
 }

@@ -12,6 +12,8 @@ public struct SessionEvent: Sendable, Equatable {
     public var type: String
     /// The event's JSON body.
     public var data: String
+    /// The attempt of the job that published it (0 when the entry does not say).
+    public var attempt: Int
 
     /// The pseudo-event an `EventHub` subscription yields after a quiet heartbeat interval (no id, type `heartbeat`).
     public static let heartbeat = SessionEvent(id: "", jobID: "", type: "heartbeat", data: "")
@@ -20,11 +22,12 @@ public struct SessionEvent: Sendable, Equatable {
     public var isHeartbeat: Bool { id.isEmpty && type == "heartbeat" }
 
     /// Creates an event value.
-    public init(id: String, jobID: String, type: String, data: String) {
+    public init(id: String, jobID: String, type: String, data: String, attempt: Int = 0) {
         self.id = id
         self.jobID = jobID
         self.type = type
         self.data = data
+        self.attempt = attempt
     }
 }
 
@@ -72,18 +75,10 @@ public final class SessionEvents: Sendable {
         return id
     }
 
-    /// Appends a typed event, its body encoded once. A chunk is one XADD: the run's `model` event already
-    /// renewed the stream's expiry.
+    /// Appends a typed event, its body encoded once.
     @discardableResult
     public func append(sessionID: String, jobID: String, event: ChatEvent) async throws -> String {
-        let data = try event.encoded()
-        guard case .chunk = event else { return try await append(sessionID: sessionID, jobID: jobID, type: event.type.rawValue, data: data) }
-        return try await redis.xadd(Self.key(sessionID: sessionID), maxLength: configuration.maxLength, fields: [("jobId", jobID), ("type", "chunk"), ("data", data)])
-    }
-
-    /// Publishes a job's chunks in order without waiting for each reply (one publisher per run).
-    public func chunkPublisher(sessionID: String, jobID: String) -> ChunkPublisher {
-        ChunkPublisher(events: self, key: Self.key(sessionID: sessionID), jobID: jobID)
+        try await append(sessionID: sessionID, jobID: jobID, type: event.type.rawValue, data: try event.encoded())
     }
 
     /// The events after `entryID` that are already stored, oldest first, without waiting.
@@ -103,43 +98,28 @@ public final class SessionEvents: Sendable {
     }
 
     static func event(_ entry: StreamEntry) -> SessionEvent {
-        SessionEvent(id: entry.id, jobID: entry.fields["jobId"] ?? "", type: entry.fields["type"] ?? "", data: entry.fields["data"] ?? "")
+        SessionEvent(
+            id: entry.id, jobID: entry.fields["jobId"] ?? "", type: entry.fields["type"] ?? "", data: entry.fields["data"] ?? "",
+            attempt: entry.fields["attempt"].flatMap { Int($0) } ?? 0
+        )
     }
 }
 
-/// Publishes one run's chunks pipelined: each XADD is written at once, in order, and its reply checked later
-/// (at the latest by `flush()`, which the run calls before its last event), so a chunk never waits for the
-/// previous one's round trip. Used by one task at a time.
-public struct ChunkPublisher: Sendable {
-    let events: SessionEvents
-    let key: String
-    let jobID: String
-    private var outstanding: [EventLoopFuture<RedisValue>] = []
 
-    init(events: SessionEvents, key: String, jobID: String) {
-        self.events = events
-        self.key = key
-        self.jobID = jobID
-    }
+/// Keeps, per job, the latest attempt seen in a stream read in order, and drops the events of an earlier
+/// attempt that come after it (a worker that lost its job; the fences in Redis refuse those already, this is
+/// the relays' second line). Events that carry no attempt pass.
+public struct StaleAttemptFilter: Sendable {
+    private var latest: [String: Int] = [:]
 
-    /// Sends a chunk; with `wait`, returns once Redis stored it.
-    public mutating func publish(_ chunk: ChunkEvent, wait: Bool = false) async throws {
-        let command = RedisClient.xaddCommand(
-            key, maxLength: events.configuration.maxLength, fields: [("jobId", jobID), ("type", "chunk"), ("data", try ChatEvent.chunk(chunk).encoded())]
-        )
-        let reply = try await events.redis.sendWithoutWaiting(command)
-        if wait {
-            _ = try await reply.get()
-        } else {
-            outstanding.append(reply)
-            if outstanding.count >= 64 { try await flush() }
-        }
-    }
+    /// A filter that has seen nothing.
+    public init() {}
 
-    /// Waits for every chunk sent so far; throws the first failure.
-    public mutating func flush() async throws {
-        let pending = outstanding
-        outstanding = []
-        for reply in pending { _ = try await reply.get() }
+    /// Whether `event` is to be relayed; remembers its attempt.
+    public mutating func admit(_ event: SessionEvent) -> Bool {
+        guard event.attempt > 0 else { return true }
+        if event.attempt < latest[event.jobID, default: 0] { return false }
+        latest[event.jobID] = event.attempt
+        return true
     }
 }

@@ -5,7 +5,7 @@ import Foundation
 //
 // sessions: { _id: ObjectId, userId, title, modelId?, createdAt: Date, updatedAt: Date, messageCount, contentBytes }
 // messages: { _id: ObjectId, sessionId: ObjectId, jobId, role, content, modelId?, status,
-//             inputTokens?, outputTokens?, createdAt: Date }
+//             inputTokens?, outputTokens?, attempt? (the job attempt that produced a reply), createdAt: Date }
 
 enum StoredSession {
     /// The collection's name.
@@ -59,6 +59,7 @@ enum StoredMessage {
         fields.append("status", .string(message.status.rawValue))
         if let inputTokens = message.inputTokens { fields.append("inputTokens", .int64(Int64(inputTokens))) }
         if let outputTokens = message.outputTokens { fields.append("outputTokens", .int64(Int64(outputTokens))) }
+        if let attempt = message.attempt { fields.append("attempt", .int64(Int64(attempt))) }
         fields.append("createdAt", .date(createdAt))
         return fields
     }

@@ -1,6 +1,7 @@
 import Bedrock
 import ChatCore
 import ChatState
+import ChatStore
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
@@ -40,20 +41,37 @@ struct GenerationHandler: JobHandler {
         var cancelledBeforeStart: Bool
     }
 
+    /// What `prepare` found.
+    enum Start {
+        /// The job already ended (a delivery after its end): only ack it.
+        case ended
+        /// An earlier attempt committed its outcome: finish from it, never calling the model again.
+        case committed(JobOutcome)
+        /// Run the model.
+        case run(Prepared)
+    }
+
     func run(_ job: QueuedJob<InferenceJob>) async throws {
-        let cancellation = running.register(jobID: job.id, sessionID: job.payload.sessionId)
+        let cancellation = running.register(jobID: job.id, sessionID: job.payload.sessionId, attempt: job.attempt)
         defer { running.unregister(jobID: job.id) }
         let clock = ContinuousClock()
         let started = clock.now
         let pickup = max(0, Date().timeIntervalSince(job.payload.requestedAt) * 1000)
-        guard let prepared = try await prepare(job) else { return }
+        let prepared: Prepared
+        switch try await prepare(job) {
+        case .ended: return
+        case .committed(let outcome):
+            logger.info("finishing a job from the outcome an earlier attempt committed", metadata: ["job": "\(job.id)", "attempt": "\(job.attempt)"])
+            return try await finish(job, outcome)
+        case .run(let ready): prepared = ready
+        }
         let prepareTime = clock.now - started
 
         let progress = NIOLockedValueBox(Progress())
         let outcome: Outcome
         do {
             if prepared.cancelledBeforeStart { throw Cancelled() }
-            try await untilCancelled(cancellation) {
+            try await untilCancelled(job, cancellation) {
                 try await generate(job, prepared, progress: progress)
             }
             outcome = .completed
@@ -68,17 +86,53 @@ struct GenerationHandler: JobHandler {
             // Nothing generated and nothing reported (a refused or throttled call): nothing is billed.
             let used = partial.chunks == 0 && partial.accumulator.billedUsage.source == .unknown
                 ? (input: 0, output: 0) : partial.billedUsage(estimatedInput: ContextWindow.estimatedPromptTokens(prepared.request), finished: false)
-            try await settle(job, modelID: prepared.model.id, usage: used, success: false)
-            throw JobFailure.permanent("\(error.code): \(error.message)")
+            let failed = try await commit(
+                job,
+                JobOutcome(
+                    attempt: job.attempt, status: .failed, text: partial.accumulator.text, stopReason: "error", inputTokens: used.input,
+                    outputTokens: used.output, replyMessageID: nil, failure: "\(error.code): \(error.message)"
+                )
+            )
+            try await settle(job, modelID: job.payload.modelId, outcome: failed)
+            throw JobFailure.permanent(failed.failure ?? "\(error.code): \(error.message)")
         }
         try Task.checkCancellation()
         var done = progress.withLockedValue { $0 }
         done.timings.prepare = prepareTime
-        try await finish(job, prepared, outcome: outcome, done: done, pickup: pickup, latency: clock.now - started)
+        let usage = billedUsage(done, prepared, outcome: outcome)
+        // What the run produced is committed before anything of it is stored or billed: an attempt that lost
+        // the job is refused here, and one that dies after this is finished from the commit by the next.
+        let committed = try await commit(
+            job,
+            JobOutcome(
+                attempt: job.attempt, status: outcome == .cancelled ? .cancelled : .completed, text: done.accumulator.text,
+                stopReason: outcome == .cancelled ? StopReason.cancelled.rawValue : (done.accumulator.stopReason ?? .endTurn).rawValue,
+                inputTokens: usage.input, outputTokens: usage.output, replyMessageID: ObjectID.make(),
+                latencyMs: Int((clock.now - started).milliseconds), spans: done.timings.spans(pickup: pickup)
+            )
+        )
+        try await finish(job, committed)
     }
 
-    /// Starts the run in Redis and assembles what the model will see; nil when the job already ended.
-    private func prepare(_ job: QueuedJob<InferenceJob>) async throws -> Prepared? {
+    /// Commits `outcome` for the job's attempt and returns the outcome that stands; throws `JobFenced` when the
+    /// attempt is no longer the job's current one (or the job ended meanwhile).
+    private func commit(_ job: QueuedJob<InferenceJob>, _ outcome: JobOutcome) async throws -> JobOutcome {
+        switch try await state.commit(jobID: job.id, outcome) {
+        case .committed:
+            return outcome
+        case .alreadyCommitted:
+            // This attempt committed before (a retried call whose first answer was lost): that one stands.
+            guard let stored = try await state.outcome(jobID: job.id), stored.attempt == job.attempt else {
+                throw JobFenced(jobID: job.id, attempt: job.attempt)
+            }
+            return stored
+        case .refused:
+            throw JobFenced(jobID: job.id, attempt: job.attempt)
+        }
+    }
+
+    /// Starts the run in Redis and assembles what the model will see.
+    private func prepare(_ job: QueuedJob<InferenceJob>) async throws -> Start {
         let request = job.payload
         guard let model = ModelCatalog.model(id: request.modelId) else { throw JobFailure.permanent("unknown model \(request.modelId)") }
         let start = try await state.startRun(
@@ -91,7 +145,13 @@ struct GenerationHandler: JobHandler {
         switch start {
         case .ended:
             // Delivered again after it ended (its acknowledgement was lost): its effects are done; only ack it.
-            return nil
+            return .ended
+        case .stale:
+            throw JobFenced(jobID: job.id, attempt: job.attempt)
+        case .gone:
+            throw JobFailure.permanent("the job's record is gone")
+        case .committed(let outcome):
+            return .committed(outcome)
         case .sessionDeleted:
             throw JobFailure.permanent("the session was deleted")
         case .started(let cached?, _, let cancelRequested):
@@ -117,7 +177,7 @@ struct GenerationHandler: JobHandler {
         let generation = ContextWindow.fit(
             GenerationRequest(turns: turns, maxTokens: min(maxOutputTokens, model.maxOutputTokens)), contextWindow: model.contextWindow
         )
-        return Prepared(model: model, request: generation, cancelledBeforeStart: cancelled)
+        return .run(Prepared(model: model, request: generation, cancelledBeforeStart: cancelled))
     }
 
     /// Calls the model, streaming or not, and publishes each piece of text as a chunk.
@@ -128,7 +188,7 @@ struct GenerationHandler: JobHandler {
         if job.payload.streaming {
             // Chunks are pipelined: each is written at once and its reply checked later. The first is waited
             // for, so that its publish span is measured.
-            var publisher = events.chunkPublisher(sessionID: sessionID, jobID: job.id)
+            var publisher = state.chunkPublisher(jobID: job.id, sessionID: sessionID, attempt: job.attempt)
             for try await delta in try await generator.stream(model: prepared.model, request: prepared.request) {
                 let index = progress.withLockedValue { progress -> Int? in
                     progress.accumulator.add(delta)
@@ -153,7 +213,7 @@ struct GenerationHandler: JobHandler {
                 )
                 $0.chunks = 1
             }
-            try await events.append(sessionID: sessionID, jobID: job.id, event: .chunk(ChunkEvent(content: result.text, index: 0)))
+            try await state.publish(jobID: job.id, sessionID: sessionID, attempt: job.attempt, event: .chunk(ChunkEvent(content: result.text, index: 0)))
             progress.withLockedValue { $0.timings.firstChunk(firstByte: firstByte - called, publish: clock.now - firstByte) }
         }
     }
@@ -165,24 +225,28 @@ struct GenerationHandler: JobHandler {
         return done.billedUsage(estimatedInput: ContextWindow.estimatedPromptTokens(prepared.request), finished: outcome == .completed)
     }
 
-    /// Stores the turn (the user's message and the reply, in one write) and settles the credits side by side,
-    /// then publishes `complete` and records the end.
-    private func finish(_ job: QueuedJob<InferenceJob>, _ prepared: Prepared, outcome: Outcome, done: Progress, pickup: Double, latency: Duration) async throws {
+    /// Finishes a job from its committed outcome: stores the turn (the user's message and the reply, in one
+    /// write) and settles the credits side by side, then publishes `complete` and records the end. Every
+    /// attempt that gets here writes the same documents and settles the same counts.
+    private func finish(_ job: QueuedJob<InferenceJob>, _ outcome: JobOutcome) async throws {
         let request = job.payload
-        let model = prepared.model
-        let usage = billedUsage(done, prepared, outcome: outcome)
-        let text = done.accumulator.text
+        if outcome.status == .failed {
+            // A failed run committed before it died: bill what it showed and give the job up.
+            try await settle(job, modelID: request.modelId, outcome: outcome)
+            throw JobFailure.permanent(outcome.failure ?? "the generation failed")
+        }
         let reply = NewMessage(
-            sessionId: request.sessionId, jobId: job.id, role: .assistant, content: text, modelId: model.id,
-            status: outcome == .cancelled ? .cancelled : .complete, inputTokens: usage.input, outputTokens: usage.output
+            sessionId: request.sessionId, jobId: job.id, role: .assistant, content: outcome.text, modelId: request.modelId,
+            status: outcome.status == .cancelled ? .cancelled : .complete, inputTokens: outcome.inputTokens, outputTokens: outcome.outputTokens,
+            id: outcome.replyMessageID, attempt: outcome.attempt
         )
-        async let settled = settle(job, modelID: model.id, usage: usage, success: outcome == .completed)
+        async let settled = settle(job, modelID: request.modelId, outcome: outcome)
         // The settlement is awaited whatever becomes of the write: a reply that was shown is billed even when
-        // the database cannot take it now (the job is then retried; settling is idempotent, so a re-run cannot
-        // bill it twice, and the refund a dead letter would give finds the reservation settled).
+        // the database cannot take it now (the job is then retried and finished from the commit; settling is
+        // idempotent, so it cannot bill twice).
         let stored: Result<[ChatMessage]?, any Error>
         do {
-            stored = .success(try await storeTurn(job, modelID: model.id, reply: reply))
+            stored = .success(try await storeTurn(job, modelID: request.modelId, reply: reply))
         } catch {
             stored = .failure(error)
         }
@@ -190,21 +254,21 @@ struct GenerationHandler: JobHandler {
         // A worker that lost the job or is draining leaves it without a trace.
         if case .failure = stored { try Task.checkCancellation() }
         let turn = try stored.get()
-        let turnStored = turn != nil
         let complete = CompleteEvent(
-            jobId: job.id, messageId: turn?.first(where: { $0.role == .assistant })?.id, content: text, modelId: model.id,
-            stopReason: outcome == .cancelled ? StopReason.cancelled.rawValue : (done.accumulator.stopReason ?? .endTurn).rawValue,
-            inputTokens: usage.input, outputTokens: usage.output, creditsCharged: settlement?.creditsUsed ?? 0, settlementPending: settlement == nil,
-            latencyMs: Int(latency.milliseconds), spans: done.timings.spans(pickup: pickup)
+            jobId: job.id, messageId: turn?.first(where: { $0.role == .assistant })?.id, content: outcome.text, modelId: request.modelId,
+            stopReason: outcome.stopReason, inputTokens: outcome.inputTokens, outputTokens: outcome.outputTokens,
+            creditsCharged: settlement?.creditsUsed ?? 0, settlementPending: settlement == nil, latencyMs: outcome.latencyMs, spans: outcome.spans
         )
-        var ending = JobEnding(status: outcome == .cancelled ? .cancelled : .completed, event: .complete(complete))
-        if turnStored {
+        var ending = JobEnding(status: outcome.status, event: .complete(complete))
+        if turn != nil {
             ending.turns = [HistoryTurn(jobID: job.id, role: .user, text: request.message)]
-            if outcome == .completed { ending.turns.append(HistoryTurn(jobID: job.id, role: .assistant, text: text)) }
+            if outcome.status == .completed { ending.turns.append(HistoryTurn(jobID: job.id, role: .assistant, text: outcome.text)) }
             ending.storedMessages = 2
-            ending.storedBytes = request.message.utf8.count + text.utf8.count
+            ending.storedBytes = request.message.utf8.count + outcome.text.utf8.count
         }
-        try await state.end(jobID: job.id, sessionID: request.sessionId, ending)
+        if try await state.end(jobID: job.id, sessionID: request.sessionId, attempt: job.attempt, ending) == .stale {
+            throw JobFenced(jobID: job.id, attempt: job.attempt)
+        }
     }
 
     /// The user's message as the job stores it, under the id and time chat-api gave it.
@@ -212,7 +276,7 @@ struct GenerationHandler: JobHandler {
         let request = job.payload
         return NewMessage(
             sessionId: request.sessionId, jobId: job.id, role: .user, content: request.message, modelId: modelID,
-            id: request.messageId, createdAt: request.messageId == nil ? nil : request.messageCreatedAt ?? request.requestedAt
+            id: request.messageId, createdAt: request.messageCreatedAt ?? request.requestedAt
         )
     }
 
@@ -231,8 +295,14 @@ struct GenerationHandler: JobHandler {
     func abandon(_ job: QueuedJob<InferenceJob>, reason: String) async {
         let request = job.payload
         do {
-            // Idempotent: a reservation already settled by the failed run is not refunded twice.
-            _ = try? await settle(job, modelID: request.modelId, usage: (0, 0), success: false)
+            // What a run committed is what it showed: bill that; else nothing. Idempotent: a reservation
+            // already settled by the failed run is not settled twice.
+            let committed = try? await state.outcome(jobID: job.id)
+            _ = try? await settle(
+                job, modelID: request.modelId,
+                outcome: committed
+                    ?? JobOutcome(attempt: job.attempt, status: .failed, text: "", stopReason: "error", inputTokens: 0, outputTokens: 0, replyMessageID: nil)
+            )
             let error = ErrorEvent(
                 jobId: job.id, code: "GENERATION_FAILED", message: "The reply could not be generated. You are charged only for what was delivered."
             )
@@ -247,7 +317,7 @@ struct GenerationHandler: JobHandler {
             } catch {
                 logger.error("could not store a failed job's message", metadata: ["job": "\(job.id)", "error": "\(error)"])
             }
-            try await state.end(jobID: job.id, sessionID: request.sessionId, ending)
+            try await state.end(jobID: job.id, sessionID: request.sessionId, attempt: job.attempt, ending)
         } catch {
             logger.error("could not report a failed job", metadata: ["job": "\(job.id)", "error": "\(error)"])
         }
@@ -255,19 +325,22 @@ struct GenerationHandler: JobHandler {
 
     enum Outcome { case completed, cancelled }
 
-    /// Runs `body` until it ends or the user asks to stop the job; a request to stop cancels `body` (closing
-    /// the Bedrock stream) and throws `Cancelled`.
-    private func untilCancelled(_ cancellation: JobCancellation, _ body: @escaping @Sendable () async throws -> Void) async throws {
+    /// Runs `body` until it ends or the job must stop: a user's request to stop cancels `body` (closing the
+    /// Bedrock stream) and throws `Cancelled`; a run whose attempt lost the job throws `JobFenced`.
+    private func untilCancelled(
+        _ job: QueuedJob<InferenceJob>, _ cancellation: JobCancellation, _ body: @escaping @Sendable () async throws -> Void
+    ) async throws {
         try await withThrowingTaskGroup(of: Bool.self) { group in
             group.addTask {
                 try await body()
                 return true
             }
             group.addTask {
-                await cancellation.wait()
+                let reason = await cancellation.wait()
                 // The wait also ends when this task is cancelled (the worker lost the job or is draining):
                 // that is not the user's request to stop, and nothing of the run may be kept or billed.
                 try Task.checkCancellation()
+                if reason == .lost { throw JobFenced(jobID: job.id, attempt: job.attempt) }
                 return false
             }
             defer { group.cancelAll() }
@@ -275,21 +348,23 @@ struct GenerationHandler: JobHandler {
         }
     }
 
-    /// Finalizes the reservation (idempotent at the accounting service) with the tokens used. If the accounting
-    /// service cannot take it now, the settlement is kept for `PendingSettlements` to retry and nil comes back:
-    /// the reply stands and is not generated again.
+    /// Finalizes the reservation (idempotent at the accounting service) with the tokens of `outcome`: success
+    /// only for a completed reply. If the accounting service cannot take it now, the settlement is kept for
+    /// `PendingSettlements` to retry and nil comes back: the reply stands and is not generated again.
     @discardableResult
-    private func settle(_ job: QueuedJob<InferenceJob>, modelID: String, usage: (input: Int, output: Int), success: Bool) async throws -> CreditSettlement? {
+    private func settle(_ job: QueuedJob<InferenceJob>, modelID: String, outcome: JobOutcome) async throws -> CreditSettlement? {
+        let success = outcome.status == .completed
         do {
             return try await ledger.finalize(
-                reservationID: job.payload.reservationId ?? job.id, modelID: modelID, inputTokens: usage.input, outputTokens: usage.output, success: success,
-                token: signer.sign(userID: job.payload.userId, role: .enduser, lifetime: 300)
+                reservationID: job.payload.reservationId ?? job.id, modelID: modelID, inputTokens: outcome.inputTokens, outputTokens: outcome.outputTokens,
+                success: success, token: signer.sign(userID: job.payload.userId, role: .enduser, lifetime: 300)
             )
         } catch let error as ChatError where error.kind == .unavailable {
             logger.warning("accounting unavailable at settlement; kept for retry", metadata: ["job": "\(job.id)"])
             try await pending.add(
                 PendingSettlement(
-                    reservationID: job.payload.reservationId ?? job.id, userID: job.payload.userId, modelID: modelID, inputTokens: usage.input, outputTokens: usage.output, success: success
+                    reservationID: job.payload.reservationId ?? job.id, userID: job.payload.userId, modelID: modelID, inputTokens: outcome.inputTokens,
+                    outputTokens: outcome.outputTokens, success: success
                 )
             )
             return nil

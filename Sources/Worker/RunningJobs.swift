@@ -4,33 +4,44 @@ import NIOConcurrencyHelpers
 import Queue
 import ServiceLifecycle
 
-/// Tells a running job that its user asked to stop it.
+/// Tells a running job that it must stop: its user asked to, or its attempt lost the job.
 final class JobCancellation: Sendable {
-    private let stream: AsyncStream<Void>
-    private let continuation: AsyncStream<Void>.Continuation
-
-    init() {
-        (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    /// Why a job is stopped.
+    enum Reason: Sendable {
+        /// The user asked to stop it.
+        case requested
+        /// Another attempt runs the job, or it ended: this run must stop without a trace.
+        case lost
     }
 
-    /// Asks the job to stop (once is enough; later calls do nothing).
-    func cancel() {
-        continuation.yield()
+    private let stream: AsyncStream<Reason>
+    private let continuation: AsyncStream<Reason>.Continuation
+
+    init() {
+        (stream, continuation) = AsyncStream.makeStream(of: Reason.self, bufferingPolicy: .bufferingOldest(1))
+    }
+
+    /// Asks the job to stop (the first reason given wins; later calls do nothing).
+    func cancel(_ reason: Reason = .requested) {
+        continuation.yield(reason)
         continuation.finish()
     }
 
-    /// Returns once the job is asked to stop, or when the calling task is cancelled.
-    func wait() async {
-        for await _ in stream { return }
+    /// Returns the reason once the job is asked to stop; nil when the calling task is cancelled first.
+    func wait() async -> Reason? {
+        for await reason in stream { return reason }
+        return nil
     }
 }
 
 /// The generation jobs this worker runs now, with what they need from outside without a task or a poll of
 /// their own: one blocking read of the `chat:cancels` stream for the whole process wakes the job a user
-/// asked to stop, and one loop renews every running job's session lock.
+/// asked to stop, and one loop renews every running job's session lock in one round trip, stopping the runs
+/// whose attempt lost its job.
 final class RunningJobs: Service, Sendable {
     private struct Entry {
         var sessionID: String
+        var attempt: Int
         var cancellation: JobCancellation
     }
 
@@ -49,9 +60,9 @@ final class RunningJobs: Service, Sendable {
     }
 
     /// Registers a job before it starts (so no request to stop it can slip by) and returns its cancellation.
-    func register(jobID: String, sessionID: String) -> JobCancellation {
+    func register(jobID: String, sessionID: String, attempt: Int) -> JobCancellation {
         let cancellation = JobCancellation()
-        jobs.withLockedValue { $0[jobID] = Entry(sessionID: sessionID, cancellation: cancellation) }
+        jobs.withLockedValue { $0[jobID] = Entry(sessionID: sessionID, attempt: attempt, cancellation: cancellation) }
         return cancellation
     }
 
@@ -100,10 +111,13 @@ final class RunningJobs: Service, Sendable {
         }
     }
 
-    private func renewLocks() async {
-        let running = jobs.withLockedValue { jobs in jobs.map { (jobID: $0.key, sessionID: $0.value.sessionID) } }
+    func renewLocks() async {
+        let running = jobs.withLockedValue { jobs in jobs.map { (jobID: $0.key, sessionID: $0.value.sessionID, attempt: $0.value.attempt) } }
         do {
-            try await state.renewLocks(running)
+            let lost = try await state.renewLocks(running)
+            let stopped = jobs.withLockedValue { jobs in lost.compactMap { jobs[$0]?.cancellation } }
+            if !stopped.isEmpty { logger.warning("runs whose attempt lost its job are stopped", metadata: ["jobs": "\(lost.sorted())"]) }
+            stopped.forEach { $0.cancel(.lost) }
         } catch {
             logger.warning("renewing session locks failed", metadata: ["error": "\(error)"])
         }

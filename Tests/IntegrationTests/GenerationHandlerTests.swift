@@ -44,6 +44,34 @@ final class MemorySessionStore: SessionStore {
     }
 }
 
+/// A store whose next write is made and then reported failed, once: a worker killed right after it wrote.
+final class FailingAfterWriteStore: SessionStore {
+    let inner: MemorySessionStore
+    private let failed = NIOLockedValueBox(false)
+
+    init(_ inner: MemorySessionStore) { self.inner = inner }
+
+    func createSession(userId: String, title: String, modelId: String?) async throws -> ChatSession { try await inner.createSession(userId: userId, title: title, modelId: modelId) }
+    func listSessions(userId: String, page: Int, limit: Int) async throws -> SessionPage { try await inner.listSessions(userId: userId, page: page, limit: limit) }
+    func session(id: String, userId: String) async throws -> ChatSession? { try await inner.session(id: id, userId: userId) }
+    func session(id: String) async throws -> ChatSession? { try await inner.session(id: id) }
+    func messages(sessionId: String) async throws -> [ChatMessage] { try await inner.messages(sessionId: sessionId) }
+    func deleteSession(id: String, userId: String) async throws -> Bool { try await inner.deleteSession(id: id, userId: userId) }
+    func ping() async throws {}
+
+    func appendMessages(_ messages: [NewMessage]) async throws -> [ChatMessage] {
+        let stored = try await inner.appendMessages(messages)
+        let first = failed.withLockedValue { already in
+            defer { already = true }
+            return !already
+        }
+        if first {
+            throw ChatError(.unavailable, code: "DATABASE_UNAVAILABLE", message: "The connection broke after the write")
+        }
+        return stored
+    }
+}
+
 /// A ledger that records every settlement.
 final class RecordingLedger: CreditLedger {
     struct Settlement: Equatable { var reservationID: String; var input: Int; var output: Int; var success: Bool }
@@ -60,24 +88,45 @@ final class RecordingLedger: CreditLedger {
     }
 }
 
-/// A model that streams the words it is given, `pace` apart, and counts its calls and what it was asked.
+/// A one-shot gate: `wait` returns once `open` was called (before or after).
+final class Gate: Sendable {
+    private let stream: AsyncStream<Void>
+    private let continuation: AsyncStream<Void>.Continuation
+
+    init() { (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1)) }
+
+    func open() {
+        continuation.yield()
+        continuation.finish()
+    }
+
+    func wait() async {
+        for await _ in stream { return }
+    }
+}
+
+/// A model that streams the words it is given, `pace` apart, and counts its calls and what it was asked; with
+/// `hold`, it stops before word `hold.index` until the gate opens (a worker stalled mid-stream).
 final class ScriptedGenerator: TextGenerator {
     let words: [String]
     let pace: Duration
+    let hold: (index: Int, gate: Gate)?
     private let asked = NIOLockedValueBox([GenerationRequest]())
     var requests: [GenerationRequest] { asked.withLockedValue { $0 } }
 
-    init(words: [String], pace: Duration = .zero) {
+    init(words: [String], pace: Duration = .zero, hold: (index: Int, gate: Gate)? = nil) {
         self.words = words
         self.pace = pace
+        self.hold = hold
     }
 
     func stream(model: ModelInfo, request: GenerationRequest) async throws -> any AsyncSequence<ChunkDelta, any Error> {
         asked.withLockedValue { $0.append(request) }
-        let (words, pace) = (self.words, self.pace)
+        let (words, pace, hold) = (self.words, self.pace, self.hold)
         return AsyncThrowingStream<ChunkDelta, any Error> { continuation in
             let task = Task {
                 for (index, word) in words.enumerated() {
+                    if let hold, hold.index == index { await hold.gate.wait() }
                     if pace > .zero { try? await Task.sleep(for: pace) }
                     if Task.isCancelled { break }
                     let last = index == words.count - 1
@@ -117,13 +166,24 @@ struct HandlerFixture {
         store.add(session)
     }
 
-    func handler(_ generator: ScriptedGenerator) throws -> GenerationHandler {
+    /// A handler with `generator`; `store` and `worker` (another process's running jobs) default to the fixture's.
+    func handler(_ generator: ScriptedGenerator, store: (any SessionStore)? = nil, worker: RunningJobs? = nil) throws -> GenerationHandler {
         let signer = try AccessTokenVerifier(secret: APIFixture.secret)
         return GenerationHandler(
-            generator: generator, store: store, events: events, state: state, cache: cache, ledger: ledger, signer: signer,
+            generator: generator, store: store ?? self.store, events: events, state: state, cache: cache, ledger: ledger, signer: signer,
             pending: PendingSettlements(redis: redis, ledger: ledger, signer: signer, interval: .seconds(10), logger: Logger(label: "test.pending")),
-            running: running, maxOutputTokens: 256, maxAttempts: 3, logger: Logger(label: "test.handler")
+            running: worker ?? running, maxOutputTokens: 256, maxAttempts: 3, logger: Logger(label: "test.handler")
         )
+    }
+
+    /// The same job at its next attempt, as another worker holds it after a takeover.
+    func takeOver(_ job: QueuedJob<InferenceJob>) -> QueuedJob<InferenceJob> {
+        QueuedJob(id: job.id, entryID: job.entryID, payload: job.payload, attempt: job.attempt + 1, consumer: "other")
+    }
+
+    /// Another worker process's running jobs.
+    func otherWorker() -> RunningJobs {
+        RunningJobs(redis: redis, state: state, logger: Logger(label: "test.other"))
     }
 
     /// A job begun the way chat-api begins one (session cached, unless `cached` is false: then the cache is left
@@ -272,6 +332,65 @@ struct GenerationHandlerTests {
         let (next, _) = try await fixture.job("again", cached: false)
         try await handler.run(next)
         #expect(generator.requests.last?.turns.map(\.text) == ["first", "fine", "will fail", "again"])
+    }
+
+    @Test("a worker stalled mid-stream past a takeover publishes, stores and bills nothing more: the client sees one consistent reply")
+    func stalledWorkerIsFenced() async throws {
+        let fixture = try HandlerFixture()
+        defer { fixture.redis.shutdown() }
+        let gate = Gate()
+        let stalled = try fixture.handler(ScriptedGenerator(words: (0..<10).map { "old\($0)" }, hold: (3, gate)))
+        let (job, record) = try await fixture.job("hello")
+        let first = Task { try await stalled.run(job) }
+        try await expectEventually {
+            try await fixture.events.read(sessionID: fixture.session.id, after: record.startEventID).filter { $0.type == "chunk" }.count == 3
+        }
+        // The worker is paused past the visibility timeout; another takes the job over and runs it to its end.
+        let current = try fixture.handler(ScriptedGenerator(words: ["new", "text"]), worker: fixture.otherWorker())
+        try await current.run(fixture.takeOver(job))
+        let settledBefore = fixture.ledger.settled
+        gate.open()
+        await #expect(throws: JobFenced.self) { try await first.value }
+
+        let stored = try await fixture.events.read(sessionID: fixture.session.id, after: record.startEventID)
+        let afterReset = stored.split { $0.type == "reset" }.last.map(Array.init) ?? []
+        #expect(afterReset.map(\.type) == ["model", "chunk", "chunk", "complete"])
+        #expect(stored.last?.type == "complete")
+        guard case .complete(let complete)? = try ChatEvent.decode(type: .complete, data: stored.last?.data ?? "") else { throw TestFailure("no complete") }
+        let shown = afterReset.filter { $0.type == "chunk" }.compactMap { event -> String? in
+            guard case .chunk(let chunk)? = try? ChatEvent.decode(type: .chunk, data: event.data) else { return nil }
+            return chunk.content
+        }.joined()
+        #expect(complete.content == "new text" && shown == "new text")
+        #expect(fixture.store.stored.filter { $0.role == .assistant }.map(\.content) == ["new text"])
+        #expect(fixture.ledger.settled == settledBefore)
+        #expect(fixture.ledger.settled.map(\.output) == [2])
+        let ended = try #require(try await fixture.state.record(jobID: job.id))
+        #expect(ended.status == .completed && ended.attempt == 2)
+        #expect(try await fixture.state.activeJob(sessionID: fixture.session.id) == nil)
+    }
+
+    @Test("a re-run after an attempt committed its reply and died in the write never calls the model: same text, same bill, no reset")
+    func rerunFinishesFromTheCommit() async throws {
+        let fixture = try HandlerFixture()
+        defer { fixture.redis.shutdown() }
+        let dying = FailingAfterWriteStore(fixture.store)
+        let first = try fixture.handler(ScriptedGenerator(words: ["first", "answer"]), store: dying)
+        let (job, record) = try await fixture.job("hello")
+        await #expect(throws: (any Error).self) { try await first.run(job) }
+        #expect(try await fixture.state.record(jobID: job.id)?.status == .running)
+
+        let rerunModel = ScriptedGenerator(words: ["another", "answer", "entirely"])
+        try await fixture.handler(rerunModel, worker: fixture.otherWorker()).run(fixture.takeOver(job))
+        #expect(rerunModel.requests.isEmpty)
+        let stored = try await fixture.events.read(sessionID: fixture.session.id, after: record.startEventID)
+        #expect(stored.map(\.type) == ["model", "chunk", "chunk", "complete"])
+        guard case .complete(let complete)? = try ChatEvent.decode(type: .complete, data: stored.last?.data ?? "") else { throw TestFailure("no complete") }
+        let replies = fixture.store.stored.filter { $0.role == .assistant }
+        #expect(complete.content == "first answer" && replies.map(\.content) == ["first answer"])
+        #expect(complete.messageId == replies.first?.id)
+        #expect(Set(fixture.ledger.settled.map { [$0.input, $0.output] }) == [[7, 2]])
+        #expect(try await fixture.state.record(jobID: job.id)?.status == .completed)
     }
 
     @Test("a run whose task is cancelled (its worker lost the job, or is draining) leaves no trace: no complete, nothing billed, still running")

@@ -78,7 +78,7 @@ struct GenerationStateTests {
                     )
                 )
             try await state.end(
-                jobID: record.jobID, sessionID: session.id,
+                jobID: record.jobID, sessionID: session.id, attempt: 1,
                 JobEnding(
                     status: status, event: event,
                     turns: [HistoryTurn(jobID: record.jobID, role: .user, text: text), HistoryTurn(jobID: record.jobID, role: .assistant, text: reply)],
@@ -125,7 +125,7 @@ struct GenerationStateTests {
         let model = ChatEvent.model(ModelEvent(jobId: record.jobID, modelId: "m", attempt: 1))
         let start = try await state.startRun(jobID: record.jobID, sessionID: session.id, attempt: 1, reset: nil, model: model)
         #expect(start == .started(history: [], sessionKnown: true, cancelRequested: true))
-        try await state.end(jobID: record.jobID, sessionID: session.id, JobEnding(status: .failed, event: .error(ErrorEvent(jobId: record.jobID, code: "X", message: "x"))))
+        try await state.end(jobID: record.jobID, sessionID: session.id, attempt: 1, JobEnding(status: .failed, event: .error(ErrorEvent(jobId: record.jobID, code: "X", message: "x"))))
         #expect(try await state.startRun(jobID: record.jobID, sessionID: session.id, attempt: 2, reset: nil, model: model) == .ended)
     }
 }
@@ -152,16 +152,100 @@ extension GenerationStateTests {
             )
         )
         let turns = [HistoryTurn(jobID: record.jobID, role: .user, text: "q"), HistoryTurn(jobID: record.jobID, role: .assistant, text: "x")]
-        try await state.end(jobID: record.jobID, sessionID: session.id, JobEnding(status: .completed, event: complete, turns: turns, storedMessages: 2, storedBytes: 2))
+        #expect(try await state.end(jobID: record.jobID, sessionID: session.id, attempt: 1, JobEnding(status: .completed, event: complete, turns: turns, storedMessages: 2, storedBytes: 2)) == .ended)
         // A run that lost the job ends it again, and a dead letter arrives late: neither counts.
-        try await state.end(jobID: record.jobID, sessionID: session.id, JobEnding(status: .completed, event: complete, turns: turns, storedMessages: 2, storedBytes: 2))
-        try await state.end(jobID: record.jobID, sessionID: session.id, JobEnding(status: .failed, event: .error(ErrorEvent(jobId: record.jobID, code: "X", message: "x"))))
+        #expect(try await state.end(jobID: record.jobID, sessionID: session.id, attempt: 1, JobEnding(status: .completed, event: complete, turns: turns, storedMessages: 2, storedBytes: 2)) == .alreadyEnded)
+        #expect(try await state.end(jobID: record.jobID, sessionID: session.id, attempt: 4, JobEnding(status: .failed, event: .error(ErrorEvent(jobId: record.jobID, code: "X", message: "x")))) == .alreadyEnded)
         #expect(try await events.read(sessionID: session.id, after: record.startEventID).map(\.type) == ["model", "complete"])
         #expect(try await state.status(jobID: record.jobID) == .completed)
         #expect(try await cache.history(sessionID: session.id)?.count == 2)
-        // The lock renewal loop took its snapshot before the end: renewing now must not lock the session again.
-        try await state.renewLocks([(jobID: record.jobID, sessionID: session.id)])
+        // The lock renewal loop took its snapshot before the end: renewing now must not lock the session again,
+        // and it tells that the run is over.
+        #expect(try await state.renewLocks([(jobID: record.jobID, sessionID: session.id, attempt: 1)]) == [record.jobID])
         #expect(try await state.activeJob(sessionID: session.id) == nil)
+    }
+
+    @Test("once a later attempt started, every effect of the earlier one is refused: start, publish, commit, end, lock renewal")
+    func staleAttemptIsFenced() async throws {
+        let redis = try testRedisClient()
+        defer { redis.shutdown() }
+        let cache = SessionCache(redis: redis)
+        let state = GenerationState(redis: redis, cache: cache, lockTTL: .seconds(60))
+        let events = SessionEvents(redis: redis)
+        let session = Self.session()
+        try await cache.created(session)
+        guard case .started(let record, _) = try await begin(state, session) else { throw TestFailure("not started") }
+        let job = record.jobID
+        func model(_ attempt: Int) -> ChatEvent { .model(ModelEvent(jobId: job, modelId: "m", attempt: attempt)) }
+        guard case .started = try await state.startRun(jobID: job, sessionID: session.id, attempt: 1, reset: nil, model: model(1)) else {
+            throw TestFailure("attempt 1 did not start")
+        }
+        var first = state.chunkPublisher(jobID: job, sessionID: session.id, attempt: 1)
+        try await first.publish(ChunkEvent(content: "old ", index: 0), wait: true)
+        // Attempt 2 takes over (the first stalled past the visibility timeout).
+        guard case .started = try await state.startRun(jobID: job, sessionID: session.id, attempt: 2, reset: .reset(ResetEvent(jobId: job, attempt: 2)), model: model(2))
+        else { throw TestFailure("attempt 2 did not start") }
+        try await state.publish(jobID: job, sessionID: session.id, attempt: 2, event: .chunk(ChunkEvent(content: "new", index: 0)))
+        let before = try await events.read(sessionID: session.id, after: record.startEventID)
+
+        // The stalled attempt comes back.
+        #expect(try await state.startRun(jobID: job, sessionID: session.id, attempt: 1, reset: nil, model: model(1)) == .stale)
+        #expect(try await state.startRun(jobID: job, sessionID: session.id, attempt: 2, reset: nil, model: model(2)) == .stale)
+        await #expect(throws: JobFenced.self) { try await state.publish(jobID: job, sessionID: session.id, attempt: 1, event: .chunk(ChunkEvent(content: "x", index: 1))) }
+        try await first.publish(ChunkEvent(content: "pipelined", index: 1))
+        await #expect(throws: JobFenced.self) { try await first.flush() }
+        let stale = JobOutcome(attempt: 1, status: .completed, text: "old", stopReason: "end_turn", inputTokens: 1, outputTokens: 1, replyMessageID: ObjectIDs.next())
+        #expect(try await state.commit(jobID: job, stale) == .refused)
+        #expect(try await state.outcome(jobID: job) == nil)
+        let complete = ChatEvent.complete(
+            CompleteEvent(jobId: job, messageId: nil, content: "old", modelId: "m", stopReason: "end_turn", inputTokens: 1, outputTokens: 1,
+                creditsCharged: 1, settlementPending: false, latencyMs: 1, spans: nil)
+        )
+        #expect(try await state.end(jobID: job, sessionID: session.id, attempt: 1, JobEnding(status: .completed, event: complete)) == .stale)
+        #expect(try await state.renewLocks([(jobID: job, sessionID: session.id, attempt: 1)]) == [job])
+
+        // Nothing of it landed: the events, the record and the lock are attempt 2's.
+        #expect(try await events.read(sessionID: session.id, after: record.startEventID) == before)
+        #expect(before.map(\.type) == ["model", "chunk", "reset", "model", "chunk"])
+        #expect(before.map(\.attempt) == [1, 1, 2, 2, 2])
+        let current = try #require(try await state.record(jobID: job))
+        #expect(current.status == .running && current.attempt == 2)
+        #expect(try await state.activeJob(sessionID: session.id) == job)
+        // The current attempt's effects go through.
+        #expect(try await state.renewLocks([(jobID: job, sessionID: session.id, attempt: 2)]).isEmpty)
+        let fresh = JobOutcome(attempt: 2, status: .completed, text: "new", stopReason: "end_turn", inputTokens: 1, outputTokens: 1, replyMessageID: ObjectIDs.next())
+        #expect(try await state.commit(jobID: job, fresh) == .committed)
+        #expect(try await state.commit(jobID: job, fresh) == .alreadyCommitted)
+        #expect(try await state.outcome(jobID: job) == fresh)
+        #expect(try await state.end(jobID: job, sessionID: session.id, attempt: 2, JobEnding(status: .completed, event: complete)) == .ended)
+        #expect(try await state.activeJob(sessionID: session.id) == nil)
+    }
+
+    @Test("an attempt after a committed outcome finishes from it: no events, the outcome back; a job without a record is gone")
+    func committedOutcomeAndGoneRecord() async throws {
+        let redis = try testRedisClient()
+        defer { redis.shutdown() }
+        let cache = SessionCache(redis: redis)
+        let state = GenerationState(redis: redis, cache: cache)
+        let events = SessionEvents(redis: redis)
+        let session = Self.session()
+        try await cache.created(session)
+        guard case .started(let record, _) = try await begin(state, session) else { throw TestFailure("not started") }
+        let job = record.jobID
+        let model = ChatEvent.model(ModelEvent(jobId: job, modelId: "m", attempt: 1))
+        _ = try await state.startRun(jobID: job, sessionID: session.id, attempt: 1, reset: nil, model: model)
+        let outcome = JobOutcome(attempt: 1, status: .completed, text: "kept", stopReason: "end_turn", inputTokens: 3, outputTokens: 1, replyMessageID: ObjectIDs.next())
+        #expect(try await state.commit(jobID: job, outcome) == .committed)
+        let seen = try await events.read(sessionID: session.id, after: record.startEventID).count
+        // The worker died after the commit; attempt 2 finds it.
+        #expect(try await state.startRun(jobID: job, sessionID: session.id, attempt: 2, reset: .reset(ResetEvent(jobId: job, attempt: 2)), model: model) == .committed(outcome))
+        #expect(try await events.read(sessionID: session.id, after: record.startEventID).count == seen)
+        #expect(try await state.record(jobID: job)?.attempt == 2)
+
+        // Redis lost the record (a flush): the run cannot start, and nothing is written back.
+        try await redis.send("DEL", GenerationState.jobKey(job))
+        #expect(try await state.startRun(jobID: job, sessionID: session.id, attempt: 3, reset: nil, model: model) == .gone)
+        #expect(try await redis.send("EXISTS", GenerationState.jobKey(job)).int == 0)
     }
 
     @Test("a history flagged whole whose list is gone is read again from the database")

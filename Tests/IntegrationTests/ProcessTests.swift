@@ -99,6 +99,14 @@ struct ProcessTests {
         let token = verifier.sign(userID: user, role: .enduser, lifetime: 300)
         let reservation = try await ledger.reserve(reservationID: jobID, sessionID: sessionID, modelID: ModelCatalog.defaultModelID, estimatedTokens: 2_000, token: token)
         #expect(reservation.allocatedCredits > 0)
+        // Begun as chat-api begins a job (the session claimed, the job recorded), then enqueued.
+        let session = try #require(try await store.session(id: sessionID))
+        let state = GenerationState(redis: redis)
+        try await state.cache.fill(session)
+        guard case .started = try await state.begin(
+            jobID: jobID, sessionID: sessionID, userID: user, requestedModel: nil, defaultModel: ModelCatalog.defaultModelID,
+            message: "one two three [[tokens:6]] [[tps:20]]", messageID: ObjectIDs.next()
+        ) else { throw TestFailure("the job did not begin") }
         try await queue.enqueue(
             id: jobID,
             payload: InferenceJob(

@@ -55,9 +55,17 @@ struct EventRelay: Sendable {
     /// next quiet spell, so no client waits for ever.
     func relayJob(sessionID: String, jobID: String, after entryID: String, writer: inout any ResponseBodyWriter) async throws {
         let subscription = try await hub.subscribe(sessionID: sessionID, after: entryID)
+        var filter = StaleAttemptFilter()
+        var last = entryID
         for await event in subscription {
             if event.isHeartbeat {
                 if try await state.status(jobID: jobID)?.isFinal != false {
+                    // The job may have ended between the hub's last read and this check: its last event is then
+                    // in the stream already. Read it before saying the stream ended.
+                    for stored in try await events.read(sessionID: sessionID, after: last) where stored.jobID == jobID && filter.admit(stored) {
+                        try await writer.write(Self.frame(id: stored.id, event: stored.type, data: stored.data))
+                        if ChatEventType(rawValue: stored.type)?.isTerminal == true { return }
+                    }
                     let body = #"{"code":"STREAM_ENDED","jobId":"\#(jobID)","message":"The reply has ended; its result is at /api/jobs/\#(jobID)"}"#
                     try await writer.write(Self.frame(id: nil, event: "error", data: body))
                     return
@@ -65,7 +73,8 @@ struct EventRelay: Sendable {
                 try await writer.write(Self.heartbeat)
                 continue
             }
-            guard event.jobID == jobID else { continue }
+            last = event.id
+            guard event.jobID == jobID, filter.admit(event) else { continue }
             try await writer.write(Self.frame(id: event.id, event: event.type, data: event.data))
             if ChatEventType(rawValue: event.type)?.isTerminal == true { return }
         }
@@ -76,11 +85,12 @@ struct EventRelay: Sendable {
     /// down (an observer's stream has no end of its own; the observer reconnects to another replica).
     func relayAll(sessionID: String, after entryID: String, writer: inout any ResponseBodyWriter) async throws {
         let subscription = try await hub.subscribe(sessionID: sessionID, after: entryID)
+        var filter = StaleAttemptFilter()
         for await event in subscription {
             if event.isHeartbeat {
                 if Task.isShuttingDownGracefully { return }
                 try await writer.write(Self.heartbeat)
-            } else {
+            } else if filter.admit(event) {
                 try await writer.write(Self.frame(id: event.id, event: event.type, data: event.data))
             }
         }
@@ -93,12 +103,19 @@ struct EventRelay: Sendable {
         let subscription = try await hub.subscribe(sessionID: record.sessionID, after: record.startEventID)
         let deadline = ContinuousClock.now + timeout
         return try await withThrowingTaskGroup(of: SessionEvent?.self) { group in
-            group.addTask { [state] in
+            group.addTask { [state, events] in
+                var last = record.startEventID
                 for await event in subscription {
                     if event.isHeartbeat {
-                        if try await state.status(jobID: record.jobID)?.isFinal != false { return nil }
+                        if try await state.status(jobID: record.jobID)?.isFinal != false {
+                            // Ended between the hub's last read and this check: its last event is in the stream.
+                            return try await events.read(sessionID: record.sessionID, after: last).first {
+                                $0.jobID == record.jobID && ChatEventType(rawValue: $0.type)?.isTerminal == true
+                            }
+                        }
                         continue
                     }
+                    last = event.id
                     if event.jobID == record.jobID, ChatEventType(rawValue: event.type)?.isTerminal == true { return event }
                 }
                 return nil
