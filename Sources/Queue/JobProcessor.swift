@@ -17,13 +17,16 @@ public struct JobProcessorConfiguration: Sendable {
     /// On shutdown, how long in-flight jobs may take to finish before they are left for other workers.
     public var drainTimeout: Duration
 
-    /// Settings whose intervals follow from the queue's visibility timeout.
-    public init(consumer: String, concurrency: Int = 64, visibilityTimeout: Duration = .seconds(30), drainTimeout: Duration = .seconds(25)) {
+    /// Settings whose intervals follow from the queue's visibility timeout: every running job heartbeated (in
+    /// one round trip) every second, or four times per timeout if that is shorter; idle jobs looked for every
+    /// second, or twice per timeout. A worker that dies is noticed one timeout and at most one reclaim interval
+    /// after its last heartbeat.
+    public init(consumer: String, concurrency: Int = 64, visibilityTimeout: Duration = .seconds(5), drainTimeout: Duration = .seconds(25)) {
         self.consumer = consumer
         self.concurrency = max(1, concurrency)
         self.readBlock = .seconds(2)
-        self.heartbeatInterval = visibilityTimeout / 3
-        self.reclaimInterval = visibilityTimeout / 2
+        self.heartbeatInterval = min(.seconds(1), visibilityTimeout / 4)
+        self.reclaimInterval = min(.seconds(1), visibilityTimeout / 2)
         self.drainTimeout = drainTimeout
     }
 }

@@ -18,7 +18,7 @@ public struct JobQueueConfiguration: Sendable {
     /// The layout of ARCHITECTURE.md: `chat:jobs`, group `chat-workers`, dead letters in `chat:jobs:dead`.
     public init(
         stream: String = "chat:jobs", group: String = "chat-workers", deadLetterStream: String = "chat:jobs:dead",
-        visibilityTimeout: Duration = .seconds(30), maxAttempts: Int = 3, deadLetterMaxLength: Int = 10_000
+        visibilityTimeout: Duration = .seconds(5), maxAttempts: Int = 3, deadLetterMaxLength: Int = 10_000
     ) {
         self.stream = stream
         self.group = group

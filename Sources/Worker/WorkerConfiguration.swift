@@ -26,7 +26,7 @@ struct WorkerConfiguration: Sendable {
     init(environment: Environment) throws {
         redis = try RedisConfiguration(environment: environment)
         mongo = try MongoConfiguration(environment: environment, defaultURI: "mongodb://127.0.0.1:27018/chat")
-        let visibility = try environment.milliseconds("JOB_VISIBILITY_TIMEOUT_MS", default: .seconds(30), in: 300...3_600_000)
+        let visibility = try environment.milliseconds("JOB_VISIBILITY_TIMEOUT_MS", default: .seconds(5), in: 300...3_600_000)
         let stream = environment.string("JOB_STREAM", default: "chat:jobs")
         queue = JobQueueConfiguration(
             stream: stream, deadLetterStream: stream + ":dead", visibilityTimeout: visibility,

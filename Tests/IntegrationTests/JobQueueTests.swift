@@ -144,16 +144,17 @@ struct JobQueueTests {
     func ownRunningJobIsNotReclaimed() async throws {
         let redis = try testRedisClient()
         defer { redis.shutdown() }
-        let queue = testQueue(redis, visibility: .milliseconds(300))
+        let queue = testQueue(redis, visibility: .seconds(2))
         try await queue.prepare()
         try await queue.enqueue(id: "job-s", payload: TestJob(text: "x"))
         let job = try #require(try await queue.receive(consumer: "w1", count: 1, block: .seconds(1)).first)
-        try await Task.sleep(for: .milliseconds(400))
         // Idle past the visibility timeout (its heartbeats were late), but still running here.
+        try await expectEventually { (try await redis.xpending(queue.configuration.stream, group: "workers").first?.idleMilliseconds ?? 0) >= 2_000 }
         #expect(try await queue.reclaim(consumer: "w1", count: 10, running: [job.entryID]).jobs.isEmpty)
         let refreshed = try await redis.xpending(queue.configuration.stream, group: "workers")
         #expect(refreshed.map(\.deliveries) == [1] && refreshed.map(\.consumer) == ["w1"])
-        #expect(refreshed.first.map { $0.idleMilliseconds < 300 } == true)
+        #expect(refreshed.first.map { $0.idleMilliseconds < 2_000 } == true)
+        #expect(try await queue.reclaim(consumer: "w2", count: 10).jobs.isEmpty)
         #expect(try await queue.acknowledge(job) == .acked)
     }
 
@@ -166,7 +167,7 @@ struct JobQueueTests {
         try await queue.enqueue(id: "job-d", payload: TestJob(text: "x"))
         let job = try #require(try await queue.receive(consumer: "w1", count: 1, block: .seconds(1)).first)
         try await redis.xdel(queue.configuration.stream, ids: [job.entryID])
-        try await Task.sleep(for: .milliseconds(250))
+        try await expectEventually { (try await redis.xpending(queue.configuration.stream, group: "workers").first?.idleMilliseconds ?? 0) >= 200 }
         #expect(try await queue.reclaim(consumer: "w2", count: 10).jobs.isEmpty)
         #expect(try await queue.pendingCount() == 0)
     }

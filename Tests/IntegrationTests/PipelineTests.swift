@@ -18,6 +18,8 @@ final class PipelineFixture: @unchecked Sendable {
     let stream = uniqueKey("pipeline-jobs")
     let database = MongoSessionStoreTests.uniqueDatabaseURI()
     let verifier = try! AccessTokenVerifier(secret: APIFixture.secret)
+    /// How long a job goes without a heartbeat before another worker takes it over.
+    let visibilityMilliseconds: Int
     private(set) var apis: [ChildProcess] = []
     private(set) var workers: [String: ChildProcess] = [:]
 
@@ -25,8 +27,12 @@ final class PipelineFixture: @unchecked Sendable {
         [
             "REDIS_URL": TestEnvironment.redisURL, "MONGO_URI": database, "JWT_ACCESS_SECRET": APIFixture.secret,
             "ACCOUNTING_URL": TestEnvironment.accountingURL, "JOB_STREAM": stream, "LOG_LEVEL": "warning", "RATE_LIMIT_ENABLED": "false",
-            "JOB_VISIBILITY_TIMEOUT_MS": "4000", "MESSAGE_WAIT_TIMEOUT_MS": "20000", "SSE_HEARTBEAT_MS": "500",
+            "JOB_VISIBILITY_TIMEOUT_MS": String(visibilityMilliseconds), "MESSAGE_WAIT_TIMEOUT_MS": "20000", "SSE_HEARTBEAT_MS": "500",
         ]
+    }
+
+    init(visibilityMilliseconds: Int = 4_000) {
+        self.visibilityMilliseconds = visibilityMilliseconds
     }
 
     func start() async throws {
@@ -68,8 +74,8 @@ final class PipelineFixture: @unchecked Sendable {
 }
 
 /// Runs `body` with a started pipeline, always stopping its processes.
-func withPipeline(_ body: (PipelineFixture) async throws -> Void) async throws {
-    let fixture = PipelineFixture()
+func withPipeline(visibilityMilliseconds: Int = 4_000, _ body: (PipelineFixture) async throws -> Void) async throws {
+    let fixture = PipelineFixture(visibilityMilliseconds: visibilityMilliseconds)
     do {
         try await fixture.start()
         try await body(fixture)
@@ -369,6 +375,103 @@ struct PipelineTests {
                 reservationID: jobID, modelID: ModelCatalog.defaultModelID, inputTokens: 0, outputTokens: 0, success: true, token: fixture.token(user)
             )
             #expect(byJobID.creditsUsed == 0 && byJobID.refund == 0)
+        }
+    }
+
+    @Test("a worker SIGSTOPped past the visibility timeout and SIGCONTed: one consistent reply, acked once, the session free, billed as stored", .timeLimit(.minutes(2)))
+    func workerStalledAndResumed() async throws {
+        try await withPipeline { fixture in
+            let (user, token, sessionID) = try await fixture.session()
+            let sse = try await SSEConnection.open(
+                fixture.url("/api/chat/sessions/\(sessionID)/stream"), headers: ["Authorization": "Bearer \(token)"],
+                json: ["message": "Stall here [[tokens:40]] [[tps:10]]"]
+            )
+            let before = try await sse.collect { $0.event == "chunk" && ($0.json["index"] as? Int) == 4 }
+            let jobID = try #require(before.first?.json["jobId"] as? String)
+            let redis = try testRedisClient()
+            defer { redis.shutdown() }
+            let holder = try #require(try await redis.xpending(fixture.stream, group: "chat-workers").first?.consumer)
+            let entry = try #require(try await redis.xrange(fixture.stream).first { $0.fields["jobId"] == jobID })
+            let payload = try JSONDecoder().decode(InferenceJob.self, from: Data((entry.fields["payload"] ?? "").utf8))
+            let stalled = try #require(fixture.workers[holder])
+            stalled.signal(SIGSTOP)
+            // Another worker takes the job over; once the client sees the re-run start, the stalled one resumes.
+            let takeover = try await sse.collect { $0.event == "reset" || $0.event == "complete" || $0.event == "error" }
+            #expect(takeover.last?.event == "reset")
+            stalled.signal(SIGCONT)
+            let after = try await sse.collect { $0.event == "complete" || $0.event == "error" }
+            let all = before + takeover + after
+            let resetAt = try #require(all.lastIndex { $0.event == "reset" })
+            let rerun = Array(all[resetAt...])
+            let complete = try #require(all.last)
+            #expect(complete.event == "complete")
+            #expect(rerun.filter { $0.event == "chunk" }.compactMap { $0.json["index"] as? Int } == Array(0..<40))
+            #expect(complete.json["content"] as? String == chunkText(rerun))
+            let stored = try await fixture.messages(sessionID, token: token)
+            #expect(stored.filter { $0["role"] as? String == "assistant" }.map { $0["content"] as? String } == [chunkText(rerun)])
+            // The entry was acknowledged by the job's owner, once: nothing pending, nothing dead-lettered.
+            try await expectEventually { try await redis.xpendingCount(fixture.stream, group: "chat-workers") == 0 }
+            #expect(try await redis.xlen(fixture.stream + ":dead") == 0)
+            // The session is free: the next message starts at once.
+            let next = try await SSEConnection.open(
+                fixture.url("/api/chat/sessions/\(sessionID)/stream"), headers: ["Authorization": "Bearer \(token)"], json: ["message": "Again [[tokens:2]]"]
+            )
+            #expect(try await next.collect { $0.event == "complete" || $0.event == "error" }.last?.event == "complete")
+            // Billed as stored: the settlement stands with the reply's counts.
+            let again = try await Accounting.client().finalize(
+                reservationID: try #require(payload.reservationId), modelID: ModelCatalog.defaultModelID, inputTokens: 0, outputTokens: 0, success: true,
+                token: fixture.token(user)
+            )
+            #expect(again.creditsUsed == (complete.json["creditsCharged"] as? Double ?? -1))
+            #expect(complete.json["outputTokens"] as? Int == 40)
+        }
+    }
+
+    @Test("a worker SIGKILLed mid-reply, ten times: each reply complete, stored once, billed once; the time from kill to reset is reported", .timeLimit(.minutes(5)))
+    func workerKilledTenTimes() async throws {
+        try await withPipeline(visibilityMilliseconds: 5_000) { fixture in
+            let (user, token, sessionID) = try await fixture.session(credits: 100_000)
+            let redis = try testRedisClient()
+            defer { redis.shutdown() }
+            var delays: [Double] = []
+            for round in 0..<10 {
+                let sse = try await SSEConnection.open(
+                    fixture.url("/api/chat/sessions/\(sessionID)/stream"), headers: ["Authorization": "Bearer \(token)"],
+                    json: ["message": "Round \(round) [[tokens:30]] [[tps:20]]"]
+                )
+                let before = try await sse.collect { $0.event == "chunk" && ($0.json["index"] as? Int) == 4 }
+                let jobID = try #require(before.first?.json["jobId"] as? String)
+                let entry = try #require(try await redis.xrange(fixture.stream).first { $0.fields["jobId"] == jobID })
+                let payload = try JSONDecoder().decode(InferenceJob.self, from: Data((entry.fields["payload"] ?? "").utf8))
+                let holder = try #require(try await redis.xpending(fixture.stream, group: "chat-workers").first { $0.id == entry.id }?.consumer)
+                let clock = ContinuousClock()
+                let killed = clock.now
+                try #require(fixture.workers[holder] != nil)
+                fixture.workers[holder]!.signal(SIGKILL)
+                let untilReset = try await sse.collect { $0.event == "reset" || $0.event == "complete" || $0.event == "error" }
+                let (seconds, attoseconds) = (clock.now - killed).components
+                delays.append(Double(seconds) * 1_000 + Double(attoseconds) / 1e15)
+                #expect(untilReset.last?.event == "reset")
+                try fixture.startWorker("r\(round)-\(UUID().uuidString.prefix(6))")
+                let after = try await sse.collect { $0.event == "complete" || $0.event == "error" }
+                let rerun = (untilReset.suffix(1) + after).filter { $0.event == "chunk" }
+                let complete = try #require(after.last)
+                #expect(complete.event == "complete")
+                #expect(rerun.compactMap { $0.json["index"] as? Int } == Array(0..<30))
+                #expect(complete.json["content"] as? String == rerun.compactMap { $0.json["content"] as? String }.joined())
+                let again = try await Accounting.client().finalize(
+                    reservationID: try #require(payload.reservationId), modelID: ModelCatalog.defaultModelID, inputTokens: 0, outputTokens: 0, success: true,
+                    token: fixture.token(user)
+                )
+                #expect(again.creditsUsed == (complete.json["creditsCharged"] as? Double ?? -1))
+            }
+            let stored = try await fixture.messages(sessionID, token: token)
+            #expect(stored.filter { $0["role"] as? String == "assistant" }.count == 10)
+            #expect(stored.filter { $0["role"] as? String == "user" }.count == 10)
+            let sorted = delays.sorted()
+            let report = "kill → reset over 10 rounds (JOB_VISIBILITY_TIMEOUT_MS=5000): p50 \(Int(sorted[4])) ms, p90 \(Int(sorted[8])) ms, max \(Int(sorted[9])) ms"
+            print(report)
+            try? report.write(toFile: (ProcessInfo.processInfo.environment["TEST_REPORT_DIR"] ?? NSTemporaryDirectory()) + "/kill-to-reset.txt", atomically: true, encoding: .utf8)
         }
     }
 
