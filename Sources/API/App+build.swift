@@ -55,7 +55,9 @@ func buildApplication(configuration: APIConfiguration) async throws -> some Appl
         healthTimeout: configuration.healthTimeout,
         rateLimiter: RateLimiter(redis: redis, settings: configuration.rateLimits, logger: Logger(label: "chat-api.ratelimit")),
         ledger: ledger,
-        state: GenerationState(redis: redis, cache: cache),
+        // A job begun here is enqueued after its reservation (one accounting call, retried once at most): the
+        // sweeper waits well past that before it ends a job that was never enqueued.
+        state: GenerationState(redis: redis, cache: cache, enqueueGrace: max(.seconds(30), configuration.accountingTimeout * 2 + .seconds(10))),
         cache: cache,
         queue: JobQueue<InferenceJob>(
             redis: redis, configuration: JobQueueConfiguration(stream: configuration.jobStream, deadLetterStream: configuration.jobStream + ":dead")
@@ -75,8 +77,12 @@ func buildApplication(configuration: APIConfiguration) async throws -> some Appl
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "chat-api"),
         logger: logger
     )
+    let sweeper = JobSweeper(
+        state: dependencies.state, store: store, stream: dependencies.queue.configuration.stream, group: dependencies.queue.configuration.group,
+        logger: Logger(label: "chat-api.sweeper")
+    )
     // The hub comes after the Redis client, so it stops (ending every relay) before the client closes.
-    app.addServices(redis, StoreService(store: store), HTTPClientService(client: httpClient), hub)
+    app.addServices(redis, StoreService(store: store), HTTPClientService(client: httpClient), hub, sweeper)
     return app
 }
 

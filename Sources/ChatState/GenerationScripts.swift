@@ -2,14 +2,21 @@ import Queue
 
 /// The Lua scripts of `GenerationState`. Each is one atomic step of a generation's life.
 enum GenerationScripts {
-    /// KEYS: session meta, lock, job, active set, events, history. ARGV: jobId, lock ttl, sessionId, userId,
-    /// requested model, default model, now, meta ttl, message, messageId, record ttl.
+    /// KEYS: session meta, lock, job, active set, events, history, open jobs. ARGV: jobId, lock ttl, sessionId,
+    /// userId, requested model, default model, now, meta ttl, message, messageId, record ttl, reservationId,
+    /// enqueue grace ms. The job is recorded (with its reservation, which never leaves the server) and listed
+    /// among the open jobs, due for the sweeper if it is not enqueued within the grace. A retried begin of the
+    /// same job (its first answer lost) answers as the first did.
     /// Returns {'miss'}, {'notfound'}, {'busy'} or {'ok', startEventId, modelId, messageCount, contentBytes}.
     static let begin = RedisScript(
         """
         local meta = redis.call('HMGET', KEYS[1], 'userId', 'modelId', 'messageCount', 'contentBytes', 'deleted')
         if meta[1] == false then return {'miss'} end
         if meta[5] == '1' or meta[1] ~= ARGV[4] then return {'notfound'} end
+        if redis.call('GET', KEYS[2]) == ARGV[1] then
+          local mine = redis.call('HMGET', KEYS[3], 'status', 'startEventId', 'modelId')
+          if mine[1] == 'queued' then return {'ok', mine[2], mine[3], tonumber(meta[3] or '0'), tonumber(meta[4] or '0')} end
+        end
         local model = ARGV[5]
         if model == '' then model = meta[2] or '' end
         if model == '' then model = ARGV[6] end
@@ -18,17 +25,41 @@ enum GenerationScripts {
         local start = '0-0'
         if #last > 0 then start = last[1][1] end
         redis.call('HSET', KEYS[3], 'status', 'queued', 'sessionId', ARGV[3], 'userId', ARGV[4], 'modelId', model,
-          'startEventId', start, 'attempt', '0', 'createdAt', ARGV[7], 'message', ARGV[9], 'messageId', ARGV[10])
+          'startEventId', start, 'attempt', '0', 'createdAt', ARGV[7], 'message', ARGV[9], 'messageId', ARGV[10], 'reservationId', ARGV[12])
         redis.call('PEXPIRE', KEYS[3], ARGV[11])
         redis.call('SADD', KEYS[4], ARGV[3])
         redis.call('PEXPIRE', KEYS[1], ARGV[8])
         redis.call('PEXPIRE', KEYS[6], ARGV[8])
+        local clock = redis.call('TIME')
+        local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+        redis.call('ZADD', KEYS[7], now + tonumber(ARGV[13]), ARGV[1])
         return {'ok', start, model, tonumber(meta[3] or '0'), tonumber(meta[4] or '0')}
         """
     )
 
-    /// KEYS: job, lock, active set, session meta, history, events, cancel flag. ARGV: jobId, attempt, lock ttl,
-    /// sessionId, events max length, events ttl, reset event ('' for none), model event.
+    /// KEYS: job, jobs stream, open jobs. ARGV: queue timeout ms, jobId, then the entry's fields (name, value, ...).
+    /// Adds the job's entry to the stream once: a job already enqueued answers with its entry id; a job no
+    /// longer queued (abandoned, or ended by the sweeper) is not enqueued and answers nil. The job becomes due
+    /// for the sweeper if no worker starts it within the queue timeout.
+    static let enqueue = RedisScript(
+        """
+        local record = redis.call('HMGET', KEYS[1], 'status', 'entryId')
+        if record[1] ~= 'queued' then return false end
+        if record[2] then return record[2] end
+        local fields = {}
+        for i = 3, #ARGV do fields[#fields + 1] = ARGV[i] end
+        local id = redis.call('XADD', KEYS[2], '*', unpack(fields))
+        redis.call('HSET', KEYS[1], 'entryId', id)
+        local clock = redis.call('TIME')
+        local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+        redis.call('ZADD', KEYS[3], now + tonumber(ARGV[1]), ARGV[2])
+        return id
+        """
+    )
+
+    /// KEYS: job, lock, active set, session meta, history, events, cancel flag, open jobs. ARGV: jobId, attempt,
+    /// lock ttl, sessionId, events max length, events ttl, reset event ('' for none), model event, lease ms (the
+    /// job is due for the sweeper if its worker does not renew it within the lease).
     /// Returns {'gone'} (no record), {'ended'}, {'stale'} (this attempt or a later one already started),
     /// {'committed', outcome} (an earlier attempt committed its outcome: finish from it; no event published),
     /// {'deleted'}, {'miss', cancelled}, {'nohistory', cancelled} or {'ok', cancelled, turns}.
@@ -40,6 +71,9 @@ enum GenerationScripts {
         if status == 'completed' or status == 'failed' or status == 'cancelled' then return {'ended'} end
         if tonumber(record[2] or '0') >= tonumber(ARGV[2]) then return {'stale'} end
         redis.call('HSET', KEYS[1], 'status', 'running', 'attempt', ARGV[2])
+        local clock = redis.call('TIME')
+        local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+        redis.call('ZADD', KEYS[8], now + tonumber(ARGV[9]), ARGV[1])
         local holder = redis.call('GET', KEYS[2])
         if holder == false or holder == ARGV[1] then
           redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3])
@@ -89,7 +123,7 @@ enum GenerationScripts {
         """
     )
 
-    /// KEYS: lock, job, active set, cancel flag, events, session meta, history. ARGV: jobId, status, event type,
+    /// KEYS: lock, job, active set, cancel flag, events, session meta, history, open jobs. ARGV: jobId, status, event type,
     /// event body, record ttl, sessionId, events max length, events ttl, stored messages, stored bytes, history
     /// max bytes, meta ttl, failed ('1': forget the history), attempt, turns... A job that already ended is left
     /// as it is (returns 0): a second end, from a run that lost the job or a late dead letter, changes nothing;
@@ -109,6 +143,7 @@ enum GenerationScripts {
         end
         redis.call('HDEL', KEYS[2], 'message')
         redis.call('PEXPIRE', KEYS[2], ARGV[5])
+        redis.call('ZREM', KEYS[8], ARGV[1])
         if redis.call('GET', KEYS[1]) == ARGV[1] then
           redis.call('DEL', KEYS[1])
           redis.call('SREM', KEYS[3], ARGV[6])
@@ -146,14 +181,17 @@ enum GenerationScripts {
         """
     )
 
-    /// KEYS: lock, job, active set, cancel flag. ARGV: jobId, record ttl, sessionId. Only a job still queued
-    /// (never picked up: its enqueue failed) is abandoned; returns 0 for one a worker already started.
+    /// KEYS: lock, job, active set, cancel flag, open jobs. ARGV: jobId, record ttl, sessionId. Only a job still
+    /// queued and never enqueued (its enqueue failed) is abandoned; returns 0 for one whose entry reached the
+    /// stream (a worker may run it).
     static let abandon = RedisScript(
         """
-        if redis.call('HGET', KEYS[2], 'status') ~= 'queued' then return 0 end
+        local record = redis.call('HMGET', KEYS[2], 'status', 'entryId')
+        if record[1] ~= 'queued' or record[2] then return 0 end
         redis.call('HSET', KEYS[2], 'status', 'failed', 'error', 'the job could not be queued')
         redis.call('HDEL', KEYS[2], 'message')
         redis.call('PEXPIRE', KEYS[2], ARGV[2])
+        redis.call('ZREM', KEYS[5], ARGV[1])
         if redis.call('GET', KEYS[1]) == ARGV[1] then
           redis.call('DEL', KEYS[1])
           redis.call('SREM', KEYS[3], ARGV[3])
@@ -163,26 +201,98 @@ enum GenerationScripts {
         """
     )
 
-    /// KEYS: (lock, job) per running job. ARGV: lock ttl, then (jobId, attempt) per job. Renews the session
-    /// lock of each job still running at that attempt and still holding its lock (a lock given up at the end,
-    /// or lapsed and taken by another job, is left alone; a job whose attempt has not started yet is skipped);
-    /// returns the job ids whose attempt is no longer current, or whose job ended or has no record: their
-    /// runs should stop.
+    /// KEYS: open jobs, then (lock, job) per running job. ARGV: lock ttl, lease ms, then (jobId, attempt) per
+    /// job. Renews the session lock and the lease of each job still running at that attempt and still holding
+    /// its lock (a lock given up at the end, or lapsed and taken by another job, is left alone; a job whose
+    /// attempt has not started yet is skipped); returns the job ids whose attempt is no longer current, or whose
+    /// job ended or has no record: their runs should stop.
     static let renew = RedisScript(
         """
         local fenced = {}
-        for i = 1, #KEYS, 2 do
+        local clock = redis.call('TIME')
+        local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+        for i = 2, #KEYS, 2 do
           local jobID = ARGV[i + 1]
           local record = redis.call('HMGET', KEYS[i + 1], 'status', 'attempt')
           local status = record[1]
           local attempt = tonumber(record[2] or '0')
           if status == false or status == 'completed' or status == 'failed' or status == 'cancelled' or attempt > tonumber(ARGV[i + 2]) then
             table.insert(fenced, jobID)
-          elseif status == 'running' and attempt == tonumber(ARGV[i + 2]) and redis.call('GET', KEYS[i]) == jobID then
-            redis.call('PEXPIRE', KEYS[i], ARGV[1])
+          elseif status == 'running' and attempt == tonumber(ARGV[i + 2]) then
+            redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), jobID)
+            if redis.call('GET', KEYS[i]) == jobID then redis.call('PEXPIRE', KEYS[i], ARGV[1]) end
           end
         end
         return fenced
+        """
+    )
+
+    /// KEYS: open jobs, job, lock, active set, cancel flag, events, jobs stream, session meta, history, pending
+    /// settlements. ARGV: jobId, sessionId, consumer group, record ttl, events max length, events ttl, lease ms,
+    /// the error event's JSON for each cause (NOT_ENQUEUED, NO_WORKER, JOB_LOST).
+    /// Ends a job whose deadline in the open jobs passed and that nothing will end otherwise: never enqueued
+    /// (chat-api died or timed out between the claim and the enqueue), queued or running with no worker
+    /// renewing it (no worker alive), or whose entry left the stream without an end (dead-lettered by a process
+    /// that died before ending it, or not decodable). It publishes `error`, makes the record final with its
+    /// ttl, frees the session, forgets the cached history, and parks the settlement (the committed outcome's
+    /// counts, else nothing: a refund) for the workers' retry loop. Returns {'notdue'}, {'gone'}, {'final'},
+    /// {'alive'} or {'ended', cause, userId, modelId, message, messageId, createdAt}.
+    static let sweep = RedisScript(
+        """
+        local clock = redis.call('TIME')
+        local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+        local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+        if not score or tonumber(score) > now then return {'notdue'} end
+        local r = redis.call('HMGET', KEYS[2], 'status', 'entryId', 'reservationId', 'userId', 'modelId', 'message', 'messageId',
+          'createdAt', 'outcome', 'attempt')
+        if r[1] == false then
+          redis.call('ZREM', KEYS[1], ARGV[1])
+          return {'gone'}
+        end
+        if r[1] == 'completed' or r[1] == 'failed' or r[1] == 'cancelled' then
+          redis.call('ZREM', KEYS[1], ARGV[1])
+          return {'final'}
+        end
+        local cause = 'NOT_ENQUEUED'
+        local errorEvent = ARGV[8]
+        if r[2] then
+          if #redis.call('XRANGE', KEYS[7], r[2], r[2]) > 0 then
+            cause = 'NO_WORKER'
+            errorEvent = ARGV[9]
+            redis.call('XACK', KEYS[7], ARGV[3], r[2])
+            redis.call('XDEL', KEYS[7], r[2])
+          else
+            cause = 'JOB_LOST'
+            errorEvent = ARGV[10]
+          end
+        end
+        local attempt = tonumber(r[10] or '0') + 1
+        redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[5], '*', 'jobId', ARGV[1], 'attempt', attempt, 'type', 'error', 'data', errorEvent)
+        redis.call('PEXPIRE', KEYS[6], ARGV[6])
+        redis.call('HSET', KEYS[2], 'status', 'failed', 'attempt', attempt, 'result', '', 'error', errorEvent)
+        redis.call('HDEL', KEYS[2], 'message')
+        redis.call('PEXPIRE', KEYS[2], ARGV[4])
+        redis.call('ZREM', KEYS[1], ARGV[1])
+        if redis.call('GET', KEYS[3]) == ARGV[1] then
+          redis.call('DEL', KEYS[3])
+          redis.call('SREM', KEYS[4], ARGV[2])
+        end
+        redis.call('DEL', KEYS[5])
+        if redis.call('EXISTS', KEYS[8]) == 1 then
+          redis.call('HSET', KEYS[8], 'history', '0')
+          redis.call('DEL', KEYS[9])
+        end
+        if r[3] then
+          local input, output = 0, 0
+          if r[9] then
+            local outcome = cjson.decode(r[9])
+            input = outcome.inputTokens or 0
+            output = outcome.outputTokens or 0
+          end
+          redis.call('HSET', KEYS[10], r[3], cjson.encode({reservationID = r[3], userID = r[4] or '', modelID = r[5] or '',
+            inputTokens = input, outputTokens = output, success = false}))
+        end
+        return {'ended', cause, r[4] or '', r[5] or '', r[6] or '', r[7] or '', r[8] or '0'}
         """
     )
 }

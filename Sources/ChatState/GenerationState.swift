@@ -180,23 +180,38 @@ public final class GenerationState: Sendable {
     public let lockTTL: Duration
     /// How long a finished job's record is kept.
     public let recordTTL: Duration
+    /// Deadlines of the open jobs (`chat:jobs:open`), after which the sweeper ends a job nothing else will:
+    /// begun but not enqueued within `enqueueGrace`; enqueued but not started within `queueTimeout`; started
+    /// but not renewed by its worker within `lease`.
+    public let enqueueGrace: Duration
+    public let queueTimeout: Duration
+    public let lease: Duration
 
     /// State over `redis`.
     public init(
         redis: RedisClient, events: SessionEventsConfiguration = SessionEventsConfiguration(), cache: SessionCache? = nil,
-        lockTTL: Duration = .seconds(600), recordTTL: Duration = .seconds(86_400)
+        lockTTL: Duration = .seconds(600), recordTTL: Duration = .seconds(86_400), enqueueGrace: Duration = .seconds(30),
+        queueTimeout: Duration = .seconds(120), lease: Duration = .seconds(60)
     ) {
         self.redis = redis
         self.events = events
         self.cache = cache ?? SessionCache(redis: redis)
         self.lockTTL = lockTTL
         self.recordTTL = recordTTL
+        self.enqueueGrace = enqueueGrace
+        self.queueTimeout = queueTimeout
+        self.lease = lease
     }
 
     static func jobKey(_ jobID: String) -> String { "chat:job:{\(jobID)}" }
     static func lockKey(_ sessionID: String) -> String { "chat:session:{\(sessionID)}:active" }
     static func cancelKey(_ jobID: String) -> String { "chat:job:{\(jobID)}:cancel" }
     static let activeSessionsKey = "chat:sessions:active"
+    /// Every job not ended yet, scored by its deadline (milliseconds since 1970).
+    static let openJobsKey = "chat:jobs:open"
+    /// Settlements waiting for the accounting service (one JSON `PendingSettlement` per reservation id), retried
+    /// by every worker.
+    public static let pendingSettlementsKey = "chat:settlements:pending"
     /// The stream of cancellation requests every worker reads.
     public static let cancelsKey = "chat:cancels"
 
@@ -206,18 +221,18 @@ public final class GenerationState: Sendable {
     /// the session's messages show it before the worker stores it.
     public func begin(
         jobID: String, sessionID: String, userID: String, requestedModel: String?, defaultModel: String, message: String, messageID: String,
-        createdAt: Date = Date()
+        reservationID: String = "", createdAt: Date = Date()
     ) async throws -> BeginOutcome {
         let now = String(Int64((createdAt.timeIntervalSince1970 * 1000).rounded(.down)))
         let reply = try await redis.evaluate(
             GenerationScripts.begin,
             keys: [
                 SessionCache.metaKey(sessionID), Self.lockKey(sessionID), Self.jobKey(jobID), Self.activeSessionsKey, SessionEvents.key(sessionID: sessionID),
-                SessionCache.historyKey(sessionID),
+                SessionCache.historyKey(sessionID), Self.openJobsKey,
             ],
             arguments: [
                 jobID, String(lockTTL.milliseconds), sessionID, userID, requestedModel ?? "", defaultModel, now, String(cache.ttl.milliseconds),
-                message, messageID, String(recordTTL.milliseconds),
+                message, messageID, String(recordTTL.milliseconds), reservationID, String(enqueueGrace.milliseconds),
             ]
         )
         let values = reply.array ?? []
@@ -245,11 +260,11 @@ public final class GenerationState: Sendable {
             GenerationScripts.startRun,
             keys: [
                 Self.jobKey(jobID), Self.lockKey(sessionID), Self.activeSessionsKey, SessionCache.metaKey(sessionID),
-                SessionCache.historyKey(sessionID), SessionEvents.key(sessionID: sessionID), Self.cancelKey(jobID),
+                SessionCache.historyKey(sessionID), SessionEvents.key(sessionID: sessionID), Self.cancelKey(jobID), Self.openJobsKey,
             ],
             arguments: [
                 jobID, String(attempt), String(lockTTL.milliseconds), sessionID, String(events.maxLength), String(events.idleExpiry.milliseconds),
-                try reset?.encoded() ?? "", try model.encoded(),
+                try reset?.encoded() ?? "", try model.encoded(), String(lease.milliseconds),
             ]
         )
         let values = reply.array ?? []
@@ -282,7 +297,7 @@ public final class GenerationState: Sendable {
             GenerationScripts.end,
             keys: [
                 Self.lockKey(sessionID), Self.jobKey(jobID), Self.activeSessionsKey, Self.cancelKey(jobID), SessionEvents.key(sessionID: sessionID),
-                SessionCache.metaKey(sessionID), SessionCache.historyKey(sessionID),
+                SessionCache.metaKey(sessionID), SessionCache.historyKey(sessionID), Self.openJobsKey,
             ],
             arguments: [
                 jobID, ending.status.rawValue, ending.event.type.rawValue, body, String(recordTTL.milliseconds), sessionID,
@@ -334,17 +349,33 @@ public final class GenerationState: Sendable {
     }
 
     /// Forgets a job that was never enqueued (its enqueue failed) and frees its session; false (nothing
-    /// changed) if a worker already started it, its enqueue having succeeded after all.
+    /// changed) if its entry reached the stream (a worker may run it), or it is no longer queued.
     @discardableResult
     public func abandonBeforeEnqueue(jobID: String, sessionID: String) async throws -> Bool {
         try await redis.evaluate(
             GenerationScripts.abandon,
-            keys: [Self.lockKey(sessionID), Self.jobKey(jobID), Self.activeSessionsKey, Self.cancelKey(jobID)],
+            keys: [Self.lockKey(sessionID), Self.jobKey(jobID), Self.activeSessionsKey, Self.cancelKey(jobID), Self.openJobsKey],
             arguments: [jobID, String(recordTTL.milliseconds), sessionID]
         ).int == 1
     }
 
-    /// Renews, in one round trip, the session locks of running jobs that still hold them at their attempt (a
+    /// Keeps a settlement for the workers' retry loop (`PendingSettlements`).
+    public func parkSettlement(_ settlement: PendingSettlement) async throws {
+        let json = String(decoding: try JSONEncoder().encode(settlement), as: UTF8.self)
+        try await redis.send("HSET", Self.pendingSettlementsKey, settlement.reservationID, json)
+    }
+
+    /// Adds the job's entry to the jobs `stream`, once (a retry after a lost answer finds the first entry);
+    /// nil when the job is no longer queued (abandoned, or ended by the sweeper): then it must not run.
+    public func enqueue(jobID: String, stream: String, fields: [(String, String)]) async throws -> String? {
+        try await redis.evaluate(
+            GenerationScripts.enqueue, keys: [Self.jobKey(jobID), stream, Self.openJobsKey],
+            arguments: [String(queueTimeout.milliseconds), jobID] + fields.flatMap { [$0.0, $0.1] }
+        ).string
+    }
+
+    /// Renews, in one round trip, the leases of running jobs at their attempt and the session locks they still
+    /// hold (a
     /// lock the job gave up at its end, or that lapsed, is left alone: taking it back could lock a session
     /// whose job just ended). Returns the ids of the jobs whose attempt is no longer current or that are no
     /// longer running: their runs must stop.
@@ -352,8 +383,8 @@ public final class GenerationState: Sendable {
         guard !jobs.isEmpty else { return [] }
         let reply = try await redis.evaluate(
             GenerationScripts.renew,
-            keys: jobs.flatMap { [Self.lockKey($0.sessionID), Self.jobKey($0.jobID)] },
-            arguments: [String(lockTTL.milliseconds)] + jobs.flatMap { [$0.jobID, String($0.attempt)] }
+            keys: [Self.openJobsKey] + jobs.flatMap { [Self.lockKey($0.sessionID), Self.jobKey($0.jobID)] },
+            arguments: [String(lockTTL.milliseconds), String(lease.milliseconds)] + jobs.flatMap { [$0.jobID, String($0.attempt)] }
         )
         return Set((reply.array ?? []).compactMap(\.string))
     }

@@ -41,6 +41,7 @@ func buildWorker(configuration: WorkerConfiguration) async throws -> ServiceGrou
         maxOutputTokens: configuration.maxOutputTokens, maxAttempts: configuration.queue.maxAttempts, logger: logger
     )
     let processor = JobProcessor(queue: queue, handler: handler, configuration: configuration.processor, logger: logger)
+    let sweeper = JobSweeper(state: state, store: store, stream: configuration.queue.stream, group: configuration.queue.group, logger: logger)
     return ServiceGroup(
         configuration: .init(
             services: [
@@ -50,6 +51,7 @@ func buildWorker(configuration: WorkerConfiguration) async throws -> ServiceGrou
                 .init(service: HTTPClientService(client: accountingHTTP)),
                 .init(service: pending),
                 .init(service: running),
+                .init(service: sweeper),
                 .init(service: processor, successTerminationBehavior: .gracefullyShutdownGroup),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],

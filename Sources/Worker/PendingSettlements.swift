@@ -1,24 +1,15 @@
 import ChatCore
+import ChatState
 import Foundation
 import Logging
 import Queue
 import ServiceLifecycle
 
-/// A settlement the accounting service could not take when the job ended.
-struct PendingSettlement: Codable, Sendable, Equatable {
-    var reservationID: String
-    var userID: String
-    var modelID: String
-    var inputTokens: Int
-    var outputTokens: Int
-    var success: Bool
-}
-
 /// Settlements kept in Redis (`chat:settlements:pending`, one field per reservation) until the accounting
 /// service takes them, so that an accounting outage at the end of a job loses no credit and does not make the
 /// job generate its reply again. Retried every `interval` by every worker; settling is idempotent.
 struct PendingSettlements: Service {
-    static let key = "chat:settlements:pending"
+    static let key = GenerationState.pendingSettlementsKey
     let redis: RedisClient
     let ledger: any CreditLedger
     let signer: AccessTokenVerifier

@@ -59,7 +59,7 @@ struct GenerationStarter: Sendable {
             messageCreatedAt = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 * 1000).rounded(.down) / 1000)
             let result = try await state.begin(
                 jobID: jobID, sessionID: sessionID, userID: user.id, requestedModel: modelID, defaultModel: ModelCatalog.defaultModelID,
-                message: message, messageID: messageID, createdAt: messageCreatedAt
+                message: message, messageID: messageID, reservationID: reservationID, createdAt: messageCreatedAt
             )
             switch result {
             case .started(let record, let summary):
@@ -100,22 +100,34 @@ struct GenerationStarter: Sendable {
             reserved = true
             timing?.record("reserve", since: step)
             step = clock.now
-            try await queue.enqueue(
+            let fields = try JobQueue<InferenceJob>.fields(
                 id: jobID,
                 payload: InferenceJob(
                     sessionId: sessionID, userId: user.id, modelId: model.id, message: message, streaming: streaming, messageId: messageID,
                     messageCreatedAt: messageCreatedAt, reservationId: reservationID
                 )
             )
+            guard try await state.enqueue(jobID: jobID, stream: queue.configuration.stream, fields: fields) != nil else {
+                // Ended meanwhile by the sweeper (this request stalled past the enqueue grace): it refunds.
+                throw ChatError(.unavailable, code: "SERVICE_UNAVAILABLE", message: "The reply could not be started; please try again")
+            }
             timing?.record("enqueue", since: step)
         } catch {
-            // Nothing will run: give the credits back now rather than when the reservation expires. A reservation
-            // whose answer was lost (a timeout) may exist too: releasing an unknown id is harmless.
-            // An enqueue whose answer was lost may have reached a worker: then the job stands and keeps its credits.
-            let abandoned = (try? await state.abandonBeforeEnqueue(jobID: jobID, sessionID: sessionID)) ?? true
+            // Nothing will run: give the credits back now rather than when the reservation expires, but only
+            // once the job is known to be abandoned (an enqueue whose answer was lost may have reached a worker:
+            // then the job stands and keeps its credits). When that is not known, the sweeper ends the job
+            // after the enqueue grace and parks the refund. A reservation whose answer was lost (a timeout) may
+            // exist too: releasing an unknown id is harmless.
+            let abandoned = try? await state.abandonBeforeEnqueue(jobID: jobID, sessionID: sessionID)
             let refused = (error as? ChatError)?.kind == .paymentRequired
-            if abandoned, reserved || (reserveAttempted && !refused) {
-                _ = try? await ledger.finalize(reservationID: reservationID, modelID: record.modelID, inputTokens: 0, outputTokens: 0, success: false, token: token)
+            if abandoned == true, reserved || (reserveAttempted && !refused) {
+                do {
+                    _ = try await ledger.finalize(reservationID: reservationID, modelID: record.modelID, inputTokens: 0, outputTokens: 0, success: false, token: token)
+                } catch {
+                    try? await state.parkSettlement(
+                        PendingSettlement(reservationID: reservationID, userID: user.id, modelID: record.modelID, inputTokens: 0, outputTokens: 0, success: false)
+                    )
+                }
             }
             throw error
         }
