@@ -59,10 +59,10 @@ public final class AccountingClient: CreditLedger {
         if status == 404 {
             // No such reservation (never made, or already expired and refunded): nothing is left to settle.
             logger.warning("finalize of an unknown reservation", metadata: ["reservation": "\(reservationID)"])
-            return CreditSettlement(creditsUsed: 0, refund: 0)
+            return CreditSettlement(creditsUsed: 0, refund: 0, unknownReservation: true)
         }
         guard status == 200 else { throw unexpected("streaming-sessions/finalize", status) }
-        return CreditSettlement(creditsUsed: body.creditsUsed ?? 0, refund: body.refund ?? 0)
+        return CreditSettlement(creditsUsed: body.creditsUsed ?? 0, refund: body.refund ?? 0, expired: body.status == "expired")
     }
 
     /// An HTTP client for the accounting service: up to `maxConnections` calls in flight (AsyncHTTPClient's
@@ -103,12 +103,19 @@ public final class AccountingClient: CreditLedger {
         throw Self.unavailable
     }
 
+    /// An answer the call cannot use, classified for whoever retries it: `.unavailable` may succeed later (a
+    /// server error, 408, 429, and 401, which a fresh token cures when the clocks disagree); `.forbidden` (403)
+    /// and `.badRequest` (any other 4xx: the request itself is wrong) will not.
     private func unexpected(_ call: String, _ status: Int) -> ChatError {
         logger.warning("accounting answered unexpectedly", metadata: ["call": "\(call)", "status": "\(status)"])
-        if status == 401 || status == 403 {
+        switch status {
+        case 403:
             return ChatError(.forbidden, code: "ACCOUNTING_REFUSED", message: "The accounting service refused the request")
+        case 400..<500 where status != 401 && status != 408 && status != 429:
+            return ChatError(.badRequest, code: "ACCOUNTING_REJECTED", message: "The accounting service rejected the request (\(status))")
+        default:
+            return Self.unavailable
         }
-        return Self.unavailable
     }
 
 }
@@ -137,6 +144,7 @@ private struct FinalizeBody: Encodable {
 /// The fields of the service's answers this client reads; each one is read on its own, so a field of an
 /// unexpected type is missing rather than spoiling the others.
 struct ReplyFields: Decodable {
+    var status: String?
     var sufficient: Bool?
     var allocatedCredits: Double?
     var creditsUsed: Double?
@@ -146,6 +154,7 @@ struct ReplyFields: Decodable {
 
     init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
+        status = try? container.decodeIfPresent(String.self, forKey: .status)
         sufficient = try? container.decodeIfPresent(Bool.self, forKey: .sufficient)
         allocatedCredits = try? container.decodeIfPresent(Double.self, forKey: .allocatedCredits)
         creditsUsed = try? container.decodeIfPresent(Double.self, forKey: .creditsUsed)
@@ -153,7 +162,7 @@ struct ReplyFields: Decodable {
     }
 
     private enum CodingKeys: String, CodingKey {
-        case sufficient, allocatedCredits, creditsUsed, refund
+        case status, sufficient, allocatedCredits, creditsUsed, refund
     }
 }
 

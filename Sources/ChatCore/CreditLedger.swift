@@ -16,11 +16,17 @@ public struct CreditReservation: Sendable, Equatable, Codable {
 public struct CreditSettlement: Sendable, Equatable {
     public var creditsUsed: Double
     public var refund: Double
+    /// The reservation had expired before this settlement: nothing was charged by it.
+    public var expired: Bool
+    /// The service knows no such reservation (never made, or already gone): nothing was charged.
+    public var unknownReservation: Bool
 
     /// Creates a settlement value.
-    public init(creditsUsed: Double, refund: Double) {
+    public init(creditsUsed: Double, refund: Double, expired: Bool = false, unknownReservation: Bool = false) {
         self.creditsUsed = creditsUsed
         self.refund = refund
+        self.expired = expired
+        self.unknownReservation = unknownReservation
     }
 }
 

@@ -290,7 +290,7 @@ enum GenerationScripts {
             output = outcome.outputTokens or 0
           end
           redis.call('HSET', KEYS[10], r[3], cjson.encode({reservationID = r[3], userID = r[4] or '', modelID = r[5] or '',
-            inputTokens = input, outputTokens = output, success = false}))
+            inputTokens = input, outputTokens = output, success = false, sessionID = ARGV[2]}))
         end
         return {'ended', cause, r[4] or '', r[5] or '', r[6] or '', r[7] or '', r[8] or '0'}
         """

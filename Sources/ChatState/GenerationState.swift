@@ -186,13 +186,16 @@ public final class GenerationState: Sendable {
     public let enqueueGrace: Duration
     public let queueTimeout: Duration
     public let lease: Duration
+    /// Where settlements are parked for the workers' retry loop (`pendingSettlementsKey`; tests use their own).
+    public let settlementsKey: String
 
     /// State over `redis`.
     public init(
         redis: RedisClient, events: SessionEventsConfiguration = SessionEventsConfiguration(), cache: SessionCache? = nil,
         lockTTL: Duration = .seconds(600), recordTTL: Duration = .seconds(86_400), enqueueGrace: Duration = .seconds(30),
-        queueTimeout: Duration = .seconds(120), lease: Duration = .seconds(60)
+        queueTimeout: Duration = .seconds(120), lease: Duration = .seconds(60), settlementsKey: String = GenerationState.pendingSettlementsKey
     ) {
+        self.settlementsKey = settlementsKey
         self.redis = redis
         self.events = events
         self.cache = cache ?? SessionCache(redis: redis)
@@ -212,6 +215,9 @@ public final class GenerationState: Sendable {
     /// Settlements waiting for the accounting service (one JSON `PendingSettlement` per reservation id), retried
     /// by every worker.
     public static let pendingSettlementsKey = "chat:settlements:pending"
+    /// Settlements given up (the accounting service refuses them, or they failed for too long), kept for an
+    /// operator with their last error, one JSON `PendingSettlement` per reservation id.
+    public static let failedSettlementsKey = "chat:settlements:failed"
     /// The stream of cancellation requests every worker reads.
     public static let cancelsKey = "chat:cancels"
 
@@ -362,7 +368,7 @@ public final class GenerationState: Sendable {
     /// Keeps a settlement for the workers' retry loop (`PendingSettlements`).
     public func parkSettlement(_ settlement: PendingSettlement) async throws {
         let json = String(decoding: try JSONEncoder().encode(settlement), as: UTF8.self)
-        try await redis.send("HSET", Self.pendingSettlementsKey, settlement.reservationID, json)
+        try await redis.send("HSET", settlementsKey, settlement.reservationID, json)
     }
 
     /// Adds the job's entry to the jobs `stream`, once (a retry after a lost answer finds the first entry);

@@ -65,7 +65,7 @@ public final class JobSweeper: Service, Sendable {
             keys: [
                 GenerationState.openJobsKey, GenerationState.jobKey(jobID), GenerationState.lockKey(sessionID), GenerationState.activeSessionsKey,
                 GenerationState.cancelKey(jobID), SessionEvents.key(sessionID: sessionID), stream, SessionCache.metaKey(sessionID),
-                SessionCache.historyKey(sessionID), GenerationState.pendingSettlementsKey,
+                SessionCache.historyKey(sessionID), state.settlementsKey,
             ],
             arguments: [
                 jobID, sessionID, group, String(state.recordTTL.milliseconds), String(state.events.maxLength), String(state.events.idleExpiry.milliseconds),

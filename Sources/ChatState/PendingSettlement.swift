@@ -8,9 +8,16 @@ public struct PendingSettlement: Codable, Sendable, Equatable {
     public var inputTokens: Int
     public var outputTokens: Int
     public var success: Bool
+    /// The chat session the reservation was made for (for a late charge); absent in settlements parked before it was kept.
+    public var sessionID: String?
+    /// How often a retry failed so far (absent: never).
+    public var tries: Int?
+    /// The last failure, for whoever looks at a settlement that was given up.
+    public var lastError: String?
 
     /// A settlement to retry.
-    public init(reservationID: String, userID: String, modelID: String, inputTokens: Int, outputTokens: Int, success: Bool) {
+    public init(reservationID: String, userID: String, modelID: String, inputTokens: Int, outputTokens: Int, success: Bool, sessionID: String? = nil) {
+        self.sessionID = sessionID
         self.reservationID = reservationID
         self.userID = userID
         self.modelID = modelID

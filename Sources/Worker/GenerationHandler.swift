@@ -353,20 +353,23 @@ struct GenerationHandler: JobHandler {
     /// `PendingSettlements` to retry and nil comes back: the reply stands and is not generated again.
     @discardableResult
     private func settle(_ job: QueuedJob<InferenceJob>, modelID: String, outcome: JobOutcome) async throws -> CreditSettlement? {
-        let success = outcome.status == .completed
+        let settlement = PendingSettlement(
+            reservationID: job.payload.reservationId ?? job.id, userID: job.payload.userId, modelID: modelID, inputTokens: outcome.inputTokens,
+            outputTokens: outcome.outputTokens, success: outcome.status == .completed, sessionID: job.payload.sessionId
+        )
         do {
-            return try await ledger.finalize(
-                reservationID: job.payload.reservationId ?? job.id, modelID: modelID, inputTokens: outcome.inputTokens, outputTokens: outcome.outputTokens,
-                success: success, token: signer.sign(userID: job.payload.userId, role: .enduser, lifetime: 300)
-            )
+            return try await Settler(ledger: ledger, signer: signer, redis: pending.redis, logger: logger).settle(settlement)
         } catch let error as ChatError where error.kind == .unavailable {
             logger.warning("accounting unavailable at settlement; kept for retry", metadata: ["job": "\(job.id)"])
-            try await pending.add(
-                PendingSettlement(
-                    reservationID: job.payload.reservationId ?? job.id, userID: job.payload.userId, modelID: modelID, inputTokens: outcome.inputTokens,
-                    outputTokens: outcome.outputTokens, success: success
-                )
-            )
+            try await pending.add(settlement)
+            return nil
+        } catch let error as ChatError {
+            // Refused for good (403, a rejected request): retrying will not help, and the reply stands; it is
+            // given up for an operator, never generated again.
+            var refused = settlement
+            refused.lastError = "\(error)"
+            logger.error("the accounting service refused a settlement", metadata: ["job": "\(job.id)", "error": "\(error)"])
+            await pending.giveUp(refused)
             return nil
         }
     }

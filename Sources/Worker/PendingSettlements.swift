@@ -15,35 +15,64 @@ struct PendingSettlements: Service {
     let signer: AccessTokenVerifier
     let interval: Duration
     let logger: Logger
+    /// Retries of a settlement that keeps failing before it is given up (a day at the default interval).
+    var maxTries = 8_640
+    /// Where kept settlements wait, and where given-up ones go (tests use keys of their own).
+    var pendingKey = Self.key
+    var failedKey = GenerationState.failedSettlementsKey
 
     /// Keeps a settlement for later.
     func add(_ settlement: PendingSettlement) async throws {
-        let json = String(decoding: try JSONEncoder().encode(settlement), as: UTF8.self)
-        try await redis.hset(Self.key, [(settlement.reservationID, json)])
+        try await keep(settlement, in: pendingKey)
     }
 
-    /// Tries every kept settlement once; returns how many the accounting service took.
+    /// Tries every kept settlement once; returns how many the accounting service took. One the service
+    /// refuses for good (403, another 4xx) or that failed `maxTries` times is given up: moved to
+    /// `chat:settlements:failed` with its last error, logged as an error and counted (`chat:stats`,
+    /// `settlementsFailed`).
     @discardableResult
     func retry() async -> Int {
-        guard let kept = try? await redis.hgetall(Self.key) else { return 0 }
+        guard let kept = try? await redis.hgetall(pendingKey) else { return 0 }
         var settled = 0
         for (reservationID, json) in kept {
-            guard let pending = try? JSONDecoder().decode(PendingSettlement.self, from: Data(json.utf8)) else {
-                _ = try? await redis.send("HDEL", Self.key, reservationID)
+            guard var pending = try? JSONDecoder().decode(PendingSettlement.self, from: Data(json.utf8)) else {
+                _ = try? await redis.send("HDEL", pendingKey, reservationID)
                 continue
             }
             do {
-                _ = try await ledger.finalize(
-                    reservationID: pending.reservationID, modelID: pending.modelID, inputTokens: pending.inputTokens,
-                    outputTokens: pending.outputTokens, success: pending.success, token: signer.sign(userID: pending.userID, role: .enduser, lifetime: 300)
-                )
-                _ = try await redis.send("HDEL", Self.key, reservationID)
+                _ = try await Settler(ledger: ledger, signer: signer, redis: redis, logger: logger).settle(pending)
+                _ = try await redis.send("HDEL", pendingKey, reservationID)
                 settled += 1
             } catch {
-                logger.warning("a pending settlement is still not accepted", metadata: ["reservation": "\(reservationID)", "error": "\(error)"])
+                pending.tries = (pending.tries ?? 0) + 1
+                pending.lastError = "\(error)"
+                let retryable = (error as? ChatError).map { $0.kind == .unavailable } ?? true
+                if retryable && pending.tries! < maxTries {
+                    logger.warning("a pending settlement is still not accepted", metadata: ["reservation": "\(reservationID)", "error": "\(error)"])
+                    try? await keep(pending, in: pendingKey)
+                } else {
+                    logger.error("a settlement was given up; it needs an operator", metadata: ["reservation": "\(reservationID)", "error": "\(error)"])
+                    await giveUp(pending)
+                }
             }
         }
         return settled
+    }
+
+    /// Moves a settlement to the failed ones and counts it.
+    func giveUp(_ settlement: PendingSettlement) async {
+        do {
+            try await keep(settlement, in: failedKey)
+            _ = try await redis.send("HDEL", pendingKey, settlement.reservationID)
+            _ = try await redis.send("HINCRBY", Settler.statsKey, "settlementsFailed", "1")
+        } catch {
+            logger.error("could not give a settlement up", metadata: ["reservation": "\(settlement.reservationID)", "error": "\(error)"])
+        }
+    }
+
+    private func keep(_ settlement: PendingSettlement, in key: String) async throws {
+        let json = String(decoding: try JSONEncoder().encode(settlement), as: UTF8.self)
+        try await redis.hset(key, [(settlement.reservationID, json)])
     }
 
     /// Retries kept settlements every `interval` until shutdown.

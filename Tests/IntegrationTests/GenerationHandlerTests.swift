@@ -167,11 +167,15 @@ struct HandlerFixture {
     }
 
     /// A handler with `generator`; `store` and `worker` (another process's running jobs) default to the fixture's.
-    func handler(_ generator: ScriptedGenerator, store: (any SessionStore)? = nil, worker: RunningJobs? = nil) throws -> GenerationHandler {
+    func handler(
+        _ generator: ScriptedGenerator, store: (any SessionStore)? = nil, worker: RunningJobs? = nil, ledger: (any CreditLedger)? = nil,
+        settlements: PendingSettlements? = nil
+    ) throws -> GenerationHandler {
         let signer = try AccessTokenVerifier(secret: APIFixture.secret)
+        let ledger = ledger ?? self.ledger
         return GenerationHandler(
             generator: generator, store: store ?? self.store, events: events, state: state, cache: cache, ledger: ledger, signer: signer,
-            pending: PendingSettlements(redis: redis, ledger: ledger, signer: signer, interval: .seconds(10), logger: Logger(label: "test.pending")),
+            pending: settlements ?? PendingSettlements(redis: redis, ledger: ledger, signer: signer, interval: .seconds(10), logger: Logger(label: "test.pending")),
             running: worker ?? running, maxOutputTokens: 256, maxAttempts: 3, logger: Logger(label: "test.handler")
         )
     }
@@ -391,6 +395,30 @@ struct GenerationHandlerTests {
         #expect(complete.messageId == replies.first?.id)
         #expect(Set(fixture.ledger.settled.map { [$0.input, $0.output] }) == [[7, 2]])
         #expect(try await fixture.state.record(jobID: job.id)?.status == .completed)
+    }
+
+    @Test("a settlement the accounting service refuses for good never re-runs the job: the reply stands, the settlement is given up for an operator")
+    func refusedSettlementDoesNotRerun() async throws {
+        let fixture = try HandlerFixture()
+        defer { fixture.redis.shutdown() }
+        let refusing = RefusingLedger(error: ChatError(.forbidden, code: "ACCOUNTING_REFUSED", message: "403"))
+        var settlements = PendingSettlements(
+            redis: fixture.redis, ledger: refusing, signer: try AccessTokenVerifier(secret: APIFixture.secret), interval: .seconds(60),
+            logger: Logger(label: "test.pending")
+        )
+        settlements.pendingKey = uniqueKey("pending")
+        settlements.failedKey = uniqueKey("failed")
+        let generator = ScriptedGenerator(words: ["kept", "anyway"])
+        let handler = try fixture.handler(generator, ledger: refusing, settlements: settlements)
+        let (job, record) = try await fixture.job("hello")
+        try await handler.run(job)
+        #expect(generator.requests.count == 1)
+        let stored = try await fixture.events.read(sessionID: fixture.session.id, after: record.startEventID)
+        guard case .complete(let complete)? = try ChatEvent.decode(type: .complete, data: stored.last?.data ?? "") else { throw TestFailure("no complete") }
+        #expect(complete.content == "kept anyway" && complete.settlementPending)
+        #expect(try await fixture.state.record(jobID: job.id)?.status == .completed)
+        #expect(try await fixture.redis.hgetall(settlements.failedKey)[job.payload.reservationId ?? ""] != nil)
+        #expect(try await fixture.redis.hgetall(settlements.pendingKey).isEmpty)
     }
 
     @Test("a run whose task is cancelled (its worker lost the job, or is draining) leaves no trace: no complete, nothing billed, still running")

@@ -23,7 +23,9 @@ struct JobSweeperTests {
         init() throws {
             redis = try testRedisClient()
             cache = SessionCache(redis: redis)
-            state = GenerationState(redis: redis, cache: cache, enqueueGrace: .zero, queueTimeout: .zero, lease: .zero)
+            state = GenerationState(
+                redis: redis, cache: cache, enqueueGrace: .zero, queueTimeout: .zero, lease: .zero, settlementsKey: uniqueKey("settlements")
+            )
             events = SessionEvents(redis: redis)
             store.add(session)
         }
@@ -60,7 +62,7 @@ struct JobSweeperTests {
         }
 
         func parked(_ reservationID: String) async throws -> PendingSettlement? {
-            guard let json = try await redis.send("HGET", GenerationState.pendingSettlementsKey, reservationID).string else { return nil }
+            guard let json = try await redis.send("HGET", state.settlementsKey, reservationID).string else { return nil }
             return try JSONDecoder().decode(PendingSettlement.self, from: Data(json.utf8))
         }
     }
@@ -76,7 +78,8 @@ struct JobSweeperTests {
         #expect((try await fixture.redis.send("PTTL", GenerationState.jobKey(record.jobID)).int ?? -1) > 0)
         #expect(try await fixture.state.activeJob(sessionID: fixture.session.id) == nil)
         #expect(try await fixture.parked(reservationID) == PendingSettlement(
-            reservationID: reservationID, userID: fixture.session.userId, modelID: "m", inputTokens: 0, outputTokens: 0, success: false
+            reservationID: reservationID, userID: fixture.session.userId, modelID: "m", inputTokens: 0, outputTokens: 0, success: false,
+            sessionID: fixture.session.id
         ))
         #expect(fixture.store.stored.map(\.id) == [messageID])
         #expect(fixture.store.stored.map(\.content) == ["lost on the way"])

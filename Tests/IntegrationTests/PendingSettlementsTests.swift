@@ -43,4 +43,97 @@ struct PendingSettlementsTests {
         let balance = try await HTTPProbe.json(.GET, TestEnvironment.accountingURL + "/api/credits/balance", token: signer.sign(userID: user, role: .enduser, lifetime: 60))
         #expect(balance.body["totalCredits"] as? Int == 100 - Int(again.creditsUsed))
     }
+
+    @Test("a settlement the service refuses for good is given up at once, one that keeps failing after its last try; neither stays for ever")
+    func refusedAndExhaustedAreGivenUp() async throws {
+        let redis = try testRedisClient()
+        defer { redis.shutdown() }
+        let signer = try AccessTokenVerifier(secret: APIFixture.secret)
+        let logger = Logger(label: "test.settlements")
+        var refusing = PendingSettlements(
+            redis: redis, ledger: RefusingLedger(error: ChatError(.badRequest, code: "ACCOUNTING_REJECTED", message: "400")), signer: signer,
+            interval: .seconds(60), logger: logger
+        )
+        refusing.pendingKey = uniqueKey("pending")
+        refusing.failedKey = uniqueKey("failed")
+        let rejected = PendingSettlement(reservationID: "r-400", userID: "u", modelID: "m", inputTokens: 1, outputTokens: 1, success: true)
+        try await refusing.add(rejected)
+        #expect(await refusing.retry() == 0)
+        #expect(try await redis.hgetall(refusing.pendingKey).isEmpty)
+        let given = try #require(try await redis.hgetall(refusing.failedKey)["r-400"])
+        let kept = try JSONDecoder().decode(PendingSettlement.self, from: Data(given.utf8))
+        #expect(kept.tries == 1 && kept.lastError?.contains("ACCOUNTING_REJECTED") == true)
+
+        var failing = PendingSettlements(
+            redis: redis, ledger: RefusingLedger(error: ChatError(.unavailable, code: "ACCOUNTING_UNAVAILABLE", message: "down")), signer: signer,
+            interval: .seconds(60), logger: logger
+        )
+        failing.pendingKey = uniqueKey("pending")
+        failing.failedKey = uniqueKey("failed")
+        failing.maxTries = 2
+        try await failing.add(PendingSettlement(reservationID: "r-down", userID: "u", modelID: "m", inputTokens: 1, outputTokens: 1, success: true))
+        #expect(await failing.retry() == 0)
+        #expect(try await redis.hgetall(failing.pendingKey)["r-down"].map { try JSONDecoder().decode(PendingSettlement.self, from: Data($0.utf8)).tries } == 1)
+        #expect(await failing.retry() == 0)
+        #expect(try await redis.hgetall(failing.pendingKey).isEmpty)
+        #expect(try await redis.hgetall(failing.failedKey)["r-down"] != nil)
+    }
+
+    @Test("a reservation that expired before its settlement is charged late, once, and counted", .timeLimit(.minutes(1)))
+    func expiredReservationIsChargedLate() async throws {
+        let port = TestEnvironment.freePort()
+        let mongo = TestEnvironment.mongoURI.replacingOccurrences(of: "/chat_test", with: "/accounting_expiry_\(UInt32.random(in: 0...UInt32.max))")
+        let standin = try ChildProcess(
+            executable: ChildProcess.binary("ACCOUNTING_STANDIN_BIN"),
+            environment: [
+                "PORT": String(port), "HOST": "127.0.0.1", "MONGO_URI": mongo, "JWT_ACCESS_SECRET": APIFixture.secret, "RESERVATION_TTL_SECONDS": "1",
+                "SWEEP_INTERVAL_MS": "100",
+            ]
+        )
+        defer { standin.signal(SIGKILL) }
+        let url = "http://127.0.0.1:\(port)"
+        try await SharedLimitsAndOutagesTests.waitForPort(port, path: "/health")
+        let redis = try testRedisClient()
+        defer { redis.shutdown() }
+        let signer = try AccessTokenVerifier(secret: APIFixture.secret)
+        let user = "late-\(UUID().uuidString.prefix(8))"
+        try await Accounting.fund(user, credits: 100, accountingURL: url, verifier: signer)
+        let ledger = AccountingClient(baseURL: url, httpClient: HTTPClient.shared)
+        let token = signer.sign(userID: user, role: .enduser, lifetime: 60)
+        let reservationID = UUID().uuidString.lowercased()
+        _ = try await ledger.reserve(reservationID: reservationID, sessionID: "s", modelID: ModelCatalog.defaultModelID, estimatedTokens: 1_000, token: token)
+        func balance() async throws -> Int {
+            try await HTTPProbe.json(.GET, url + "/api/credits/balance", token: token).body["totalCredits"] as? Int ?? -1
+        }
+        // The reservation expires (its credits come back) before the job's settlement arrives.
+        try await expectEventually(.seconds(20)) {
+            try await HTTPProbe.json(.GET, url + "/api/credits/balance", token: token).body["reservedCredits"] as? Int == 0
+        }
+        let before = try await balance()
+        let expiredBefore = Int(try await redis.send("HGET", Settler.statsKey, "settlementsExpired").string ?? "0") ?? 0
+        let settler = Settler(ledger: ledger, signer: signer, redis: redis, logger: Logger(label: "test.settler"))
+        let settlement = PendingSettlement(
+            reservationID: reservationID, userID: user, modelID: ModelCatalog.defaultModelID, inputTokens: 300, outputTokens: 500, success: true, sessionID: "s"
+        )
+        let charged = try await settler.settle(settlement)
+        #expect(charged.creditsUsed > 0 && !charged.expired)
+        #expect(try await balance() == before - Int(charged.creditsUsed))
+        #expect(Int(try await redis.send("HGET", Settler.statsKey, "settlementsExpired").string ?? "0")! > expiredBefore)
+        // A retry (the first answer lost) charges nothing more.
+        let again = try await settler.settle(settlement)
+        #expect(again.creditsUsed == charged.creditsUsed)
+        #expect(try await balance() == before - Int(charged.creditsUsed))
+    }
+}
+
+/// A ledger whose settlements always fail with `error`.
+struct RefusingLedger: CreditLedger {
+    let error: ChatError
+    func hasCredits(_ credits: Double, token: String) async throws -> Bool { true }
+    func reserve(reservationID: String, sessionID: String, modelID: String, estimatedTokens: Int, token: String) async throws -> CreditReservation {
+        throw error
+    }
+    func finalize(reservationID: String, modelID: String, inputTokens: Int, outputTokens: Int, success: Bool, token: String) async throws -> CreditSettlement {
+        throw error
+    }
 }

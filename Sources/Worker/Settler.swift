@@ -1,0 +1,57 @@
+import ChatCore
+import ChatState
+import Logging
+import Queue
+
+/// Settles reservations with the accounting service. A reservation that expired before its settlement (its job
+/// outlived the reservation's lifetime, or its settlement waited out a long accounting outage) settles nothing
+/// by itself: the tokens are then charged by a late reservation made and finalized under a derived id
+/// (`<reservation>:late`). Both calls are idempotent per id at the service, so a retry never charges twice.
+/// Each such case is counted (`chat:stats`, field `settlementsExpired`) and logged.
+struct Settler: Sendable {
+    static let statsKey = "chat:stats"
+    let ledger: any CreditLedger
+    let signer: AccessTokenVerifier
+    let redis: RedisClient
+    let logger: Logger
+
+    /// Settles `settlement`; throws what the accounting service's calls throw (`.unavailable`: retry later).
+    func settle(_ settlement: PendingSettlement) async throws -> CreditSettlement {
+        let token = signer.sign(userID: settlement.userID, role: .enduser, lifetime: 300)
+        let settled = try await ledger.finalize(
+            reservationID: settlement.reservationID, modelID: settlement.modelID, inputTokens: settlement.inputTokens,
+            outputTokens: settlement.outputTokens, success: settlement.success, token: token
+        )
+        let tokens = settlement.inputTokens + settlement.outputTokens
+        guard settled.expired, tokens > 0 else { return settled }
+        _ = try? await redis.send("HINCRBY", Self.statsKey, "settlementsExpired", "1")
+        logger.warning(
+            "a reservation expired before its settlement; charging its tokens late",
+            metadata: ["reservation": "\(settlement.reservationID)", "tokens": "\(tokens)"]
+        )
+        let late = settlement.reservationID + ":late"
+        do {
+            _ = try await ledger.reserve(
+                reservationID: late, sessionID: settlement.sessionID ?? settlement.reservationID, modelID: settlement.modelID,
+                estimatedTokens: tokens, token: token
+            )
+        } catch let error as ChatError where error.kind == .paymentRequired {
+            logger.error("the late charge was refused: the user has no credits left", metadata: ["reservation": "\(settlement.reservationID)"])
+            _ = try? await redis.send("HINCRBY", Self.statsKey, "lateChargesRefused", "1")
+            return settled
+        } catch {
+            // A late reservation made and finalized by an earlier try is refused as a duplicate: its finalize
+            // answers again. One that does not exist yet is retried later.
+            let again = try await ledger.finalize(
+                reservationID: late, modelID: settlement.modelID, inputTokens: settlement.inputTokens, outputTokens: settlement.outputTokens,
+                success: settlement.success, token: token
+            )
+            if again.unknownReservation { throw error }
+            return again
+        }
+        return try await ledger.finalize(
+            reservationID: late, modelID: settlement.modelID, inputTokens: settlement.inputTokens, outputTokens: settlement.outputTokens,
+            success: settlement.success, token: token
+        )
+    }
+}
