@@ -201,6 +201,20 @@ enum GenerationScripts {
         """
     )
 
+    /// KEYS: lock, cancellation requests stream. ARGV: flag ttl ms, stream max length. Asks the job that holds
+    /// the session now to stop, reading the holder and flagging it in one step (so a job that ended meanwhile
+    /// is never flagged in place of the next one); returns its id, or nil when none runs. The flag's key is
+    /// derived from the holder (one Redis primary, as every script here assumes).
+    static let cancelActive = RedisScript(
+        """
+        local jobID = redis.call('GET', KEYS[1])
+        if not jobID then return false end
+        redis.call('SET', 'chat:job:{' .. jobID .. '}:cancel', '1', 'PX', ARGV[1])
+        redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'jobId', jobID)
+        return jobID
+        """
+    )
+
     /// KEYS: open jobs, then (lock, job) per running job. ARGV: lock ttl, lease ms, then (jobId, attempt) per
     /// job. Renews the session lock and the lease of each job still running at that attempt and still holding
     /// its lock (a lock given up at the end, or lapsed and taken by another job, is left alone; a job whose

@@ -430,6 +430,13 @@ public final class GenerationState: Sendable {
 
     /// Asks the job's worker to stop it: the flag (seen by a run that has not started) and one entry on the
     /// stream every worker reads (seen by a running one at once).
+    /// Asks the job running in the session now to stop, in one step; returns its id, or nil when none runs.
+    public func cancelActive(sessionID: String) async throws -> String? {
+        try await redis.evaluate(
+            GenerationScripts.cancelActive, keys: [Self.lockKey(sessionID), Self.cancelsKey], arguments: [String(recordTTL.milliseconds), "10000"]
+        ).string
+    }
+
     public func requestCancel(jobID: String) async throws {
         try await redis.pipelineChecked([
             RedisCommand("SET", Self.cancelKey(jobID), "1", "PX", String(recordTTL.milliseconds)),

@@ -421,6 +421,27 @@ struct GenerationHandlerTests {
         #expect(try await fixture.redis.hgetall(settlements.pendingKey).isEmpty)
     }
 
+    @Test("a session deleted while its reply streams ends the job at once (no retry): billed for what was shown, nothing stored")
+    func sessionDeletedMidStream() async throws {
+        let fixture = try HandlerFixture()
+        defer { fixture.redis.shutdown() }
+        let gate = Gate()
+        let handler = try fixture.handler(ScriptedGenerator(words: ["a", "b", "c"], hold: (2, gate)))
+        let (job, record) = try await fixture.job("hello")
+        let run = Task { try await handler.run(job) }
+        try await expectEventually {
+            try await fixture.events.read(sessionID: fixture.session.id, after: record.startEventID).filter { $0.type == "chunk" }.count == 2
+        }
+        fixture.store.remove(fixture.session.id)
+        try await fixture.cache.deleted(sessionID: fixture.session.id)
+        gate.open()
+        try await run.value
+        #expect(fixture.store.stored.isEmpty)
+        #expect(fixture.ledger.settled.count == 1 && fixture.ledger.settled[0].output == 3)
+        #expect(try await fixture.state.record(jobID: job.id)?.status == .completed)
+        #expect(try await fixture.state.activeJob(sessionID: fixture.session.id) == nil)
+    }
+
     @Test("a run whose task is cancelled (its worker lost the job, or is draining) leaves no trace: no complete, nothing billed, still running")
     func lostJobLeavesNoTrace() async throws {
         let fixture = try HandlerFixture()

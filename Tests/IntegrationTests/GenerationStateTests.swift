@@ -248,6 +248,31 @@ extension GenerationStateTests {
         #expect(try await redis.send("EXISTS", GenerationState.jobKey(job)).int == 0)
     }
 
+    @Test("a cancel reaches the job that holds the session now, in one step: never the one that ended before it")
+    func cancelReachesTheCurrentJob() async throws {
+        let redis = try testRedisClient()
+        defer { redis.shutdown() }
+        let cache = SessionCache(redis: redis)
+        let state = GenerationState(redis: redis, cache: cache)
+        let session = Self.session()
+        try await cache.created(session)
+        #expect(try await state.cancelActive(sessionID: session.id) == nil)
+        guard case .started(let first, _) = try await begin(state, session) else { throw TestFailure("not started") }
+        func model(_ job: String) -> ChatEvent { .model(ModelEvent(jobId: job, modelId: "m", attempt: 1)) }
+        _ = try await state.startRun(jobID: first.jobID, sessionID: session.id, attempt: 1, reset: nil, model: model(first.jobID))
+        try await state.end(jobID: first.jobID, sessionID: session.id, attempt: 1, JobEnding(status: .failed, event: .error(ErrorEvent(jobId: first.jobID, code: "X", message: "x"))))
+        guard case .started(let second, _) = try await begin(state, session) else { throw TestFailure("not started") }
+        #expect(try await state.cancelActive(sessionID: session.id) == second.jobID)
+        #expect(try await redis.send("EXISTS", GenerationState.cancelKey(first.jobID)).int == 0)
+        let start = try await state.startRun(jobID: second.jobID, sessionID: session.id, attempt: 1, reset: nil, model: model(second.jobID))
+        guard case .started(_, _, let cancelRequested) = start else { throw TestFailure("not started: \(start)") }
+        #expect(cancelRequested)
+        let requests = try await redis.send("XREVRANGE", GenerationState.cancelsKey, "+", "-", "COUNT", "200").array?.compactMap {
+            try? RedisClient.streamEntry($0)
+        }.compactMap { $0 } ?? []
+        #expect(requests.contains { $0.fields["jobId"] == second.jobID } && !requests.contains { $0.fields["jobId"] == first.jobID })
+    }
+
     @Test("a history flagged whole whose list is gone is read again from the database")
     func vanishedHistory() async throws {
         let redis = try testRedisClient()

@@ -55,6 +55,17 @@ struct EventRelay: Sendable {
     /// next quiet spell, so no client waits for ever.
     func relayJob(sessionID: String, jobID: String, after entryID: String, writer: inout any ResponseBodyWriter) async throws {
         let subscription = try await hub.subscribe(sessionID: sessionID, after: entryID)
+        guard try await relayJob(subscription, sessionID: sessionID, jobID: jobID, after: entryID, writer: &writer) else {
+            return try await endEarly(subscription, writer: &writer)
+        }
+    }
+
+    /// Writes job `jobID`'s events from `subscription` (which starts after `entryID`) until its last one;
+    /// returns false when the subscription ended first.
+    func relayJob(
+        _ subscription: some AsyncSequence<SessionEvent, Never>, sessionID: String, jobID: String, after entryID: String,
+        writer: inout any ResponseBodyWriter
+    ) async throws -> Bool {
         var filter = StaleAttemptFilter()
         var last = entryID
         for await event in subscription {
@@ -64,11 +75,11 @@ struct EventRelay: Sendable {
                     // in the stream already. Read it before saying the stream ended.
                     for stored in try await events.read(sessionID: sessionID, after: last) where stored.jobID == jobID && filter.admit(stored) {
                         try await writer.write(Self.frame(id: stored.id, event: stored.type, data: stored.data))
-                        if ChatEventType(rawValue: stored.type)?.isTerminal == true { return }
+                        if ChatEventType(rawValue: stored.type)?.isTerminal == true { return true }
                     }
                     let body = #"{"code":"STREAM_ENDED","jobId":"\#(jobID)","message":"The reply has ended; its result is at /api/jobs/\#(jobID)"}"#
                     try await writer.write(Self.frame(id: nil, event: "error", data: body))
-                    return
+                    return true
                 }
                 try await writer.write(Self.heartbeat)
                 continue
@@ -76,9 +87,9 @@ struct EventRelay: Sendable {
             last = event.id
             guard event.jobID == jobID, filter.admit(event) else { continue }
             try await writer.write(Self.frame(id: event.id, event: event.type, data: event.data))
-            if ChatEventType(rawValue: event.type)?.isTerminal == true { return }
+            if ChatEventType(rawValue: event.type)?.isTerminal == true { return true }
         }
-        try await endEarly(subscription, writer: &writer)
+        return false
     }
 
     /// Writes every event after `entryID` (all jobs) until the client goes away, or until the process shuts

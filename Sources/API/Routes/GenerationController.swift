@@ -97,10 +97,9 @@ struct GenerationController: Sendable {
         let user = try context.requireUser()
         let sessionID = try SessionController.sessionID(context)
         guard try await relay.cache.owns(userID: user.id, sessionID: sessionID, store: store) else { throw SessionController.notFound }
-        guard let jobID = try await state.activeJob(sessionID: sessionID) else {
+        guard let jobID = try await state.cancelActive(sessionID: sessionID) else {
             return Response.json(status: .ok, NoticeBody(message: "No reply is being generated", sessionId: sessionID))
         }
-        try await state.requestCancel(jobID: jobID)
         return Response.json(status: .ok, NoticeBody(message: "Cancellation requested", sessionId: sessionID, jobId: jobID))
     }
 

@@ -75,7 +75,7 @@ struct SessionController: Sendable {
         guard try await store.session(id: id, userId: user.id) != nil else { throw Self.notFound }
         try await cache.deleted(sessionID: id)
         guard try await store.deleteSession(id: id, userId: user.id) else { throw Self.notFound }
-        if let jobID = try await state.activeJob(sessionID: id) { try await state.requestCancel(jobID: jobID) }
+        _ = try await state.cancelActive(sessionID: id)
         return Response.json(status: .ok, NoticeBody(message: "Session deleted", sessionId: id))
     }
 
