@@ -25,6 +25,9 @@ struct APIConfiguration: Sendable {
     var messageWait: Duration
     /// The jobs stream (`JOB_STREAM`, default `chat:jobs`); API and workers must agree.
     var jobStream: String
+    /// How long an enqueued job may wait for a worker before it is ended with `NO_WORKER` and refunded
+    /// (`JOB_QUEUE_TIMEOUT_MS`, 120 s).
+    var queueTimeout: Duration
     /// How long an event stream may be quiet before a heartbeat comment is sent (`SSE_HEARTBEAT_MS`, 15 s).
     var heartbeatInterval: Duration
 
@@ -46,6 +49,7 @@ struct APIConfiguration: Sendable {
         maxOutputTokens = try environment.int("GENERATION_MAX_TOKENS", default: 1_024, in: 1...200_000)
         messageWait = try environment.milliseconds("MESSAGE_WAIT_TIMEOUT_MS", default: .seconds(120))
         jobStream = environment.string("JOB_STREAM", default: "chat:jobs")
+        queueTimeout = try environment.milliseconds("JOB_QUEUE_TIMEOUT_MS", default: .seconds(120), in: 1_000...86_400_000)
         heartbeatInterval = try environment.milliseconds("SSE_HEARTBEAT_MS", default: .seconds(15), in: 100...300_000)
     }
 }

@@ -57,7 +57,10 @@ func buildApplication(configuration: APIConfiguration) async throws -> some Appl
         ledger: ledger,
         // A job begun here is enqueued after its reservation (one accounting call, retried once at most): the
         // sweeper waits well past that before it ends a job that was never enqueued.
-        state: GenerationState(redis: redis, cache: cache, enqueueGrace: max(.seconds(30), configuration.accountingTimeout * 2 + .seconds(10))),
+        state: GenerationState(
+            redis: redis, cache: cache, enqueueGrace: max(.seconds(30), configuration.accountingTimeout * 2 + .seconds(10)),
+            queueTimeout: configuration.queueTimeout
+        ),
         cache: cache,
         queue: JobQueue<InferenceJob>(
             redis: redis, configuration: JobQueueConfiguration(stream: configuration.jobStream, deadLetterStream: configuration.jobStream + ":dead")

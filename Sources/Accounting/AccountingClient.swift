@@ -95,6 +95,9 @@ public final class AccountingClient: CreditLedger {
                 return (status, fields)
             } catch is CancellationError {
                 throw CancellationError()
+            } catch let error as HTTPClientError where error == .cancelled || Task.isCancelled {
+                // The calling task was cancelled (a worker draining, or whose attempt lost its job): not an outage.
+                throw CancellationError()
             } catch {
                 logger.warning("accounting call failed", metadata: ["path": "\(path)", "attempt": "\(attempt)", "error": "\(error)"])
                 if attempt == attempts { throw Self.unavailable }
@@ -103,15 +106,17 @@ public final class AccountingClient: CreditLedger {
         throw Self.unavailable
     }
 
-    /// An answer the call cannot use, classified for whoever retries it: `.unavailable` may succeed later (a
-    /// server error, 408, 429, and 401, which a fresh token cures when the clocks disagree); `.forbidden` (403)
-    /// and `.badRequest` (any other 4xx: the request itself is wrong) will not.
+    /// An answer the call cannot use, classified for whoever retries it: `.unavailable` (a server error, 408,
+    /// 429) and `.unauthorized` (401, which a fresh token cures when the clocks disagree) may succeed later;
+    /// `.forbidden` (403) and `.badRequest` (any other 4xx: the request itself is wrong) will not.
     private func unexpected(_ call: String, _ status: Int) -> ChatError {
         logger.warning("accounting answered unexpectedly", metadata: ["call": "\(call)", "status": "\(status)"])
         switch status {
+        case 401:
+            return ChatError(.unauthorized, code: "ACCOUNTING_UNAUTHORIZED", message: "The accounting service did not accept the token")
         case 403:
             return ChatError(.forbidden, code: "ACCOUNTING_REFUSED", message: "The accounting service refused the request")
-        case 400..<500 where status != 401 && status != 408 && status != 429:
+        case 400..<500 where status != 408 && status != 429:
             return ChatError(.badRequest, code: "ACCOUNTING_REJECTED", message: "The accounting service rejected the request (\(status))")
         default:
             return Self.unavailable

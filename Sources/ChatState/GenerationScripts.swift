@@ -44,8 +44,8 @@ enum GenerationScripts {
     static let enqueue = RedisScript(
         """
         local record = redis.call('HMGET', KEYS[1], 'status', 'entryId')
-        if record[1] ~= 'queued' then return false end
         if record[2] then return record[2] end
+        if record[1] ~= 'queued' then return false end
         local fields = {}
         for i = 3, #ARGV do fields[#fields + 1] = ARGV[i] end
         local id = redis.call('XADD', KEYS[2], '*', unpack(fields))
@@ -126,13 +126,14 @@ enum GenerationScripts {
     /// KEYS: lock, job, active set, cancel flag, events, session meta, history, open jobs. ARGV: jobId, status, event type,
     /// event body, record ttl, sessionId, events max length, events ttl, stored messages, stored bytes, history
     /// max bytes, meta ttl, failed ('1': forget the history), attempt, turns... A job that already ended is left
-    /// as it is (returns 0): a second end, from a run that lost the job or a late dead letter, changes nothing;
-    /// nor does the end of an attempt older than the one that started last (returns -1).
+    /// as it is (returns 0): a second end, from a run that lost the job or a late dead letter, changes nothing,
+    /// and so does the end of a job with no record (Redis lost it); nor does the end of an attempt older than the
+    /// one that started last (returns -1).
     static let end = RedisScript(
         """
         local record = redis.call('HMGET', KEYS[2], 'status', 'attempt')
         local status = record[1]
-        if status == 'completed' or status == 'failed' or status == 'cancelled' then return 0 end
+        if status == false or status == 'completed' or status == 'failed' or status == 'cancelled' then return 0 end
         if tonumber(record[2] or '0') > tonumber(ARGV[14]) then return -1 end
         redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[7], '*', 'jobId', ARGV[1], 'attempt', ARGV[14], 'type', ARGV[3], 'data', ARGV[4])
         redis.call('PEXPIRE', KEYS[5], ARGV[8])
@@ -201,6 +202,21 @@ enum GenerationScripts {
         """
     )
 
+    /// KEYS: job. ARGV: attempt. Makes `attempt` the job's current one for its end on the dead-letter path, so
+    /// that every effect of an earlier attempt (one stalled, not dead) is refused from now on, and returns what
+    /// an attempt committed. Returns {'gone'}, {'ended'}, {'stale'} (a later attempt runs) or {'open', outcome or
+    /// nil}.
+    static let takeForEnd = RedisScript(
+        """
+        local r = redis.call('HMGET', KEYS[1], 'status', 'attempt', 'outcome')
+        if r[1] == false then return {'gone'} end
+        if r[1] == 'completed' or r[1] == 'failed' or r[1] == 'cancelled' then return {'ended'} end
+        if tonumber(r[2] or '0') > tonumber(ARGV[1]) then return {'stale'} end
+        redis.call('HSET', KEYS[1], 'attempt', ARGV[1])
+        return {'open', r[3]}
+        """
+    )
+
     /// KEYS: lock, cancellation requests stream. ARGV: flag ttl ms, stream max length. Asks the job that holds
     /// the session now to stop, reading the holder and flagging it in one step (so a job that ended meanwhile
     /// is never flagged in place of the next one); returns its id, or nil when none runs. The flag's key is
@@ -242,15 +258,15 @@ enum GenerationScripts {
     )
 
     /// KEYS: open jobs, job, lock, active set, cancel flag, events, jobs stream, session meta, history, pending
-    /// settlements. ARGV: jobId, sessionId, consumer group, record ttl, events max length, events ttl, lease ms,
-    /// the error event's JSON for each cause (NOT_ENQUEUED, NO_WORKER, JOB_LOST).
+    /// settlements. ARGV: jobId, sessionId, consumer group, record ttl, events max length, events ttl, the error
+    /// event's JSON for each cause (NOT_ENQUEUED, NO_WORKER, JOB_LOST).
     /// Ends a job whose deadline in the open jobs passed and that nothing will end otherwise: never enqueued
     /// (chat-api died or timed out between the claim and the enqueue), queued or running with no worker
     /// renewing it (no worker alive), or whose entry left the stream without an end (dead-lettered by a process
     /// that died before ending it, or not decodable). It publishes `error`, makes the record final with its
     /// ttl, frees the session, forgets the cached history, and parks the settlement (the committed outcome's
-    /// counts, else nothing: a refund) for the workers' retry loop. Returns {'notdue'}, {'gone'}, {'final'},
-    /// {'alive'} or {'ended', cause, userId, modelId, message, messageId, createdAt}.
+    /// counts, a success only for a completed reply; else nothing: a refund) for the workers' retry loop.
+    /// Returns {'notdue'}, {'gone'}, {'final'} or {'ended', cause, userId, modelId, message, messageId, createdAt}.
     static let sweep = RedisScript(
         """
         local clock = redis.call('TIME')
@@ -268,16 +284,22 @@ enum GenerationScripts {
           return {'final'}
         end
         local cause = 'NOT_ENQUEUED'
-        local errorEvent = ARGV[8]
+        local errorEvent = ARGV[7]
         if r[2] then
           if #redis.call('XRANGE', KEYS[7], r[2], r[2]) > 0 then
-            cause = 'NO_WORKER'
-            errorEvent = ARGV[9]
+            -- Queued past the queue timeout, or running with nobody renewing its lease: nobody will finish it.
             redis.call('XACK', KEYS[7], ARGV[3], r[2])
             redis.call('XDEL', KEYS[7], r[2])
+            if r[1] == 'queued' then
+              cause = 'NO_WORKER'
+              errorEvent = ARGV[8]
+            else
+              cause = 'JOB_LOST'
+              errorEvent = ARGV[9]
+            end
           else
             cause = 'JOB_LOST'
-            errorEvent = ARGV[10]
+            errorEvent = ARGV[9]
           end
         end
         local attempt = tonumber(r[10] or '0') + 1
@@ -296,15 +318,18 @@ enum GenerationScripts {
           redis.call('HSET', KEYS[8], 'history', '0')
           redis.call('DEL', KEYS[9])
         end
-        if r[3] then
-          local input, output = 0, 0
+        if r[3] and r[3] ~= '' then
+          local input, output, success = 0, 0, false
           if r[9] then
-            local outcome = cjson.decode(r[9])
-            input = outcome.inputTokens or 0
-            output = outcome.outputTokens or 0
+            local ok, outcome = pcall(cjson.decode, r[9])
+            if ok and type(outcome) == 'table' then
+              input = tonumber(outcome.inputTokens) or 0
+              output = tonumber(outcome.outputTokens) or 0
+              success = outcome.status == 'completed'
+            end
           end
           redis.call('HSET', KEYS[10], r[3], cjson.encode({reservationID = r[3], userID = r[4] or '', modelID = r[5] or '',
-            inputTokens = input, outputTokens = output, success = false, sessionID = ARGV[2]}))
+            inputTokens = input, outputTokens = output, success = success, sessionID = ARGV[2]}))
         end
         return {'ended', cause, r[4] or '', r[5] or '', r[6] or '', r[7] or '', r[8] or '0'}
         """

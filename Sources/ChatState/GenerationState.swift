@@ -1,171 +1,6 @@
 import ChatCore
 import Foundation
-import NIOCore
 import Queue
-
-/// A generation job's lifecycle states, as `chat:job:{jobId}` records them.
-public enum JobStatus: String, Sendable, Codable {
-    case queued, running, completed, failed, cancelled
-
-    /// Whether the job has ended.
-    public var isFinal: Bool { self == .completed || self == .failed || self == .cancelled }
-}
-
-/// What `chat:job:{jobId}` holds about a job.
-public struct JobRecord: Sendable, Equatable {
-    public var jobID: String
-    public var sessionID: String
-    public var userID: String
-    public var modelID: String
-    public var status: JobStatus
-    /// The session's last event id before the job was enqueued: its events come after it.
-    public var startEventID: String
-    /// The attempt now running (0 while queued).
-    public var attempt: Int
-    /// The final result's JSON (the `complete` event's body), or the error's.
-    public var result: String?
-    public var error: String?
-
-    /// Creates a record.
-    public init(
-        jobID: String, sessionID: String, userID: String, modelID: String, status: JobStatus, startEventID: String,
-        attempt: Int = 0, result: String? = nil, error: String? = nil
-    ) {
-        self.jobID = jobID
-        self.sessionID = sessionID
-        self.userID = userID
-        self.modelID = modelID
-        self.status = status
-        self.startEventID = startEventID
-        self.attempt = attempt
-        self.result = result
-        self.error = error
-    }
-}
-
-/// What a session's cached summary says when a generation is started in it.
-public struct SessionSummary: Sendable, Equatable {
-    /// The model the generation uses: the requested one, else the session's, else the default.
-    public var modelID: String
-    /// Messages stored in the session.
-    public var messageCount: Int
-    /// UTF-8 bytes of their text.
-    public var contentBytes: Int
-}
-
-/// How an attempt to start a generation in a session came out.
-public enum BeginOutcome: Sendable, Equatable {
-    /// The session is claimed and the job recorded as queued.
-    case started(JobRecord, SessionSummary)
-    /// Another generation runs in the session.
-    case busy
-    /// The session does not exist, was deleted, or is not the caller's.
-    case notFound
-    /// The cache does not know the session: fill it from the database and try again.
-    case unknownSession
-}
-
-/// What an attempt of a job produced, committed to the job's record before any of it is stored or billed:
-/// whoever finishes the job (this attempt, or a later one after a crash) stores and bills exactly this.
-public struct JobOutcome: Codable, Sendable, Equatable {
-    /// The attempt that produced it.
-    public var attempt: Int
-    /// `completed`, `cancelled` or `failed`.
-    public var status: JobStatus
-    /// The text shown to the client.
-    public var text: String
-    /// The stop reason reported on `complete`.
-    public var stopReason: String
-    /// The tokens billed.
-    public var inputTokens: Int
-    public var outputTokens: Int
-    /// The id the reply is stored under (chosen once, so every writer writes the same document); nil when no
-    /// reply is stored (a failed run).
-    public var replyMessageID: String?
-    /// For `complete`: how long the run took, and where its time went.
-    public var latencyMs: Int
-    public var spans: GenerationSpans?
-    /// Why a failed run failed.
-    public var failure: String?
-
-    /// Creates an outcome.
-    public init(
-        attempt: Int, status: JobStatus, text: String, stopReason: String, inputTokens: Int, outputTokens: Int, replyMessageID: String?,
-        latencyMs: Int = 0, spans: GenerationSpans? = nil, failure: String? = nil
-    ) {
-        self.attempt = attempt
-        self.status = status
-        self.text = text
-        self.stopReason = stopReason
-        self.inputTokens = inputTokens
-        self.outputTokens = outputTokens
-        self.replyMessageID = replyMessageID
-        self.latencyMs = latencyMs
-        self.spans = spans
-        self.failure = failure
-    }
-}
-
-/// How a worker's start of a run came out.
-public enum RunStart: Sendable, Equatable {
-    /// The job has no record (Redis lost it, or it expired): it cannot be run.
-    case gone
-    /// This attempt, or a later one, already started: this one is stale and must stop.
-    case stale
-    /// An earlier attempt committed its outcome and stopped before finishing: finish from it, without calling
-    /// the model again (nothing was published).
-    case committed(JobOutcome)
-    /// The job has already ended (a delivery after its end): nothing to do.
-    case ended
-    /// The session was deleted.
-    case sessionDeleted
-    /// The run started; `history` is nil when the cache does not hold it whole (read the database), and
-    /// `sessionKnown` false when the cache does not know the session at all. `cancelRequested` tells that the
-    /// user asked to stop before the run began.
-    case started(history: [HistoryTurn]?, sessionKnown: Bool, cancelRequested: Bool)
-}
-
-/// How a commit of an outcome came out.
-public enum CommitResult: Sendable, Equatable {
-    /// Committed.
-    case committed
-    /// An outcome was committed before (by this attempt: a retried call); the record keeps that one.
-    case alreadyCommitted
-    /// The attempt is no longer the job's current one, or the job ended: nothing was written.
-    case refused
-}
-
-/// How an end came out.
-public enum EndResult: Sendable, Equatable {
-    /// The job ended now.
-    case ended
-    /// It had ended before: nothing changed.
-    case alreadyEnded
-    /// A later attempt runs the job: nothing changed.
-    case stale
-}
-
-/// How a job ended, for `GenerationState.end`.
-public struct JobEnding: Sendable {
-    /// `completed`, `cancelled` or `failed`.
-    public var status: JobStatus
-    /// The last event (`complete` or `error`).
-    public var event: ChatEvent
-    /// The turns to add to the session's cached history (the user's message, the reply if it completed).
-    public var turns: [HistoryTurn]
-    /// Messages stored in the database by the job, and the bytes of their text.
-    public var storedMessages: Int
-    public var storedBytes: Int
-
-    /// Creates an ending.
-    public init(status: JobStatus, event: ChatEvent, turns: [HistoryTurn] = [], storedMessages: Int = 0, storedBytes: Int = 0) {
-        self.status = status
-        self.event = event
-        self.turns = turns
-        self.storedMessages = storedMessages
-        self.storedBytes = storedBytes
-    }
-}
 
 /// The live state of generations in Redis: each job's status (`chat:job:{jobId}`, expiring a day after it
 /// ends), the one running generation per session (`chat:session:{sessionId}:active`), the set of sessions
@@ -188,14 +23,18 @@ public final class GenerationState: Sendable {
     public let lease: Duration
     /// Where settlements are parked for the workers' retry loop (`pendingSettlementsKey`; tests use their own).
     public let settlementsKey: String
+    /// The open jobs with their deadlines (`defaultOpenJobsKey`; tests use their own).
+    public let openJobsKey: String
 
     /// State over `redis`.
     public init(
         redis: RedisClient, events: SessionEventsConfiguration = SessionEventsConfiguration(), cache: SessionCache? = nil,
         lockTTL: Duration = .seconds(600), recordTTL: Duration = .seconds(86_400), enqueueGrace: Duration = .seconds(30),
-        queueTimeout: Duration = .seconds(120), lease: Duration = .seconds(60), settlementsKey: String = GenerationState.pendingSettlementsKey
+        queueTimeout: Duration = .seconds(120), lease: Duration = .seconds(60), settlementsKey: String = GenerationState.pendingSettlementsKey,
+        openJobsKey: String = GenerationState.defaultOpenJobsKey
     ) {
         self.settlementsKey = settlementsKey
+        self.openJobsKey = openJobsKey
         self.redis = redis
         self.events = events
         self.cache = cache ?? SessionCache(redis: redis)
@@ -210,8 +49,8 @@ public final class GenerationState: Sendable {
     static func lockKey(_ sessionID: String) -> String { "chat:session:{\(sessionID)}:active" }
     static func cancelKey(_ jobID: String) -> String { "chat:job:{\(jobID)}:cancel" }
     static let activeSessionsKey = "chat:sessions:active"
-    /// Every job not ended yet, scored by its deadline (milliseconds since 1970).
-    static let openJobsKey = "chat:jobs:open"
+    /// Every job not ended yet, scored by its deadline (milliseconds since 1970): the default of `openJobsKey`.
+    public static let defaultOpenJobsKey = "chat:jobs:open"
     /// Settlements waiting for the accounting service (one JSON `PendingSettlement` per reservation id), retried
     /// by every worker.
     public static let pendingSettlementsKey = "chat:settlements:pending"
@@ -234,7 +73,7 @@ public final class GenerationState: Sendable {
             GenerationScripts.begin,
             keys: [
                 SessionCache.metaKey(sessionID), Self.lockKey(sessionID), Self.jobKey(jobID), Self.activeSessionsKey, SessionEvents.key(sessionID: sessionID),
-                SessionCache.historyKey(sessionID), Self.openJobsKey,
+                SessionCache.historyKey(sessionID), openJobsKey,
             ],
             arguments: [
                 jobID, String(lockTTL.milliseconds), sessionID, userID, requestedModel ?? "", defaultModel, now, String(cache.ttl.milliseconds),
@@ -266,7 +105,7 @@ public final class GenerationState: Sendable {
             GenerationScripts.startRun,
             keys: [
                 Self.jobKey(jobID), Self.lockKey(sessionID), Self.activeSessionsKey, SessionCache.metaKey(sessionID),
-                SessionCache.historyKey(sessionID), SessionEvents.key(sessionID: sessionID), Self.cancelKey(jobID), Self.openJobsKey,
+                SessionCache.historyKey(sessionID), SessionEvents.key(sessionID: sessionID), Self.cancelKey(jobID), openJobsKey,
             ],
             arguments: [
                 jobID, String(attempt), String(lockTTL.milliseconds), sessionID, String(events.maxLength), String(events.idleExpiry.milliseconds),
@@ -303,7 +142,7 @@ public final class GenerationState: Sendable {
             GenerationScripts.end,
             keys: [
                 Self.lockKey(sessionID), Self.jobKey(jobID), Self.activeSessionsKey, Self.cancelKey(jobID), SessionEvents.key(sessionID: sessionID),
-                SessionCache.metaKey(sessionID), SessionCache.historyKey(sessionID), Self.openJobsKey,
+                SessionCache.metaKey(sessionID), SessionCache.historyKey(sessionID), openJobsKey,
             ],
             arguments: [
                 jobID, ending.status.rawValue, ending.event.type.rawValue, body, String(recordTTL.milliseconds), sessionID,
@@ -328,6 +167,33 @@ public final class GenerationState: Sendable {
         case "committed": return .alreadyCommitted
         case "stale", "ended": return .refused
         default: throw RedisClientError(.unexpectedReply, "commit returned \(reply)")
+        }
+    }
+
+    /// What `takeForEnd` found.
+    public enum EndClaim: Sendable, Equatable {
+        /// The job has no record.
+        case gone
+        /// It ended before.
+        case ended
+        /// A later attempt runs it.
+        case stale
+        /// The caller's attempt is now the job's current one; `outcome` is what an attempt committed, if any.
+        case open(JobOutcome?)
+    }
+
+    /// Makes `attempt` the job's current one, to end it on the dead-letter path: from now on every effect of an
+    /// earlier attempt is refused. Returns what an attempt committed.
+    public func takeForEnd(jobID: String, attempt: Int) async throws -> EndClaim {
+        let values = try await redis.evaluate(GenerationScripts.takeForEnd, keys: [Self.jobKey(jobID)], arguments: [String(attempt)]).array ?? []
+        switch values.first?.string {
+        case "gone": return .gone
+        case "ended": return .ended
+        case "stale": return .stale
+        case "open":
+            guard values.count == 2, let json = values[1].string else { return .open(nil) }
+            return .open(try JSONDecoder().decode(JobOutcome.self, from: Data(json.utf8)))
+        default: throw RedisClientError(.unexpectedReply, "takeForEnd returned \(values)")
         }
     }
 
@@ -360,7 +226,7 @@ public final class GenerationState: Sendable {
     public func abandonBeforeEnqueue(jobID: String, sessionID: String) async throws -> Bool {
         try await redis.evaluate(
             GenerationScripts.abandon,
-            keys: [Self.lockKey(sessionID), Self.jobKey(jobID), Self.activeSessionsKey, Self.cancelKey(jobID), Self.openJobsKey],
+            keys: [Self.lockKey(sessionID), Self.jobKey(jobID), Self.activeSessionsKey, Self.cancelKey(jobID), openJobsKey],
             arguments: [jobID, String(recordTTL.milliseconds), sessionID]
         ).int == 1
     }
@@ -375,7 +241,7 @@ public final class GenerationState: Sendable {
     /// nil when the job is no longer queued (abandoned, or ended by the sweeper): then it must not run.
     public func enqueue(jobID: String, stream: String, fields: [(String, String)]) async throws -> String? {
         try await redis.evaluate(
-            GenerationScripts.enqueue, keys: [Self.jobKey(jobID), stream, Self.openJobsKey],
+            GenerationScripts.enqueue, keys: [Self.jobKey(jobID), stream, openJobsKey],
             arguments: [String(queueTimeout.milliseconds), jobID] + fields.flatMap { [$0.0, $0.1] }
         ).string
     }
@@ -389,7 +255,7 @@ public final class GenerationState: Sendable {
         guard !jobs.isEmpty else { return [] }
         let reply = try await redis.evaluate(
             GenerationScripts.renew,
-            keys: [Self.openJobsKey] + jobs.flatMap { [Self.lockKey($0.sessionID), Self.jobKey($0.jobID)] },
+            keys: [openJobsKey] + jobs.flatMap { [Self.lockKey($0.sessionID), Self.jobKey($0.jobID)] },
             arguments: [String(lockTTL.milliseconds), String(lease.milliseconds)] + jobs.flatMap { [$0.jobID, String($0.attempt)] }
         )
         return Set((reply.array ?? []).compactMap(\.string))
@@ -428,68 +294,12 @@ public final class GenerationState: Sendable {
         (try await redis.send("SMEMBERS", Self.activeSessionsKey).array ?? []).compactMap(\.string).sorted()
     }
 
-    /// Asks the job's worker to stop it: the flag (seen by a run that has not started) and one entry on the
-    /// stream every worker reads (seen by a running one at once).
-    /// Asks the job running in the session now to stop, in one step; returns its id, or nil when none runs.
+    /// Asks the job running in the session now to stop, in one step: the job's flag (seen by a run that has not
+    /// started) and one entry on the stream every worker reads (seen by a running one at once). Returns its id,
+    /// or nil when none runs.
     public func cancelActive(sessionID: String) async throws -> String? {
         try await redis.evaluate(
             GenerationScripts.cancelActive, keys: [Self.lockKey(sessionID), Self.cancelsKey], arguments: [String(recordTTL.milliseconds), "10000"]
         ).string
-    }
-
-    public func requestCancel(jobID: String) async throws {
-        try await redis.pipelineChecked([
-            RedisCommand("SET", Self.cancelKey(jobID), "1", "PX", String(recordTTL.milliseconds)),
-            RedisClient.xaddCommand(Self.cancelsKey, maxLength: 10_000, fields: [("jobId", jobID)]),
-        ])
-    }
-
-}
-
-/// Publishes one run's chunks pipelined: each chunk is one fenced script call (`GenerationScripts.publish`)
-/// written at once, in order, its reply checked later (at the latest by `flush()`, which the run calls before
-/// its last event), so a chunk never waits for the previous one's round trip. A refused chunk (the attempt
-/// lost the job) makes the next check throw `JobFenced`; the chunks after it are refused too. Used by one task
-/// at a time.
-public struct ChunkPublisher: Sendable {
-    let state: GenerationState
-    let jobID: String
-    let sessionID: String
-    let attempt: Int
-    private var outstanding: [EventLoopFuture<RedisValue>] = []
-
-    init(state: GenerationState, jobID: String, sessionID: String, attempt: Int) {
-        self.state = state
-        self.jobID = jobID
-        self.sessionID = sessionID
-        self.attempt = attempt
-    }
-
-    /// Sends a chunk; with `wait`, returns once Redis stored it (the first chunk waits: that also loads the
-    /// script into a Redis that lost it, before the pipelined calls rely on it).
-    public mutating func publish(_ chunk: ChunkEvent, wait: Bool = false) async throws {
-        if wait {
-            try await flush()
-            try await state.publish(jobID: jobID, sessionID: sessionID, attempt: attempt, event: .chunk(chunk))
-            return
-        }
-        let script = GenerationScripts.publish
-        let command = RedisCommand(
-            arguments: [
-                "EVALSHA", script.sha1, "2", GenerationState.jobKey(jobID), SessionEvents.key(sessionID: sessionID), String(attempt),
-                String(state.events.maxLength), jobID, "chunk", try ChatEvent.chunk(chunk).encoded(),
-            ]
-        )
-        outstanding.append(try await state.redis.sendWithoutWaiting(command))
-        if outstanding.count >= 64 { try await flush() }
-    }
-
-    /// Waits for every chunk sent so far; throws `JobFenced` if one was refused, or the first failure.
-    public mutating func flush() async throws {
-        let pending = outstanding
-        outstanding = []
-        for reply in pending {
-            guard try await reply.get().string != nil else { throw JobFenced(jobID: jobID, attempt: attempt) }
-        }
     }
 }

@@ -46,10 +46,15 @@ public final class JobSweeper: Service, Sendable {
     @discardableResult
     public func sweepDue(limit: Int = 100) async throws -> [String: SweepResult] {
         let now = String(Int64(Date().timeIntervalSince1970 * 1000))
-        let due = try await state.redis.send("ZRANGEBYSCORE", GenerationState.openJobsKey, "-inf", now, "LIMIT", "0", String(limit))
+        let due = try await state.redis.send("ZRANGEBYSCORE", state.openJobsKey, "-inf", now, "LIMIT", "0", String(limit))
         var results: [String: SweepResult] = [:]
         for jobID in (due.array ?? []).compactMap(\.string) {
-            results[jobID] = try await sweep(jobID: jobID)
+            // One job that cannot be swept (a broken record) must not keep the others from it.
+            do {
+                results[jobID] = try await sweep(jobID: jobID)
+            } catch {
+                logger.error("could not sweep a job", metadata: ["job": "\(jobID)", "error": "\(error)"])
+            }
         }
         return results
     }
@@ -63,13 +68,12 @@ public final class JobSweeper: Service, Sendable {
         let reply = try await state.redis.evaluate(
             GenerationScripts.sweep,
             keys: [
-                GenerationState.openJobsKey, GenerationState.jobKey(jobID), GenerationState.lockKey(sessionID), GenerationState.activeSessionsKey,
+                state.openJobsKey, GenerationState.jobKey(jobID), GenerationState.lockKey(sessionID), GenerationState.activeSessionsKey,
                 GenerationState.cancelKey(jobID), SessionEvents.key(sessionID: sessionID), stream, SessionCache.metaKey(sessionID),
                 SessionCache.historyKey(sessionID), state.settlementsKey,
             ],
             arguments: [
                 jobID, sessionID, group, String(state.recordTTL.milliseconds), String(state.events.maxLength), String(state.events.idleExpiry.milliseconds),
-                String(state.lease.milliseconds),
                 try error("NOT_ENQUEUED", "The reply could not be started. Nothing was charged."),
                 try error("NO_WORKER", "No worker could take the reply in time. You are charged only for what was delivered."),
                 try error("JOB_LOST", "The reply could not be finished. You are charged only for what was delivered."),

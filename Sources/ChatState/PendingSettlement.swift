@@ -2,16 +2,23 @@
 /// it ended), kept as JSON in `GenerationState.pendingSettlementsKey` under its reservation id until a
 /// worker's retry gets it accepted.
 public struct PendingSettlement: Codable, Sendable, Equatable {
+    /// The reservation to finalize.
     public var reservationID: String
+    /// The user it is finalized for (a token on their behalf is signed for each try).
     public var userID: String
+    /// The model whose prices apply.
     public var modelID: String
+    /// The tokens to bill.
     public var inputTokens: Int
     public var outputTokens: Int
+    /// Whether the reply completed.
     public var success: Bool
     /// The chat session the reservation was made for (for a late charge); absent in settlements parked before it was kept.
     public var sessionID: String?
     /// How often a retry failed so far (absent: never).
     public var tries: Int?
+    /// When a retry first failed, in seconds since 1970 (absent: never): a settlement is given up a day later.
+    public var firstFailedAt: Double?
     /// The last failure, for whoever looks at a settlement that was given up.
     public var lastError: String?
 

@@ -63,24 +63,6 @@ public final class SessionEvents: Sendable {
         "chat:events:{\(sessionID)}"
     }
 
-    /// Appends an event (capped stream, idle expiry renewed) and returns its entry id.
-    @discardableResult
-    public func append(sessionID: String, jobID: String, type: String, data: String) async throws -> String {
-        let key = Self.key(sessionID: sessionID)
-        let replies = try await redis.pipelineChecked([
-            RedisClient.xaddCommand(key, maxLength: configuration.maxLength, fields: [("jobId", jobID), ("type", type), ("data", data)]),
-            RedisCommand("PEXPIRE", key, String(configuration.idleExpiry.milliseconds)),
-        ])
-        guard let id = replies[0].string else { throw RedisClientError(.unexpectedReply, "XADD returned \(replies[0])") }
-        return id
-    }
-
-    /// Appends a typed event, its body encoded once.
-    @discardableResult
-    public func append(sessionID: String, jobID: String, event: ChatEvent) async throws -> String {
-        try await append(sessionID: sessionID, jobID: jobID, type: event.type.rawValue, data: try event.encoded())
-    }
-
     /// The events after `entryID` that are already stored, oldest first, without waiting.
     public func read(sessionID: String, after entryID: String, count: Int? = nil) async throws -> [SessionEvent] {
         try await redis.xrange(Self.key(sessionID: sessionID), start: "(" + entryID, count: count).map(Self.event)
@@ -102,24 +84,5 @@ public final class SessionEvents: Sendable {
             id: entry.id, jobID: entry.fields["jobId"] ?? "", type: entry.fields["type"] ?? "", data: entry.fields["data"] ?? "",
             attempt: entry.fields["attempt"].flatMap { Int($0) } ?? 0
         )
-    }
-}
-
-
-/// Keeps, per job, the latest attempt seen in a stream read in order, and drops the events of an earlier
-/// attempt that come after it (a worker that lost its job; the fences in Redis refuse those already, this is
-/// the relays' second line). Events that carry no attempt pass.
-public struct StaleAttemptFilter: Sendable {
-    private var latest: [String: Int] = [:]
-
-    /// A filter that has seen nothing.
-    public init() {}
-
-    /// Whether `event` is to be relayed; remembers its attempt.
-    public mutating func admit(_ event: SessionEvent) -> Bool {
-        guard event.attempt > 0 else { return true }
-        if event.attempt < latest[event.jobID, default: 0] { return false }
-        latest[event.jobID] = event.attempt
-        return true
     }
 }

@@ -3,7 +3,8 @@
 ///
 /// Writes the types `BSONValue` has. Reads every type of the spec, so that any server reply can be walked;
 /// the types `BSONValue` lacks (binary, timestamp, decimal128, regex, ...) read as `.null`, since nothing here
-/// reads their values.
+/// reads their values. Refuses what is malformed: lengths out of bounds, text that is not UTF-8, nesting
+/// deeper than `maxDepth`.
 package enum BSONCodec {
     /// The document `fields` as BSON bytes. Throws for a key holding a NUL character (BSON keys are C strings)
     /// or an ObjectId that is not 24 hex digits.
@@ -109,12 +110,19 @@ package enum BSONCodec {
 
     // MARK: Reading
 
+    /// The deepest nesting read (MongoDB itself allows 100 levels): deeper input is refused, not recursed into.
+    static let maxDepth = 128
+
     private struct Reader {
         let bytes: UnsafeRawBufferPointer
         var offset: Int
+        var depth = 0
 
         /// A whole embedded document (length, elements, NUL) from `offset`.
         mutating func document() throws -> BSONFields {
+            depth += 1
+            defer { depth -= 1 }
+            guard depth <= BSONCodec.maxDepth else { throw BSONCodec.malformed("nested deeper than \(BSONCodec.maxDepth) levels") }
             let start = offset
             let length = Int(try int32())
             guard length >= 5, start + length <= bytes.count else { throw BSONCodec.malformed("a document's length is out of bounds") }
@@ -137,6 +145,7 @@ package enum BSONCodec {
             case 0x04: return .array(try document().pairs.map(\.value))
             case 0x05:  // binary: length, subtype, bytes
                 let length = Int(try int32())
+                guard length >= 0 else { throw BSONCodec.malformed("a binary's length is negative") }
                 try skip(1 + length)
                 return .null
             case 0x06, 0x0A, 0x7F, 0xFF:  // undefined, null, max key, min key
@@ -157,6 +166,7 @@ package enum BSONCodec {
                 return .null
             case 0x0F:  // code with scope: total length, then its parts
                 let length = Int(try int32())
+                guard length >= 4 else { throw BSONCodec.malformed("a code with scope is shorter than its length") }
                 try skip(length - 4)
                 return .null
             case 0x10: return .int32(try int32())
@@ -196,7 +206,10 @@ package enum BSONCodec {
         mutating func cString() throws -> String {
             guard let end = bytes[offset...].firstIndex(of: 0) else { throw BSONCodec.malformed("a key is not terminated") }
             defer { offset = end + 1 }
-            return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[offset..<end]), as: UTF8.self)
+            guard let key = String(validating: UnsafeRawBufferPointer(rebasing: bytes[offset..<end]), as: UTF8.self) else {
+                throw BSONCodec.malformed("a key is not UTF-8")
+            }
+            return key
         }
 
         /// A length-prefixed, NUL-terminated UTF-8 string (which may hold NUL characters).
@@ -204,7 +217,10 @@ package enum BSONCodec {
             let length = Int(try int32())
             guard length >= 1, length <= bytes.count - offset, bytes[offset + length - 1] == 0 else { throw BSONCodec.malformed("a string's length is out of bounds") }
             defer { offset += length }
-            return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + length - 1]), as: UTF8.self)
+            guard let text = String(validating: UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + length - 1]), as: UTF8.self) else {
+                throw BSONCodec.malformed("a string is not UTF-8")
+            }
+            return text
         }
 
         mutating func objectID() throws -> String {

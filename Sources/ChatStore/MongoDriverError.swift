@@ -30,11 +30,6 @@ package struct MongoDriverError: Error, CustomStringConvertible {
     /// The domain, code and message, for the log.
     package var description: String { "mongoc error \(domain).\(code): \(message)" }
 
-    /// The write hit a unique index (E11000).
-    package var isDuplicateKey: Bool {
-        code == 11000 && (domain == MONGOC_ERROR_SERVER.rawValue || domain == MONGOC_ERROR_COLLECTION.rawValue)
-    }
-
     /// The database could not be reached or is going away, as opposed to refusing this request.
     package var isUnavailable: Bool {
         if domain == MONGOC_ERROR_STREAM.rawValue || domain == MONGOC_ERROR_SERVER_SELECTION.rawValue { return true }

@@ -36,7 +36,7 @@ func buildWorker(configuration: WorkerConfiguration) async throws -> ServiceGrou
             configuration: configuration.bedrock, credentials: CredentialChain.standard(httpClient: bedrockHTTP), httpClient: bedrockHTTP,
             logger: Logger(label: "chat-worker.bedrock")
         ),
-        store: store, events: SessionEvents(redis: redis), state: state, cache: cache,
+        store: store, state: state, cache: cache,
         ledger: ledger, signer: signer, pending: pending, running: running,
         maxOutputTokens: configuration.maxOutputTokens, maxAttempts: configuration.queue.maxAttempts, logger: logger
     )

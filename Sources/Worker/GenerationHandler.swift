@@ -17,7 +17,6 @@ import Queue
 struct GenerationHandler: JobHandler {
     let generator: any TextGenerator
     let store: any SessionStore
-    let events: SessionEvents
     let state: GenerationState
     let cache: SessionCache
     let ledger: any CreditLedger
@@ -294,15 +293,31 @@ struct GenerationHandler: JobHandler {
 
     func abandon(_ job: QueuedJob<InferenceJob>, reason: String) async {
         let request = job.payload
+        let nothing = JobOutcome(attempt: job.attempt, status: .failed, text: "", stopReason: "error", inputTokens: 0, outputTokens: 0, replyMessageID: nil)
         do {
-            // What a run committed is what it showed: bill that; else nothing. Idempotent: a reservation
-            // already settled by the failed run is not settled twice.
-            let committed = try? await state.outcome(jobID: job.id)
-            _ = try? await settle(
-                job, modelID: request.modelId,
-                outcome: committed
-                    ?? JobOutcome(attempt: job.attempt, status: .failed, text: "", stopReason: "error", inputTokens: 0, outputTokens: 0, replyMessageID: nil)
-            )
+            // First this attempt becomes the job's current one: from here on, an earlier attempt that stalled
+            // (not died) can no longer commit, publish or end, so what is settled below is what stands.
+            let committed: JobOutcome?
+            switch try await state.takeForEnd(jobID: job.id, attempt: job.attempt) {
+            case .ended, .stale:
+                return
+            case .gone:
+                // Redis lost the job: nobody else will give its reservation back.
+                _ = try? await settle(job, modelID: request.modelId, outcome: nothing)
+                return
+            case .open(let outcome):
+                committed = outcome
+            }
+            if let committed, committed.status != .failed {
+                // A reply was committed (its run died before finishing): it is what the client saw. Finish with it.
+                do {
+                    return try await finish(job, committed)
+                } catch {
+                    logger.error("could not finish a dead-lettered job from its committed reply; ending it with an error", metadata: ["job": "\(job.id)", "error": "\(error)"])
+                }
+            }
+            // What a run committed is what it showed: bill that; else nothing. Idempotent.
+            _ = try? await settle(job, modelID: request.modelId, outcome: committed ?? nothing)
             let error = ErrorEvent(
                 jobId: job.id, code: "GENERATION_FAILED", message: "The reply could not be generated. You are charged only for what was delivered."
             )
@@ -359,8 +374,8 @@ struct GenerationHandler: JobHandler {
         )
         do {
             return try await Settler(ledger: ledger, signer: signer, redis: pending.redis, logger: logger).settle(settlement)
-        } catch let error as ChatError where error.kind == .unavailable {
-            logger.warning("accounting unavailable at settlement; kept for retry", metadata: ["job": "\(job.id)"])
+        } catch let error as ChatError where error.kind == .unavailable || error.kind == .unauthorized {
+            logger.warning("accounting did not take the settlement now; kept for retry", metadata: ["job": "\(job.id)", "error": "\(error)"])
             try await pending.add(settlement)
             return nil
         } catch let error as ChatError {

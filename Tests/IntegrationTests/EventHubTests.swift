@@ -140,3 +140,11 @@ struct EventHubTests {
         }
     }
 }
+
+extension SessionEvents {
+    /// Appends a raw event, as a test stands in for a worker; returns its entry id.
+    @discardableResult
+    func append(sessionID: String, jobID: String, type: String, data: String) async throws -> String {
+        try await redis.xadd(Self.key(sessionID: sessionID), maxLength: configuration.maxLength, fields: [("jobId", jobID), ("type", type), ("data", data)])
+    }
+}

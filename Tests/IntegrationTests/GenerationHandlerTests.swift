@@ -159,7 +159,7 @@ struct HandlerFixture {
     init() throws {
         redis = try testRedisClient()
         cache = SessionCache(redis: redis)
-        state = GenerationState(redis: redis, cache: cache)
+        state = GenerationState(redis: redis, cache: cache, settlementsKey: uniqueKey("settlements"), openJobsKey: uniqueKey("open"))
         events = SessionEvents(redis: redis)
         running = RunningJobs(redis: redis, state: state, logger: Logger(label: "test.running"))
         session = ChatSession(id: ObjectIDs.next(), userId: "u-\(UUID().uuidString.prefix(6))", title: "t", modelId: nil, createdAt: Date(), updatedAt: Date(), messageCount: 0)
@@ -174,7 +174,7 @@ struct HandlerFixture {
         let signer = try AccessTokenVerifier(secret: APIFixture.secret)
         let ledger = ledger ?? self.ledger
         return GenerationHandler(
-            generator: generator, store: store ?? self.store, events: events, state: state, cache: cache, ledger: ledger, signer: signer,
+            generator: generator, store: store ?? self.store, state: state, cache: cache, ledger: ledger, signer: signer,
             pending: settlements ?? PendingSettlements(redis: redis, ledger: ledger, signer: signer, interval: .seconds(10), logger: Logger(label: "test.pending")),
             running: worker ?? running, maxOutputTokens: 256, maxAttempts: 3, logger: Logger(label: "test.handler")
         )
@@ -258,7 +258,7 @@ struct GenerationHandlerTests {
         let generator = ScriptedGenerator(words: ["never"])
         let handler = try fixture.handler(generator)
         let (job, _) = try await fixture.job("stop me")
-        try await fixture.state.requestCancel(jobID: job.id)
+        _ = try await fixture.state.cancelActive(sessionID: fixture.session.id)
         try await handler.run(job)
         #expect(generator.requests.isEmpty)
         #expect(fixture.ledger.settled == [.init(reservationID: "r-" + job.id, input: 0, output: 0, success: false)])
@@ -280,7 +280,7 @@ struct GenerationHandlerTests {
             while try await fixture.events.read(sessionID: fixture.session.id, after: record.startEventID).filter({ $0.type == "chunk" }).count < 3, clock.now < deadline {
                 try await Task.sleep(for: .milliseconds(10))
             }
-            try await fixture.state.requestCancel(jobID: job.id)
+            _ = try await fixture.state.cancelActive(sessionID: fixture.session.id)
             try await run
         }
         let stored = try await fixture.events.read(sessionID: fixture.session.id, after: record.startEventID)
@@ -327,7 +327,9 @@ struct GenerationHandlerTests {
         #expect(try await fixture.state.record(jobID: job.id)?.status == .failed)
         let stored = try await fixture.events.read(sessionID: fixture.session.id, after: record.startEventID)
         #expect(stored.map(\.type) == ["error"])
-        #expect(fixture.ledger.settled.dropFirst().allSatisfy { $0.input == 0 && $0.output == 0 && !$0.success })
+        // One refund for the abandoned job (the second abandon found it ended), after the first job's charge.
+        #expect(fixture.ledger.settled.count == 2)
+        #expect(fixture.ledger.settled.last == .init(reservationID: "r-" + job.id, input: 0, output: 0, success: false))
         // A failed job makes the cache forget the history (its counts still go up); the next run reads the
         // store, where the message was kept.
         let history = try await fixture.cache.history(sessionID: fixture.session.id)
@@ -440,6 +442,45 @@ struct GenerationHandlerTests {
         #expect(fixture.ledger.settled.count == 1 && fixture.ledger.settled[0].output == 3)
         #expect(try await fixture.state.record(jobID: job.id)?.status == .completed)
         #expect(try await fixture.state.activeJob(sessionID: fixture.session.id) == nil)
+    }
+
+    @Test("a dead letter first takes the job from a stalled attempt: that attempt can no longer commit, and the refund stands")
+    func deadLetterFencesTheStalledAttempt() async throws {
+        let fixture = try HandlerFixture()
+        defer { fixture.redis.shutdown() }
+        let handler = try fixture.handler(ScriptedGenerator(words: ["never"]))
+        let (job, record) = try await fixture.job("hello")
+        // Attempt 1 started and stalled (paused, not dead); the queue dead-letters the job at attempt 2.
+        _ = try await fixture.state.startRun(
+            jobID: job.id, sessionID: fixture.session.id, attempt: 1, reset: nil, model: .model(ModelEvent(jobId: job.id, modelId: "m", attempt: 1))
+        )
+        await handler.abandon(fixture.takeOver(job), reason: "the job was not finished after 1 attempts")
+        let late = JobOutcome(attempt: 1, status: .completed, text: "free?", stopReason: "end_turn", inputTokens: 5, outputTokens: 5, replyMessageID: ObjectIDs.next())
+        #expect(try await fixture.state.commit(jobID: job.id, late) == .refused)
+        #expect(fixture.ledger.settled == [.init(reservationID: "r-" + job.id, input: 0, output: 0, success: false)])
+        let stored = try await fixture.events.read(sessionID: fixture.session.id, after: record.startEventID)
+        #expect(stored.last?.type == "error")
+        #expect(fixture.store.stored.map(\.role) == [.user])
+    }
+
+    @Test("a dead-lettered job whose attempt committed its reply is finished with that reply: stored, billed, complete")
+    func deadLetterFinishesACommittedReply() async throws {
+        let fixture = try HandlerFixture()
+        defer { fixture.redis.shutdown() }
+        let handler = try fixture.handler(ScriptedGenerator(words: ["never"]))
+        let (job, record) = try await fixture.job("hello")
+        _ = try await fixture.state.startRun(
+            jobID: job.id, sessionID: fixture.session.id, attempt: 1, reset: nil, model: .model(ModelEvent(jobId: job.id, modelId: "m", attempt: 1))
+        )
+        let outcome = JobOutcome(attempt: 1, status: .completed, text: "the answer", stopReason: "end_turn", inputTokens: 4, outputTokens: 2, replyMessageID: ObjectIDs.next())
+        #expect(try await fixture.state.commit(jobID: job.id, outcome) == .committed)
+        await handler.abandon(fixture.takeOver(job), reason: "the job was not finished after 1 attempts")
+        let stored = try await fixture.events.read(sessionID: fixture.session.id, after: record.startEventID)
+        guard case .complete(let complete)? = try ChatEvent.decode(type: .complete, data: stored.last?.data ?? "") else { throw TestFailure("no complete") }
+        #expect(complete.content == "the answer" && complete.messageId == outcome.replyMessageID)
+        #expect(fixture.store.stored.map(\.content) == ["hello", "the answer"])
+        #expect(fixture.ledger.settled == [.init(reservationID: "r-" + job.id, input: 4, output: 2, success: true)])
+        #expect(try await fixture.state.status(jobID: job.id) == .completed)
     }
 
     @Test("a run whose task is cancelled (its worker lost the job, or is draining) leaves no trace: no complete, nothing billed, still running")

@@ -24,7 +24,8 @@ struct JobSweeperTests {
             redis = try testRedisClient()
             cache = SessionCache(redis: redis)
             state = GenerationState(
-                redis: redis, cache: cache, enqueueGrace: .zero, queueTimeout: .zero, lease: .zero, settlementsKey: uniqueKey("settlements")
+                redis: redis, cache: cache, enqueueGrace: .zero, queueTimeout: .zero, lease: .zero, settlementsKey: uniqueKey("settlements"),
+                openJobsKey: uniqueKey("open")
             )
             events = SessionEvents(redis: redis)
             store.add(session)
@@ -137,7 +138,7 @@ struct JobSweeperTests {
         let redis = try testRedisClient()
         defer { redis.shutdown() }
         let cache = SessionCache(redis: redis)
-        let state = GenerationState(redis: redis, cache: cache)
+        let state = GenerationState(redis: redis, cache: cache, settlementsKey: uniqueKey("settlements"), openJobsKey: uniqueKey("open"))
         let session = GenerationStateTests.session()
         try await cache.created(session)
         let jobID = UUID().uuidString

@@ -26,15 +26,17 @@ struct PendingSettlementsTests {
         )
         let down = AccountingClient(baseURL: "http://127.0.0.1:\(TestEnvironment.freePort())", httpClient: HTTPClient.shared, timeout: .milliseconds(300))
         let logger = Logger(label: "test.settlements")
-        let unreachable = PendingSettlements(redis: redis, ledger: down, signer: signer, interval: .seconds(60), logger: logger)
+        var unreachable = PendingSettlements(redis: redis, ledger: down, signer: signer, interval: .seconds(60), logger: logger)
+        unreachable.pendingKey = uniqueKey("pending")
         let settlement = PendingSettlement(reservationID: reservationID, userID: user, modelID: ModelCatalog.defaultModelID, inputTokens: 100, outputTokens: 200, success: true)
         try await unreachable.add(settlement)
         #expect(await unreachable.retry() == 0)
-        #expect(try await redis.hgetall(PendingSettlements.key)[reservationID] != nil)
+        #expect(try await redis.hgetall(unreachable.pendingKey)[reservationID] != nil)
 
-        let reachable = PendingSettlements(redis: redis, ledger: live, signer: signer, interval: .seconds(60), logger: logger)
-        #expect(await reachable.retry() >= 1)
-        #expect(try await redis.hgetall(PendingSettlements.key)[reservationID] == nil)
+        var reachable = PendingSettlements(redis: redis, ledger: live, signer: signer, interval: .seconds(60), logger: logger)
+        reachable.pendingKey = unreachable.pendingKey
+        #expect(await reachable.retry() == 1)
+        #expect(try await redis.hgetall(reachable.pendingKey)[reservationID] == nil)
         let again = try await live.finalize(
             reservationID: reservationID, modelID: ModelCatalog.defaultModelID, inputTokens: 100, outputTokens: 200, success: true,
             token: signer.sign(userID: user, role: .enduser, lifetime: 60)
@@ -70,10 +72,14 @@ struct PendingSettlementsTests {
         )
         failing.pendingKey = uniqueKey("pending")
         failing.failedKey = uniqueKey("failed")
-        failing.maxTries = 2
         try await failing.add(PendingSettlement(reservationID: "r-down", userID: "u", modelID: "m", inputTokens: 1, outputTokens: 1, success: true))
         #expect(await failing.retry() == 0)
-        #expect(try await redis.hgetall(failing.pendingKey)["r-down"].map { try JSONDecoder().decode(PendingSettlement.self, from: Data($0.utf8)).tries } == 1)
+        let retried = try #require(try await redis.hgetall(failing.pendingKey)["r-down"].map { try JSONDecoder().decode(PendingSettlement.self, from: Data($0.utf8)) })
+        #expect(retried.tries == 1 && retried.firstFailedAt != nil)
+        // A day later (as the entry says) it is given up, however many workers retried it meanwhile.
+        var old = retried
+        old.firstFailedAt = Date().timeIntervalSince1970 - 86_401
+        try await failing.add(old)
         #expect(await failing.retry() == 0)
         #expect(try await redis.hgetall(failing.pendingKey).isEmpty)
         #expect(try await redis.hgetall(failing.failedKey)["r-down"] != nil)

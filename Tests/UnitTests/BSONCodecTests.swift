@@ -74,4 +74,20 @@ struct BSONCodecTests {
         badString[7] = 0xFF  // the string's length now runs past the document
         #expect(throws: MongoDriverError.self) { try badString.withUnsafeBytes(BSONCodec.decode) }
     }
+
+    @Test("nesting past the limit, text that is not UTF-8 and a negative binary length are refused, not followed")
+    func hostileBytes() throws {
+        var deep: BSONValue = .int32(1)
+        for _ in 0..<(BSONCodec.maxDepth + 5) { deep = .document(["d": deep]) }
+        let bytes = try BSONCodec.encode(["root": deep])
+        #expect(throws: MongoDriverError.self) { try bytes.withUnsafeBytes(BSONCodec.decode) }
+
+        var text = try BSONCodec.encode(["a": "xy"])
+        text[11] = 0xFF  // the string's first byte: not UTF-8 any more
+        #expect(throws: MongoDriverError.self) { try text.withUnsafeBytes(BSONCodec.decode) }
+
+        let body: [UInt8] = [0x05] + Array("bin".utf8) + [0, 0xFF, 0xFF, 0xFF, 0xFF, 0]
+        let binary = withUnsafeBytes(of: UInt32(body.count + 5).littleEndian, Array.init) + body + [0]
+        #expect(throws: MongoDriverError.self) { try binary.withUnsafeBytes(BSONCodec.decode) }
+    }
 }

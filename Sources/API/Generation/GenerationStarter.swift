@@ -57,10 +57,12 @@ struct GenerationStarter: Sendable {
             // Taken at each claim, so a message that waited behind a reply is dated after that reply.
             messageID = ObjectID.make()
             messageCreatedAt = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 * 1000).rounded(.down) / 1000)
-            let result = try await state.begin(
-                jobID: jobID, sessionID: sessionID, userID: user.id, requestedModel: modelID, defaultModel: ModelCatalog.defaultModelID,
-                message: message, messageID: messageID, reservationID: reservationID, createdAt: messageCreatedAt
-            )
+            let result = try await Self.onceMore {
+                try await state.begin(
+                    jobID: jobID, sessionID: sessionID, userID: user.id, requestedModel: modelID, defaultModel: ModelCatalog.defaultModelID,
+                    message: message, messageID: messageID, reservationID: reservationID, createdAt: messageCreatedAt
+                )
+            }
             switch result {
             case .started(let record, let summary):
                 outcome = (record, summary)
@@ -107,7 +109,7 @@ struct GenerationStarter: Sendable {
                     messageCreatedAt: messageCreatedAt, reservationId: reservationID
                 )
             )
-            guard try await state.enqueue(jobID: jobID, stream: queue.configuration.stream, fields: fields) != nil else {
+            guard try await Self.onceMore({ try await state.enqueue(jobID: jobID, stream: queue.configuration.stream, fields: fields) }) != nil else {
                 // Ended meanwhile by the sweeper (this request stalled past the enqueue grace): it refunds.
                 throw ChatError(.unavailable, code: "SERVICE_UNAVAILABLE", message: "The reply could not be started; please try again")
             }
@@ -132,5 +134,15 @@ struct GenerationStarter: Sendable {
             throw error
         }
         return record
+    }
+
+    /// Runs `step` (idempotent for its job) once more when Redis's answer was lost (a timeout or a dropped
+    /// connection): the second call finds what the first did, if it was done.
+    static func onceMore<T: Sendable>(_ step: () async throws -> T) async throws -> T {
+        do {
+            return try await step()
+        } catch let error as RedisClientError where error.code == .timeout || error.code == .connectionClosed {
+            return try await step()
+        }
     }
 }
