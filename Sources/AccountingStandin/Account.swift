@@ -148,10 +148,15 @@ struct Account: Sendable, Equatable {
     /// a balance below the cost is 402.
     mutating func reserve(_ entry: LedgerEntry) throws -> (entry: LedgerEntry, created: Bool) {
         if let existing = entry.sessionID.flatMap(stream) {
-            guard existing.status == .reserved, existing.modelID == entry.modelID, existing.estimatedTokens == entry.estimatedTokens else {
+            guard existing.status == .reserved, existing.modelID == entry.modelID, existing.estimatedTokens == entry.estimatedTokens,
+                let index = entries.firstIndex(where: { $0.kind == .stream && $0.sessionID == existing.sessionID })
+            else {
                 throw AccountingErrors.sessionExists
             }
-            return (existing, false)
+            // The same reservation asked again: it is kept open for a full lifetime from now (a reply that runs
+            // long keeps its credits held until it settles).
+            entries[index].expiresAt = max(entries[index].expiresAt, entry.expiresAt)
+            return (entries[index], false)
         }
         guard available >= entry.reservedCredits else { throw AccountingErrors.insufficientCredits }
         var entry = entry

@@ -18,12 +18,16 @@ public struct InferenceJob: Codable, Sendable, Equatable {
     /// The credit reservation's id: random, never shown to a client (who could otherwise settle it themselves).
     /// Nil in jobs enqueued before it existed, whose reservation id is the job id.
     public var reservationId: String?
+    /// The tokens the reservation was made for: the worker makes the same reservation again while the reply
+    /// runs, which extends it (nil in jobs enqueued before it was kept: no extension).
+    public var estimatedTokens: Int?
 
     /// Creates a job description.
     public init(
         sessionId: String, userId: String, modelId: String, message: String, streaming: Bool, requestedAt: Date = Date(), messageId: String? = nil,
-        messageCreatedAt: Date? = nil, reservationId: String? = nil
+        messageCreatedAt: Date? = nil, reservationId: String? = nil, estimatedTokens: Int? = nil
     ) {
+        self.estimatedTokens = estimatedTokens
         self.messageId = messageId
         self.messageCreatedAt = messageCreatedAt
         self.reservationId = reservationId

@@ -31,7 +31,7 @@ func buildWorker(configuration: WorkerConfiguration) async throws -> ServiceGrou
     let cache = SessionCache(redis: redis)
     let state = GenerationState(redis: redis, cache: cache)
     let running = RunningJobs(redis: redis, state: state, logger: logger)
-    let handler = GenerationHandler(
+    var handler = GenerationHandler(
         generator: BedrockClient(
             configuration: configuration.bedrock, credentials: CredentialChain.standard(httpClient: bedrockHTTP), httpClient: bedrockHTTP,
             logger: Logger(label: "chat-worker.bedrock")
@@ -40,6 +40,7 @@ func buildWorker(configuration: WorkerConfiguration) async throws -> ServiceGrou
         ledger: ledger, signer: signer, pending: pending, running: running,
         maxOutputTokens: configuration.maxOutputTokens, maxAttempts: configuration.queue.maxAttempts, logger: logger
     )
+    handler.reservationRenewal = configuration.reservationRenewal
     let processor = JobProcessor(queue: queue, handler: handler, configuration: configuration.processor, logger: logger)
     let sweeper = JobSweeper(state: state, store: store, stream: configuration.queue.stream, group: configuration.queue.group, logger: logger)
     return ServiceGroup(

@@ -28,6 +28,9 @@ struct GenerationHandler: JobHandler {
     let running: RunningJobs
     let maxOutputTokens: Int
     let maxAttempts: Int
+    /// How often a running reply makes its reservation again, which extends it (well under the accounting
+    /// service's reservation lifetime).
+    var reservationRenewal: Duration = .seconds(300)
     let logger: Logger
 
     /// Thrown inside a run when the job was cancelled by the user.
@@ -341,7 +344,8 @@ struct GenerationHandler: JobHandler {
     enum Outcome { case completed, cancelled }
 
     /// Runs `body` until it ends or the job must stop: a user's request to stop cancels `body` (closing the
-    /// Bedrock stream) and throws `Cancelled`; a run whose attempt lost the job throws `JobFenced`.
+    /// Bedrock stream) and throws `Cancelled`; a run whose attempt lost the job throws `JobFenced`. Meanwhile
+    /// the job's reservation is made again every `reservationRenewal`, which extends it.
     private func untilCancelled(
         _ job: QueuedJob<InferenceJob>, _ cancellation: JobCancellation, _ body: @escaping @Sendable () async throws -> Void
     ) async throws {
@@ -349,6 +353,24 @@ struct GenerationHandler: JobHandler {
             group.addTask {
                 try await body()
                 return true
+            }
+            if let estimate = job.payload.estimatedTokens {
+                group.addTask {
+                    // Keeps the reservation from expiring under a long reply: the same reservation, asked again.
+                    while true {
+                        try await Task.sleep(for: reservationRenewal)
+                        do {
+                            _ = try await ledger.reserve(
+                                reservationID: job.payload.reservationId ?? job.id, sessionID: job.payload.sessionId, modelID: job.payload.modelId,
+                                estimatedTokens: estimate, token: signer.sign(userID: job.payload.userId, role: .enduser, lifetime: 300)
+                            )
+                        } catch is CancellationError {
+                            throw CancellationError()
+                        } catch {
+                            logger.warning("could not extend a running reply's reservation", metadata: ["job": "\(job.id)", "error": "\(error)"])
+                        }
+                    }
+                }
             }
             group.addTask {
                 let reason = await cancellation.wait()

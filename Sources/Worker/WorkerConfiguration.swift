@@ -21,6 +21,9 @@ struct WorkerConfiguration: Sendable {
     var jwtAccessSecret: String
     /// The longest reply asked of a model (capped by the model's own maximum).
     var maxOutputTokens: Int
+    /// How often a running reply makes its reservation again, extending it (`RESERVATION_RENEWAL_MS`, 5 min;
+    /// keep it well under the accounting service's reservation lifetime).
+    var reservationRenewal: Duration
 
     /// Reads and checks the settings; a bad one throws a `ConfigurationError` with one clear line.
     init(environment: Environment) throws {
@@ -60,5 +63,6 @@ struct WorkerConfiguration: Sendable {
         accountingMaxConnections = try environment.int("ACCOUNTING_MAX_CONNECTIONS", default: 128, in: 1...10_000)
         jwtAccessSecret = try AccessTokenVerifier.secret(from: environment)
         maxOutputTokens = try environment.int("GENERATION_MAX_TOKENS", default: 1_024, in: 1...200_000)
+        reservationRenewal = try environment.milliseconds("RESERVATION_RENEWAL_MS", default: .seconds(300), in: 100...86_400_000)
     }
 }

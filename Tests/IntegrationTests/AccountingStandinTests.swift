@@ -467,6 +467,22 @@ struct AccountingStandinTests {
         }
     }
 
+    @Test("the same reservation asked again extends it to a full lifetime from then: a long reply's credits stay held until it settles")
+    func repeatedInitializeExtends() async throws {
+        try await AccountingFixture.with(ttl: .seconds(60)) { fixture in
+            try await fixture.fund("user1", 100)
+            #expect(try await fixture.initialize("user1", "long", tokens: 2000).status == .created)
+            fixture.clock.advance(50)
+            #expect(try await fixture.initialize("user1", "long", tokens: 2000).status == .created)
+            fixture.clock.advance(50)  // past the first deadline, within the extended one
+            #expect(try await fixture.balance("user1") == [70, 30])
+            let settled = try await fixture.finalize("user1", "long", ["actualTokens": 500])
+            #expect(settled.json["status"] as? String != "expired" && (settled.json["creditsUsed"] as? Int ?? 0) > 0)
+            // Other terms are still a conflict, not an extension.
+            #expect(try await fixture.initialize("user1", "long", tokens: 1000).status == .conflict)
+        }
+    }
+
     @Test("an allocation past its expiry days leaves the balance; credits it lent to a reservation are forfeited")
     func allocationExpiry() async throws {
         try await AccountingFixture.with(ttl: .seconds(7 * 86_400)) { fixture in

@@ -76,11 +76,15 @@ final class FailingAfterWriteStore: SessionStore {
 final class RecordingLedger: CreditLedger {
     struct Settlement: Equatable { var reservationID: String; var input: Int; var output: Int; var success: Bool }
     private let settlements = NIOLockedValueBox([Settlement]())
+    private let reservations = NIOLockedValueBox([(id: String, tokens: Int)]())
     var settled: [Settlement] { settlements.withLockedValue { $0 } }
+    /// Every reservation asked for, in order (the same one again extends it).
+    var reserved: [(id: String, tokens: Int)] { reservations.withLockedValue { $0 } }
 
     func hasCredits(_ credits: Double, token: String) async throws -> Bool { true }
     func reserve(reservationID: String, sessionID: String, modelID: String, estimatedTokens: Int, token: String) async throws -> CreditReservation {
-        CreditReservation(id: reservationID, allocatedCredits: Double(estimatedTokens))
+        reservations.withLockedValue { $0.append((reservationID, estimatedTokens)) }
+        return CreditReservation(id: reservationID, allocatedCredits: Double(estimatedTokens))
     }
     func finalize(reservationID: String, modelID: String, inputTokens: Int, outputTokens: Int, success: Bool, token: String) async throws -> CreditSettlement {
         settlements.withLockedValue { $0.append(Settlement(reservationID: reservationID, input: inputTokens, output: outputTokens, success: success)) }
@@ -202,7 +206,7 @@ struct HandlerFixture {
         ) else { throw TestFailure("the job did not begin") }
         let payload = InferenceJob(
             sessionId: session.id, userId: session.userId, modelId: summary.modelID, message: message, streaming: true, messageId: messageID,
-            reservationId: "r-" + jobID
+            reservationId: "r-" + jobID, estimatedTokens: 500
         )
         return (QueuedJob(id: jobID, entryID: "0-1", payload: payload, attempt: 1), record)
     }
@@ -481,6 +485,19 @@ struct GenerationHandlerTests {
         #expect(fixture.store.stored.map(\.content) == ["hello", "the answer"])
         #expect(fixture.ledger.settled == [.init(reservationID: "r-" + job.id, input: 4, output: 2, success: true)])
         #expect(try await fixture.state.status(jobID: job.id) == .completed)
+    }
+
+    @Test("a long reply makes its reservation again while it runs, so the reservation does not expire under it")
+    func reservationExtendedWhileRunning() async throws {
+        let fixture = try HandlerFixture()
+        defer { fixture.redis.shutdown() }
+        var handler = try fixture.handler(ScriptedGenerator(words: (0..<12).map { "w\($0)" }, pace: .milliseconds(40)))
+        handler.reservationRenewal = .milliseconds(100)
+        let (job, _) = try await fixture.job("long")
+        try await handler.run(job)
+        let renewals = fixture.ledger.reserved
+        #expect(renewals.count >= 2)
+        #expect(renewals.allSatisfy { $0.id == "r-" + job.id && $0.tokens == 500 })
     }
 
     @Test("a run whose task is cancelled (its worker lost the job, or is draining) leaves no trace: no complete, nothing billed, still running")

@@ -41,7 +41,7 @@ struct APIFixture {
         var app = Application(
             router: buildRouter(
                 APIDependencies(
-                    redis: redis, store: store, verifier: fixture.verifier, healthTimeout: .seconds(1), rateLimiter: limiter, ledger: ledger,
+                    redis: redis, store: store, verifier: fixture.verifier, healthTimeout: .seconds(5), rateLimiter: limiter, ledger: ledger,
                     state: GenerationState(redis: redis, cache: cache, settlementsKey: uniqueKey("settlements"), openJobsKey: uniqueKey("open")), cache: cache, queue: JobQueue<InferenceJob>(redis: redis),
                     events: events, hub: hub, messageWait: messageWait
                 )

@@ -106,7 +106,7 @@ struct GenerationStarter: Sendable {
                 id: jobID,
                 payload: InferenceJob(
                     sessionId: sessionID, userId: user.id, modelId: model.id, message: message, streaming: streaming, messageId: messageID,
-                    messageCreatedAt: messageCreatedAt, reservationId: reservationID
+                    messageCreatedAt: messageCreatedAt, reservationId: reservationID, estimatedTokens: estimate
                 )
             )
             guard try await Self.onceMore({ try await state.enqueue(jobID: jobID, stream: queue.configuration.stream, fields: fields) }) != nil else {
