@@ -153,6 +153,9 @@ public struct JobEnding: Sendable {
     /// Messages stored in the database by the job, and the bytes of their text.
     public var storedMessages: Int
     public var storedBytes: Int
+    /// What the database could not take yet (nil: the turn is stored): the record keeps the user's message and
+    /// the committed reply, and `PendingTurns` stores them later.
+    public var pendingTurn: PendingTurnKind?
 
     /// Creates an ending.
     public init(status: JobStatus, event: ChatEvent, turns: [HistoryTurn] = [], storedMessages: Int = 0, storedBytes: Int = 0) {
@@ -162,4 +165,12 @@ public struct JobEnding: Sendable {
         self.storedMessages = storedMessages
         self.storedBytes = storedBytes
     }
+}
+
+/// What of a job's turn waits for the database.
+public enum PendingTurnKind: String, Sendable {
+    /// The user's message alone (the job failed).
+    case user
+    /// The user's message and the committed reply.
+    case reply
 }

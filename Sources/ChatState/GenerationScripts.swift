@@ -123,9 +123,11 @@ enum GenerationScripts {
         """
     )
 
-    /// KEYS: lock, job, active set, cancel flag, events, session meta, history, open jobs. ARGV: jobId, status, event type,
-    /// event body, record ttl, sessionId, events max length, events ttl, stored messages, stored bytes, history
-    /// max bytes, meta ttl, failed ('1': forget the history), attempt, turns... A job that already ended is left
+    /// KEYS: lock, job, active set, cancel flag, events, session meta, history, open jobs, pending turns. ARGV:
+    /// jobId, status, event type, event body, record ttl, sessionId, events max length, events ttl, stored
+    /// messages, stored bytes, history max bytes, meta ttl, failed ('1': forget the history), attempt, pending
+    /// turn ('' when the turn is stored; 'user' or 'reply' when the database could not take it: the record keeps
+    /// the message and the job joins the pending turns, to be stored later), turns... A job that already ended is left
     /// as it is (returns 0): a second end, from a run that lost the job or a late dead letter, changes nothing,
     /// and so does the end of a job with no record (Redis lost it); nor does the end of an attempt older than the
     /// one that started last (returns -1).
@@ -142,7 +144,12 @@ enum GenerationScripts {
         else
           redis.call('HSET', KEYS[2], 'status', ARGV[2], 'result', ARGV[4], 'error', '')
         end
-        redis.call('HDEL', KEYS[2], 'message')
+        if ARGV[15] == '' then
+          redis.call('HDEL', KEYS[2], 'message')
+        else
+          redis.call('HSET', KEYS[2], 'pendingTurn', ARGV[15])
+          redis.call('SADD', KEYS[9], ARGV[1])
+        end
         redis.call('PEXPIRE', KEYS[2], ARGV[5])
         redis.call('ZREM', KEYS[8], ARGV[1])
         if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -155,7 +162,7 @@ enum GenerationScripts {
         redis.call('HINCRBY', KEYS[6], 'messageCount', ARGV[9])
         redis.call('HINCRBY', KEYS[6], 'contentBytes', ARGV[10])
         -- A history said to be whole whose list is gone would restart with this job's turns alone: forget it.
-        local forget = ARGV[13] == '1'
+        local forget = ARGV[13] == '1' or ARGV[15] ~= ''
         if meta[3] == '1' and tonumber(meta[4] or '0') > 0 and redis.call('EXISTS', KEYS[7]) == 0 then forget = true end
         if forget then
           redis.call('HSET', KEYS[6], 'history', '0')
@@ -165,7 +172,7 @@ enum GenerationScripts {
         end
         if meta[3] == '1' then
           local added = 0
-          for i = 15, #ARGV do
+          for i = 16, #ARGV do
             redis.call('RPUSH', KEYS[7], ARGV[i])
             added = added + #ARGV[i]
           end
@@ -217,6 +224,22 @@ enum GenerationScripts {
         """
     )
 
+    /// KEYS: job, pending turns, session meta. ARGV: jobId, stored messages, stored bytes. A pending turn was
+    /// stored: the record lets the message go, the job leaves the pending turns, and the session's cached
+    /// counts go up (unless the cache forgot the session or it was deleted).
+    static let turnStored = RedisScript(
+        """
+        if redis.call('SREM', KEYS[2], ARGV[1]) == 0 then return 0 end
+        redis.call('HDEL', KEYS[1], 'message', 'pendingTurn')
+        local meta = redis.call('HMGET', KEYS[3], 'userId', 'deleted')
+        if meta[1] and meta[2] ~= '1' then
+          redis.call('HINCRBY', KEYS[3], 'messageCount', ARGV[2])
+          redis.call('HINCRBY', KEYS[3], 'contentBytes', ARGV[3])
+        end
+        return 1
+        """
+    )
+
     /// KEYS: lock, cancellation requests stream. ARGV: flag ttl ms, stream max length. Asks the job that holds
     /// the session now to stop, reading the holder and flagging it in one step (so a job that ended meanwhile
     /// is never flagged in place of the next one); returns its id, or nil when none runs. The flag's key is
@@ -258,15 +281,16 @@ enum GenerationScripts {
     )
 
     /// KEYS: open jobs, job, lock, active set, cancel flag, events, jobs stream, session meta, history, pending
-    /// settlements. ARGV: jobId, sessionId, consumer group, record ttl, events max length, events ttl, the error
+    /// settlements, pending turns. ARGV: jobId, sessionId, consumer group, record ttl, events max length, events ttl, the error
     /// event's JSON for each cause (NOT_ENQUEUED, NO_WORKER, JOB_LOST).
     /// Ends a job whose deadline in the open jobs passed and that nothing will end otherwise: never enqueued
     /// (chat-api died or timed out between the claim and the enqueue), queued or running with no worker
     /// renewing it (no worker alive), or whose entry left the stream without an end (dead-lettered by a process
     /// that died before ending it, or not decodable). It publishes `error`, makes the record final with its
-    /// ttl, frees the session, forgets the cached history, and parks the settlement (the committed outcome's
-    /// counts, a success only for a completed reply; else nothing: a refund) for the workers' retry loop.
-    /// Returns {'notdue'}, {'gone'}, {'final'} or {'ended', cause, userId, modelId, message, messageId, createdAt}.
+    /// ttl, frees the session, forgets the cached history, parks the settlement (the committed outcome's
+    /// counts, a success only for a completed reply; else nothing: a refund) for the workers' retry loop, and
+    /// keeps the user's message in the record, the job among the pending turns, until it is stored.
+    /// Returns {'notdue'}, {'gone'}, {'final'} or {'ended', cause}.
     static let sweep = RedisScript(
         """
         local clock = redis.call('TIME')
@@ -306,7 +330,10 @@ enum GenerationScripts {
         redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[5], '*', 'jobId', ARGV[1], 'attempt', attempt, 'type', 'error', 'data', errorEvent)
         redis.call('PEXPIRE', KEYS[6], ARGV[6])
         redis.call('HSET', KEYS[2], 'status', 'failed', 'attempt', attempt, 'result', '', 'error', errorEvent)
-        redis.call('HDEL', KEYS[2], 'message')
+        if r[6] then
+          redis.call('HSET', KEYS[2], 'pendingTurn', 'user')
+          redis.call('SADD', KEYS[11], ARGV[1])
+        end
         redis.call('PEXPIRE', KEYS[2], ARGV[4])
         redis.call('ZREM', KEYS[1], ARGV[1])
         if redis.call('GET', KEYS[3]) == ARGV[1] then
@@ -331,7 +358,7 @@ enum GenerationScripts {
           redis.call('HSET', KEYS[10], r[3], cjson.encode({reservationID = r[3], userID = r[4] or '', modelID = r[5] or '',
             inputTokens = input, outputTokens = output, success = success, sessionID = ARGV[2]}))
         end
-        return {'ended', cause, r[4] or '', r[5] or '', r[6] or '', r[7] or '', r[8] or '0'}
+        return {'ended', cause}
         """
     )
 }

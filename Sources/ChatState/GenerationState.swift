@@ -25,16 +25,21 @@ public final class GenerationState: Sendable {
     public let settlementsKey: String
     /// The open jobs with their deadlines (`defaultOpenJobsKey`; tests use their own).
     public let openJobsKey: String
+    /// The jobs whose turn waits for the database (`defaultPendingTurnsKey`; tests use their own).
+    public let pendingTurnsKey: String
+    /// The default of `pendingTurnsKey`.
+    public static let defaultPendingTurnsKey = "chat:turns:pending"
 
     /// State over `redis`.
     public init(
         redis: RedisClient, events: SessionEventsConfiguration = SessionEventsConfiguration(), cache: SessionCache? = nil,
         lockTTL: Duration = .seconds(600), recordTTL: Duration = .seconds(86_400), enqueueGrace: Duration = .seconds(30),
         queueTimeout: Duration = .seconds(120), lease: Duration = .seconds(60), settlementsKey: String = GenerationState.pendingSettlementsKey,
-        openJobsKey: String = GenerationState.defaultOpenJobsKey
+        openJobsKey: String = GenerationState.defaultOpenJobsKey, pendingTurnsKey: String = GenerationState.defaultPendingTurnsKey
     ) {
         self.settlementsKey = settlementsKey
         self.openJobsKey = openJobsKey
+        self.pendingTurnsKey = pendingTurnsKey
         self.redis = redis
         self.events = events
         self.cache = cache ?? SessionCache(redis: redis)
@@ -142,12 +147,12 @@ public final class GenerationState: Sendable {
             GenerationScripts.end,
             keys: [
                 Self.lockKey(sessionID), Self.jobKey(jobID), Self.activeSessionsKey, Self.cancelKey(jobID), SessionEvents.key(sessionID: sessionID),
-                SessionCache.metaKey(sessionID), SessionCache.historyKey(sessionID), openJobsKey,
+                SessionCache.metaKey(sessionID), SessionCache.historyKey(sessionID), openJobsKey, pendingTurnsKey,
             ],
             arguments: [
                 jobID, ending.status.rawValue, ending.event.type.rawValue, body, String(recordTTL.milliseconds), sessionID,
                 String(events.maxLength), String(events.idleExpiry.milliseconds), String(ending.storedMessages), String(ending.storedBytes),
-                String(cache.maxHistoryBytes), String(cache.ttl.milliseconds), failed ? "1" : "0", String(attempt),
+                String(cache.maxHistoryBytes), String(cache.ttl.milliseconds), failed ? "1" : "0", String(attempt), ending.pendingTurn?.rawValue ?? "",
             ] + (failed ? [] : ending.turns.map { $0.encoded() })
         )
         switch reply.int {
@@ -301,5 +306,44 @@ public final class GenerationState: Sendable {
         try await redis.evaluate(
             GenerationScripts.cancelActive, keys: [Self.lockKey(sessionID), Self.cancelsKey], arguments: [String(recordTTL.milliseconds), "10000"]
         ).string
+    }
+
+    /// The jobs whose turn waits for the database.
+    public func pendingTurnJobs(limit: Int = 100) async throws -> [String] {
+        (try await redis.send("SRANDMEMBER", pendingTurnsKey, String(limit)).array ?? []).compactMap(\.string)
+    }
+
+    /// The turn a job keeps for the database: the user's message as it is to be stored, and the reply (from
+    /// the committed outcome) when the job finished with one; nil when nothing waits (or the record is gone).
+    public func pendingTurn(jobID: String) async throws -> [NewMessage]? {
+        let values = try await redis.send(
+            "HMGET", Self.jobKey(jobID), "pendingTurn", "sessionId", "modelId", "message", "messageId", "createdAt", "outcome"
+        ).array ?? []
+        guard values.count == 7, let kind = values[0].string.flatMap(PendingTurnKind.init(rawValue:)), let sessionID = values[1].string,
+            let text = values[3].string
+        else { return nil }
+        let modelID = values[2].string
+        let createdAt = values[5].int.map { Date(timeIntervalSince1970: Double($0) / 1000) }
+        var turn = [
+            NewMessage(sessionId: sessionID, jobId: jobID, role: .user, content: text, modelId: modelID, id: values[4].string, createdAt: createdAt)
+        ]
+        if kind == .reply, let json = values[6].string, let outcome = try? JSONDecoder().decode(JobOutcome.self, from: Data(json.utf8)), outcome.status != .failed {
+            turn.append(
+                NewMessage(
+                    sessionId: sessionID, jobId: jobID, role: .assistant, content: outcome.text, modelId: modelID,
+                    status: outcome.status == .cancelled ? .cancelled : .complete, inputTokens: outcome.inputTokens, outputTokens: outcome.outputTokens,
+                    id: outcome.replyMessageID, attempt: outcome.attempt
+                )
+            )
+        }
+        return turn
+    }
+
+    /// Records that a job's pending turn (of `messages` messages, `bytes` bytes of text) is stored now.
+    public func turnStored(jobID: String, sessionID: String, messages: Int, bytes: Int) async throws {
+        try await redis.evaluate(
+            GenerationScripts.turnStored, keys: [Self.jobKey(jobID), pendingTurnsKey, SessionCache.metaKey(sessionID)],
+            arguments: [jobID, String(messages), String(bytes)]
+        )
     }
 }

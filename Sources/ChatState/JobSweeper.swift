@@ -21,7 +21,7 @@ public enum SweepResult: Sendable, Equatable {
 /// after it was begun, the queue timeout after it was enqueued, the lease after its worker last renewed it).
 /// Past it, a job that is not final is ended here, in one script: an `error` event, the record final, the
 /// session freed, the settlement parked for the workers' retry (a refund, or what a committed outcome
-/// showed); then the user's message is stored. Runs in chat-api and chat-worker alike, every `interval`; two
+/// showed), the user's message kept as a pending turn; then it is stored (`PendingTurns`). Runs in chat-api and chat-worker alike, every `interval`; two
 /// sweepers racing on one job end it once (the script checks and ends atomically).
 public final class JobSweeper: Service, Sendable {
     let state: GenerationState
@@ -70,7 +70,7 @@ public final class JobSweeper: Service, Sendable {
             keys: [
                 state.openJobsKey, GenerationState.jobKey(jobID), GenerationState.lockKey(sessionID), GenerationState.activeSessionsKey,
                 GenerationState.cancelKey(jobID), SessionEvents.key(sessionID: sessionID), stream, SessionCache.metaKey(sessionID),
-                SessionCache.historyKey(sessionID), state.settlementsKey,
+                SessionCache.historyKey(sessionID), state.settlementsKey, state.pendingTurnsKey,
             ],
             arguments: [
                 jobID, sessionID, group, String(state.recordTTL.milliseconds), String(state.events.maxLength), String(state.events.idleExpiry.milliseconds),
@@ -84,31 +84,13 @@ public final class JobSweeper: Service, Sendable {
         case "gone": return .gone
         case "final": return .final
         case "ended":
-            guard values.count == 7, let cause = values[1].string else { throw RedisClientError(.unexpectedReply, "sweep returned \(reply)") }
+            guard values.count == 2, let cause = values[1].string else { throw RedisClientError(.unexpectedReply, "sweep returned \(reply)") }
             logger.warning("an abandoned job was ended by the sweeper", metadata: ["job": "\(jobID)", "cause": "\(cause)"])
-            await keepMessage(
-                jobID: jobID, sessionID: sessionID, modelID: values[3].string ?? "", text: values[4].string ?? "", messageID: values[5].string ?? "",
-                createdAt: values[6].int ?? 0
-            )
+            // The user's message waits in the record; store it now (the workers' retry takes it if this fails).
+            if let store { await PendingTurns(state: state, store: store, logger: logger).store(jobID: jobID) }
             return .ended(cause: cause)
         default:
             return .notDue
-        }
-    }
-
-    /// Stores the user's message of a job the sweeper ended (a run stores it only with its reply); best effort.
-    private func keepMessage(jobID: String, sessionID: String, modelID: String, text: String, messageID: String, createdAt: Int) async {
-        guard let store, !text.isEmpty, SessionID.isValid(sessionID) else { return }
-        let message = NewMessage(
-            sessionId: sessionID, jobId: jobID, role: .user, content: text, modelId: modelID.isEmpty ? nil : modelID,
-            id: SessionID.isValid(messageID) ? messageID : nil, createdAt: Date(timeIntervalSince1970: Double(createdAt) / 1000)
-        )
-        do {
-            _ = try await store.appendMessage(message)
-        } catch let error as ChatError where error.kind == .notFound {
-            // The session was deleted: nowhere to keep it.
-        } catch {
-            logger.error("could not store the message of a job the sweeper ended", metadata: ["job": "\(jobID)", "error": "\(error)"])
         }
     }
 

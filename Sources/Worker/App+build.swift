@@ -43,6 +43,7 @@ func buildWorker(configuration: WorkerConfiguration) async throws -> ServiceGrou
     handler.reservationRenewal = configuration.reservationRenewal
     let processor = JobProcessor(queue: queue, handler: handler, configuration: configuration.processor, logger: logger)
     let sweeper = JobSweeper(state: state, store: store, stream: configuration.queue.stream, group: configuration.queue.group, logger: logger)
+    let turns = PendingTurns(state: state, store: store, logger: logger)
     return ServiceGroup(
         configuration: .init(
             services: [
@@ -53,6 +54,7 @@ func buildWorker(configuration: WorkerConfiguration) async throws -> ServiceGrou
                 .init(service: pending),
                 .init(service: running),
                 .init(service: sweeper),
+                .init(service: turns),
                 .init(service: processor, successTerminationBehavior: .gracefullyShutdownGroup),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],

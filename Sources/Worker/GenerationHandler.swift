@@ -244,8 +244,7 @@ struct GenerationHandler: JobHandler {
         )
         async let settled = settle(job, modelID: request.modelId, outcome: outcome)
         // The settlement is awaited whatever becomes of the write: a reply that was shown is billed even when
-        // the database cannot take it now (the job is then retried and finished from the commit; settling is
-        // idempotent, so it cannot bill twice).
+        // the database cannot take it now (the turn is then kept in Redis and stored later).
         let stored: Result<[ChatMessage]?, any Error>
         do {
             stored = .success(try await storeTurn(job, modelID: request.modelId, reply: reply))
@@ -253,15 +252,28 @@ struct GenerationHandler: JobHandler {
             stored = .failure(error)
         }
         let settlement = try await settled
-        // A worker that lost the job or is draining leaves it without a trace.
+        // A worker that lost the job or is draining publishes nothing more.
         if case .failure = stored { try Task.checkCancellation() }
-        let turn = try stored.get()
+        let turn: [ChatMessage]?
+        var pending: PendingTurnKind?
+        switch stored {
+        case .success(let messages):
+            turn = messages
+        case .failure(let error):
+            // The database cannot take the turn now: the job's record keeps it and `PendingTurns` stores it later.
+            // The reply stands (it was shown and billed), so the job ends with it all the same.
+            logger.warning("the database could not take a finished turn; kept for later", metadata: ["job": "\(job.id)", "error": "\(error)"])
+            turn = nil
+            pending = .reply
+        }
         let complete = CompleteEvent(
-            jobId: job.id, messageId: turn?.first(where: { $0.role == .assistant })?.id, content: outcome.text, modelId: request.modelId,
+            jobId: job.id, messageId: turn?.first(where: { $0.role == .assistant })?.id ?? (pending == nil ? nil : outcome.replyMessageID),
+            content: outcome.text, modelId: request.modelId,
             stopReason: outcome.stopReason, inputTokens: outcome.inputTokens, outputTokens: outcome.outputTokens,
             creditsCharged: settlement?.creditsUsed ?? 0, settlementPending: settlement == nil, latencyMs: outcome.latencyMs, spans: outcome.spans
         )
         var ending = JobEnding(status: outcome.status, event: .complete(complete))
+        ending.pendingTurn = pending
         if turn != nil {
             ending.turns = [HistoryTurn(jobID: job.id, role: .user, text: request.message)]
             if outcome.status == .completed { ending.turns.append(HistoryTurn(jobID: job.id, role: .assistant, text: outcome.text)) }
@@ -333,7 +345,8 @@ struct GenerationHandler: JobHandler {
                     ending.storedBytes = request.message.utf8.count
                 }
             } catch {
-                logger.error("could not store a failed job's message", metadata: ["job": "\(job.id)", "error": "\(error)"])
+                logger.warning("could not store a failed job's message; kept for later", metadata: ["job": "\(job.id)", "error": "\(error)"])
+                ending.pendingTurn = .user
             }
             try await state.end(jobID: job.id, sessionID: request.sessionId, attempt: job.attempt, ending)
         } catch {

@@ -26,7 +26,7 @@ struct EventRelayTests {
         let redis = try testRedisClient()
         defer { redis.shutdown() }
         let cache = SessionCache(redis: redis)
-        let state = GenerationState(redis: redis, cache: cache, settlementsKey: uniqueKey("settlements"), openJobsKey: uniqueKey("open"))
+        let state = GenerationState(redis: redis, cache: cache, settlementsKey: uniqueKey("settlements"), openJobsKey: uniqueKey("open"), pendingTurnsKey: uniqueKey("turns"))
         let events = SessionEvents(redis: redis)
         let session = GenerationStateTests.session()
         try await cache.created(session)

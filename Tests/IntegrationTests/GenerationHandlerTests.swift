@@ -44,12 +44,17 @@ final class MemorySessionStore: SessionStore {
     }
 }
 
-/// A store whose next write is made and then reported failed, once: a worker killed right after it wrote.
+/// A store whose writes fail: with `writes`, the first write is made and then reported failed (a connection
+/// that broke after the write); without, every write fails and nothing is written (the database is down).
 final class FailingAfterWriteStore: SessionStore {
     let inner: MemorySessionStore
+    let writes: Bool
     private let failed = NIOLockedValueBox(false)
 
-    init(_ inner: MemorySessionStore) { self.inner = inner }
+    init(_ inner: MemorySessionStore, writes: Bool = true) {
+        self.inner = inner
+        self.writes = writes
+    }
 
     func createSession(userId: String, title: String, modelId: String?) async throws -> ChatSession { try await inner.createSession(userId: userId, title: title, modelId: modelId) }
     func listSessions(userId: String, page: Int, limit: Int) async throws -> SessionPage { try await inner.listSessions(userId: userId, page: page, limit: limit) }
@@ -60,6 +65,7 @@ final class FailingAfterWriteStore: SessionStore {
     func ping() async throws {}
 
     func appendMessages(_ messages: [NewMessage]) async throws -> [ChatMessage] {
+        guard writes else { throw ChatError(.unavailable, code: "DATABASE_UNAVAILABLE", message: "The database is unavailable") }
         let stored = try await inner.appendMessages(messages)
         let first = failed.withLockedValue { already in
             defer { already = true }
@@ -163,7 +169,7 @@ struct HandlerFixture {
     init() throws {
         redis = try testRedisClient()
         cache = SessionCache(redis: redis)
-        state = GenerationState(redis: redis, cache: cache, settlementsKey: uniqueKey("settlements"), openJobsKey: uniqueKey("open"))
+        state = GenerationState(redis: redis, cache: cache, settlementsKey: uniqueKey("settlements"), openJobsKey: uniqueKey("open"), pendingTurnsKey: uniqueKey("turns"))
         events = SessionEvents(redis: redis)
         running = RunningJobs(redis: redis, state: state, logger: Logger(label: "test.running"))
         session = ChatSession(id: ObjectIDs.next(), userId: "u-\(UUID().uuidString.prefix(6))", title: "t", modelId: nil, createdAt: Date(), updatedAt: Date(), messageCount: 0)
@@ -380,15 +386,20 @@ struct GenerationHandlerTests {
         #expect(try await fixture.state.activeJob(sessionID: fixture.session.id) == nil)
     }
 
-    @Test("a re-run after an attempt committed its reply and died in the write never calls the model: same text, same bill, no reset")
+    @Test("a re-run after an attempt committed its reply and died never calls the model: same text, same bill, no reset")
     func rerunFinishesFromTheCommit() async throws {
         let fixture = try HandlerFixture()
         defer { fixture.redis.shutdown() }
-        let dying = FailingAfterWriteStore(fixture.store)
-        let first = try fixture.handler(ScriptedGenerator(words: ["first", "answer"]), store: dying)
         let (job, record) = try await fixture.job("hello")
-        await #expect(throws: (any Error).self) { try await first.run(job) }
-        #expect(try await fixture.state.record(jobID: job.id)?.status == .running)
+        // Attempt 1 streamed two chunks, committed its reply, and died before storing it.
+        _ = try await fixture.state.startRun(
+            jobID: job.id, sessionID: fixture.session.id, attempt: 1, reset: nil, model: .model(ModelEvent(jobId: job.id, modelId: "m", attempt: 1))
+        )
+        for (index, piece) in ["first ", "answer"].enumerated() {
+            try await fixture.state.publish(jobID: job.id, sessionID: fixture.session.id, attempt: 1, event: .chunk(ChunkEvent(content: piece, index: index)))
+        }
+        let outcome = JobOutcome(attempt: 1, status: .completed, text: "first answer", stopReason: "end_turn", inputTokens: 7, outputTokens: 2, replyMessageID: ObjectIDs.next())
+        #expect(try await fixture.state.commit(jobID: job.id, outcome) == .committed)
 
         let rerunModel = ScriptedGenerator(words: ["another", "answer", "entirely"])
         try await fixture.handler(rerunModel, worker: fixture.otherWorker()).run(fixture.takeOver(job))
@@ -398,9 +409,32 @@ struct GenerationHandlerTests {
         guard case .complete(let complete)? = try ChatEvent.decode(type: .complete, data: stored.last?.data ?? "") else { throw TestFailure("no complete") }
         let replies = fixture.store.stored.filter { $0.role == .assistant }
         #expect(complete.content == "first answer" && replies.map(\.content) == ["first answer"])
-        #expect(complete.messageId == replies.first?.id)
-        #expect(Set(fixture.ledger.settled.map { [$0.input, $0.output] }) == [[7, 2]])
+        #expect(complete.messageId == outcome.replyMessageID && replies.first?.id == outcome.replyMessageID)
+        #expect(fixture.ledger.settled == [.init(reservationID: "r-" + job.id, input: 7, output: 2, success: true)])
         #expect(try await fixture.state.record(jobID: job.id)?.status == .completed)
+    }
+
+    @Test("a turn the database cannot take at the end is kept in Redis: the reply still completes, and the turn is stored once MongoDB is back")
+    func turnKeptWhileTheDatabaseIsDown() async throws {
+        let fixture = try HandlerFixture()
+        defer { fixture.redis.shutdown() }
+        let down = FailingAfterWriteStore(fixture.store, writes: false)
+        let handler = try fixture.handler(ScriptedGenerator(words: ["kept", "for", "later"]), store: down)
+        let (job, record) = try await fixture.job("hello")
+        try await handler.run(job)
+        let stored = try await fixture.events.read(sessionID: fixture.session.id, after: record.startEventID)
+        guard case .complete(let complete)? = try ChatEvent.decode(type: .complete, data: stored.last?.data ?? "") else { throw TestFailure("no complete") }
+        #expect(complete.content == "kept for later" && complete.messageId != nil)
+        #expect(fixture.store.stored.isEmpty)
+        #expect(try await fixture.state.pendingTurnJobs() == [job.id])
+        #expect(fixture.ledger.settled.count == 1)
+
+        let turns = PendingTurns(state: fixture.state, store: fixture.store, logger: Logger(label: "test.turns"))
+        #expect(await turns.retry() == 1)
+        #expect(fixture.store.stored.map(\.content) == ["hello", "kept for later"])
+        #expect(fixture.store.stored.last?.id == complete.messageId && fixture.store.stored.first?.id == job.payload.messageId)
+        #expect(try await fixture.state.pendingTurnJobs().isEmpty)
+        #expect(try await fixture.state.pendingMessage(jobID: job.id) == nil)
     }
 
     @Test("a settlement the accounting service refuses for good never re-runs the job: the reply stands, the settlement is given up for an operator")

@@ -24,7 +24,7 @@ struct GenerationStateTests {
         let redis = try testRedisClient()
         defer { redis.shutdown() }
         let cache = SessionCache(redis: redis)
-        let state = GenerationState(redis: redis, cache: cache, settlementsKey: uniqueKey("settlements"), openJobsKey: uniqueKey("open"))
+        let state = GenerationState(redis: redis, cache: cache, settlementsKey: uniqueKey("settlements"), openJobsKey: uniqueKey("open"), pendingTurnsKey: uniqueKey("turns"))
         let session = Self.session(model: "session-model")
         #expect(try await begin(state, session) == .unknownSession)
         try await cache.created(session)
@@ -58,7 +58,7 @@ struct GenerationStateTests {
         let redis = try testRedisClient()
         defer { redis.shutdown() }
         let cache = SessionCache(redis: redis, maxHistoryBytes: 400)
-        let state = GenerationState(redis: redis, cache: cache, settlementsKey: uniqueKey("settlements"), openJobsKey: uniqueKey("open"))
+        let state = GenerationState(redis: redis, cache: cache, settlementsKey: uniqueKey("settlements"), openJobsKey: uniqueKey("open"), pendingTurnsKey: uniqueKey("turns"))
         let events = SessionEvents(redis: redis)
         let session = Self.session()
         try await cache.created(session)
@@ -117,7 +117,7 @@ struct GenerationStateTests {
         let redis = try testRedisClient()
         defer { redis.shutdown() }
         let cache = SessionCache(redis: redis)
-        let state = GenerationState(redis: redis, cache: cache, settlementsKey: uniqueKey("settlements"), openJobsKey: uniqueKey("open"))
+        let state = GenerationState(redis: redis, cache: cache, settlementsKey: uniqueKey("settlements"), openJobsKey: uniqueKey("open"), pendingTurnsKey: uniqueKey("turns"))
         let session = Self.session()
         try await cache.created(session)
         guard case .started(let record, _) = try await begin(state, session) else { throw TestFailure("not started") }
@@ -136,7 +136,7 @@ extension GenerationStateTests {
         let redis = try testRedisClient()
         defer { redis.shutdown() }
         let cache = SessionCache(redis: redis)
-        let state = GenerationState(redis: redis, cache: cache, settlementsKey: uniqueKey("settlements"), openJobsKey: uniqueKey("open"))
+        let state = GenerationState(redis: redis, cache: cache, settlementsKey: uniqueKey("settlements"), openJobsKey: uniqueKey("open"), pendingTurnsKey: uniqueKey("turns"))
         let events = SessionEvents(redis: redis)
         let session = Self.session()
         try await cache.created(session)
@@ -170,7 +170,7 @@ extension GenerationStateTests {
         let redis = try testRedisClient()
         defer { redis.shutdown() }
         let cache = SessionCache(redis: redis)
-        let state = GenerationState(redis: redis, cache: cache, lockTTL: .seconds(60), settlementsKey: uniqueKey("settlements"), openJobsKey: uniqueKey("open"))
+        let state = GenerationState(redis: redis, cache: cache, lockTTL: .seconds(60), settlementsKey: uniqueKey("settlements"), openJobsKey: uniqueKey("open"), pendingTurnsKey: uniqueKey("turns"))
         let events = SessionEvents(redis: redis)
         let session = Self.session()
         try await cache.created(session)
@@ -226,7 +226,7 @@ extension GenerationStateTests {
         let redis = try testRedisClient()
         defer { redis.shutdown() }
         let cache = SessionCache(redis: redis)
-        let state = GenerationState(redis: redis, cache: cache, settlementsKey: uniqueKey("settlements"), openJobsKey: uniqueKey("open"))
+        let state = GenerationState(redis: redis, cache: cache, settlementsKey: uniqueKey("settlements"), openJobsKey: uniqueKey("open"), pendingTurnsKey: uniqueKey("turns"))
         let events = SessionEvents(redis: redis)
         let session = Self.session()
         try await cache.created(session)
@@ -253,7 +253,7 @@ extension GenerationStateTests {
         let redis = try testRedisClient()
         defer { redis.shutdown() }
         let cache = SessionCache(redis: redis)
-        let state = GenerationState(redis: redis, cache: cache, settlementsKey: uniqueKey("settlements"), openJobsKey: uniqueKey("open"))
+        let state = GenerationState(redis: redis, cache: cache, settlementsKey: uniqueKey("settlements"), openJobsKey: uniqueKey("open"), pendingTurnsKey: uniqueKey("turns"))
         let session = Self.session()
         try await cache.created(session)
         #expect(try await state.cancelActive(sessionID: session.id) == nil)
@@ -278,7 +278,7 @@ extension GenerationStateTests {
         let redis = try testRedisClient()
         defer { redis.shutdown() }
         let cache = SessionCache(redis: redis)
-        let state = GenerationState(redis: redis, cache: cache, settlementsKey: uniqueKey("settlements"), openJobsKey: uniqueKey("open"))
+        let state = GenerationState(redis: redis, cache: cache, settlementsKey: uniqueKey("settlements"), openJobsKey: uniqueKey("open"), pendingTurnsKey: uniqueKey("turns"))
         let session = Self.session()
         try await cache.created(session)
         let messages = [

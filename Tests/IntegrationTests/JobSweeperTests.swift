@@ -25,7 +25,7 @@ struct JobSweeperTests {
             cache = SessionCache(redis: redis)
             state = GenerationState(
                 redis: redis, cache: cache, enqueueGrace: .zero, queueTimeout: .zero, lease: .zero, settlementsKey: uniqueKey("settlements"),
-                openJobsKey: uniqueKey("open")
+                openJobsKey: uniqueKey("open"), pendingTurnsKey: uniqueKey("turns")
             )
             events = SessionEvents(redis: redis)
             store.add(session)
@@ -138,7 +138,7 @@ struct JobSweeperTests {
         let redis = try testRedisClient()
         defer { redis.shutdown() }
         let cache = SessionCache(redis: redis)
-        let state = GenerationState(redis: redis, cache: cache, settlementsKey: uniqueKey("settlements"), openJobsKey: uniqueKey("open"))
+        let state = GenerationState(redis: redis, cache: cache, settlementsKey: uniqueKey("settlements"), openJobsKey: uniqueKey("open"), pendingTurnsKey: uniqueKey("turns"))
         let session = GenerationStateTests.session()
         try await cache.created(session)
         let jobID = UUID().uuidString

@@ -13,7 +13,7 @@ struct SessionEventsTests {
         defer { redis.shutdown() }
         let events = SessionEvents(redis: redis)
         let cache = SessionCache(redis: redis)
-        let state = GenerationState(redis: redis, cache: cache, settlementsKey: uniqueKey("settlements"), openJobsKey: uniqueKey("open"))
+        let state = GenerationState(redis: redis, cache: cache, settlementsKey: uniqueKey("settlements"), openJobsKey: uniqueKey("open"), pendingTurnsKey: uniqueKey("turns"))
         let session = GenerationStateTests.session()
         try await cache.created(session)
         guard case .started(let record, _) = try await state.begin(

@@ -42,7 +42,7 @@ struct APIFixture {
             router: buildRouter(
                 APIDependencies(
                     redis: redis, store: store, verifier: fixture.verifier, healthTimeout: .seconds(5), rateLimiter: limiter, ledger: ledger,
-                    state: GenerationState(redis: redis, cache: cache, settlementsKey: uniqueKey("settlements"), openJobsKey: uniqueKey("open")), cache: cache, queue: JobQueue<InferenceJob>(redis: redis),
+                    state: GenerationState(redis: redis, cache: cache, settlementsKey: uniqueKey("settlements"), openJobsKey: uniqueKey("open"), pendingTurnsKey: uniqueKey("turns")), cache: cache, queue: JobQueue<InferenceJob>(redis: redis),
                     events: events, hub: hub, messageWait: messageWait
                 )
             )

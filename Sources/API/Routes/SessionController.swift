@@ -85,8 +85,8 @@ struct SessionController: Sendable {
         return Response.json(status: .ok, MessagesBody(sessionId: session.id, messages: messages.map(MessageView.init)))
     }
 
-    /// The stored messages, and the user's message of a reply running now if the worker has not stored it yet
-    /// (it does so while the reply streams), under the id and time it will be stored with.
+    /// The stored messages, and the user's message of a reply running now (the worker stores it with the reply),
+    /// under the id and time it will be stored with.
     private func messagesShown(_ session: ChatSession) async throws -> [ChatMessage] {
         var messages = try await store.messages(sessionId: session.id)
         guard let jobID = try await state.activeJob(sessionID: session.id),
