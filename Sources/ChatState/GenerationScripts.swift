@@ -240,15 +240,16 @@ enum GenerationScripts {
         """
     )
 
-    /// KEYS: lock, cancellation requests stream. ARGV: flag ttl ms, stream max length. Asks the job that holds
-    /// the session now to stop, reading the holder and flagging it in one step (so a job that ended meanwhile
-    /// is never flagged in place of the next one); returns its id, or nil when none runs. The flag's key is
-    /// derived from the holder (one Redis primary, as every script here assumes).
+    /// KEYS: lock, cancellation requests stream. ARGV: flag ttl ms, stream max length, the flag key's prefix and
+    /// suffix around the job id. Asks the job that holds the session now to stop, reading the holder and
+    /// flagging it in one step (so a job that ended meanwhile is never flagged in place of the next one);
+    /// returns its id, or nil when none runs. The flag's key is derived from the holder (one Redis primary, as
+    /// every script here assumes).
     static let cancelActive = RedisScript(
         """
         local jobID = redis.call('GET', KEYS[1])
         if not jobID then return false end
-        redis.call('SET', 'chat:job:{' .. jobID .. '}:cancel', '1', 'PX', ARGV[1])
+        redis.call('SET', ARGV[3] .. jobID .. ARGV[4], '1', 'PX', ARGV[1])
         redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'jobId', jobID)
         return jobID
         """

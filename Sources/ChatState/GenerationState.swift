@@ -52,7 +52,9 @@ public final class GenerationState: Sendable {
 
     static func jobKey(_ jobID: String) -> String { "chat:job:{\(jobID)}" }
     static func lockKey(_ sessionID: String) -> String { "chat:session:{\(sessionID)}:active" }
-    static func cancelKey(_ jobID: String) -> String { "chat:job:{\(jobID)}:cancel" }
+    static func cancelKey(_ jobID: String) -> String { cancelKeyPrefix + jobID + cancelKeySuffix }
+    static let cancelKeyPrefix = "chat:job:{"
+    static let cancelKeySuffix = "}:cancel"
     static let activeSessionsKey = "chat:sessions:active"
     /// Every job not ended yet, scored by its deadline (milliseconds since 1970): the default of `openJobsKey`.
     public static let defaultOpenJobsKey = "chat:jobs:open"
@@ -304,7 +306,8 @@ public final class GenerationState: Sendable {
     /// or nil when none runs.
     public func cancelActive(sessionID: String) async throws -> String? {
         try await redis.evaluate(
-            GenerationScripts.cancelActive, keys: [Self.lockKey(sessionID), Self.cancelsKey], arguments: [String(recordTTL.milliseconds), "10000"]
+            GenerationScripts.cancelActive, keys: [Self.lockKey(sessionID), Self.cancelsKey],
+            arguments: [String(recordTTL.milliseconds), "10000", Self.cancelKeyPrefix, Self.cancelKeySuffix]
         ).string
     }
 

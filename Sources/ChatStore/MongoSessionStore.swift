@@ -143,7 +143,10 @@ public final class MongoSessionStore: SessionStore {
     /// (storing nothing) when the session does not exist; every message must belong to the same session.
     public func appendMessages(_ messages: [NewMessage]) async throws -> [ChatMessage] {
         guard let sessionId = messages.first?.sessionId else { return [] }
-        guard SessionID.isValid(sessionId), messages.allSatisfy({ $0.sessionId == sessionId }) else { throw Self.sessionNotFound }
+        guard messages.allSatisfy({ $0.sessionId == sessionId }) else {
+            throw ChatError(.internal, code: "DATABASE_ERROR", message: "The messages of one turn belong to one session")
+        }
+        guard SessionID.isValid(sessionId) else { throw Self.sessionNotFound }
         let now = storedNow()
         let documents = messages.map { StoredMessage.document($0, id: $0.id ?? Self.newObjectID(), createdAt: $0.createdAt ?? now) }
         let command: BSONFields = [

@@ -164,7 +164,7 @@ public final class JobQueue<Payload: Codable & Sendable>: Sendable {
             arguments: [configuration.group, consumer, String(configuration.visibilityTimeout.milliseconds), cursor, String(count)] + running.sorted()
         )
         guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let rows = parts[1].array else {
-            throw RedisServerError(message: "ERR unexpected reply to the claim script: \(reply)")
+            throw RedisClientError(.unexpectedReply, "the claim script returned \(reply)")
         }
         var jobs: [QueuedJob<Payload>] = []
         for row in rows {

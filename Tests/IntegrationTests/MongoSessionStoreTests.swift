@@ -163,16 +163,24 @@ import Testing
             #expect(counted.messageCount == 2)
             #expect(counted.contentBytes == "Hello?".utf8.count + "Hi, héllo".utf8.count)
 
-            // A re-run of the job (its first run stored the user's message only) stores just the reply, and
-            // gets the user's message as it was first stored.
-            let rerun = try await store.appendMessages([
+            // A repeat of the turn (a re-run after a write whose answer was lost) stores nothing and gets both
+            // messages as they were first stored; the counters stay.
+            let again = try await store.appendMessages([
                 NewMessage(sessionId: session.id, jobId: "job-1", role: .user, content: "changed"),
+                NewMessage(sessionId: session.id, jobId: "job-1", role: .assistant, content: "changed too"),
+            ])
+            #expect(again == turn)
+            #expect(try await store.session(id: session.id)?.messageCount == 2)
+            // A turn of which only the user's message was stored (a failed job) gets its reply added alone.
+            let failed = try await store.appendMessage(NewMessage(sessionId: session.id, jobId: "job-2", role: .user, content: "q"))
+            let rerun = try await store.appendMessages([
+                NewMessage(sessionId: session.id, jobId: "job-2", role: .user, content: "changed"),
                 NewMessage(sessionId: session.id, jobId: "job-2", role: .assistant, content: "new"),
             ])
-            #expect(rerun[0] == turn[0])
+            #expect(rerun[0] == failed)
             #expect(rerun[1].content == "new")
-            #expect(try await store.messages(sessionId: session.id).count == 3)
-            #expect(try await store.session(id: session.id)?.messageCount == 3)
+            #expect(try await store.messages(sessionId: session.id).count == 4)
+            #expect(try await store.session(id: session.id)?.messageCount == 4)
 
             // Every message of a turn belongs to one session.
             let other = try await store.createSession(userId: "alice", title: "Other", modelId: nil)
