@@ -7,10 +7,19 @@ import Hummingbird
 struct AuthenticationMiddleware: RouterMiddleware {
     typealias Context = ChatRequestContext
     let verifier: AccessTokenVerifier
+    let verified: VerifiedTokenCache
+
+    /// Authentication with `verifier`, remembering recently verified tokens.
+    init(verifier: AccessTokenVerifier) {
+        self.verifier = verifier
+        self.verified = VerifiedTokenCache(leeway: verifier.leeway)
+    }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
-        guard let token = Self.bearerToken(of: request) ?? Self.queryToken(of: request), let user = verifier.verify(token) else {
+        guard let token = Self.bearerToken(of: request) ?? Self.queryToken(of: request),
+            let user = verified.user(for: token, now: Int(Date().timeIntervalSince1970), verify: { verifier.verify($0) })
+        else {
             throw ChatError(.unauthorized, code: "INVALID_TOKEN", message: "Invalid authentication token")
         }
         context.timing.record("auth", since: start)
