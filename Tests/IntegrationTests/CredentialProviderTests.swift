@@ -54,26 +54,26 @@ struct CredentialProviderTests {
         let fake = FakeMetadataServer(expiration: expiration)
         let app = Application(router: fake.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
         try await app.test(.live) { client in
-            let http = HTTPClient(eventLoopGroupProvider: .singleton)
-            let provider = ContainerCredentialProvider(
-                environment: [
-                    "AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://127.0.0.1:\(client.port!)/container-credentials",
-                    "AWS_CONTAINER_AUTHORIZATION_TOKEN": "container-secret",
-                ],
-                httpClient: http
-            )
-            let credentials = try await provider.credentials()
-            #expect(credentials == AWSCredentials(accessKeyID: "AKIDCONTAINER", secretAccessKey: "container-key", sessionToken: "container-token", expiration: expiration))
+            try await withHTTPClient { http in
+                let provider = ContainerCredentialProvider(
+                    environment: [
+                        "AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://127.0.0.1:\(client.port!)/container-credentials",
+                        "AWS_CONTAINER_AUTHORIZATION_TOKEN": "container-secret",
+                    ],
+                    httpClient: http, timeout: .seconds(10)
+                )
+                let credentials = try await provider.credentials()
+                #expect(credentials == AWSCredentials(accessKeyID: "AKIDCONTAINER", secretAccessKey: "container-key", sessionToken: "container-token", expiration: expiration))
 
-            let wrongToken = ContainerCredentialProvider(
-                environment: [
-                    "AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://127.0.0.1:\(client.port!)/container-credentials",
-                    "AWS_CONTAINER_AUTHORIZATION_TOKEN": "nope",
-                ],
-                httpClient: http
-            )
-            await #expect(throws: CredentialError.self) { try await wrongToken.credentials() }
-            try await http.shutdown()
+                let wrongToken = ContainerCredentialProvider(
+                    environment: [
+                        "AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://127.0.0.1:\(client.port!)/container-credentials",
+                        "AWS_CONTAINER_AUTHORIZATION_TOKEN": "nope",
+                    ],
+                    httpClient: http, timeout: .seconds(10)
+                )
+                await #expect(throws: CredentialError.self) { try await wrongToken.credentials() }
+            }
         }
     }
 
@@ -83,16 +83,16 @@ struct CredentialProviderTests {
         let fake = FakeMetadataServer(expiration: expiration)
         let app = Application(router: fake.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
         try await app.test(.live) { client in
-            let http = HTTPClient(eventLoopGroupProvider: .singleton)
-            let provider = InstanceMetadataCredentialProvider(
-                environment: ["AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://127.0.0.1:\(client.port!)/"], httpClient: http
-            )
-            let credentials = try await provider.credentials()
-            #expect(credentials.accessKeyID == "AKIDINSTANCE")
-            #expect(credentials.sessionToken == "instance-token")
-            #expect(credentials.expiration == expiration)
-            #expect(fake.requests.withLockedValue { $0 } == ["token", "roles", "credentials"])
-            try await http.shutdown()
+            try await withHTTPClient { http in
+                let provider = InstanceMetadataCredentialProvider(
+                    environment: ["AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://127.0.0.1:\(client.port!)/"], httpClient: http, timeout: .seconds(10)
+                )
+                let credentials = try await provider.credentials()
+                #expect(credentials.accessKeyID == "AKIDINSTANCE")
+                #expect(credentials.sessionToken == "instance-token")
+                #expect(credentials.expiration == expiration)
+                #expect(fake.requests.withLockedValue { $0 } == ["token", "roles", "credentials"])
+            }
         }
     }
 
@@ -102,20 +102,36 @@ struct CredentialProviderTests {
         let fake = FakeMetadataServer(expiration: expiration)
         let app = Application(router: fake.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
         try await app.test(.live) { client in
-            let http = HTTPClient(eventLoopGroupProvider: .singleton)
-            let clock = NIOLockedValueBox(Date())
-            let provider = RefreshingCredentialProvider(
-                InstanceMetadataCredentialProvider(environment: ["AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://127.0.0.1:\(client.port!)"], httpClient: http),
-                refreshMargin: 300, now: { clock.withLockedValue { $0 } }
-            )
-            _ = try await provider.credentials()
-            _ = try await provider.credentials()
-            #expect(fake.requests.withLockedValue { $0.filter { $0 == "credentials" }.count } == 1)
-            clock.withLockedValue { $0 = $0.addingTimeInterval(400) }  // now 200 s before expiry: inside the margin
-            _ = try await provider.credentials()
-            #expect(fake.requests.withLockedValue { $0.filter { $0 == "credentials" }.count } == 2)
-            try await http.shutdown()
+            try await withHTTPClient { http in
+                let clock = NIOLockedValueBox(Date())
+                let provider = RefreshingCredentialProvider(
+                    InstanceMetadataCredentialProvider(
+                        environment: ["AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://127.0.0.1:\(client.port!)"], httpClient: http, timeout: .seconds(10)
+                    ),
+                    refreshMargin: 300, now: { clock.withLockedValue { $0 } }
+                )
+                _ = try await provider.credentials()
+                _ = try await provider.credentials()
+                #expect(fake.requests.withLockedValue { $0.filter { $0 == "credentials" }.count } == 1)
+                clock.withLockedValue { $0 = $0.addingTimeInterval(400) }  // now 200 s before expiry: inside the margin
+                _ = try await provider.credentials()
+                #expect(fake.requests.withLockedValue { $0.filter { $0 == "credentials" }.count } == 2)
+            }
         }
+    }
+}
+
+/// Runs `body` with an HTTP client that is shut down afterwards whatever happens (a client dropped without a
+/// shutdown stops the whole test process).
+func withHTTPClient<T>(_ body: (HTTPClient) async throws -> T) async throws -> T {
+    let http = HTTPClient(eventLoopGroupProvider: .singleton)
+    do {
+        let result = try await body(http)
+        try await http.shutdown()
+        return result
+    } catch {
+        try? await http.shutdown()
+        throw error
     }
 }
 
