@@ -21,18 +21,19 @@ public struct ChunkPublisher: Sendable {
         self.attempt = attempt
     }
 
-    /// Sends a chunk; with `wait`, returns once Redis stored it (the first chunk waits: that also loads the
-    /// script into a Redis that lost it, before the pipelined calls rely on it).
+    /// Sends a chunk; with `wait`, returns once Redis stored it (after every chunk sent before it).
     public mutating func publish(_ chunk: ChunkEvent, wait: Bool = false) async throws {
         if wait {
             try await flush()
             try await state.publish(jobID: jobID, sessionID: sessionID, attempt: attempt, event: .chunk(chunk))
             return
         }
-        let script = GenerationScripts.publish
+        // EVAL, not EVALSHA: a Redis that lost its scripts (a restart, a failover, SCRIPT FLUSH) between two
+        // pipelined chunks would refuse some with NOSCRIPT while another client loads the script again, and the
+        // chunks sent after them could land first. Redis finds the compiled script by the body's hash.
         let command = RedisCommand(
             arguments: [
-                "EVALSHA", script.sha1, "2", GenerationState.jobKey(jobID), SessionEvents.key(sessionID: sessionID), String(attempt),
+                "EVAL", GenerationScripts.publish.source, "2", GenerationState.jobKey(jobID), SessionEvents.key(sessionID: sessionID), String(attempt),
                 String(state.events.maxLength), jobID, "chunk", try ChatEvent.chunk(chunk).encoded(),
             ]
         )
