@@ -129,10 +129,16 @@ public final class JobProcessor<Handler: JobHandler>: Service, Sendable {
     /// Starts a job as its own task, registered so that a lost heartbeat or the drain can cancel it. A job
     /// this worker already runs (reclaimed from itself after missed heartbeats) is not started twice.
     private func start(_ job: QueuedJob<Payload>) {
+        start(job) { await self.process(job) }
+    }
+
+    /// Runs `work` for the job as its own task in one of the concurrency slots (a dead letter too: it calls the
+    /// accounting service and the database, and must not hold up the read loop).
+    private func start(_ job: QueuedJob<Payload>, _ work: @escaping @Sendable () async -> Void) {
         running.withLockedValue { slots in
             guard slots.tasks[job.entryID] == nil else { return }
             let task = Task { [self] in
-                await self.process(job)
+                await work()
                 self.running.withLockedValue { _ = $0.tasks.removeValue(forKey: job.entryID) }
                 self.slotFreedContinuation.yield()
             }
@@ -222,7 +228,7 @@ public final class JobProcessor<Handler: JobHandler>: Service, Sendable {
                 start(job)
             }
             for job in jobs where job.attempt > queue.configuration.maxAttempts {
-                await deadLetter(job, reason: "the job was not finished after \(queue.configuration.maxAttempts) attempts")
+                start(job) { await self.deadLetter(job, reason: "the job was not finished after \(self.queue.configuration.maxAttempts) attempts") }
             }
         } catch {
             logger.warning("reclaiming jobs failed", metadata: ["error": "\(error)"])
