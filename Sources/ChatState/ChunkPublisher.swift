@@ -31,12 +31,8 @@ public struct ChunkPublisher: Sendable {
         // EVAL, not EVALSHA: a Redis that lost its scripts (a restart, a failover, SCRIPT FLUSH) between two
         // pipelined chunks would refuse some with NOSCRIPT while another client loads the script again, and the
         // chunks sent after them could land first. Redis finds the compiled script by the body's hash.
-        let command = RedisCommand(
-            arguments: [
-                "EVAL", GenerationScripts.publish.source, "2", GenerationState.jobKey(jobID), SessionEvents.key(sessionID: sessionID), String(attempt),
-                String(state.events.maxLength), jobID, "chunk", try ChatEvent.chunk(chunk).encoded(),
-            ]
-        )
+        let call = try state.publishCall(jobID: jobID, sessionID: sessionID, attempt: attempt, event: .chunk(chunk))
+        let command = RedisCommand(arguments: ["EVAL", GenerationScripts.publish.source, String(call.keys.count)] + call.keys + call.arguments)
         outstanding.append(try await state.redis.sendWithoutWaiting(command))
         if outstanding.count >= 64 { try await flush() }
     }

@@ -1,4 +1,5 @@
 import ChatCore
+import Foundation
 
 /// A generation job's lifecycle states, as `chat:job:{jobId}` records them.
 public enum JobStatus: String, Sendable, Codable {
@@ -100,6 +101,18 @@ public struct JobOutcome: Codable, Sendable, Equatable {
         self.latencyMs = latencyMs
         self.spans = spans
         self.failure = failure
+    }
+}
+
+extension JobOutcome {
+    /// The outcome as the job's record keeps it.
+    func json() throws -> String {
+        String(decoding: try JSONEncoder().encode(self), as: UTF8.self)
+    }
+
+    /// The outcome the job's record keeps as `json`.
+    init(json: String) throws {
+        self = try JSONDecoder().decode(JobOutcome.self, from: Data(json.utf8))
     }
 }
 

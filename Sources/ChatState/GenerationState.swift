@@ -125,7 +125,7 @@ public final class GenerationState: Sendable {
         case "stale": return .stale
         case "committed":
             guard values.count == 2, let json = values[1].string else { throw RedisClientError(.unexpectedReply, "startRun returned \(reply)") }
-            return .committed(try JSONDecoder().decode(JobOutcome.self, from: Data(json.utf8)))
+            return .committed(try JobOutcome(json: json))
         case "ended": return .ended
         case "deleted": return .sessionDeleted
         case "miss": return .started(history: nil, sessionKnown: false, cancelRequested: values.count > 1 && values[1].int == 1)
@@ -167,8 +167,7 @@ public final class GenerationState: Sendable {
     /// Commits `outcome` (of `outcome.attempt`) to the job's record, if that attempt is still the current one
     /// and nothing was committed yet.
     public func commit(jobID: String, _ outcome: JobOutcome) async throws -> CommitResult {
-        let json = String(decoding: try JSONEncoder().encode(outcome), as: UTF8.self)
-        let reply = try await redis.evaluate(GenerationScripts.commit, keys: [Self.jobKey(jobID)], arguments: [String(outcome.attempt), json])
+        let reply = try await redis.evaluate(GenerationScripts.commit, keys: [Self.jobKey(jobID)], arguments: [String(outcome.attempt), try outcome.json()])
         switch reply.string {
         case "ok": return .committed
         case "committed": return .alreadyCommitted
@@ -199,7 +198,7 @@ public final class GenerationState: Sendable {
         case "stale": return .stale
         case "open":
             guard values.count == 2, let json = values[1].string else { return .open(nil) }
-            return .open(try JSONDecoder().decode(JobOutcome.self, from: Data(json.utf8)))
+            return .open(try JobOutcome(json: json))
         default: throw RedisClientError(.unexpectedReply, "takeForEnd returned \(values)")
         }
     }
@@ -207,19 +206,25 @@ public final class GenerationState: Sendable {
     /// The outcome an attempt of the job committed, if any.
     public func outcome(jobID: String) async throws -> JobOutcome? {
         guard let json = try await redis.send("HGET", Self.jobKey(jobID), "outcome").string else { return nil }
-        return try JSONDecoder().decode(JobOutcome.self, from: Data(json.utf8))
+        return try JobOutcome(json: json)
     }
 
     /// Publishes one event of `attempt` of a running job; throws `JobFenced` (nothing published) when the
     /// attempt is no longer the job's current one or the job is not running.
     @discardableResult
     public func publish(jobID: String, sessionID: String, attempt: Int, event: ChatEvent) async throws -> String {
-        let reply = try await redis.evaluate(
-            GenerationScripts.publish, keys: [Self.jobKey(jobID), SessionEvents.key(sessionID: sessionID)],
-            arguments: [String(attempt), String(events.maxLength), jobID, event.type.rawValue, try event.encoded()]
-        )
+        let call = try publishCall(jobID: jobID, sessionID: sessionID, attempt: attempt, event: event)
+        let reply = try await redis.evaluate(GenerationScripts.publish, keys: call.keys, arguments: call.arguments)
         guard let id = reply.string else { throw JobFenced(jobID: jobID, attempt: attempt) }
         return id
+    }
+
+    /// The keys and arguments of `GenerationScripts.publish` for one event of `attempt`.
+    func publishCall(jobID: String, sessionID: String, attempt: Int, event: ChatEvent) throws -> (keys: [String], arguments: [String]) {
+        (
+            [Self.jobKey(jobID), SessionEvents.key(sessionID: sessionID)],
+            [String(attempt), String(events.maxLength), jobID, event.type.rawValue, try event.encoded()]
+        )
     }
 
     /// Publishes `attempt`'s chunks in order without waiting for each reply, each fenced as `publish` is.
@@ -240,8 +245,7 @@ public final class GenerationState: Sendable {
 
     /// Keeps a settlement for the workers' retry loop (`PendingSettlements`).
     public func parkSettlement(_ settlement: PendingSettlement) async throws {
-        let json = String(decoding: try JSONEncoder().encode(settlement), as: UTF8.self)
-        try await redis.send("HSET", settlementsKey, settlement.reservationID, json)
+        try await redis.send("HSET", settlementsKey, settlement.reservationID, try settlement.json())
     }
 
     /// Adds the job's entry to the jobs `stream`, once (a retry after a lost answer finds the first entry);
@@ -330,7 +334,7 @@ public final class GenerationState: Sendable {
         var turn = [
             NewMessage(sessionId: sessionID, jobId: jobID, role: .user, content: text, modelId: modelID, id: values[4].string, createdAt: createdAt)
         ]
-        if kind == .reply, let json = values[6].string, let outcome = try? JSONDecoder().decode(JobOutcome.self, from: Data(json.utf8)), outcome.status != .failed {
+        if kind == .reply, let json = values[6].string, let outcome = try? JobOutcome(json: json), outcome.status != .failed {
             turn.append(
                 NewMessage(
                     sessionId: sessionID, jobId: jobID, role: .assistant, content: outcome.text, modelId: modelID,

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A settlement the accounting service could not take when it was made (or that the sweeper parked for a job
 /// it ended), kept as JSON in `GenerationState.pendingSettlementsKey` under its reservation id until a
 /// worker's retry gets it accepted.
@@ -31,5 +33,17 @@ public struct PendingSettlement: Codable, Sendable, Equatable {
         self.inputTokens = inputTokens
         self.outputTokens = outputTokens
         self.success = success
+    }
+}
+
+extension PendingSettlement {
+    /// The settlement as it is kept in Redis.
+    public func json() throws -> String {
+        String(decoding: try JSONEncoder().encode(self), as: UTF8.self)
+    }
+
+    /// The settlement kept in Redis as `json`.
+    public init(json: String) throws {
+        self = try JSONDecoder().decode(PendingSettlement.self, from: Data(json.utf8))
     }
 }

@@ -48,7 +48,7 @@ struct PendingSettlements: Service {
 
     /// Tries one kept settlement (claimed by this worker); true when the accounting service took it.
     private func retry(reservationID: String, json: String) async -> Bool {
-        guard var pending = try? JSONDecoder().decode(PendingSettlement.self, from: Data(json.utf8)) else {
+        guard var pending = try? PendingSettlement(json: json) else {
             _ = try? await redis.send("HDEL", pendingKey, reservationID)
             return false
         }
@@ -85,8 +85,7 @@ struct PendingSettlements: Service {
     }
 
     private func keep(_ settlement: PendingSettlement, in key: String) async throws {
-        let json = String(decoding: try JSONEncoder().encode(settlement), as: UTF8.self)
-        try await redis.hset(key, [(settlement.reservationID, json)])
+        try await redis.hset(key, [(settlement.reservationID, try settlement.json())])
     }
 
     /// Retries kept settlements every `interval` until shutdown.
