@@ -98,6 +98,11 @@ YAML
 fi
 
 if [ -n "${BENCH_PROFILE:-}" ]; then
+  if ! command -v perf >/dev/null 2>&1; then
+    echo "==> installing linux-perf (perf)"
+    sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq linux-perf >/dev/null
+  fi
   # perf's own reports: where chat-api's and chat-worker's CPU goes, by function (self) and with callees.
   echo "==> profiling chat-api and chat-worker at $BENCH_PROFILE streams"
   perf_pids=()
