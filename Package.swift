@@ -37,6 +37,7 @@ let package = Package(
         // its pkg-config file adds -D_FILE_OFFSET_BITS=64, which SwiftPM drops with a warning, so it is not used.
         .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
         .systemLibrary(name: "CMongoc", pkgConfig: "libmongoc-1.0", providers: [.apt(["libmongoc-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
 
         // Domain types, configuration, errors and the seams' protocols. Imports no other module of ours.
         .target(
@@ -149,11 +150,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The guide's accounting service on MongoDB, for development and tests (port 3001).
+        // The guide's accounting service on SQLite, for development and tests (port 3001).
         .executableTarget(
             name: "AccountingStandin",
             dependencies: [
-                "ChatCore", "ChatStore",
+                "ChatCore", "ChatStore", "CSQLite",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),

@@ -59,7 +59,7 @@ export BEDROCK_ENDPOINT=http://127.0.0.1:3091 ACCOUNTING_URL=http://127.0.0.1:30
 export RATE_LIMIT_ENABLED=false LOG_LEVEL=warning WORKER_CONCURRENCY=1100 ACCOUNTING_TIMEOUT_MS=30000 ACCOUNTING_MAX_CONNECTIONS=1100
 start_process bedrock-emulator "$dir/emulator.log" env PORT=3091 "$bin/bedrock-emulator"; emulator_pid=$(last_pid)
 start_process auth-standin "$dir/auth.log" env PORT=3092 PASSWORD_HASH_ROUNDS=1000 "$bin/auth-standin"; auth_pid=$(last_pid)
-start_process accounting-standin "$dir/accounting.log" env PORT=3093 MONGO_URI=mongodb://127.0.0.1:27091/accounting "$bin/accounting-standin"
+start_process accounting-standin "$dir/accounting.log" env PORT=3093 ACCOUNTING_DATABASE_PATH="$dir/accounting.sqlite3" "$bin/accounting-standin"
 accounting_pid=$(last_pid)
 start_process chat-worker "$dir/worker.log" "$bin/chat-worker"; worker_pid=$(last_pid)
 start_process chat-api "$dir/api.log" env PORT=3094 "$bin/chat-api"; api_pid=$(last_pid)

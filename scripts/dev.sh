@@ -20,7 +20,7 @@ export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-$EMULATOR_ACCESS_KEY_ID}" AWS_SEC
 start_process bedrock-emulator .data/dev/emulator.log env PORT=3010 "$bin/bedrock-emulator"
 wait_for_port 3010 bedrock-emulator
 start_process auth-standin .data/dev/auth.log env PORT=3000 "$bin/auth-standin"
-start_process accounting-standin .data/dev/accounting.log env PORT=3001 MONGO_URI=mongodb://127.0.0.1:27018/accounting "$bin/accounting-standin"
+start_process accounting-standin .data/dev/accounting.log env PORT=3001 ACCOUNTING_DATABASE_PATH=.data/dev/accounting.sqlite3 "$bin/accounting-standin"
 wait_for_port 3000 auth-standin
 wait_for_port 3001 accounting-standin
 export ACCOUNTING_URL="${ACCOUNTING_URL:-http://127.0.0.1:3001}"

@@ -21,7 +21,7 @@ awk '/^## Automated Test Script/{s=1} s&&/^```bash/{c=1;next} c&&/^```/{exit} c{
 [ -s "$script" ] || { echo "guide-check: no script found in $guide" >&2; exit 1; }
 
 start_process auth-standin .data/test/guide-auth.log env PORT=3000 PASSWORD_HASH_ROUNDS=1000 "$bin/auth-standin"
-start_process accounting-standin .data/test/guide-accounting.log env PORT=3001 MONGO_URI="$mongo_base/accounting_guide" "$bin/accounting-standin"
+start_process accounting-standin .data/test/guide-accounting.log env PORT=3001 ACCOUNTING_DATABASE_PATH=.data/test/guide-accounting.sqlite3 "$bin/accounting-standin"
 start_process chat-worker .data/test/guide-worker.log env MONGO_URI="$mongo_base/chat_guide" JOB_STREAM=chat:jobs:guide ACCOUNTING_URL=http://127.0.0.1:3001 "$bin/chat-worker"
 start_process chat-api .data/test/guide-api.log env PORT=3002 MONGO_URI="$mongo_base/chat_guide" JOB_STREAM=chat:jobs:guide ACCOUNTING_URL=http://127.0.0.1:3001 "$bin/chat-api"
 for port in 3000 3001 3002; do wait_for_port "$port" "guide stack"; done

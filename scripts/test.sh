@@ -24,7 +24,7 @@ start_process bedrock-emulator .data/test/emulator.log env PORT=3020 EMULATOR_TO
 wait_for_port 3020 bedrock-emulator
 
 start_process auth-standin .data/test/auth.log env PORT=3021 PASSWORD_HASH_ROUNDS=1000 "$bin/auth-standin"
-start_process accounting-standin .data/test/accounting.log env PORT=3022 MONGO_URI=mongodb://127.0.0.1:27028/accounting_test RESERVATION_TTL_SECONDS=60 "$bin/accounting-standin"
+start_process accounting-standin .data/test/accounting.log env PORT=3022 ACCOUNTING_DATABASE_PATH=.data/test/accounting.sqlite3 RESERVATION_TTL_SECONDS=60 "$bin/accounting-standin"
 wait_for_port 3021 auth-standin
 wait_for_port 3022 accounting-standin
 export AUTH_URL=http://127.0.0.1:3021

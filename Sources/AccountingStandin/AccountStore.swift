@@ -4,29 +4,30 @@ import Foundation
 import Logging
 import Synchronization
 
-/// Users' credits in MongoDB (collections `accounts` and `usage`), with each account's state kept in memory.
+/// Users' credits in the stand-in's database (tables `accounts` and `usage`), with each account's state kept in memory.
 ///
 /// The stand-in is one process that owns its accounts, so it keeps a copy of each account it serves and
 /// changes it in memory, one change of a user at a time (`AccountSlot.turn`); users run side by side. Every
-/// change is made durable with ONE conditional write before it is answered: the whole new state `$set` on the
-/// user's document if it is still at the version the copy came from (`version + 1`), or an insert for a new
-/// account. Concurrent writes of different users go to MongoDB together, as one `bulkWrite` (`GroupCommitter`).
+/// change is made durable with ONE conditional write before it is answered: the whole new state stored in the
+/// user's row if it is still at the version the copy came from (`version + 1`), or an insert for a new
+/// account. Concurrent writes of different users are committed together, one transaction and one sync to disk
+/// for all of them (`AccountDatabase`).
 /// If the version no longer matches (another process, or someone with a shell, wrote), the copy is read again
 /// and the change recomputed, so correctness never rests on being the only writer. A state that breaks the
 /// invariants (a negative balance) is never written.
 ///
-/// What it promises: every answer comes either from a change MongoDB acknowledged against the copy (which
-/// proves the copy was current), or from a copy read from MongoDB within the call; a refusal (402, 404, 409)
+/// What it promises: every answer comes either from a change the database committed against the copy (which
+/// proves the copy was current), or from a copy read from the database within the call; a refusal (402, 404, 409)
 /// or a repeat that writes nothing is recomputed on a fresh read when it came from an older copy. Settled
 /// entries are archived to `usage` (keyed by the entry's id, so a repeat is a no-op) after the answer, and
 /// pruned from the account by its next write; statistics wait for archives in flight.
 struct AccountStore: Sendable {
-    let clients: MongoClientPool
+    /// Where the accounts are stored.
+    let database: AccountDatabase
     private let reservationTTL: Duration
     private let clock: @Sendable () -> Date
     private let logger: Logger
     private let slots = AccountSlots()
-    private let committer: GroupCommitter
     /// What the store did, for tests and diagnostics.
     let counters = StoreCounters()
     /// How often one change is tried before the caller gets 503 `ACCOUNT_BUSY`.
@@ -37,17 +38,11 @@ struct AccountStore: Sendable {
     /// How long an account unused in this process stays in memory.
     static let idleEviction: Duration = .seconds(600)
 
-    /// Starts the store's threads (connecting on first use); throws on a malformed URI. At most
-    /// `writeBatches` group-commit batches are on their way at once: 1 by default, as SecantusDB applies the
-    /// writes to one collection one at a time anyway (measured: 2 or 4 at once gave less, with a longer tail).
+    /// Opens the database at `databasePath` (creating it, its tables and its indexes if needed).
     init(
-        configuration: MongoConfiguration, reservationTTL: Duration, clock: @escaping @Sendable () -> Date = { Date() },
-        writeBatches: Int? = nil, logger: Logger
+        databasePath: String, reservationTTL: Duration, clock: @escaping @Sendable () -> Date = { Date() }, logger: Logger
     ) throws {
-        clients = try MongoClientPool(configuration: configuration, logger: logger)
-        committer = GroupCommitter(
-            clients: clients, maxInFlight: writeBatches ?? 1, logger: logger
-        )
+        database = try AccountDatabase(path: databasePath, logger: logger)
         self.reservationTTL = reservationTTL
         self.clock = clock
         self.logger = logger
@@ -59,54 +54,19 @@ struct AccountStore: Sendable {
         Date(timeIntervalSince1970: (clock().timeIntervalSince1970 * 1000).rounded(.down) / 1000)
     }
 
-    /// Creates the indexes the sweep and the lookups need (idempotent): call once at start.
-    func prepare() async throws {
-        let database = clients.databaseName
-        try await clients.withClient("createIndexes") { client in
-            try MongoCollection.with(StoredAccount.accounts, in: database, client: client) { accounts in
-                try accounts.writeCommand([
-                    "createIndexes": .string(StoredAccount.accounts),
-                    "indexes": [["key": ["nextDeadline": 1], "name": "nextDeadline_1"]],
-                ])
-            }
-            try MongoCollection.with(StoredAccount.usage, in: database, client: client) { usage in
-                try usage.writeCommand([
-                    "createIndexes": .string(StoredAccount.usage),
-                    "indexes": [
-                        ["key": ["userId": 1, "sessionId": 1], "name": "userId_1_sessionId_1"],
-                        ["key": ["userId": 1, "settledAt": 1], "name": "userId_1_settledAt_1"],
-                    ],
-                ])
-            }
-        }
-    }
-
-    /// Succeeds when MongoDB answers `ping`.
+    /// Succeeds when the database answers.
     func ping() async throws {
-        try await clients.withClient("ping") { client in
-            _ = try runCommand(["ping": 1], database: "admin", client: client)
-        }
+        try await database.ping()
     }
 
-    /// Lets the archives in flight finish, then stops the threads and closes the connections.
+    /// Lets the archives in flight finish, then closes the database.
     func shutdown() async throws {
-        await committer.flush()
-        try await clients.shutdown()
-    }
-
-    /// Drops the whole database (after the archives in flight, which would create it again): for tests that
-    /// each use one of their own.
-    func dropDatabase() async throws {
-        await committer.flush()
-        let database = clients.databaseName
-        try await clients.withClient("dropDatabase") { client in
-            _ = try runCommand(["dropDatabase": 1], database: database, client: client)
-        }
+        try await database.shutdown()
     }
 
     // MARK: Operations
 
-    /// The user's account as stored now, read from MongoDB, with due expiries applied (and stored): an empty
+    /// The user's account as stored now, read from the database, with due expiries applied (and stored): an empty
     /// one if they never had credits.
     func account(_ userID: String) async throws -> Account {
         try await modify(userID, "account", .fresh) { _, _, _ in }.account
@@ -165,12 +125,12 @@ struct AccountStore: Sendable {
             try await modify(userID, "record") { account, _, _ in try account.charge(entry) }
             return
         }
-        _ = try await committer.commit(.usage(StoredAccount.usageDocument(entry, userID: userID)))
+        _ = try await database.commit(.usage(entry, userID: userID))
     }
 
     /// Waits for the archives of settled entries that are in flight: statistics read `usage` after it.
     func flushArchives() async {
-        await committer.flush()
+        await database.flush()
     }
 
     /// How many due accounts one sweep visits.
@@ -182,13 +142,7 @@ struct AccountStore: Sendable {
     @discardableResult
     func sweep(limit: Int = sweepBatch) async throws -> Int {
         let now = self.now
-        let database = clients.databaseName
-        let due: [String] = try await clients.withClient("sweep") { client in
-            try MongoCollection.with(StoredAccount.accounts, in: database, client: client) { accounts in
-                try accounts.find(["nextDeadline": ["$lte": .date(now)]], options: ["projection": ["_id": 1], "limit": .int64(Int64(limit))])
-                    .compactMap { $0["_id"]?.stringValue }
-            }
-        }
+        let due = try await database.dueAccounts(at: now, limit: limit)
         for userID in due {
             do {
                 try await tidy(userID)
@@ -204,7 +158,7 @@ struct AccountStore: Sendable {
     func tidy(_ userID: String) async throws {
         let account = try await modify(userID, "sweep", .asIs) { _, _, _ in }.account
         guard !account.settledEntries.isEmpty else { return }
-        await committer.flush()
+        await database.flush()
         try await modify(userID, "sweep", .asIs) { _, _, _ in }
     }
 
@@ -212,7 +166,7 @@ struct AccountStore: Sendable {
 
     /// What an operation's answer may rest on.
     enum Freshness {
-        /// The document read from MongoDB in this call (balance, check).
+        /// The row read from the database in this call (balance, check).
         case fresh
         /// A write acknowledged against the copy, else a copy read in this call: the default.
         case verified
@@ -269,12 +223,9 @@ struct AccountStore: Sendable {
                 throw ChatError(.internal, code: "ACCOUNT_INCONSISTENT", message: "The change would break the account's invariants")
             }
             account.version = original.version + 1
-            let write = StoreWrite.account(
-                userID: userID, expectedVersion: original.version, fields: StoredAccount.fields(account, version: account.version, now: now)
-            )
             let outcome: WriteOutcome
             do {
-                outcome = try await committer.commit(write)
+                outcome = try await database.commit(.account(account, expectedVersion: original.version, at: now))
             } catch {
                 slot.forget()  // the write may or may not have landed
                 throw error
@@ -308,20 +259,8 @@ struct AccountStore: Sendable {
     /// `clockMargin`) after that.
     private func load(_ userID: String, history: SessionHistory) async throws -> (Account, SessionHistory) {
         counters.count(\.reads)
-        let database = clients.databaseName
         let asOf = now
-        var filter: BSONFields = ["userId": .string(userID)]
-        if let since = history.asOf { filter.append("settledAt", ["$gte": .date(since.addingTimeInterval(-Self.clockMargin))]) }
-        let usageFilter = filter
-        let (stored, sessions) = try await clients.withClient("load") { client in
-            let stored = try MongoCollection.with(StoredAccount.accounts, in: database, client: client) { accounts in
-                try accounts.find(["_id": .string(userID)], options: ["limit": 1]).first.map(StoredAccount.account)
-            }
-            let sessions = try MongoCollection.with(StoredAccount.usage, in: database, client: client) { usage in
-                try usage.find(usageFilter, options: ["projection": ["sessionId": 1]]).compactMap { $0["sessionId"]?.stringValue }
-            }
-            return (stored, sessions)
-        }
+        let (stored, sessions) = try await database.load(userID, sessionsSettledSince: history.asOf?.addingTimeInterval(-Self.clockMargin))
         let account = stored ?? .empty(userID)
         var known = history
         known.ids.formUnion(sessions)
@@ -336,7 +275,7 @@ struct AccountStore: Sendable {
         let userID = account.userID
         let logger = logger
         for entry in slot.claimForArchive(account.settledEntries) {
-            committer.enqueue(.usage(StoredAccount.usageDocument(entry, userID: userID))) { result in
+            database.enqueue(.usage(entry, userID: userID)) { result in
                 if case .failure(let error) = result {
                     logger.warning("a settled entry could not be archived yet", metadata: ["user": "\(userID)", "error": "\(error)"])
                 }
@@ -345,16 +284,9 @@ struct AccountStore: Sendable {
         }
     }
 
-    /// The archived streaming session `sessionID` of `userID`, if there is one (found by the
-    /// `(userId, sessionId)` index; `kind` is checked here, as a filter on it makes SecantusDB scan the collection).
+    /// The archived streaming session `sessionID` of `userID`, if there is one.
     private func archivedStream(userID: String, sessionID: String) async throws -> LedgerEntry? {
-        let database = clients.databaseName
-        let entry = try await clients.withClient("archived") { client in
-            try MongoCollection.with(StoredAccount.usage, in: database, client: client) { usage in
-                try usage.find(["userId": .string(userID), "sessionId": .string(sessionID)], options: ["limit": 1])
-                    .first.map(StoredAccount.archivedEntry)
-            }
-        }
+        let entry = try await database.archivedEntry(userID: userID, sessionID: sessionID)
         return entry?.kind == .stream ? entry : nil
     }
 }

@@ -8,18 +8,14 @@ struct AccountingDependencies: Sendable {
     var verifier: AccessTokenVerifier
 }
 
-/// Builds the stand-in: the store (indexes created before serving), the sweeper as a service of the
+/// Builds the stand-in: the store (its database opened, with its tables, before serving), the sweeper as a service of the
 /// application's `ServiceGroup` (it closes the store when it stops), the router and the server.
 func buildApplication(configuration: AccountingConfiguration) async throws -> some ApplicationProtocol {
     let logger = Logger(label: "accounting-standin")
     let store = try AccountStore(
-        configuration: configuration.mongo, reservationTTL: configuration.reservationTTL, logger: Logger(label: "accounting-standin.mongo")
+        databasePath: configuration.databasePath, reservationTTL: configuration.reservationTTL,
+        logger: Logger(label: "accounting-standin.database")
     )
-    do {
-        try await store.prepare()
-    } catch {
-        logger.warning("could not create the database indexes at start; /health reports the database", metadata: ["error": "\(error)"])
-    }
     var app = Application(
         router: buildRouter(AccountingDependencies(store: store, verifier: try AccessTokenVerifier(secret: configuration.jwtAccessSecret))),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "accounting-standin"),

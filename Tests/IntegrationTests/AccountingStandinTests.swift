@@ -22,7 +22,7 @@ final class MovableClock: Sendable {
     func advance(_ seconds: TimeInterval) { offset.withLock { $0 += seconds } }
 }
 
-/// The accounting stand-in's router, in process, over a fresh MongoDB database.
+/// The accounting stand-in's router, in process, over a fresh SQLite database of its own.
 struct AccountingFixture {
     static let secret = "dev_access_secret_key_change_this_in_production"
     static let sonnet = "anthropic.claude-3-sonnet-20240229-v1:0"
@@ -30,34 +30,25 @@ struct AccountingFixture {
     let store: AccountStore
     let clock: MovableClock
     let client: any TestClientProtocol
-    /// The test's own database.
-    let uri: String
+    /// The test's own database file.
+    let path: String
     let verifier = try! AccessTokenVerifier(secret: secret)
 
-    /// Runs `body` against the app (with the sweeper every `sweepInterval`, if given), then drops the database.
+    /// Runs `body` against the app (with the sweeper every `sweepInterval`, if given), then deletes the database.
     static func with(
         ttl: Duration = .seconds(900), sweepInterval: Duration? = nil, _ body: @Sendable (AccountingFixture) async throws -> Void
     ) async throws {
         let clock = MovableClock()
-        let uri = MongoSessionStoreTests.uniqueDatabaseURI()
-        let store = try AccountStore(
-            configuration: MongoConfiguration(uri: uri, timeout: .seconds(5), threadCount: 4),
-            reservationTTL: ttl, clock: { clock.now() }, logger: Logger(label: "accounting-test")
-        )
-        try await store.prepare()
+        let path = Self.uniqueDatabasePath()
+        defer { Self.removeDatabase(at: path) }
+        let store = try AccountStore(databasePath: path, reservationTTL: ttl, clock: { clock.now() }, logger: Logger(label: "accounting-test"))
         var app = Application(router: buildRouter(AccountingDependencies(store: store, verifier: try AccessTokenVerifier(secret: secret))))
         if let sweepInterval {
             app.addServices(ReservationSweeper(store: store, interval: sweepInterval, logger: Logger(label: "accounting-test.sweep")))
         }
         do {
             try await app.test(.router) { client in
-                do {
-                    try await body(AccountingFixture(store: store, clock: clock, client: client, uri: uri))
-                } catch {
-                    try? await store.dropDatabase()
-                    throw error
-                }
-                try await store.dropDatabase()
+                try await body(AccountingFixture(store: store, clock: clock, client: client, path: path))
             }
         } catch {
             try? await store.shutdown()
@@ -106,18 +97,23 @@ struct AccountingFixture {
         try await call(.post, "/api/streaming-sessions/finalize", as: user, fields.merging(["sessionId": sessionID]) { $1 })
     }
 
-    /// The account document as stored, without applying due expiries (to see what the sweep did).
+    /// The account as stored, without applying due expiries (to see what the sweep did).
     func storedAccount(_ user: String) async throws -> Account? {
-        let database = store.clients.databaseName
-        return try await store.clients.withClient("test") { client in
-            try MongoCollection.with(StoredAccount.accounts, in: database, client: client) { accounts in
-                try accounts.find(["_id": .string(user)]).first.map(StoredAccount.account)
-            }
-        }
+        try await store.database.account(user)
+    }
+
+    /// A database file no other test uses, in the system's temporary folder.
+    static func uniqueDatabasePath() -> String {
+        NSTemporaryDirectory() + "accounting-test-\(UUID().uuidString).sqlite3"
+    }
+
+    /// Deletes the database file at `path` and SQLite's files beside it.
+    static func removeDatabase(at path: String) {
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
     }
 }
 
-@Suite("accounting stand-in: credits, reservations and usage over MongoDB", .serialized)
+@Suite("accounting stand-in: credits, reservations and usage over SQLite", .serialized)
 struct AccountingStandinTests {
     @Test("flow 8: an admin allocates 1000 credits to user1, whose balance shows them; endusers may not allocate")
     func allocation() async throws {
@@ -225,9 +221,7 @@ struct AccountingStandinTests {
         try await AccountingFixture.with { fixture in
             try await fixture.fund("user1", 150)  // 10 reservations of 1000 Sonnet tokens, 15 credits each
             // Half of them through a second store with connections of its own, as another process would.
-            let other = try AccountStore(
-                configuration: MongoConfiguration(uri: fixture.uri, threadCount: 4), reservationTTL: .seconds(900), logger: Logger(label: "other")
-            )
+            let other = try AccountStore(databasePath: fixture.path, reservationTTL: .seconds(900), logger: Logger(label: "other"))
             let sonnet = try #require(ModelCatalog.model(id: AccountingFixture.sonnet))
             let lowest = NIOLockedValueBox(Int.max)
             let done = NIOLockedValueBox(false)
@@ -303,10 +297,8 @@ struct AccountingStandinTests {
             #expect(try await fixture.initialize("user1", "settled", tokens: 2000).status == .created)
             let settled = try await fixture.finalize("user1", "settled", ["actualTokens": 356])
             #expect(settled.json["creditsUsed"] as? Int == 6)
-            // No flush, no shutdown: what was answered must already be in MongoDB.
-            let restarted = try AccountStore(
-                configuration: MongoConfiguration(uri: fixture.uri, threadCount: 2), reservationTTL: .seconds(900), logger: Logger(label: "restarted")
-            )
+            // No flush, no shutdown: what was answered must already be in the database.
+            let restarted = try AccountStore(databasePath: fixture.path, reservationTTL: .seconds(900), logger: Logger(label: "restarted"))
             let account = try await restarted.account("user1")
             #expect(account.available == 1000 - 30 - 6 && account.reserved == 30)
             let again = try await restarted.finalize(
@@ -343,30 +335,29 @@ struct AccountingStandinTests {
         try await AccountingFixture.with { fixture in
             try await fixture.fund("user2", 30)
             #expect(try await fixture.initialize("user2", "first", tokens: 2000).status == .created)  // 30: nothing left
-            // Someone with a shell adds 45 credits and bumps the version, behind the store's back.
-            let database = fixture.store.clients.databaseName
-            let now = Date()
-            let added = try await fixture.store.clients.withClient("outside") { client in
-                try MongoCollection.with(StoredAccount.accounts, in: database, client: client) { accounts in
-                    let allocation: BSONFields = [
-                        "id": .string(ObjectID.make(now: now)), "originalCredits": .int64(45), "remaining": .int64(45),
-                        "expiresAt": .date(now.addingTimeInterval(86_400)), "allocatedBy": "shell", "createdAt": .date(now),
-                    ]
-                    return try accounts.updateOne(["_id": "user2"], ["$push": ["allocations": .document(allocation)], "$inc": ["version": 1]])
-                }
-            }
-            #expect(added == 1)
+            // Another process adds 45 credits and bumps the version, behind the store's back, through a connection
+            // of its own.
+            let now = fixture.store.now
+            let outside = try AccountDatabase(path: fixture.path, logger: Logger(label: "outside"))
+            var changed = try #require(try await outside.account("user2"))
+            changed.allocate(
+                Allocation(
+                    id: ObjectID.make(now: now), originalCredits: 45, remaining: 45, expiresAt: now.addingTimeInterval(86_400), notes: nil,
+                    allocatedBy: "shell", createdAt: now
+                )
+            )
+            changed.version += 1
+            #expect(try await outside.commit(.account(changed, expectedVersion: changed.version - 1, at: now)) == .applied)
             // The store's copy says 0 left: the 402 it would give is checked against the document, which has 45.
             let rereadsBefore = fixture.store.counters.snapshot.rereads
             #expect(try await fixture.initialize("user2", "second", tokens: 2000).status == .created)
             #expect(fixture.store.counters.snapshot.rereads > rereadsBefore)
             // Another outside bump: the next change's conditional write conflicts, and is made on the new document.
-            let bumped = try await fixture.store.clients.withClient("outside") { client in
-                try MongoCollection.with(StoredAccount.accounts, in: database, client: client) { accounts in
-                    try accounts.updateOne(["_id": "user2"], ["$inc": ["version": 1]])
-                }
+            let bumped = try await outside.read { connection in
+                try connection.run("UPDATE accounts SET version = version + 1 WHERE user_id = ?", [.text("user2")])
             }
             #expect(bumped == 1)
+            try await outside.shutdown()
             let conflictsBefore = fixture.store.counters.snapshot.conflicts
             let settled = try await fixture.finalize("user2", "first", ["actualTokens": 1000])
             #expect(settled.status == .ok && settled.json["creditsUsed"] as? Int == 15 && settled.json["refund"] as? Int == 15)
@@ -551,9 +542,9 @@ struct AccountingStandinTests {
 
         let secret = ["JWT_ACCESS_SECRET": AccountingFixture.secret]
         let defaults = try AccountingConfiguration(environment: Environment(secret))
-        #expect(defaults.port == 3001 && defaults.mongo.uri == "mongodb://127.0.0.1:27018/accounting" && defaults.reservationTTL == .seconds(900))
-        let unnamed = try AccountingConfiguration(environment: Environment(secret.merging(["MONGO_URI": "mongodb://db:27017/?appname=x"]) { $1 }))
-        #expect(unnamed.mongo.uri == "mongodb://db:27017/accounting?appname=x")
+        #expect(defaults.port == 3001 && defaults.databasePath == ".data/accounting/accounting.sqlite3" && defaults.reservationTTL == .seconds(900))
+        let elsewhere = try AccountingConfiguration(environment: Environment(secret.merging(["ACCOUNTING_DATABASE_PATH": "/var/lib/a.db"]) { $1 }))
+        #expect(elsewhere.databasePath == "/var/lib/a.db")
         #expect(throws: ConfigurationError.self) { try AccountingConfiguration(environment: Environment([:])) }
         #expect(throws: ConfigurationError.self) { try AccountingConfiguration(environment: Environment(["JWT_ACCESS_SECRET": "short"])) }
         #expect(throws: ConfigurationError.self) {

@@ -118,8 +118,9 @@ struct SharedLimitsAndOutagesTests {
     @Test("accounting stopped: session creation is 503 ACCOUNTING_UNAVAILABLE within the client timeout, and works once it is back")
     func accountingOutage() async throws {
         let port = TestEnvironment.freePort()
-        let mongo = TestEnvironment.mongoURI.replacingOccurrences(of: "/chat_test", with: "/accounting_outage_\(UInt32.random(in: 0...UInt32.max))")
-        let accountingEnvironment = ["PORT": String(port), "HOST": "127.0.0.1", "MONGO_URI": mongo, "JWT_ACCESS_SECRET": APIFixture.secret]
+        let database = AccountingFixture.uniqueDatabasePath()
+        defer { AccountingFixture.removeDatabase(at: database) }
+        let accountingEnvironment = ["PORT": String(port), "HOST": "127.0.0.1", "ACCOUNTING_DATABASE_PATH": database, "JWT_ACCESS_SECRET": APIFixture.secret]
         let accounting = NIOLockedValueBox(try ChildProcess(executable: ChildProcess.binary("ACCOUNTING_STANDIN_BIN"), environment: accountingEnvironment))
         try await Self.waitForPort(port, path: "/health")
         let url = "http://127.0.0.1:\(port)"

@@ -88,11 +88,13 @@ struct PendingSettlementsTests {
     @Test("a reservation that expired before its settlement is charged late, once, and counted", .timeLimit(.minutes(1)))
     func expiredReservationIsChargedLate() async throws {
         let port = TestEnvironment.freePort()
-        let mongo = TestEnvironment.mongoURI.replacingOccurrences(of: "/chat_test", with: "/accounting_expiry_\(UInt32.random(in: 0...UInt32.max))")
+        let database = AccountingFixture.uniqueDatabasePath()
+        defer { AccountingFixture.removeDatabase(at: database) }
         let standin = try ChildProcess(
             executable: ChildProcess.binary("ACCOUNTING_STANDIN_BIN"),
             environment: [
-                "PORT": String(port), "HOST": "127.0.0.1", "MONGO_URI": mongo, "JWT_ACCESS_SECRET": APIFixture.secret, "RESERVATION_TTL_SECONDS": "1",
+                "PORT": String(port), "HOST": "127.0.0.1", "ACCOUNTING_DATABASE_PATH": database, "JWT_ACCESS_SECRET": APIFixture.secret,
+                "RESERVATION_TTL_SECONDS": "1",
                 "SWEEP_INTERVAL_MS": "100",
             ]
         )
