@@ -9,10 +9,14 @@ import Logging
 /// the configured timeout when MongoDB cannot be reached; the next call after it comes back works.
 public final class MongoSessionStore: SessionStore {
     private let clients: MongoClientPool
+    /// Turns stored together: one `insert` and one `update` command for every turn that queued meanwhile.
+    private let turns: GroupCommit<TurnWrite, [ChatMessage]>
 
     /// Starts the store's threads; connects on first use, so MongoDB need not be up yet. Throws on a bad configuration.
     public init(configuration: MongoConfiguration, logger: Logger = Logger(label: "ChatStore")) throws {
-        clients = try MongoClientPool(configuration: configuration, logger: logger)
+        let clients = try MongoClientPool(configuration: configuration, logger: logger)
+        self.clients = clients
+        turns = GroupCommit { batch in await Self.write(batch, clients: clients) }
     }
 
     /// The database this store uses (from the URI's path, `chat` by default).
@@ -137,10 +141,12 @@ public final class MongoSessionStore: SessionStore {
         }
     }
 
-    /// Appends the messages of one turn with ONE unordered `insert`, each once per (jobId, role) (the unique
-    /// index refuses a repeat, which then reads back the message stored first), and bumps the session's
-    /// `updatedAt`, `messageCount` and `contentBytes` once for those newly stored. Throws `SESSION_NOT_FOUND`
-    /// (storing nothing) when the session does not exist; every message must belong to the same session.
+    /// Appends the messages of one turn, each once per (jobId, role) (the unique index refuses a repeat, which
+    /// then reads back the message stored first), and bumps the session's `updatedAt`, `messageCount` and
+    /// `contentBytes` once for those newly stored. Throws `SESSION_NOT_FOUND` (storing nothing) when the session
+    /// does not exist; every message must belong to the same session. Turns that arrive together are stored
+    /// together (`GroupCommit`): one unordered `insert` for all their messages and one `update` command for all
+    /// their sessions' counters.
     public func appendMessages(_ messages: [NewMessage]) async throws -> [ChatMessage] {
         guard let sessionId = messages.first?.sessionId else { return [] }
         guard messages.allSatisfy({ $0.sessionId == sessionId }) else {
@@ -149,47 +155,119 @@ public final class MongoSessionStore: SessionStore {
         guard SessionID.isValid(sessionId) else { throw Self.sessionNotFound }
         let now = storedNow()
         let documents = messages.map { StoredMessage.document($0, id: $0.id ?? Self.newObjectID(), createdAt: $0.createdAt ?? now) }
-        let command: BSONFields = [
-            "insert": .string(StoredMessage.collection), "documents": .array(documents.map(BSONValue.document)), "ordered": false,
-        ]
+        return try await turns.submit(TurnWrite(sessionId: sessionId, messages: messages, documents: documents, now: now))
+    }
+
+    /// How many batches of turns were written (each one `insert` and at most one `update`), for tests.
+    package var turnBatchesWritten: Int { turns.batchesWritten }
+
+    /// One turn on its way to MongoDB.
+    struct TurnWrite: Sendable {
+        var sessionId: String
+        var messages: [NewMessage]
+        var documents: [BSONFields]
+        var now: Date
+    }
+
+    /// Stores a batch of turns: one insert for every message, a read-back for each repeat, then one `update`
+    /// command bumping the counters of the sessions that got new messages. A turn whose session is gone gets its
+    /// new messages taken out again and `SESSION_NOT_FOUND`; a failed command fails every turn of the batch.
+    private static func write(_ batch: [TurnWrite], clients: MongoClientPool) async -> [Result<[ChatMessage], any Error>] {
         let database = clients.databaseName
-        return try await clients.withClient("appendMessages") { client in
-            let results = InsertResult.each(of: try runWriteCommand(command, database: database, client: client), count: documents.count)
-            var stored: [ChatMessage] = []
-            var inserted: [ChatMessage] = []
-            for (index, result) in results.enumerated() {
-                switch result {
-                case .inserted:
-                    let message = try StoredMessage.message(documents[index])
-                    stored.append(message)
-                    inserted.append(message)
-                case .duplicateKey:
-                    // Stored before (an earlier attempt of the job, or a racing one): that one stands.
-                    let query: BSONFields = ["jobId": .string(messages[index].jobId), "role": .string(messages[index].role.rawValue)]
-                    let first = try MongoCollection.with(StoredMessage.collection, in: database, client: client) {
-                        try $0.find(query, options: ["limit": 1]).first
+        do {
+            return try await clients.withClient("appendMessages") { client in
+                let documents = batch.flatMap(\.documents)
+                let insert: BSONFields = [
+                    "insert": .string(StoredMessage.collection), "documents": .array(documents.map(BSONValue.document)), "ordered": false,
+                ]
+                let results = InsertResult.each(of: try runWriteCommand(insert, database: database, client: client), count: documents.count)
+                var outcomes: [Result<[ChatMessage], any Error>] = []
+                var inserted: [[ChatMessage]] = []
+                var offset = 0
+                for turn in batch {
+                    let mine = Array(results[offset..<offset + turn.documents.count])
+                    offset += turn.documents.count
+                    do {
+                        let (stored, new) = try stored(turn, mine, database: database, client: client)
+                        outcomes.append(.success(stored))
+                        inserted.append(new)
+                    } catch {
+                        outcomes.append(.failure(error))
+                        inserted.append([])
                     }
-                    guard let first else { throw MongoDriverError(domain: 0, code: 11000, message: "a duplicate message could not be read back") }
-                    stored.append(try StoredMessage.message(first))
-                case .failed(let code, let message):
-                    throw MongoDriverError(domain: 0, code: UInt32(clamping: code), message: message)
                 }
+                try bumpCounters(batch, inserted: inserted, outcomes: &outcomes, database: database, client: client)
+                return outcomes
             }
-            guard !inserted.isEmpty else { return stored }
-            let bytes = inserted.reduce(0) { $0 + $1.content.utf8.count }
-            let matched = try MongoCollection.with(StoredSession.collection, in: database, client: client) {
-                try $0.updateOne(
-                    ["_id": .objectID(sessionId)],
-                    ["$max": ["updatedAt": .date(now)], "$inc": ["messageCount": .int64(Int64(inserted.count)), "contentBytes": .int64(Int64(bytes))]]
-                )
+        } catch {
+            return Array(repeating: .failure(error), count: batch.count)
+        }
+    }
+
+    /// The stored messages of one turn from its insert results (a repeat read back), and those newly inserted.
+    private static func stored(
+        _ turn: TurnWrite, _ results: [InsertResult], database: String, client: OpaquePointer
+    ) throws -> (stored: [ChatMessage], inserted: [ChatMessage]) {
+        var stored: [ChatMessage] = []
+        var inserted: [ChatMessage] = []
+        for (index, result) in results.enumerated() {
+            switch result {
+            case .inserted:
+                let message = try StoredMessage.message(turn.documents[index])
+                stored.append(message)
+                inserted.append(message)
+            case .duplicateKey:
+                // Stored before (an earlier attempt of the job, or a racing one): that one stands.
+                let query: BSONFields = ["jobId": .string(turn.messages[index].jobId), "role": .string(turn.messages[index].role.rawValue)]
+                let first = try MongoCollection.with(StoredMessage.collection, in: database, client: client) {
+                    try $0.find(query, options: ["limit": 1]).first
+                }
+                guard let first else { throw MongoDriverError(domain: 0, code: 11000, message: "a duplicate message could not be read back") }
+                stored.append(try StoredMessage.message(first))
+            case .failed(let code, let message):
+                throw MongoDriverError(domain: 0, code: UInt32(clamping: code), message: message)
             }
-            guard matched == 0 else { return stored }
-            // The session is gone (deleted meanwhile, or never was): take the messages back out.
-            let ids = inserted.map { BSONValue.objectID($0.id) }
+        }
+        return (stored, inserted)
+    }
+
+    /// One `update` command with a statement per turn that inserted messages; if fewer sessions matched than
+    /// statements were sent, the turns whose session is gone get their messages taken out and `SESSION_NOT_FOUND`.
+    private static func bumpCounters(
+        _ batch: [TurnWrite], inserted: [[ChatMessage]], outcomes: inout [Result<[ChatMessage], any Error>], database: String,
+        client: OpaquePointer
+    ) throws {
+        let bumped = batch.indices.filter { !inserted[$0].isEmpty }
+        guard !bumped.isEmpty else { return }
+        let statements: [BSONValue] = bumped.map { index in
+            let bytes = inserted[index].reduce(0) { $0 + $1.content.utf8.count }
+            return [
+                "q": ["_id": .objectID(batch[index].sessionId)],
+                "u": [
+                    "$max": ["updatedAt": .date(batch[index].now)],
+                    "$inc": ["messageCount": .int64(Int64(inserted[index].count)), "contentBytes": .int64(Int64(bytes))],
+                ],
+            ]
+        }
+        let reply = try runWriteCommand(
+            ["update": .string(StoredSession.collection), "updates": .array(statements), "ordered": false], database: database, client: client
+        )
+        if let error = reply["writeErrors"]?.arrayValue?.first?.documentValue {
+            throw MongoDriverError(domain: 0, code: UInt32(clamping: error["code"]?.intValue ?? 0), message: error["errmsg"]?.stringValue ?? "")
+        }
+        guard (reply["n"]?.intValue ?? 0) < statements.count else { return }
+        // Some session is gone (deleted meanwhile, or never was): find which, and take their messages back out.
+        let ids = Array(Set(bumped.map { batch[$0].sessionId }))
+        let present = try MongoCollection.with(StoredSession.collection, in: database, client: client) {
+            try $0.find(["_id": ["$in": .array(ids.map(BSONValue.objectID))]], options: ["projection": ["_id": 1]])
+        }
+        let existing = Set(present.compactMap { $0["_id"]?.objectIDValue })
+        for index in bumped where !existing.contains(batch[index].sessionId) {
+            let messageIDs = inserted[index].map { BSONValue.objectID($0.id) }
             _ = try MongoCollection.with(StoredMessage.collection, in: database, client: client) {
-                try $0.deleteMany(["_id": ["$in": .array(ids)]])
+                try $0.deleteMany(["_id": ["$in": .array(messageIDs)]])
             }
-            throw Self.sessionNotFound
+            outcomes[index] = .failure(sessionNotFound)
         }
     }
 

@@ -195,6 +195,83 @@ import Testing
         }
     }
 
+    @Test("turns arriving together are written together, and each gets its own result: stored, read back, or session gone")
+    func turnsArrivingTogetherAreWrittenTogether() async throws {
+        try await withStore(threadCount: 1) { store in
+            var created: [ChatSession] = []
+            for index in 0..<12 { created.append(try await store.createSession(userId: "u\(index)", title: "S\(index)", modelId: nil)) }
+            let sessions = Array(created.dropLast())
+            let gone = try #require(created.last)
+            #expect(try await store.deleteSession(id: gone.id, userId: gone.userId))
+            let first = try await store.appendMessages([
+                NewMessage(sessionId: sessions[0].id, jobId: "repeat", role: .user, content: "first q"),
+                NewMessage(sessionId: sessions[0].id, jobId: "repeat", role: .assistant, content: "first a"),
+            ])
+            let batchesBefore = store.turnBatchesWritten
+            // 11 sessions × 3 turns, a repeat of an earlier turn, and 3 turns for the deleted session, all at once.
+            let results = await withTaskGroup(of: (String, String, Result<[ChatMessage], any Error>).self) { group in
+                for session in sessions {
+                    for turn in 0..<3 {
+                        group.addTask {
+                            let job = "\(session.id)-\(turn)"
+                            let result = await Self.result {
+                                try await store.appendMessages([
+                                    NewMessage(sessionId: session.id, jobId: job, role: .user, content: "q \(job)"),
+                                    NewMessage(sessionId: session.id, jobId: job, role: .assistant, content: "answer é \(job)"),
+                                ])
+                            }
+                            return (session.id, job, result)
+                        }
+                    }
+                }
+                group.addTask {
+                    let result = await Self.result {
+                        try await store.appendMessages([
+                            NewMessage(sessionId: sessions[0].id, jobId: "repeat", role: .user, content: "changed"),
+                            NewMessage(sessionId: sessions[0].id, jobId: "repeat", role: .assistant, content: "changed"),
+                        ])
+                    }
+                    return (sessions[0].id, "repeat", result)
+                }
+                for turn in 0..<3 {
+                    group.addTask {
+                        let result = await Self.result {
+                            try await store.appendMessages([NewMessage(sessionId: gone.id, jobId: "gone-\(turn)", role: .user, content: "lost")])
+                        }
+                        return (gone.id, "gone-\(turn)", result)
+                    }
+                }
+                return await group.reduce(into: []) { $0.append($1) }
+            }
+            let expectedCount = 37  // 11 sessions × 3 turns, the repeat, 3 for the deleted session
+            #expect(results.count == expectedCount)
+            // Far fewer writes than turns: they went in batches (the first waited alone, the rest queued behind it).
+            #expect(store.turnBatchesWritten - batchesBefore < results.count / 2)
+            for (sessionID, job, result) in results {
+                switch (sessionID == gone.id, job == "repeat") {
+                case (true, _):
+                    let error = #expect(throws: ChatError.self) { try result.get() }
+                    #expect(error?.code == "SESSION_NOT_FOUND")
+                case (false, true):
+                    #expect(try result.get() == first)
+                case (false, false):
+                    let stored = try result.get()
+                    let expected: [String] = ["q " + job, "answer é " + job]
+                    #expect(stored.map(\.content) == expected)
+                    #expect(stored.allSatisfy { $0.sessionId == sessionID && $0.jobId == job })
+                }
+            }
+            #expect(try await store.messages(sessionId: gone.id).isEmpty)
+            for session in sessions {
+                let messages = try await store.messages(sessionId: session.id)
+                let counted = try #require(try await store.session(id: session.id))
+                #expect(counted.messageCount == messages.count)
+                #expect(counted.contentBytes == messages.reduce(0) { $0 + $1.content.utf8.count })
+                #expect(messages.count == (session.id == sessions[0].id ? 8 : 6))
+            }
+        }
+    }
+
     @Test func aTurnForAMissingSessionStoresNothing() async throws {
         try await withStore { store in
             let missing = "0123456789abcdef01234567"
@@ -280,6 +357,11 @@ import Testing
     // MARK: Support
 
     /// `TestEnvironment.mongoURI` with its database replaced by a fresh `chat_test_<random>`.
+    /// What `body` returned or threw.
+    static func result<T>(_ body: () async throws -> T) async -> Result<T, any Error> {
+        do { return .success(try await body()) } catch { return .failure(error) }
+    }
+
     static func uniqueDatabaseURI() -> String {
         let base = TestEnvironment.mongoURI
         let database = "chat_test_\(UInt32.random(in: .min ... .max))"
