@@ -95,7 +95,8 @@ enum ProcFS {
         var count = 0
         for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
             guard let text = read(table) else { continue }
-            for line in text.split(separator: "\n").dropFirst() {
+            let remote = ":" + portHex + " "
+            for line in text.split(separator: "\n").dropFirst() where line.contains(remote) {
                 let columns = line.split(separator: " ")
                 // sl local remote st tx:rx tr:when retrnsmt uid timeout inode
                 guard columns.count > 9, columns[3] == "01", columns[2].hasSuffix(":" + portHex), inodes.contains(columns[9]) else { continue }

@@ -1,11 +1,19 @@
 import Logging
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// One TCP connection to Redis, pipelined: any number of commands may be in flight, replies come back in order.
 public final class RedisConnection: Sendable {
     let channel: any Channel
     private let commandTimeout: TimeAmount
+    /// Requests waiting for the event loop's next turn, where they are written together with one flush.
+    private let outbox = Mutex(Outbox())
+
+    private struct Outbox: Sendable {
+        var requests: [RedisRequest] = []
+        var scheduled = false
+    }
 
     private init(channel: any Channel, commandTimeout: TimeAmount) {
         self.channel = channel
@@ -70,7 +78,7 @@ public final class RedisConnection: Sendable {
         return try await withCheckedThrowingContinuation { continuation in
             let batch = RedisBatch(count: encoded.count, continuation: continuation)
             let requests = encoded.enumerated().map { RedisRequest(bytes: $1, responder: .batch(batch, $0), deadline: deadline) }
-            Self.write(requests, to: channel)
+            self.write(requests)
         }
     }
 
@@ -80,7 +88,7 @@ public final class RedisConnection: Sendable {
         var buffer = channel.allocator.buffer(capacity: 64)
         RespEncoder.encode(command, into: &buffer)
         let promise = channel.eventLoop.makePromise(of: RedisValue.self)
-        Self.write([RedisRequest(bytes: buffer, responder: .promise(promise), deadline: NIODeadline.now() + commandTimeout)], to: channel)
+        write([RedisRequest(bytes: buffer, responder: .promise(promise), deadline: NIODeadline.now() + commandTimeout)])
         return promise.futureResult.flatMapThrowing(Self.check)
     }
 
@@ -97,20 +105,38 @@ public final class RedisConnection: Sendable {
         let channel = self.channel
         let bytes = buffer
         return try await withCheckedThrowingContinuation { continuation in
-            Self.write([RedisRequest(bytes: bytes, responder: .continuation(continuation), deadline: deadline)], to: channel)
+            self.write([RedisRequest(bytes: bytes, responder: .continuation(continuation), deadline: deadline)])
         }
     }
 
-    /// Writes the requests in one event-loop turn with one flush. On the loop, an active channel still has its
-    /// handler, which then owns every request's reply; a closed one fails them here, so each is answered once.
-    private static func write(_ requests: [RedisRequest], to channel: any Channel) {
-        channel.eventLoop.execute {
+    /// Queues the requests for the event loop's next turn, which writes everything queued by then, in the order
+    /// it was queued, with one flush: commands from many tasks (each stream's chunks, under load) share one
+    /// wake-up of the loop and one `write` system call instead of one each. On the loop, an active channel still
+    /// has its handler, which then owns every request's reply; a closed one fails them here, so each is answered
+    /// once.
+    private func write(_ requests: [RedisRequest]) {
+        let schedule = outbox.withLock { outbox in
+            outbox.requests.append(contentsOf: requests)
+            guard !outbox.scheduled else { return false }
+            outbox.scheduled = true
+            return true
+        }
+        guard schedule else { return }
+        let channel = self.channel
+        channel.eventLoop.execute { [self] in
+            let batch = outbox.withLock { outbox in
+                defer {
+                    outbox.requests.removeAll(keepingCapacity: true)
+                    outbox.scheduled = false
+                }
+                return outbox.requests
+            }
             guard channel.isActive else {
                 let error = RedisClientError(.connectionClosed, "the connection to Redis is closed")
-                requests.forEach { $0.responder.fail(error) }
+                batch.forEach { $0.responder.fail(error) }
                 return
             }
-            for request in requests { channel.write(request, promise: nil) }
+            for request in batch { channel.write(request, promise: nil) }
             channel.flush()
         }
     }
