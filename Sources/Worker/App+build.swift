@@ -26,7 +26,7 @@ func buildWorker(configuration: WorkerConfiguration) async throws -> ServiceGrou
         baseURL: configuration.accountingURL, httpClient: accountingHTTP, timeout: configuration.accountingTimeout,
         logger: Logger(label: "chat-worker.accounting")
     )
-    let signer = try AccessTokenVerifier(secret: configuration.jwtAccessSecret)
+    let signer = UserTokenSigner(try AccessTokenVerifier(secret: configuration.jwtAccessSecret))
     let pending = PendingSettlements(redis: redis, ledger: ledger, signer: signer, interval: .seconds(10), logger: logger)
     let cache = SessionCache(redis: redis)
     let state = GenerationState(redis: redis, cache: cache)

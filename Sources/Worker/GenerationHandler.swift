@@ -21,7 +21,7 @@ struct GenerationHandler: JobHandler {
     let cache: SessionCache
     let ledger: any CreditLedger
     /// Signs short-lived tokens for calls made on the user's behalf (the user's own token is never stored).
-    let signer: AccessTokenVerifier
+    let signer: UserTokenSigner
     /// Where settlements the accounting service could not take wait for a retry.
     let pending: PendingSettlements
     /// The process's running jobs: cancellation without a poll per job, and lock renewal.
@@ -375,7 +375,7 @@ struct GenerationHandler: JobHandler {
                         do {
                             _ = try await ledger.reserve(
                                 reservationID: job.payload.reservationId ?? job.id, sessionID: job.payload.sessionId, modelID: job.payload.modelId,
-                                estimatedTokens: estimate, token: signer.sign(userID: job.payload.userId, role: .enduser, lifetime: 300)
+                                estimatedTokens: estimate, token: signer.token(for: job.payload.userId)
                             )
                         } catch is CancellationError {
                             throw CancellationError()

@@ -12,7 +12,7 @@ struct PendingSettlements: Service {
     static let key = GenerationState.pendingSettlementsKey
     let redis: RedisClient
     let ledger: any CreditLedger
-    let signer: AccessTokenVerifier
+    let signer: UserTokenSigner
     let interval: Duration
     let logger: Logger
     /// How long a settlement may keep failing before it is given up, whatever the number of workers retrying.

@@ -11,13 +11,13 @@ import Queue
 struct Settler: Sendable {
     static let statsKey = "chat:stats"
     let ledger: any CreditLedger
-    let signer: AccessTokenVerifier
+    let signer: UserTokenSigner
     let redis: RedisClient
     let logger: Logger
 
     /// Settles `settlement`; throws what the accounting service's calls throw (`.unavailable`: retry later).
     func settle(_ settlement: PendingSettlement) async throws -> CreditSettlement {
-        let token = signer.sign(userID: settlement.userID, role: .enduser, lifetime: 300)
+        let token = signer.token(for: settlement.userID)
         let settled = try await ledger.finalize(
             reservationID: settlement.reservationID, modelID: settlement.modelID, inputTokens: settlement.inputTokens,
             outputTokens: settlement.outputTokens, success: settlement.success, token: token

@@ -181,7 +181,7 @@ struct HandlerFixture {
         _ generator: ScriptedGenerator, store: (any SessionStore)? = nil, worker: RunningJobs? = nil, ledger: (any CreditLedger)? = nil,
         settlements: PendingSettlements? = nil
     ) throws -> GenerationHandler {
-        let signer = try AccessTokenVerifier(secret: APIFixture.secret)
+        let signer = UserTokenSigner(try AccessTokenVerifier(secret: APIFixture.secret))
         let ledger = ledger ?? self.ledger
         return GenerationHandler(
             generator: generator, store: store ?? self.store, state: state, cache: cache, ledger: ledger, signer: signer,
@@ -443,7 +443,7 @@ struct GenerationHandlerTests {
         defer { fixture.redis.shutdown() }
         let refusing = RefusingLedger(error: ChatError(.forbidden, code: "ACCOUNTING_REFUSED", message: "403"))
         var settlements = PendingSettlements(
-            redis: fixture.redis, ledger: refusing, signer: try AccessTokenVerifier(secret: APIFixture.secret), interval: .seconds(60),
+            redis: fixture.redis, ledger: refusing, signer: UserTokenSigner(try AccessTokenVerifier(secret: APIFixture.secret)), interval: .seconds(60),
             logger: Logger(label: "test.pending")
         )
         settlements.pendingKey = uniqueKey("pending")

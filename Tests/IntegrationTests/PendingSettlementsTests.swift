@@ -11,18 +11,37 @@ import Testing
 
 @Suite("Settlements kept while accounting is unreachable")
 struct PendingSettlementsTests {
+    @Test("a user's token is reused for a minute, then signed anew; each is valid, for that user, for minutes more")
+    func userTokensAreReused() throws {
+        let verifier = try AccessTokenVerifier(secret: APIFixture.secret)
+        let signer = UserTokenSigner(verifier)
+        let now = Int(Date().timeIntervalSince1970)
+        let first = signer.token(for: "alice", now: now)
+        #expect(signer.token(for: "alice", now: now + UserTokenSigner.reuse - 1) == first)
+        let other = signer.token(for: "bob", now: now)
+        #expect(other != first && verifier.verify(other, now: now)?.id == "bob")
+        let user = try #require(verifier.verify(first, now: now + UserTokenSigner.lifetime - UserTokenSigner.reuse))
+        #expect(user.id == "alice" && user.role == .enduser)
+        let renewed = signer.token(for: "alice", now: now + UserTokenSigner.reuse)
+        #expect(renewed != first)
+        #expect(verifier.verify(renewed, now: now + UserTokenSigner.lifetime + 30)?.id == "alice")
+        // A clock that went back never hands out a token signed "in the future".
+        #expect(signer.token(for: "bob", now: now - 5) != other)
+    }
+
     @Test("a settlement that accounting cannot take is kept in Redis and settled by a later retry, once")
     func keptThenSettled() async throws {
         let redis = try testRedisClient()
         defer { redis.shutdown() }
-        let signer = try AccessTokenVerifier(secret: APIFixture.secret)
+        let verifier = try AccessTokenVerifier(secret: APIFixture.secret)
+        let signer = UserTokenSigner(verifier)
         let user = "settle-\(UUID().uuidString.prefix(8))"
         let reservationID = UUID().uuidString.lowercased()
-        try await Accounting.fund(user, credits: 100, accountingURL: TestEnvironment.accountingURL, verifier: signer)
+        try await Accounting.fund(user, credits: 100, accountingURL: TestEnvironment.accountingURL, verifier: verifier)
         let live = Accounting.client()
         _ = try await live.reserve(
             reservationID: reservationID, sessionID: "s", modelID: ModelCatalog.defaultModelID, estimatedTokens: 1_000,
-            token: signer.sign(userID: user, role: .enduser, lifetime: 60)
+            token: verifier.sign(userID: user, role: .enduser, lifetime: 60)
         )
         let down = AccountingClient(baseURL: "http://127.0.0.1:\(TestEnvironment.freePort())", httpClient: HTTPClient.shared, timeout: .milliseconds(300))
         let logger = Logger(label: "test.settlements")
@@ -39,10 +58,10 @@ struct PendingSettlementsTests {
         #expect(try await redis.hgetall(reachable.pendingKey)[reservationID] == nil)
         let again = try await live.finalize(
             reservationID: reservationID, modelID: ModelCatalog.defaultModelID, inputTokens: 100, outputTokens: 200, success: true,
-            token: signer.sign(userID: user, role: .enduser, lifetime: 60)
+            token: verifier.sign(userID: user, role: .enduser, lifetime: 60)
         )
         #expect(again.creditsUsed > 0)  // the first settlement's charge, reported again; nothing charged twice
-        let balance = try await HTTPProbe.json(.GET, TestEnvironment.accountingURL + "/api/credits/balance", token: signer.sign(userID: user, role: .enduser, lifetime: 60))
+        let balance = try await HTTPProbe.json(.GET, TestEnvironment.accountingURL + "/api/credits/balance", token: verifier.sign(userID: user, role: .enduser, lifetime: 60))
         #expect(balance.body["totalCredits"] as? Int == 100 - Int(again.creditsUsed))
     }
 
@@ -50,7 +69,8 @@ struct PendingSettlementsTests {
     func refusedAndExhaustedAreGivenUp() async throws {
         let redis = try testRedisClient()
         defer { redis.shutdown() }
-        let signer = try AccessTokenVerifier(secret: APIFixture.secret)
+        let verifier = try AccessTokenVerifier(secret: APIFixture.secret)
+        let signer = UserTokenSigner(verifier)
         let logger = Logger(label: "test.settlements")
         var refusing = PendingSettlements(
             redis: redis, ledger: RefusingLedger(error: ChatError(.badRequest, code: "ACCOUNTING_REJECTED", message: "400")), signer: signer,
@@ -103,11 +123,12 @@ struct PendingSettlementsTests {
         try await SharedLimitsAndOutagesTests.waitForPort(port, path: "/health")
         let redis = try testRedisClient()
         defer { redis.shutdown() }
-        let signer = try AccessTokenVerifier(secret: APIFixture.secret)
+        let verifier = try AccessTokenVerifier(secret: APIFixture.secret)
+        let signer = UserTokenSigner(verifier)
         let user = "late-\(UUID().uuidString.prefix(8))"
-        try await Accounting.fund(user, credits: 100, accountingURL: url, verifier: signer)
+        try await Accounting.fund(user, credits: 100, accountingURL: url, verifier: verifier)
         let ledger = AccountingClient(baseURL: url, httpClient: HTTPClient.shared)
-        let token = signer.sign(userID: user, role: .enduser, lifetime: 60)
+        let token = verifier.sign(userID: user, role: .enduser, lifetime: 60)
         let reservationID = UUID().uuidString.lowercased()
         _ = try await ledger.reserve(reservationID: reservationID, sessionID: "s", modelID: ModelCatalog.defaultModelID, estimatedTokens: 1_000, token: token)
         func balance() async throws -> Int {
