@@ -140,18 +140,21 @@ public final class EventHub: Service, Sendable {
         var failures = 0
         let block = min(configuration.heartbeatInterval / 2, .seconds(2))
         while !Task.isCancelled {
-            let plan = state.withLockedValue { state -> [(key: String, after: String)] in
-                let plan = state.sessions.map { key, session in (key: key, after: session.cursor.description) }
+            let (plan, wakeCursor) = state.withLockedValue { state -> ([(key: String, cursor: EntryID)], String) in
+                let plan = state.sessions.map { key, session in (key: key, cursor: session.cursor) }
                 state.reading = !plan.isEmpty
-                return plan.isEmpty ? [] : [(key: wakeKey, after: state.wakeCursor)] + plan
+                return (plan, state.wakeCursor)
             }
             if plan.isEmpty {
                 for await _ in idle { break }
                 continue
             }
+            var streams: [(key: String, after: String)] = [(key: wakeKey, after: wakeCursor)]
+            streams.reserveCapacity(plan.count + 1)
+            for (key, cursor) in plan { streams.append((key: key, after: cursor.description)) }
             let read: [String: [StreamEntry]]
             do {
-                read = try await redis.xread(streams: plan, count: configuration.batchSize, block: block)
+                read = try await redis.xread(streams: streams, count: configuration.batchSize, block: block)
                 failures = 0
             } catch {
                 if Task.isCancelled { return }
@@ -160,8 +163,12 @@ public final class EventHub: Service, Sendable {
                 try? await Task.sleep(for: .milliseconds(min(2_000, 50 * failures)))
                 continue
             }
+            // Where this read started, for the sessions it returned entries of (the others need nothing).
             var starts: [String: EntryID] = [:]
-            for (key, after) in plan.dropFirst() { starts[key] = EntryID(after) }
+            starts.reserveCapacity(read.count)
+            if !read.isEmpty {
+                for (key, cursor) in plan where read[key] != nil { starts[key] = cursor }
+            }
             deliver(read, starts: starts)
         }
     }
