@@ -121,6 +121,9 @@ final class AccountDatabase: Sendable {
         }
     }
 
+    /// How many calls wait for the database's thread now (for tests).
+    var queuedJobs: Int { state.withLock { $0.queue.count } }
+
     // MARK: Reads
 
     /// The stored account of `userID`, if there is one.
@@ -284,13 +287,27 @@ final class AccountDatabase: Sendable {
         for job in batch { if case .read(let body) = job { body(connection) } }
     }
 
-    /// Applies `writes` in one transaction; on any error, none of them is written and each gets the error.
+    /// Applies `writes` in one transaction, each within a savepoint of its own: a write that fails is undone
+    /// alone and gets its error, the others are committed. If the transaction itself fails (it cannot begin or
+    /// commit, or SQLite ended it), none of them is written and each gets the error.
     private func commit(_ writes: [StoreWrite], on connection: SQLiteConnection) -> [Result<WriteOutcome, any Error>] {
         do {
             try connection.execute("BEGIN IMMEDIATE")
             var outcomes: [Result<WriteOutcome, any Error>] = []
             outcomes.reserveCapacity(writes.count)
-            for write in writes { outcomes.append(.success(try apply(write, on: connection))) }
+            for write in writes {
+                try connection.execute("SAVEPOINT write")
+                do {
+                    let outcome = try apply(write, on: connection)
+                    try connection.execute("RELEASE write")
+                    outcomes.append(.success(outcome))
+                } catch {
+                    guard connection.inTransaction else { throw error }
+                    try connection.execute("ROLLBACK TO write; RELEASE write")
+                    logger.error("a write was refused; the others of its transaction go on", metadata: ["error": "\(error)"])
+                    outcomes.append(.failure(ChatError(.internal, code: "DATABASE_ERROR", message: "The accounting database refused the write")))
+                }
+            }
             try connection.execute("COMMIT")
             return outcomes
         } catch {
@@ -366,7 +383,7 @@ final class AccountDatabase: Sendable {
     /// Milliseconds since 1970, as the rows keep dates.
     static func milliseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded(.down)) }
 
-    private static let closed = ChatError(.unavailable, code: "DATABASE_UNAVAILABLE", message: "The accounting database is closed")
+    private static let closed = ChatError(.unavailable, code: "DATABASE_CLOSED", message: "The accounting database is closed")
 }
 
 /// The connection, used only by the database's one thread (`AccountDatabase.drain` runs one batch at a time),

@@ -68,13 +68,16 @@ final class SQLiteConnection {
     @discardableResult
     func run(_ sql: String, _ values: [SQLiteValue] = []) throws -> Int {
         let statement = try statement(sql, values)
+        defer { statement.finish() }
         while try statement.step() {}
         return Int(sqlite3_changes(handle))
     }
 
-    /// Every row `sql` returns, each made into a `T` by `row`.
+    /// Every row `sql` returns, each made into a `T` by `row`. The statement is reset afterwards, also when
+    /// `row` throws, so it never holds a read snapshot open.
     func rows<T>(_ sql: String, _ values: [SQLiteValue] = [], _ row: (SQLiteStatement) throws -> T) throws -> [T] {
         let statement = try statement(sql, values)
+        defer { statement.finish() }
         var results: [T] = []
         while try statement.step() { results.append(try row(statement)) }
         return results
@@ -123,7 +126,9 @@ final class SQLiteStatement {
             let status: Int32
             switch value {
             case .integer(let number): status = sqlite3_bind_int64(raw, index, number)
-            case .text(let text): status = sqlite3_bind_text(raw, index, text, -1, csqlite_transient())
+            case .text(let text):
+                // With its length in bytes, so that a NUL inside the text is kept rather than ending it.
+                status = sqlite3_bind_text(raw, index, text, Int32(text.utf8.count), csqlite_transient())
             case .blob(let bytes):
                 status = bytes.withUnsafeBytes { sqlite3_bind_blob(raw, index, $0.baseAddress, Int32($0.count), csqlite_transient()) }
             case .null: status = sqlite3_bind_null(raw, index)
@@ -131,6 +136,9 @@ final class SQLiteStatement {
             guard status == SQLITE_OK else { throw SQLiteError(code: status, message: connection.lastMessage) }
         }
     }
+
+    /// Resets the statement after its last use (its bindings stay until the next `reset(binding:)`).
+    fileprivate func finish() { sqlite3_reset(raw) }
 
     /// Advances to the next row: true when there is one, false when the statement is done.
     func step() throws -> Bool {

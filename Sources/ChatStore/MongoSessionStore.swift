@@ -16,7 +16,9 @@ public final class MongoSessionStore: SessionStore {
     public init(configuration: MongoConfiguration, logger: Logger = Logger(label: "ChatStore")) throws {
         let clients = try MongoClientPool(configuration: configuration, logger: logger)
         self.clients = clients
-        turns = GroupCommit { batch in await Self.write(batch, clients: clients) }
+        // A batch stays far below MongoDB's 16 MiB command limit (a turn bigger than the cap goes alone, as one
+        // turn always did), and two batches may be on their way, so a slow one does not hold up everyone.
+        turns = GroupCommit(maxWeight: 8 << 20, maxInFlight: 2, weigh: \.weight) { batch in await Self.write(batch, clients: clients) }
     }
 
     /// The database this store uses (from the URI's path, `chat` by default).
@@ -167,6 +169,9 @@ public final class MongoSessionStore: SessionStore {
         var messages: [NewMessage]
         var documents: [BSONFields]
         var now: Date
+
+        /// About what the turn adds to a command, in bytes: its texts and each document's other fields.
+        var weight: Int { messages.reduce(0) { $0 + $1.content.utf8.count + 512 } }
     }
 
     /// Stores a batch of turns: one insert for every message, a read-back for each repeat, then one `update`
@@ -231,8 +236,9 @@ public final class MongoSessionStore: SessionStore {
         return (stored, inserted)
     }
 
-    /// One `update` command with a statement per turn that inserted messages; if fewer sessions matched than
-    /// statements were sent, the turns whose session is gone get their messages taken out and `SESSION_NOT_FOUND`.
+    /// One `update` command with a statement per turn that inserted messages (tried twice if it fails as a
+    /// whole). A statement MongoDB refused fails its own turn only; if fewer sessions matched than statements
+    /// were sent, the turns whose session is gone get their messages taken out and `SESSION_NOT_FOUND`.
     private static func bumpCounters(
         _ batch: [TurnWrite], inserted: [[ChatMessage]], outcomes: inout [Result<[ChatMessage], any Error>], database: String,
         client: OpaquePointer
@@ -249,20 +255,35 @@ public final class MongoSessionStore: SessionStore {
                 ],
             ]
         }
-        let reply = try runWriteCommand(
-            ["update": .string(StoredSession.collection), "updates": .array(statements), "ordered": false], database: database, client: client
-        )
-        if let error = reply["writeErrors"]?.arrayValue?.first?.documentValue {
-            throw MongoDriverError(domain: 0, code: UInt32(clamping: error["code"]?.intValue ?? 0), message: error["errmsg"]?.stringValue ?? "")
+        let command: BSONFields = ["update": .string(StoredSession.collection), "updates": .array(statements), "ordered": false]
+        let reply: BSONFields
+        do {
+            reply = try runWriteCommand(command, database: database, client: client)
+        } catch {
+            do {
+                reply = try runWriteCommand(command, database: database, client: client)
+            } catch {
+                // The messages are stored and their counters are not: those turns fail (a retry finds the messages).
+                for index in bumped { outcomes[index] = .failure(error) }
+                return
+            }
         }
-        guard (reply["n"]?.intValue ?? 0) < statements.count else { return }
+        var refused: [Int: any Error] = [:]
+        for entry in reply["writeErrors"]?.arrayValue ?? [] {
+            guard let fields = entry.documentValue, let position = fields["index"]?.intValue, bumped.indices.contains(position) else { continue }
+            refused[bumped[position]] = MongoDriverError(
+                domain: 0, code: UInt32(clamping: fields["code"]?.intValue ?? 0), message: fields["errmsg"]?.stringValue ?? ""
+            )
+        }
+        for (index, error) in refused { outcomes[index] = .failure(error) }
+        guard (reply["n"]?.intValue ?? 0) < statements.count - refused.count else { return }
         // Some session is gone (deleted meanwhile, or never was): find which, and take their messages back out.
         let ids = Array(Set(bumped.map { batch[$0].sessionId }))
         let present = try MongoCollection.with(StoredSession.collection, in: database, client: client) {
             try $0.find(["_id": ["$in": .array(ids.map(BSONValue.objectID))]], options: ["projection": ["_id": 1]])
         }
         let existing = Set(present.compactMap { $0["_id"]?.objectIDValue })
-        for index in bumped where !existing.contains(batch[index].sessionId) {
+        for index in bumped where refused[index] == nil && !existing.contains(batch[index].sessionId) {
             let messageIDs = inserted[index].map { BSONValue.objectID($0.id) }
             _ = try MongoCollection.with(StoredMessage.collection, in: database, client: client) {
                 try $0.deleteMany(["_id": ["$in": .array(messageIDs)]])

@@ -115,6 +115,12 @@ public final class RedisConnection: Sendable {
     /// has its handler, which then owns every request's reply; a closed one fails them here, so each is answered
     /// once.
     private func write(_ requests: [RedisRequest]) {
+        guard channel.isActive else {
+            // Closed (or its event loop stopped): fail now rather than queue for a turn that may never come.
+            let error = RedisClientError(.connectionClosed, "the connection to Redis is closed")
+            requests.forEach { $0.responder.fail(error) }
+            return
+        }
         let schedule = outbox.withLock { outbox in
             outbox.requests.append(contentsOf: requests)
             guard !outbox.scheduled else { return false }

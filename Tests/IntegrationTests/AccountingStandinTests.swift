@@ -367,6 +367,63 @@ struct AccountingStandinTests {
         }
     }
 
+    @Test("a write the database refuses fails alone; the others committed with it stand", .timeLimit(.minutes(1)))
+    func oneRefusedWriteFailsAlone() async throws {
+        let path = AccountingFixture.uniqueDatabasePath()
+        defer { AccountingFixture.removeDatabase(at: path) }
+        let database = try AccountDatabase(path: path, logger: Logger(label: "test"))
+        let now = Date()
+        // Hold the database's thread, so that the three writes below queue and go in one transaction.
+        let release = NIOLockedValueBox(false)
+        let holds = NIOLockedValueBox(false)
+        let holding = Task {
+            try await database.read { _ in
+                holds.withLockedValue { $0 = true }
+                while !release.withLockedValue({ $0 }) { usleep(1000) }
+            }
+        }
+        try await waitFor { holds.withLockedValue { $0 } }
+        var account = Account.empty("holder")
+        account.allocate(Allocation(id: ObjectID.make(now: now), originalCredits: 5, remaining: 5, expiresAt: now.addingTimeInterval(3600), notes: nil, allocatedBy: "test", createdAt: now))
+        account.version = 1
+        var good = LedgerEntry(
+            id: ObjectID.make(now: now), kind: .record, status: .finalized, sessionID: "s-1", chatSessionID: nil, service: "chat-service",
+            operation: "test", modelID: nil, estimatedTokens: nil, reservedCredits: 0, held: 0, draws: [], createdAt: now, expiresAt: now, settlement: nil
+        )
+        var bad = good
+        bad.id = "not an object id"  // BSON cannot store it: this write fails when it is made
+        bad.sessionID = "s-2"
+        good.sessionID = "s-3"
+        let held = account
+        let (refused, kept) = (bad, good)
+        let first = Task { try await database.commit(.account(held, expectedVersion: 0, at: now)) }
+        try await waitFor { database.queuedJobs == 1 }
+        let second = Task { try await database.commit(.usage(refused, userID: "holder")) }
+        try await waitFor { database.queuedJobs == 2 }
+        let third = Task { try await database.commit(.usage(kept, userID: "holder")) }
+        try await waitFor { database.queuedJobs == 3 }
+        release.withLockedValue { $0 = true }
+        try await holding.value
+        #expect(try await first.value == .applied)
+        await #expect(throws: ChatError.self) { try await second.value }
+        #expect(try await third.value == .applied)
+        #expect(try await database.account("holder")?.available == 5)
+        #expect(try await database.archivedEntry(userID: "holder", sessionID: "s-3")?.id == good.id)
+        #expect(try await database.archivedEntry(userID: "holder", sessionID: "s-2") == nil)
+        try await database.shutdown()
+        try await database.shutdown()  // a second shutdown is harmless
+        await #expect(throws: ChatError.self) { try await database.ping() }
+    }
+
+    /// Waits until `condition` holds, checking every millisecond, for at most ten seconds.
+    func waitFor(_ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !condition() {
+            guard ContinuousClock.now < deadline else { throw CancellationError() }
+            try await Task.sleep(for: .milliseconds(1))
+        }
+    }
+
     @Test("finalize charges the actual cost, refunds the rest once, and answers the same when repeated")
     func finalizeOnce() async throws {
         try await AccountingFixture.with { fixture in
