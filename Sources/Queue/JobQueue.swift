@@ -213,7 +213,8 @@ public final class JobQueue<Payload: Codable & Sendable>: Sendable {
         if let payload = try? JSONDecoder().decode(Payload.self, from: Data(raw.utf8)) {
             return QueuedJob(id: jobID, entryID: entry.id, payload: payload, attempt: attempt, consumer: consumer)
         }
-        try await deadLetter(
+        // Whether it moved (it may have been taken over meanwhile), the entry is not ours to run.
+        _ = try await deadLetter(
             entryID: entry.id, jobID: jobID, payload: raw, attempt: attempt, consumer: consumer, reason: "the job's payload is not valid"
         )
         return nil

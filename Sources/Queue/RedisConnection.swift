@@ -73,7 +73,6 @@ public final class RedisConnection: Sendable {
             RespEncoder.encode(command, into: &buffer)
             buffers.append(buffer)
         }
-        let channel = self.channel
         let encoded = buffers
         return try await withCheckedThrowingContinuation { continuation in
             let batch = RedisBatch(count: encoded.count, continuation: continuation)
@@ -102,7 +101,6 @@ public final class RedisConnection: Sendable {
         var buffer = channel.allocator.buffer(capacity: 64)
         RespEncoder.encode(command, into: &buffer)
         let deadline = NIODeadline.now() + commandTimeout + extraTime
-        let channel = self.channel
         let bytes = buffer
         return try await withCheckedThrowingContinuation { continuation in
             self.write([RedisRequest(bytes: bytes, responder: .continuation(continuation), deadline: deadline)])
