@@ -57,6 +57,12 @@ final class AccountDatabase: Sendable {
     let path: String
     private let thread: NIOThreadPool
     private let connection: ConnectionBox
+    /// Statistics (sums over whole tables) on a connection and thread of their own: a long scan never holds up
+    /// the writes, and WAL lets it read while they commit.
+    private let statisticsThread: NIOThreadPool
+    private let statisticsConnection: ConnectionBox
+    /// Set once `shutdown` began.
+    private let shutDown = Mutex(false)
     private let state = Mutex(State())
     private let logger: Logger
 
@@ -77,9 +83,20 @@ final class AccountDatabase: Sendable {
             connection.close()
             throw error
         }
+        let reader: SQLiteConnection
+        do {
+            reader = try SQLiteConnection(path: path)
+            try reader.execute("PRAGMA busy_timeout = 10000")
+        } catch {
+            connection.close()
+            throw error
+        }
         self.connection = ConnectionBox(connection)
+        statisticsConnection = ConnectionBox(reader)
         thread = NIOThreadPool(numberOfThreads: 1)
         thread.start()
+        statisticsThread = NIOThreadPool(numberOfThreads: 1)
+        statisticsThread.start()
     }
 
     /// The tables: one row per account (its whole state as BSON, with the columns the sweep and the statistics
@@ -174,7 +191,7 @@ final class AccountDatabase: Sendable {
         let column = grouping.rawValue
         let sums = "SELECT \(column), SUM(credits), SUM(input_tokens), SUM(output_tokens), SUM(tokens), COUNT(*) FROM usage WHERE status = 'finalized'"
         let sql = userID == nil ? "\(sums) GROUP BY \(column)" : "\(sums) AND user_id = ? GROUP BY \(column)"
-        return try await read { connection in
+        return try await readStatistics { connection in
             try connection.rows(sql, userID.map { [.text($0)] } ?? []) { row in
                 let totals = UsageStats.Totals(
                     credits: Int(row.integer(1)), inputTokens: Int(row.integer(2)), outputTokens: Int(row.integer(3)),
@@ -187,7 +204,7 @@ final class AccountDatabase: Sendable {
 
     /// How many accounts there are and the credits available and held across them (as of their last write).
     func balances() async throws -> (accounts: Int, available: Int, reserved: Int) {
-        try await read { connection in
+        try await readStatistics { connection in
             try connection.rows("SELECT COUNT(*), COALESCE(SUM(available), 0), COALESCE(SUM(reserved), 0) FROM accounts") {
                 (Int($0.integer(0)), Int($0.integer(1)), Int($0.integer(2)))
             }.first ?? (0, 0, 0)
@@ -209,11 +226,25 @@ final class AccountDatabase: Sendable {
         }
     }
 
+    /// Runs `body` on the statistics connection's thread: it sees every write committed before it starts.
+    func readStatistics<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
+        let box = statisticsConnection
+        do {
+            return try await statisticsThread.runIfActive {
+                guard let connection = box.open else { throw Self.closed }
+                return try body(connection)
+            }
+        } catch where shutDown.withLock({ $0 }) {
+            throw Self.closed  // the thread stopped (NIO reports that as a cancellation)
+        }
+    }
+
     // MARK: Closing
 
     /// Finishes what is queued, then closes the connection and stops the thread; later calls throw. Calling it
     /// again does nothing.
     func shutdown() async throws {
+        shutDown.withLock { $0 = true }
         await flush()
         do {
             try await read { connection in connection.close() }
@@ -221,6 +252,9 @@ final class AccountDatabase: Sendable {
             return  // already shut down
         }
         try await thread.shutdownGracefully()
+        let box = statisticsConnection
+        _ = try? await statisticsThread.runIfActive { box.open?.close() }
+        try await statisticsThread.shutdownGracefully()
     }
 
     // MARK: The database's thread

@@ -415,6 +415,33 @@ struct AccountingStandinTests {
         await #expect(throws: ChatError.self) { try await database.ping() }
     }
 
+    @Test("a long statistics read does not hold up the writes; it sees what was committed before it", .timeLimit(.minutes(1)))
+    func statisticsDoNotHoldUpWrites() async throws {
+        let path = AccountingFixture.uniqueDatabasePath()
+        defer { AccountingFixture.removeDatabase(at: path) }
+        let database = try AccountDatabase(path: path, logger: Logger(label: "test"))
+        let now = Date()
+        let release = NIOLockedValueBox(false)
+        let holds = NIOLockedValueBox(false)
+        let scan = Task {
+            try await database.readStatistics { connection in
+                holds.withLockedValue { $0 = true }
+                while !release.withLockedValue({ $0 }) { usleep(1000) }
+                return try connection.rows("SELECT COUNT(*) FROM accounts") { $0.integer(0) }.first ?? -1
+            }
+        }
+        try await waitFor { holds.withLockedValue { $0 } }
+        var account = Account.empty("writer")
+        account.version = 1
+        // Committed while the scan holds its thread.
+        #expect(try await database.commit(.account(account, expectedVersion: 0, at: now)) == .applied)
+        release.withLockedValue { $0 = true }
+        _ = try await scan.value
+        #expect(try await database.balances().accounts == 1)
+        try await database.shutdown()
+        await #expect(throws: ChatError.self) { try await database.balances() }
+    }
+
     /// Waits until `condition` holds, checking every millisecond, for at most ten seconds.
     func waitFor(_ condition: () -> Bool) async throws {
         let deadline = ContinuousClock.now + .seconds(10)
