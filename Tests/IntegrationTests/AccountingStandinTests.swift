@@ -374,15 +374,9 @@ struct AccountingStandinTests {
         let database = try AccountDatabase(path: path, logger: Logger(label: "test"))
         let now = Date()
         // Hold the database's thread, so that the three writes below queue and go in one transaction.
-        let release = NIOLockedValueBox(false)
-        let holds = NIOLockedValueBox(false)
-        let holding = Task {
-            try await database.read { _ in
-                holds.withLockedValue { $0 = true }
-                while !release.withLockedValue({ $0 }) { usleep(1000) }
-            }
-        }
-        try await waitFor { holds.withLockedValue { $0 } }
+        let gate = ThreadGate()
+        let holding = Task { try await database.read { _ in gate.hold() } }
+        try #require(try await eventually { gate.isHeld })
         var account = Account.empty("holder")
         account.allocate(Allocation(id: ObjectID.make(now: now), originalCredits: 5, remaining: 5, expiresAt: now.addingTimeInterval(3600), notes: nil, allocatedBy: "test", createdAt: now))
         account.version = 1
@@ -397,12 +391,12 @@ struct AccountingStandinTests {
         let held = account
         let (refused, kept) = (bad, good)
         let first = Task { try await database.commit(.account(held, expectedVersion: 0, at: now)) }
-        try await waitFor { database.queuedJobs == 1 }
+        try #require(try await eventually { database.queuedJobs == 1 })
         let second = Task { try await database.commit(.usage(refused, userID: "holder")) }
-        try await waitFor { database.queuedJobs == 2 }
+        try #require(try await eventually { database.queuedJobs == 2 })
         let third = Task { try await database.commit(.usage(kept, userID: "holder")) }
-        try await waitFor { database.queuedJobs == 3 }
-        release.withLockedValue { $0 = true }
+        try #require(try await eventually { database.queuedJobs == 3 })
+        gate.open()
         try await holding.value
         #expect(try await first.value == .applied)
         await #expect(throws: ChatError.self) { try await second.value }
@@ -421,34 +415,41 @@ struct AccountingStandinTests {
         defer { AccountingFixture.removeDatabase(at: path) }
         let database = try AccountDatabase(path: path, logger: Logger(label: "test"))
         let now = Date()
-        let release = NIOLockedValueBox(false)
-        let holds = NIOLockedValueBox(false)
+        let gate = ThreadGate()
         let scan = Task {
             try await database.readStatistics { connection in
-                holds.withLockedValue { $0 = true }
-                while !release.withLockedValue({ $0 }) { usleep(1000) }
+                gate.hold()
                 return try connection.rows("SELECT COUNT(*) FROM accounts") { $0.integer(0) }.first ?? -1
             }
         }
-        try await waitFor { holds.withLockedValue { $0 } }
+        try #require(try await eventually { gate.isHeld })
         var account = Account.empty("writer")
         account.version = 1
         // Committed while the scan holds its thread.
         #expect(try await database.commit(.account(account, expectedVersion: 0, at: now)) == .applied)
-        release.withLockedValue { $0 = true }
+        gate.open()
         _ = try await scan.value
         #expect(try await database.balances().accounts == 1)
         try await database.shutdown()
         await #expect(throws: ChatError.self) { try await database.balances() }
     }
 
-    /// Waits until `condition` holds, checking every millisecond, for at most ten seconds.
-    func waitFor(_ condition: () -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(10)
-        while !condition() {
-            guard ContinuousClock.now < deadline else { throw CancellationError() }
-            try await Task.sleep(for: .milliseconds(1))
+    /// Holds one of the database's threads from inside a call, until the test opens it.
+    final class ThreadGate: Sendable {
+        private let held = NIOLockedValueBox(false)
+        private let opened = NIOLockedValueBox(false)
+
+        /// Whether a call is holding its thread now.
+        var isHeld: Bool { held.withLockedValue { $0 } }
+
+        /// Blocks the calling thread (a database thread, never an event loop) until `open()`.
+        func hold() {
+            held.withLockedValue { $0 = true }
+            while !opened.withLockedValue({ $0 }) { usleep(1000) }
         }
+
+        /// Lets the held call go on.
+        func open() { opened.withLockedValue { $0 = true } }
     }
 
     @Test("finalize charges the actual cost, refunds the rest once, and answers the same when repeated")
