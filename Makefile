@@ -24,7 +24,8 @@ bench-redis: bootstrap
 bench-bedrock: bootstrap
 	@scripts/bench-bedrock.sh
 
-## The full path, its floor (the emulator straight) and LiteLLM at 1-1,000 streams with chat-bench; writes docs/benchmarks.md.
+## The full path, its floor (the emulator straight) and LiteLLM at 1-1,000 streams with chat-bench; writes docs/benchmarks.md
+## (BENCH_LEVELS=1,20 runs only those steps and leaves the docs alone).
 bench: bootstrap
 	@scripts/bench.sh
 

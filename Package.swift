@@ -240,7 +240,7 @@ let package = Package(
         // Fast tests: no servers.
         .testTarget(
             name: "UnitTests",
-            dependencies: ["ChatCore", "Queue", "CHiredis", "SigV4", "EventStream", "Bedrock", "ChatBench", "ChatStore"],
+            dependencies: ["ChatCore", "Queue", "CHiredis", "SigV4", "EventStream", "Bedrock", "BedrockEmulator", "ChatBench", "ChatStore"],
             swiftSettings: swiftSettings
         ),
         // Tests against real redis-server, SecantusDB and the processes, started by `make test`.

@@ -111,9 +111,16 @@ if [ -n "${BENCH_PROFILE:-}" ]; then
     perf record -e cpu-clock -F 1999 -g -p "${!pid_var}" -o "$dir/perf-$name.data" >"$dir/perf-$name.log" 2>&1 &
     perf_pids+=($!)
   done
+  redis-cli -p 6491 CONFIG RESETSTAT >/dev/null
+  redis-cli -p 6491 CONFIG SET slowlog-log-slower-than 0 >/dev/null && redis-cli -p 6491 CONFIG SET slowlog-max-len 1000000 >/dev/null
+  redis-cli -p 6491 SLOWLOG RESET >/dev/null
   "$bin/chat-bench" run --target full --concurrency "$BENCH_PROFILE" --messages "${BENCH_PROFILE_MESSAGES:-10}" --tokens 12 --pace-ms 20 \
     --warmup 4 --redis-port 6491 "${pids[@]}" --json "$dir/chat-bench.json" --markdown "$dir/run.md" >/dev/null
   kill -INT "${perf_pids[@]}" && wait "${perf_pids[@]}" || true
+  # What Redis did for the run (warm-up included): calls and microseconds per command.
+  redis-cli -p 6491 INFO commandstats | tr -d '\r' | grep '^cmdstat' | sort -t= -k3 -n -r >"$dir/redis-commandstats.txt" || true
+  # Scripts apart, by their first key's kind (every command was logged, with its microseconds).
+  python3 scripts/redis-slowlog-summary.py 6491 >>"$dir/redis-commandstats.txt" || true
   for name in api worker; do
     perf report -i "$dir/perf-$name.data" --no-children --sort dso,symbol --percent-limit 0.7 --stdio -g none 2>/dev/null |
       grep -v '^$' >"$dir/perf-$name.txt" || true
@@ -121,16 +128,22 @@ if [ -n "${BENCH_PROFILE:-}" ]; then
       grep -v '^$' >"$dir/perf-$name-children.txt" || true
   done
   cat "$dir/run.md"
+  echo "==> Redis commands: $dir/redis-commandstats.txt"; cat "$dir/redis-commandstats.txt"
   echo "==> profiles: $dir/perf-api.txt, $dir/perf-worker.txt (self) and $dir/perf-*-children.txt (with callees)"
   exit 0
 fi
 
 levels=1,20,100
 [ "${BENCH_SKIP_1000:-}" = 1 ] || levels=1,20,100,1000
+# BENCH_LEVELS=1,20 (say) runs those steps alone, for a quick look: no idle probe, docs untouched.
+quick=""
+[ -n "${BENCH_LEVELS:-}" ] && { levels=$BENCH_LEVELS; quick=1; }
 
-echo "==> chat-api's memory per idle open SSE connection"
-"$bin/chat-bench" idle --connections 1000 --pid "chat-api=$api_pid" --redis-port 6491 --json "$dir/idle.json" >"$dir/idle.md"
-cat "$dir/idle.md"
+if [ -z "$quick" ]; then
+  echo "==> chat-api's memory per idle open SSE connection"
+  "$bin/chat-bench" idle --connections 1000 --pid "chat-api=$api_pid" --redis-port 6491 --json "$dir/idle.json" >"$dir/idle.md"
+  cat "$dir/idle.md"
+fi
 
 # Other work on the machine skews every figure: say how busy it was when the streams started.
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -138,6 +151,7 @@ echo "==> streaming: $targets at $levels concurrent streams (load average $load_
 "$bin/chat-bench" run --target "$targets" --concurrency "$levels" --cap litellm=100 --messages 3 --min-requests 30 \
   --tokens 12 --pace-ms 20 --warmup 4 --redis-port 6491 "${pids[@]}" --json "$dir/chat-bench.json" --markdown "$dir/run.md" >/dev/null
 cat "$dir/run.md"
+[ -n "$quick" ] && { echo "==> BENCH_LEVELS given: docs/benchmarks.md left as it was"; exit 0; }
 
 {
   echo "## make bench"

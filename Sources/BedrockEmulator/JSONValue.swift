@@ -16,7 +16,7 @@ enum JSONValue: Sendable {
 
     /// The document in `bytes`, or nil when they are not one JSON value.
     static func parse(_ bytes: [UInt8]) -> JSONValue? {
-        try? JSONDecoder().decode(JSONValue.self, from: Data(bytes))
+        JSONParser.parse(bytes)
     }
 
     /// The value of member `key` of an object; nil for a missing member or a value that is not an object.
@@ -93,42 +93,5 @@ enum JSONValue: Sendable {
             }
         }
         output += "\""
-    }
-}
-
-extension JSONValue: Decodable {
-    private struct MemberKey: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
-    }
-
-    /// Reads any JSON value; integers stay integers so that `1.5` for a token count can be refused.
-    init(from decoder: any Decoder) throws {
-        if let object = try? decoder.container(keyedBy: MemberKey.self) {
-            self = .object(try object.allKeys.map { (key: $0.stringValue, value: try object.decode(JSONValue.self, forKey: $0)) })
-            return
-        }
-        if var array = try? decoder.unkeyedContainer() {
-            var elements: [JSONValue] = []
-            while !array.isAtEnd {
-                elements.append(try array.decode(JSONValue.self))
-            }
-            self = .array(elements)
-            return
-        }
-        let single = try decoder.singleValueContainer()
-        if single.decodeNil() {
-            self = .null
-        } else if let flag = try? single.decode(Bool.self) {
-            self = .bool(flag)
-        } else if let number = try? single.decode(Int.self) {
-            self = .integer(number)
-        } else if let number = try? single.decode(Double.self) {
-            self = .number(number)
-        } else {
-            self = .string(try single.decode(String.self))
-        }
     }
 }

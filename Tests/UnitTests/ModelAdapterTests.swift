@@ -46,6 +46,38 @@ struct ModelAdapterTests {
         #expect(try body(ClaudeAdapter(), request) == expected)
     }
 
+    /// The body `JSONEncoder` gave (sorted keys, slashes unescaped) before Claude's was written by hand.
+    private struct EncodedClaudeBody: Encodable {
+        struct Block: Encodable { var type = "text", text: String }
+        struct Message: Encodable { var role: String, content: [Block] }
+        var anthropic_version = "bedrock-2023-05-31"
+        var max_tokens: Int
+        var messages: [Message]
+        var system: String?
+        var temperature: Double?
+        var top_p: Double?
+        var stop_sequences: [String]?
+    }
+
+    @Test("Claude: the hand-written body is byte for byte what JSONEncoder wrote", arguments: [
+        GenerationRequest(
+            system: "sys \"q\" / \u{1}", turns: [ConversationTurn(role: .user, text: "He said \"hi\" \\ </s> 🎉 é\u{0}\n\t\r\u{8}\u{c}\u{1f}")],
+            maxTokens: 20, temperature: 0.25, topP: 1, stopSequences: ["\"\n", "END"]
+        ),
+        GenerationRequest(turns: [ConversationTurn(role: .user, text: "Hi"), ConversationTurn(role: .assistant, text: "Yo"), ConversationTurn(role: .user, text: "")], maxTokens: 4096),
+    ])
+    func claudeBodyBytes(request: GenerationRequest) throws {
+        let expected = try AdapterJSON.encode(
+            EncodedClaudeBody(
+                max_tokens: request.maxTokens,
+                messages: ModelAdapters.alternatingTurns(of: request).map { .init(role: $0.role.rawValue, content: [.init(text: $0.text)]) },
+                system: ModelAdapters.systemPrompt(of: request), temperature: request.temperature, top_p: request.topP,
+                stop_sequences: ModelAdapters.stopSequences(of: request)
+            )
+        )
+        #expect(String(decoding: try ClaudeAdapter().requestBody(for: request), as: UTF8.self) == String(decoding: expected, as: UTF8.self))
+    }
+
     @Test("Claude and Nova: same-role turns merge and leading assistant turns are dropped")
     func mergesTurns() throws {
         let request = GenerationRequest(

@@ -10,16 +10,47 @@ public struct ClaudeAdapter: ModelAdapter {
     public init() {}
 
     /// The Messages API body: alternating turns starting with the user, optional fields left out when unset.
+    /// Written by hand, keys sorted as `AdapterJSON.encode` sorts them (`make profile` had shown `JSONEncoder`
+    /// among the worker's largest costs, growing with the history a request carries).
     public func requestBody(for request: GenerationRequest) throws -> Data {
-        let messages = ModelAdapters.alternatingTurns(of: request).map {
-            Message(role: $0.role.rawValue, content: [TextBlock(text: $0.text)])
+        var json = #"{"anthropic_version":"bedrock-2023-05-31","max_tokens":"#
+        json += String(request.maxTokens)
+        json += #","messages":["#
+        for (index, turn) in ModelAdapters.alternatingTurns(of: request).enumerated() {
+            if index > 0 { json += "," }
+            json += #"{"content":[{"text":""#
+            JSONText.appendEscaped(turn.text, to: &json)
+            json += #"","type":"text"}],"role":""#
+            json += turn.role.rawValue
+            json += #""}"#
         }
-        return try AdapterJSON.encode(
-            Request(
-                maxTokens: request.maxTokens, messages: messages, system: ModelAdapters.systemPrompt(of: request),
-                temperature: request.temperature, topP: request.topP, stopSequences: ModelAdapters.stopSequences(of: request)
-            )
-        )
+        json += "]"
+        if let stops = ModelAdapters.stopSequences(of: request) {
+            json += #","stop_sequences":["#
+            for (index, stop) in stops.enumerated() {
+                json += index > 0 ? #",""# : #"""#
+                JSONText.appendEscaped(stop, to: &json)
+                json += #"""#
+            }
+            json += "]"
+        }
+        if let system = ModelAdapters.systemPrompt(of: request) {
+            json += #","system":""#
+            JSONText.appendEscaped(system, to: &json)
+            json += #"""#
+        }
+        if let temperature = request.temperature { json += #","temperature":"# + (try Self.number(temperature, "temperature")) }
+        if let topP = request.topP { json += #","top_p":"# + (try Self.number(topP, "top_p")) }
+        json += "}"
+        return Data(json.utf8)
+    }
+
+    /// A finite number as JSON text; NaN and infinities are refused as `JSONEncoder` refuses them.
+    private static func number(_ value: Double, _ field: String) throws -> String {
+        guard value.isFinite else {
+            throw EncodingError.invalidValue(value, EncodingError.Context(codingPath: [], debugDescription: "\(field) is not a finite number"))
+        }
+        return value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
     }
 
     /// The text of all text blocks joined, the stop reason and `usage`.
@@ -132,31 +163,6 @@ public struct ClaudeAdapter: ModelAdapter {
 // MARK: - Wire types
 
 extension ClaudeAdapter {
-    private struct Request: Encodable {
-        var anthropicVersion = "bedrock-2023-05-31"
-        var maxTokens: Int
-        var messages: [Message]
-        var system: String?
-        var temperature: Double?
-        var topP: Double?
-        var stopSequences: [String]?
-
-        enum CodingKeys: String, CodingKey {
-            case anthropicVersion = "anthropic_version", maxTokens = "max_tokens", messages, system, temperature
-            case topP = "top_p", stopSequences = "stop_sequences"
-        }
-    }
-
-    private struct Message: Encodable {
-        var role: String
-        var content: [TextBlock]
-    }
-
-    private struct TextBlock: Encodable {
-        var type = "text"
-        var text: String
-    }
-
     private struct Usage: Decodable {
         var inputTokens: Int?
         var outputTokens: Int?
