@@ -6,6 +6,7 @@ import ChatStore
 import Hummingbird
 import Logging
 import Queue
+import Telemetry
 
 /// What the routes need; tests build it from their own Redis and store.
 struct APIDependencies: Sendable {
@@ -92,10 +93,16 @@ func buildApplication(configuration: APIConfiguration) async throws -> some Appl
 /// The routes of chat-api, behind the request-id and error middleware; `/api/chat` behind authentication.
 func buildRouter(_ dependencies: APIDependencies) -> Router<ChatRequestContext> {
     let router = Router(context: ChatRequestContext.self)
+    router.add(middleware: HTTPMetricsMiddleware())
     router.add(middleware: RequestIDMiddleware())
     router.add(middleware: ErrorMiddleware())
     router.add(middleware: RateLimitMiddleware(limiter: dependencies.rateLimiter) { _ in .ip })
     HealthController(redis: dependencies.redis, store: dependencies.store, timeout: dependencies.healthTimeout).register(on: router)
+    // The queue's backlog is read when Prometheus scrapes: chat-api answers even when no worker runs.
+    router.addMetricsRoute { [queue = dependencies.queue] in
+        let backlog = try await queue.backlog()
+        ChatMetrics.backlog(waiting: backlog.waiting, pending: backlog.pending, oldestJobAge: backlog.oldestJobAge, deadLetters: backlog.deadLetters)
+    }
     let chat = router.group("/api/chat")
         .add(middleware: AuthenticationMiddleware(verifier: dependencies.verifier))
         .add(middleware: RateLimitMiddleware(limiter: dependencies.rateLimiter, classify: RateLimitMiddleware.chatClass))

@@ -24,12 +24,54 @@ public final class AccountingClient: CreditLedger {
     }
 
     public func hasCredits(_ credits: Double, token: String) async throws -> Bool {
-        let (status, body) = try await call("/api/credits/check", CheckBody(credits: credits), token: token, idempotent: true)
-        guard status == 200, let sufficient = body.sufficient else { throw unexpected("credits/check", status) }
-        return sufficient
+        try await Self.counted("balance") {
+            let (status, body) = try await call("/api/credits/check", CheckBody(credits: credits), token: token, idempotent: true)
+            guard status == 200, let sufficient = body.sufficient else { throw unexpected("credits/check", status) }
+            return sufficient
+        }
     }
 
     public func reserve(reservationID: String, sessionID: String, modelID: String, estimatedTokens: Int, token: String) async throws -> CreditReservation {
+        let reservation = try await Self.counted("reserve") {
+            try await reserveOnce(reservationID: reservationID, sessionID: sessionID, modelID: modelID, estimatedTokens: estimatedTokens, token: token)
+        }
+        ChatMetrics.creditsReserved(model: modelID, reservation.allocatedCredits)
+        return reservation
+    }
+
+    public func finalize(
+        reservationID: String, modelID: String, inputTokens: Int, outputTokens: Int, success: Bool, token: String
+    ) async throws -> CreditSettlement {
+        let settlement = try await Self.counted("finalize") {
+            try await finalizeOnce(
+                reservationID: reservationID, modelID: modelID, inputTokens: inputTokens, outputTokens: outputTokens, success: success, token: token
+            )
+        }
+        ChatMetrics.creditsSettled(model: modelID, charged: settlement.creditsUsed, refunded: settlement.refund)
+        return settlement
+    }
+
+    /// Runs one call of `operation`, counting its outcome: `ok`, `refused` (not enough credits, or the request
+    /// rejected), `unavailable` (any failure that may pass), or `cancelled`.
+    private static func counted<T>(_ operation: String, _ call: () async throws -> T) async throws -> T {
+        do {
+            let result = try await call()
+            ChatMetrics.accountingCall(operation: operation, outcome: "ok")
+            return result
+        } catch let error as ChatError {
+            let outcome = switch error.kind {
+            case .paymentRequired, .badRequest, .forbidden: "refused"
+            default: "unavailable"
+            }
+            ChatMetrics.accountingCall(operation: operation, outcome: outcome)
+            throw error
+        } catch {
+            ChatMetrics.accountingCall(operation: operation, outcome: error is CancellationError ? "cancelled" : "unavailable")
+            throw error
+        }
+    }
+
+    private func reserveOnce(reservationID: String, sessionID: String, modelID: String, estimatedTokens: Int, token: String) async throws -> CreditReservation {
         let (status, body) = try await call(
             "/api/streaming-sessions/initialize",
             ReserveBody(sessionId: reservationID, chatSessionId: sessionID, modelId: modelID, estimatedTokens: estimatedTokens),
@@ -45,7 +87,7 @@ public final class AccountingClient: CreditLedger {
         }
     }
 
-    public func finalize(
+    private func finalizeOnce(
         reservationID: String, modelID: String, inputTokens: Int, outputTokens: Int, success: Bool, token: String
     ) async throws -> CreditSettlement {
         let (status, body) = try await call(
@@ -171,10 +213,3 @@ struct ReplyFields: Decodable {
     }
 }
 
-extension Duration {
-    /// The duration in whole nanoseconds.
-    var nanoseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
-    }
-}

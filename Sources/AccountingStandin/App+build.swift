@@ -1,6 +1,7 @@
 import ChatCore
 import Hummingbird
 import Logging
+import Telemetry
 
 /// What the routes need; tests build it with their own store and clock.
 struct AccountingDependencies: Sendable {
@@ -28,7 +29,9 @@ func buildApplication(configuration: AccountingConfiguration) async throws -> so
 /// The routes: `/health` and `/api/health` open to anyone, everything else behind the bearer token.
 func buildRouter(_ dependencies: AccountingDependencies) -> Router<AccountingRequestContext> {
     let router = Router(context: AccountingRequestContext.self)
+    router.add(middleware: HTTPMetricsMiddleware())
     router.add(middleware: ErrorMiddleware())
+    router.addMetricsRoute()
     HealthController(store: dependencies.store).register(on: router)
     let authentication = AuthenticationMiddleware(verifier: dependencies.verifier)
     CreditsController(store: dependencies.store).register(on: router.group("/api/credits").add(middleware: authentication))

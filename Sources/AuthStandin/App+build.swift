@@ -2,6 +2,7 @@ import ChatCore
 import Foundation
 import Hummingbird
 import Logging
+import Telemetry
 
 /// What the routes need; tests build it from an in-memory configuration.
 struct AuthDependencies: Sendable {
@@ -48,7 +49,9 @@ func buildApplication(configuration: AuthConfiguration) async throws -> some App
 /// The routes of auth-standin behind the error middleware.
 func buildRouter(_ dependencies: AuthDependencies) -> Router<AuthRequestContext> {
     let router = Router(context: AuthRequestContext.self)
+    router.add(middleware: HTTPMetricsMiddleware())
     router.add(middleware: AuthErrorMiddleware())
+    router.addMetricsRoute()
     AuthController(dependencies: dependencies).register(on: router)
     return router
 }

@@ -103,6 +103,7 @@ public final class BedrockClient: Sendable {
     private func pause(beforeRetry attempt: Int, after error: BedrockError, random: inout SystemRandomNumberGenerator) async throws {
         let delay = Backoff(base: configuration.baseBackoff, maximum: configuration.maxBackoff).delay(beforeRetry: attempt, using: &random)
         retries.withLockedValue { $0 += 1 }
+        ChatMetrics.bedrockRetry(exception: error.code)
         logger.info("retrying Bedrock call", metadata: ["code": "\(error.code)", "attempt": "\(attempt + 1)", "delay": "\(delay)"])
         try await Task.sleep(for: delay)
     }

@@ -1,5 +1,6 @@
 import Hummingbird
 import Logging
+import Telemetry
 
 /// Builds bedrock-emulator: the invocation routes, the health and reset routes, and the server.
 func buildApplication(configuration: EmulatorConfiguration) -> some ApplicationProtocol {
@@ -14,7 +15,9 @@ func buildApplication(configuration: EmulatorConfiguration) -> some ApplicationP
 /// The emulator's routes behind the request-id middleware; tests call it with their own configuration.
 func buildRouter(configuration: EmulatorConfiguration, counters: FaultCounters) -> Router<BasicRequestContext> {
     let router = Router()
+    router.add(middleware: HTTPMetricsMiddleware())
     router.add(middleware: RequestIDMiddleware())
+    router.addMetricsRoute()
     router.get("/emulator/health") { _, _ in
         Response(
             status: .ok, headers: [.contentType: "application/json"],

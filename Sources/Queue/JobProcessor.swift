@@ -1,3 +1,4 @@
+import ChatCore
 import Logging
 import NIOConcurrencyHelpers
 import ServiceLifecycle
@@ -193,6 +194,7 @@ public final class JobProcessor<Handler: JobHandler>: Service, Sendable {
                 logger.warning("not dead-lettered: the job's entry is no longer this attempt's", metadata: ["job": "\(job.id)", "attempt": "\(job.attempt)"])
                 return
             }
+            ChatMetrics.jobDeadLettered()
             logger.warning("job dead-lettered", metadata: ["job": "\(job.id)", "attempt": "\(job.attempt)", "reason": "\(reason)"])
             await handler.abandon(job, reason: reason)
         } catch {
@@ -225,6 +227,7 @@ public final class JobProcessor<Handler: JobHandler>: Service, Sendable {
             reclaimCursor.withLockedValue { $0 = next }
             for job in jobs where job.attempt <= queue.configuration.maxAttempts {
                 logger.info("reclaimed a job", metadata: ["job": "\(job.id)", "attempt": "\(job.attempt)"])
+                ChatMetrics.jobReclaimed()
                 start(job)
             }
             for job in jobs where job.attempt > queue.configuration.maxAttempts {

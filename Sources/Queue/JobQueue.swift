@@ -200,6 +200,29 @@ public final class JobQueue<Payload: Codable & Sendable>: Sendable {
         try await redis.xrange(configuration.deadLetterStream, count: count)
     }
 
+    /// The queue's backlog now, in one pipeline: jobs waiting for a worker, jobs delivered and not yet finished,
+    /// the age of the oldest unfinished job (finished entries leave the stream, so its first entry is the oldest
+    /// one waiting or running; by Redis's clock), and the dead letters kept.
+    public func backlog() async throws -> QueueBacklog {
+        let replies = try await redis.pipeline([
+            RedisCommand("XLEN", configuration.stream),
+            RedisCommand("XPENDING", configuration.stream, configuration.group),
+            RedisCommand("XRANGE", configuration.stream, "-", "+", "COUNT", "1"),
+            RedisCommand("TIME"),
+            RedisCommand("XLEN", configuration.deadLetterStream),
+        ])
+        guard replies.count == 5, let length = replies[0].int, let time = replies[3].array, time.count == 2,
+            let seconds = time[0].int, let micros = time[1].int
+        else { throw RedisClientError(.unexpectedReply, "unexpected answers to the backlog's pipeline") }
+        let pending = replies[1].array?.first?.int ?? 0
+        let now = seconds * 1_000 + micros / 1_000
+        var oldest: Duration = .zero
+        if let first = replies[2].array?.first?.array?.first?.string, let millis = first.split(separator: "-").first.flatMap({ Int($0) }) {
+            oldest = .milliseconds(max(0, now - millis))
+        }
+        return QueueBacklog(waiting: max(0, length - pending), pending: pending, oldestJobAge: oldest, deadLetters: replies[4].int ?? 0)
+    }
+
     /// How many jobs are delivered and not yet acknowledged.
     public func pendingCount() async throws -> Int {
         try await redis.xpendingCount(configuration.stream, group: configuration.group)
@@ -219,6 +242,18 @@ public final class JobQueue<Payload: Codable & Sendable>: Sendable {
         )
         return nil
     }
+}
+
+/// A queue's backlog at one moment (`JobQueue.backlog()`).
+public struct QueueBacklog: Sendable, Equatable {
+    /// Jobs in the stream no worker has taken yet.
+    public var waiting: Int
+    /// Jobs a worker took and has not finished (acknowledged) yet.
+    public var pending: Int
+    /// How long ago the oldest unfinished job (waiting or pending) was enqueued; zero when there is none.
+    public var oldestJobAge: Duration
+    /// Entries in the dead-letter stream.
+    public var deadLetters: Int
 }
 
 /// The Lua scripts of the job queue (generic types cannot hold static stored properties). Each effect on an

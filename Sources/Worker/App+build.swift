@@ -44,9 +44,11 @@ func buildWorker(configuration: WorkerConfiguration) async throws -> ServiceGrou
     let processor = JobProcessor(queue: queue, handler: handler, configuration: configuration.processor, logger: logger)
     let sweeper = JobSweeper(state: state, store: store, stream: configuration.queue.stream, group: configuration.queue.group, logger: logger)
     let turns = PendingTurns(state: state, store: store, logger: logger)
+    let health = HealthServer.application(host: configuration.metricsHost, port: configuration.metricsPort, redis: redis, logger: logger)
     return ServiceGroup(
         configuration: .init(
             services: [
+                .init(service: health),
                 .init(service: redis),
                 .init(service: StoreService(store: store)),
                 .init(service: HTTPClientService(client: bedrockHTTP)),

@@ -53,7 +53,30 @@ struct GenerationHandler: JobHandler {
         case run(Prepared)
     }
 
+    /// Runs one attempt of `job` and counts how it ended (`chat_jobs_finished_total`): `completed`, `cancelled`,
+    /// `failed` (given up for good), `abandoned` (the attempt lost the job, or the worker is draining) or
+    /// `error` (the queue tries it again, or dead-letters it after its last attempt).
     func run(_ job: QueuedJob<InferenceJob>) async throws {
+        let clock = ContinuousClock()
+        let started = clock.now
+        let model = job.payload.modelId
+        do {
+            if let status = try await runAttempt(job) {
+                ChatMetrics.jobFinished(model: model, outcome: status.rawValue, duration: clock.now - started)
+            }
+        } catch {
+            let outcome = switch error {
+            case is JobFailure: "failed"
+            case is JobFenced, is CancellationError: "abandoned"
+            default: "error"
+            }
+            ChatMetrics.jobFinished(model: model, outcome: outcome, duration: clock.now - started)
+            throw error
+        }
+    }
+
+    /// Runs one attempt; returns the status the job ended with, nil when it had ended before.
+    private func runAttempt(_ job: QueuedJob<InferenceJob>) async throws -> JobStatus? {
         let cancellation = running.register(jobID: job.id, sessionID: job.payload.sessionId, attempt: job.attempt)
         defer { running.unregister(jobID: job.id) }
         let clock = ContinuousClock()
@@ -61,13 +84,15 @@ struct GenerationHandler: JobHandler {
         let pickup = max(0, Date().timeIntervalSince(job.payload.requestedAt) * 1000)
         let prepared: Prepared
         switch try await prepare(job) {
-        case .ended: return
+        case .ended: return nil
         case .committed(let outcome):
             logger.info("finishing a job from the outcome an earlier attempt committed", metadata: ["job": "\(job.id)", "attempt": "\(job.attempt)"])
-            return try await finish(job, outcome)
+            try await finish(job, outcome)
+            return outcome.status
         case .run(let ready): prepared = ready
         }
         let prepareTime = clock.now - started
+        ChatMetrics.jobStarted(model: prepared.model.id)
 
         let progress = NIOLockedValueBox(Progress())
         let outcome: Outcome
@@ -80,6 +105,7 @@ struct GenerationHandler: JobHandler {
         } catch is Cancelled {
             outcome = .cancelled
         } catch let error as BedrockError {
+            ChatMetrics.bedrockError(exception: error.code)
             // A worker that lost the job or is draining leaves it to the next attempt without settling.
             try Task.checkCancellation()
             let partial = progress.withLockedValue { $0 }
@@ -101,6 +127,9 @@ struct GenerationHandler: JobHandler {
         try Task.checkCancellation()
         var done = progress.withLockedValue { $0 }
         done.timings.prepare = prepareTime
+        if let firstByte = done.timings.firstByte, let publish = done.timings.publish {
+            ChatMetrics.timeToFirstToken(model: prepared.model.id, prepareTime + firstByte + publish)
+        }
         let usage = billedUsage(done, prepared, outcome: outcome)
         // What the run produced is committed before anything of it is stored or billed: an attempt that lost
         // the job is refused here, and one that dies after this is finished from the commit by the next.
@@ -114,6 +143,7 @@ struct GenerationHandler: JobHandler {
             )
         )
         try await finish(job, committed)
+        return committed.status
     }
 
     /// Commits `outcome` for the job's attempt and returns the outcome that stands; throws `JobFenced` when the
@@ -407,10 +437,12 @@ struct GenerationHandler: JobHandler {
             reservationID: job.payload.reservationId ?? job.id, userID: job.payload.userId, modelID: modelID, inputTokens: outcome.inputTokens,
             outputTokens: outcome.outputTokens, success: outcome.status == .completed, sessionID: job.payload.sessionId
         )
+        ChatMetrics.tokens(model: modelID, input: outcome.inputTokens, output: outcome.outputTokens)
         do {
             return try await Settler(ledger: ledger, signer: signer, redis: pending.redis, logger: logger).settle(settlement)
         } catch let error as ChatError where error.kind == .unavailable || error.kind == .unauthorized {
             logger.warning("accounting did not take the settlement now; kept for retry", metadata: ["job": "\(job.id)", "error": "\(error)"])
+            ChatMetrics.settlementParked()
             try await pending.add(settlement)
             return nil
         } catch let error as ChatError {

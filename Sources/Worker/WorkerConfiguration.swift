@@ -24,6 +24,10 @@ struct WorkerConfiguration: Sendable {
     /// How often a running reply makes its reservation again, extending it (`RESERVATION_RENEWAL_MS`, 5 min;
     /// keep it well under the accounting service's reservation lifetime).
     var reservationRenewal: Duration
+    /// Where `/livez`, `/readyz` and `/metrics` are served (`WORKER_METRICS_HOST`, 0.0.0.0, and
+    /// `WORKER_METRICS_PORT`, 3011; 0 takes a free port, for several workers on one machine).
+    var metricsHost: String
+    var metricsPort: Int
 
     /// Reads and checks the settings; a bad one throws a `ConfigurationError` with one clear line.
     init(environment: Environment) throws {
@@ -64,5 +68,7 @@ struct WorkerConfiguration: Sendable {
         jwtAccessSecret = try AccessTokenVerifier.secret(from: environment)
         maxOutputTokens = try environment.int("GENERATION_MAX_TOKENS", default: 1_024, in: 1...200_000)
         reservationRenewal = try environment.milliseconds("RESERVATION_RENEWAL_MS", default: .seconds(300), in: 100...86_400_000)
+        metricsHost = environment.string("WORKER_METRICS_HOST", default: "0.0.0.0")
+        metricsPort = try environment.int("WORKER_METRICS_PORT", default: 3011, in: 0...65_535)
     }
 }

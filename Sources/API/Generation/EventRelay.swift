@@ -55,6 +55,8 @@ struct EventRelay: Sendable {
     /// next quiet spell, so no client waits for ever.
     func relayJob(sessionID: String, jobID: String, after entryID: String, writer: inout any ResponseBodyWriter) async throws {
         let subscription = try await hub.subscribe(sessionID: sessionID, after: entryID)
+        ChatMetrics.sseStream(kind: "reply", delta: 1)
+        defer { ChatMetrics.sseStream(kind: "reply", delta: -1) }
         guard try await relayJob(subscription, sessionID: sessionID, jobID: jobID, after: entryID, writer: &writer) else {
             return try await endEarly(subscription, writer: &writer)
         }
@@ -96,6 +98,8 @@ struct EventRelay: Sendable {
     /// down (an observer's stream has no end of its own; the observer reconnects to another replica).
     func relayAll(sessionID: String, after entryID: String, writer: inout any ResponseBodyWriter) async throws {
         let subscription = try await hub.subscribe(sessionID: sessionID, after: entryID)
+        ChatMetrics.sseStream(kind: "observer", delta: 1)
+        defer { ChatMetrics.sseStream(kind: "observer", delta: -1) }
         var filter = StaleAttemptFilter()
         for await event in subscription {
             if event.isHeartbeat {

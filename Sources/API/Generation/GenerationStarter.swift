@@ -114,6 +114,7 @@ struct GenerationStarter: Sendable {
                 throw ChatError(.unavailable, code: "SERVICE_UNAVAILABLE", message: "The reply could not be started; please try again")
             }
             timing?.record("enqueue", since: step)
+            ChatMetrics.jobEnqueued(model: model.id)
         } catch {
             // Nothing will run: give the credits back now rather than when the reservation expires, but only
             // once the job is known to be abandoned (an enqueue whose answer was lost may have reached a worker:

@@ -18,6 +18,7 @@ struct RateLimitMiddleware: RouterMiddleware {
         context.timing.record("ratelimit", since: start)
         guard let decision = checked else { return try await next(request, context) }
         guard decision.allowed else {
+            ChatMetrics.rateLimited(policy: kind.rawValue)
             var response = Response.json(
                 status: .tooManyRequests,
                 ErrorBody(message: "Too many requests, please try again later", code: "RATE_LIMITED", requestId: context.requestID)
