@@ -61,7 +61,7 @@ start_process bedrock-emulator "$dir/emulator.log" env PORT=3091 "$bin/bedrock-e
 start_process auth-standin "$dir/auth.log" env PORT=3092 PASSWORD_HASH_ROUNDS=1000 "$bin/auth-standin"; auth_pid=$(last_pid)
 start_process accounting-standin "$dir/accounting.log" env PORT=3093 ACCOUNTING_DATABASE_PATH="$dir/accounting.sqlite3" "$bin/accounting-standin"
 accounting_pid=$(last_pid)
-start_process chat-worker "$dir/worker.log" "$bin/chat-worker"; worker_pid=$(last_pid)
+start_process chat-worker "$dir/worker.log" env WORKER_METRICS_PORT=0 "$bin/chat-worker"; worker_pid=$(last_pid)
 start_process chat-api "$dir/api.log" env PORT=3094 "$bin/chat-api"; api_pid=$(last_pid)
 for port in 3091 3092 3093 3094; do wait_for_port "$port" "bench stack"; done
 

@@ -31,6 +31,8 @@ export AUTH_URL=http://127.0.0.1:3021
 export ACCOUNTING_URL=http://127.0.0.1:3022
 
 export REDIS_URL=redis://127.0.0.1:6390
+# Tests start several chat-worker processes: each takes a free port for its health and metrics.
+export WORKER_METRICS_PORT=0
 export MONGO_URI=mongodb://127.0.0.1:27028/chat_test
 export REDIS_SERVER_BIN="$(command -v redis-server)"
 export SECANTUSD_BIN="$PWD/.venv/bin/secantusd-py"

@@ -77,7 +77,7 @@ func buildApplication(configuration: APIConfiguration) async throws -> some Appl
         logger.warning("could not create the job queue's consumer group at start", metadata: ["error": "\(error)"])
     }
     var app = Application(
-        router: buildRouter(dependencies),
+        router: MeteredRouter(buildRouter(dependencies)),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "chat-api"),
         logger: logger
     )
@@ -93,7 +93,6 @@ func buildApplication(configuration: APIConfiguration) async throws -> some Appl
 /// The routes of chat-api, behind the request-id and error middleware; `/api/chat` behind authentication.
 func buildRouter(_ dependencies: APIDependencies) -> Router<ChatRequestContext> {
     let router = Router(context: ChatRequestContext.self)
-    router.add(middleware: HTTPMetricsMiddleware())
     router.add(middleware: RequestIDMiddleware())
     router.add(middleware: ErrorMiddleware())
     router.add(middleware: RateLimitMiddleware(limiter: dependencies.rateLimiter) { _ in .ip })

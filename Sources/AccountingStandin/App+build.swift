@@ -18,7 +18,7 @@ func buildApplication(configuration: AccountingConfiguration) async throws -> so
         logger: Logger(label: "accounting-standin.database")
     )
     var app = Application(
-        router: buildRouter(AccountingDependencies(store: store, verifier: try AccessTokenVerifier(secret: configuration.jwtAccessSecret))),
+        router: MeteredRouter(buildRouter(AccountingDependencies(store: store, verifier: try AccessTokenVerifier(secret: configuration.jwtAccessSecret)))),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "accounting-standin"),
         logger: logger
     )
@@ -29,7 +29,6 @@ func buildApplication(configuration: AccountingConfiguration) async throws -> so
 /// The routes: `/health` and `/api/health` open to anyone, everything else behind the bearer token.
 func buildRouter(_ dependencies: AccountingDependencies) -> Router<AccountingRequestContext> {
     let router = Router(context: AccountingRequestContext.self)
-    router.add(middleware: HTTPMetricsMiddleware())
     router.add(middleware: ErrorMiddleware())
     router.addMetricsRoute()
     HealthController(store: dependencies.store).register(on: router)

@@ -40,7 +40,7 @@ func buildApplication(configuration: AuthConfiguration) async throws -> some App
         metadata: ["users": "\(dependencies.directory.count)", "rounds": "\(configuration.passwordHashRounds)", "took": "\(clock.now - start)"]
     )
     return Application(
-        router: buildRouter(dependencies),
+        router: MeteredRouter(buildRouter(dependencies)),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "auth-standin"),
         logger: logger
     )
@@ -49,7 +49,6 @@ func buildApplication(configuration: AuthConfiguration) async throws -> some App
 /// The routes of auth-standin behind the error middleware.
 func buildRouter(_ dependencies: AuthDependencies) -> Router<AuthRequestContext> {
     let router = Router(context: AuthRequestContext.self)
-    router.add(middleware: HTTPMetricsMiddleware())
     router.add(middleware: AuthErrorMiddleware())
     router.addMetricsRoute()
     AuthController(dependencies: dependencies).register(on: router)

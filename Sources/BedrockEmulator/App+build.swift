@@ -6,7 +6,7 @@ import Telemetry
 func buildApplication(configuration: EmulatorConfiguration) -> some ApplicationProtocol {
     let logger = Logger(label: "bedrock-emulator")
     return Application(
-        router: buildRouter(configuration: configuration, counters: FaultCounters()),
+        router: MeteredRouter(buildRouter(configuration: configuration, counters: FaultCounters())),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "bedrock-emulator"),
         logger: logger
     )
@@ -15,7 +15,6 @@ func buildApplication(configuration: EmulatorConfiguration) -> some ApplicationP
 /// The emulator's routes behind the request-id middleware; tests call it with their own configuration.
 func buildRouter(configuration: EmulatorConfiguration, counters: FaultCounters) -> Router<BasicRequestContext> {
     let router = Router()
-    router.add(middleware: HTTPMetricsMiddleware())
     router.add(middleware: RequestIDMiddleware())
     router.addMetricsRoute()
     router.get("/emulator/health") { _, _ in

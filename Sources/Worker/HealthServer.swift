@@ -9,7 +9,6 @@ enum HealthServer {
     /// The application serving the three routes on `host`:`port` (port 0: a free port, logged once bound).
     static func application(host: String, port: Int, redis: RedisClient, logger: Logger) -> some ApplicationProtocol {
         let router = Router()
-        router.add(middleware: HTTPMetricsMiddleware())
         router.get("/livez") { _, _ in Self.status("ok") }
         router.get("/readyz") { _, _ -> Response in
             let ready = await withTaskGroup(of: Bool.self) { group in
@@ -26,7 +25,7 @@ enum HealthServer {
         }
         router.addMetricsRoute()
         return Application(
-            router: router,
+            router: MeteredRouter(router),
             configuration: .init(address: .hostname(host, port: port), serverName: "chat-worker"),
             onServerRunning: { channel in
                 logger.info("health and metrics served", metadata: ["port": "\(channel.localAddress?.port ?? port)"])
