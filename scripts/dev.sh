@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# make dev: Redis on 6380 and SecantusDB on 27018 (data in .data/dev), then chat-api on 3002 and chat-worker,
-# in the foreground until Ctrl-C, which stops everything started here.
+# make dev: Redis on 6380 and SecantusDB on 27018 (data in .data/dev), then chat-api on 3002, chat-worker (its
+# health and metrics on 3011) and Prometheus on 9091, in the foreground until Ctrl-C, which stops everything
+# started here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/stack.sh
@@ -28,6 +29,10 @@ export AUTH_URL="${AUTH_URL:-http://127.0.0.1:3000}"
 start_process chat-worker - "$bin/chat-worker"
 start_process chat-api - "$bin/chat-api"
 wait_for_port "$PORT" chat-api
-echo "==> the stack is up: chat-api on http://localhost:$PORT (Ctrl-C stops it)"
+# The guide's Prometheus on 9091, scraping every process above with the alert rules of deploy/prometheus.
+start_process prometheus .data/dev/prometheus.log prometheus --config.file=deploy/prometheus/prometheus.yml \
+  --storage.tsdb.path=.data/dev/prometheus --web.listen-address=127.0.0.1:9091
+wait_for_port 9091 prometheus
+echo "==> the stack is up: chat-api on http://localhost:$PORT, Prometheus on http://localhost:9091 (Ctrl-C stops it)"
 wait -n "${STACK_PIDS[@]}" || true
 echo "==> a process of the stack exited; stopping the rest"

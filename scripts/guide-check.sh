@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the automated script of the user's testing guide (../shared/seed/chat-service-testing-guide.md, section
 # "Automated Test Script"), exactly as written, against a stack on the guide's ports (auth 3000, accounting
-# 3001, chat-api 3002), and checks what it printed. Used by `make test` once the other tests have passed; it
+# 3001, chat-api 3002), and checks what it printed; then the Prometheus set-up against the same stack
+# (scripts/prometheus-check.sh). Used by `make test` once the other tests have passed; it
 # expects Redis, MongoDB and the Bedrock emulator from test.sh (REDIS_URL, MONGO_URI, BEDROCK_ENDPOINT).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +11,7 @@ trap stop_stack EXIT INT TERM
 
 guide="${GUIDE:-../shared/seed/chat-service-testing-guide.md}"
 if [ ! -f "$guide" ]; then echo "guide-check: $guide not found" >&2; exit 1; fi
-for port in 3000 3001 3002; do
+for port in 3000 3001 3002 3011; do
   if port_in_use "$port"; then echo "guide-check: port $port is in use (is make dev running?)" >&2; exit 1; fi
 done
 
@@ -22,9 +23,10 @@ awk '/^## Automated Test Script/{s=1} s&&/^```bash/{c=1;next} c&&/^```/{exit} c{
 
 start_process auth-standin .data/test/guide-auth.log env PORT=3000 PASSWORD_HASH_ROUNDS=1000 "$bin/auth-standin"
 start_process accounting-standin .data/test/guide-accounting.log env PORT=3001 ACCOUNTING_DATABASE_PATH=.data/test/guide-accounting.sqlite3 "$bin/accounting-standin"
-start_process chat-worker .data/test/guide-worker.log env MONGO_URI="$mongo_base/chat_guide" JOB_STREAM=chat:jobs:guide ACCOUNTING_URL=http://127.0.0.1:3001 "$bin/chat-worker"
+start_process chat-worker .data/test/guide-worker.log env MONGO_URI="$mongo_base/chat_guide" JOB_STREAM=chat:jobs:guide ACCOUNTING_URL=http://127.0.0.1:3001 \
+  WORKER_METRICS_PORT=3011 "$bin/chat-worker"
 start_process chat-api .data/test/guide-api.log env PORT=3002 MONGO_URI="$mongo_base/chat_guide" JOB_STREAM=chat:jobs:guide ACCOUNTING_URL=http://127.0.0.1:3001 "$bin/chat-api"
-for port in 3000 3001 3002; do wait_for_port "$port" "guide stack"; done
+for port in 3000 3001 3002 3011; do wait_for_port "$port" "guide stack"; done
 
 output=$(bash "$script" 2>&1)
 echo "$output"
@@ -43,3 +45,7 @@ expect "the session is deleted" 'Delete result: \{.*"message":"Session deleted"'
 expect "the script ends" 'Test completed!'
 if [ "$failures" -gt 0 ]; then echo "guide-check: $failures failed" >&2; exit 1; fi
 echo "guide-check: 8 passed, 0 failed"
+
+# With the guide's traffic in their counters, the monitoring set-up is checked against this stack.
+emulator=${BEDROCK_ENDPOINT#http://}
+scripts/prometheus-check.sh "chat-api=127.0.0.1:3002,chat-worker=127.0.0.1:3011,auth-standin=127.0.0.1:3000,accounting-standin=127.0.0.1:3001,bedrock-emulator=${emulator%/}"

@@ -6,6 +6,49 @@ import Metrics
 /// chooses the backend at start (Prometheus, see the Telemetry module). `docs/operations.md` lists them with what
 /// they mean.
 public enum ChatMetrics {
+    // MARK: Series at zero from the start
+
+    /// Creates chat-api's series at zero for every model of the catalog and every known label value, so that
+    /// dashboards and alerts see a flat line rather than no data before the first event (Prometheus's advice).
+    public static func prepareAPI(rateLimitPolicies: [String]) {
+        for model in ModelCatalog.models.map(\.id) {
+            _ = Counter(label: "chat_jobs_enqueued_total", dimensions: [("model", model)])
+            _ = FloatingPointCounter(label: "chat_credits_reserved_total", dimensions: [("model", model)])
+        }
+        for policy in rateLimitPolicies { _ = Counter(label: "chat_rate_limit_rejections_total", dimensions: [("policy", policy)]) }
+        prepareAccounting(operations: ["reserve", "balance", "finalize"])
+        for kind in ["reply", "observer"] { Meter(label: "chat_sse_streams_open", dimensions: [("kind", kind)]).set(0) }
+    }
+
+    /// Creates chat-worker's series at zero, as `prepareAPI` does for chat-api.
+    public static func prepareWorker() {
+        for model in ModelCatalog.models.map(\.id) {
+            _ = Counter(label: "chat_jobs_started_total", dimensions: [("model", model)])
+            for outcome in ["completed", "cancelled", "failed"] {
+                _ = Counter(label: "chat_jobs_finished_total", dimensions: [("model", model), ("outcome", outcome)])
+            }
+            for direction in ["input", "output"] { _ = Counter(label: "chat_tokens_total", dimensions: [("model", model), ("direction", direction)]) }
+            _ = FloatingPointCounter(label: "chat_credits_charged_total", dimensions: [("model", model)])
+            _ = FloatingPointCounter(label: "chat_credits_refunded_total", dimensions: [("model", model)])
+        }
+        _ = Counter(label: "chat_jobs_reclaimed_total")
+        _ = Counter(label: "chat_jobs_dead_lettered_total")
+        _ = Counter(label: "chat_settlements_parked_total")
+        for exception in ["ThrottlingException", "ServiceUnavailableException", "ModelNotReadyException", "ValidationException"] {
+            _ = Counter(label: "chat_bedrock_errors_total", dimensions: [("exception", exception)])
+            _ = Counter(label: "chat_bedrock_retries_total", dimensions: [("exception", exception)])
+        }
+        prepareAccounting(operations: ["finalize", "reserve"])
+    }
+
+    private static func prepareAccounting(operations: [String]) {
+        for operation in operations {
+            for outcome in ["ok", "refused", "unavailable"] {
+                _ = Counter(label: "chat_accounting_calls_total", dimensions: [("operation", operation), ("outcome", outcome)])
+            }
+        }
+    }
+
     // MARK: Jobs
 
     /// A job entered the queue (chat-api).
