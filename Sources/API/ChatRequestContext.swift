@@ -1,11 +1,14 @@
 import ChatCore
 import Hummingbird
+import NIOConcurrencyHelpers
 
 /// The per-request state of chat-api: its request id and, after authentication, the caller.
 struct ChatRequestContext: RequestContext {
     var coreContext: CoreRequestContextStorage
     /// The id sent back as `X-Request-Id` and put in error bodies and logs.
     var requestID: String = ""
+    /// The request's trace (its `traceparent`, or one started here), set by `RequestIDMiddleware`.
+    var trace: TraceContext?
     /// The caller, set by `AuthenticationMiddleware`.
     var user: AuthenticatedUser?
     /// The caller's bearer token, for calls made on their behalf (never logged).
@@ -13,6 +16,8 @@ struct ChatRequestContext: RequestContext {
 
     /// The spans of this request, for `Server-Timing`.
     let timing = ServerTiming()
+    /// Who made the request, once known, for its access log line (written after the inner middleware returned).
+    let caller = NIOLockedValueBox<String?>(nil)
 
     /// The peer's IP address (the proxy's, behind one; `X-Forwarded-For` is not trusted).
     var clientIP: String?

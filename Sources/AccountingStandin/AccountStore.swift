@@ -147,7 +147,7 @@ struct AccountStore: Sendable {
             do {
                 try await tidy(userID)
             } catch {
-                logger.warning("sweep could not update an account", metadata: ["user": "\(userID)", "error": "\(error)"])
+                logger.warning("sweep could not update an account", metadata: ["userId": "\(userID)", "error": "\(error)"])
             }
         }
         slots.evict(idleFor: Self.idleEviction)
@@ -245,7 +245,7 @@ struct AccountStore: Sendable {
             archive(account, of: slot)
             return (result, account)
         }
-        logger.warning("an account kept changing under every attempt", metadata: ["user": "\(userID)", "operation": "\(operation)"])
+        logger.warning("an account kept changing under every attempt", metadata: ["userId": "\(userID)", "operation": "\(operation)"])
         throw AccountingErrors.busy
     }
 
@@ -277,7 +277,7 @@ struct AccountStore: Sendable {
         for entry in slot.claimForArchive(account.settledEntries) {
             database.enqueue(.usage(entry, userID: userID)) { result in
                 if case .failure(let error) = result {
-                    logger.warning("a settled entry could not be archived yet", metadata: ["user": "\(userID)", "error": "\(error)"])
+                    logger.warning("a settled entry could not be archived yet", metadata: ["userId": "\(userID)", "error": "\(error)"])
                 }
                 slot.archiveEnded(entry.id, written: (try? result.get()) == .applied)
             }

@@ -39,15 +39,15 @@ struct AuthController: Sendable {
         case .allowed(let allowed):
             attempt = allowed
         case .refused(let retryAfter):
-            context.logger.notice("login refused: too many failures", metadata: ["user": "\(knownID ?? "unknown")"])
+            context.logger.notice("login refused: too many failures", metadata: ["userId": "\(knownID ?? "unknown")"])
             throw AuthError.tooManyAttempts(retryAfter: retryAfter)
         }
         guard let user = await directory.authenticate(identifier, password: password) else {
-            context.logger.notice("login failed", metadata: ["user": "\(knownID ?? "unknown")"])
+            context.logger.notice("login failed", metadata: ["userId": "\(knownID ?? "unknown")"])
             throw AuthError.invalidCredentials
         }
         await dependencies.throttle.succeeded(attempt)
-        context.logger.info("login succeeded", metadata: ["user": "\(user.id)"])
+        context.logger.info("login succeeded", metadata: ["userId": "\(user.id)"])
         let tokens = dependencies.issuer.issue(for: user, now: now())
         return Self.noStore(.ok, LoginReply(accessToken: tokens.accessToken, refreshToken: tokens.refreshToken, user: user))
     }
@@ -61,7 +61,7 @@ struct AuthController: Sendable {
             let user = dependencies.directory.profile(id: claims.subject)
         else { throw AuthError.invalidRefreshToken }
         guard await dependencies.ledger.consume(tokenID: claims.tokenID, expiresAt: claims.expiresAt, now: now) else {
-            context.logger.notice("refresh token reused", metadata: ["user": "\(user.id)"])
+            context.logger.notice("refresh token reused", metadata: ["userId": "\(user.id)"])
             throw AuthError.invalidRefreshToken
         }
         return Self.noStore(.ok, dependencies.issuer.issue(for: user, now: now))

@@ -134,6 +134,8 @@ public final class BedrockClient: Sendable {
         var request = HTTPClientRequest(url: url)
         request.method = .POST
         for (name, value) in headers where name != "host" { request.headers.add(name: name, value: value) }
+        // The job's trace continues into the call (not signed: a proxy may rewrite it).
+        if let trace = TraceContext.current { request.headers.add(name: "traceparent", value: trace.child().traceparent) }
         request.body = .bytes(ByteBuffer(data: body))
 
         let prepared = request

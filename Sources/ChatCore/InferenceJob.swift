@@ -21,12 +21,20 @@ public struct InferenceJob: Codable, Sendable, Equatable {
     /// The tokens the reservation was made for: the worker makes the same reservation again while the reply
     /// runs, which extends it (nil in jobs enqueued before it was kept: no extension).
     public var estimatedTokens: Int?
+    /// The id of the request that started the job, for the worker's log lines.
+    public var requestId: String?
+    /// The trace the job belongs to (W3C `traceparent`, a span of the request's trace), carried to the worker
+    /// and its Bedrock call.
+    public var traceparent: String?
 
     /// Creates a job description.
     public init(
         sessionId: String, userId: String, modelId: String, message: String, streaming: Bool, requestedAt: Date = Date(), messageId: String? = nil,
-        messageCreatedAt: Date? = nil, reservationId: String? = nil, estimatedTokens: Int? = nil
+        messageCreatedAt: Date? = nil, reservationId: String? = nil, estimatedTokens: Int? = nil, requestId: String? = nil,
+        traceparent: String? = nil
     ) {
+        self.requestId = requestId
+        self.traceparent = traceparent
         self.estimatedTokens = estimatedTokens
         self.messageId = messageId
         self.messageCreatedAt = messageCreatedAt

@@ -1,8 +1,9 @@
 import Foundation
 import Logging
 
-/// How every executable of this project starts: logs to standard error at `LOG_LEVEL` (default `info`),
-/// reads its configuration once (a bad setting: one line, exit code 2), then runs until it is done (an
+/// How every executable of this project starts: logs to standard error at `LOG_LEVEL` (default `info`), one
+/// JSON object per line (`JSONLogHandler`; `LOG_FORMAT=text` for swift-log's plain lines), each with the
+/// task's `LogContext`; reads its configuration once (a bad setting: one line, exit code 2), then runs until it is done (an
 /// error: one line, exit code 1).
 public enum ProcessEntry {
     /// Bootstraps logging, builds the configuration with `configure`, and runs `run` with it.
@@ -10,11 +11,21 @@ public enum ProcessEntry {
         _ name: String, isolation: isolated (any Actor)? = #isolation, configure: (Environment) throws -> Configuration,
         run: (Configuration) async throws -> Void
     ) async {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = Logger.Level(rawValue: ProcessInfo.processInfo.environment["LOG_LEVEL"] ?? "info") ?? .info
-            return handler
-        }
+        let environment = ProcessInfo.processInfo.environment
+        let level = Logger.Level(rawValue: environment["LOG_LEVEL"] ?? "info") ?? .info
+        let text = environment["LOG_FORMAT"] == "text"
+        LoggingSystem.bootstrap(
+            { label, provider in
+                if text {
+                    var handler = StreamLogHandler.standardError(label: label, metadataProvider: provider)
+                    handler.logLevel = level
+                    return handler
+                }
+                var handler = JSONLogHandler(service: name, label: label, metadataProvider: provider)
+                handler.logLevel = level
+                return handler
+            }, metadataProvider: LogContext.provider
+        )
         let configuration: Configuration
         do {
             configuration = try configure(Environment())

@@ -53,7 +53,7 @@ public final class JobSweeper: Service, Sendable {
             do {
                 results[jobID] = try await sweep(jobID: jobID)
             } catch {
-                logger.error("could not sweep a job", metadata: ["job": "\(jobID)", "error": "\(error)"])
+                logger.error("could not sweep a job", metadata: ["jobId": "\(jobID)", "error": "\(error)"])
             }
         }
         return results
@@ -85,7 +85,7 @@ public final class JobSweeper: Service, Sendable {
         case "final": return .final
         case "ended":
             guard values.count == 2, let cause = values[1].string else { throw RedisClientError(.unexpectedReply, "sweep returned \(reply)") }
-            logger.warning("an abandoned job was ended by the sweeper", metadata: ["job": "\(jobID)", "cause": "\(cause)"])
+            logger.warning("an abandoned job was ended by the sweeper", metadata: ["jobId": "\(jobID)", "cause": "\(cause)"])
             // The user's message waits in the record; store it now (the workers' retry takes it if this fails).
             if let store { await PendingTurns(state: state, store: store, logger: logger).store(jobID: jobID) }
             return .ended(cause: cause)

@@ -39,7 +39,7 @@ public struct PendingTurns: Service {
             }
             return true
         } catch {
-            logger.warning("a pending turn is still not stored", metadata: ["job": "\(jobID)", "error": "\(error)"])
+            logger.warning("a pending turn is still not stored", metadata: ["jobId": "\(jobID)", "error": "\(error)"])
             return false
         }
     }

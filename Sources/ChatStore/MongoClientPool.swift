@@ -116,7 +116,7 @@ private enum MongocRuntime {
 
     /// Touch to initialize libmongoc; Swift runs a static's initializer exactly once, thread-safely.
     static let initialized: Void = {
-        mongoc_init()
+        // The handler comes first: mongoc_init itself may warn (say, that its shared counters are unavailable).
         // A C function pointer: the closure captures nothing (it reads a static) and copies the
         // C strings before returning, as libmongoc only lends them for the call.
         mongoc_log_set_handler({ level, domain, message, _ in
@@ -135,5 +135,6 @@ private enum MongocRuntime {
                 MongocRuntime.driverLogger.trace("\(text)", metadata: metadata)
             }
         }, nil)
+        mongoc_init()
     }()
 }

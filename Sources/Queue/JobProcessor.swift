@@ -159,11 +159,11 @@ public final class JobProcessor<Handler: JobHandler>: Service, Sendable {
         for attempt in 1...3 {
             do {
                 if try await queue.acknowledge(job) == .notOwner {
-                    logger.warning("a finished job's entry is held by a later attempt; not acknowledged", metadata: ["job": "\(job.id)", "attempt": "\(job.attempt)"])
+                    logger.warning("a finished job's entry is held by a later attempt; not acknowledged", metadata: ["jobId": "\(job.id)", "attempt": "\(job.attempt)"])
                 }
                 return
             } catch {
-                logger.warning("acknowledging a finished job failed", metadata: ["job": "\(job.id)", "try": "\(attempt)", "error": "\(error)"])
+                logger.warning("acknowledging a finished job failed", metadata: ["jobId": "\(job.id)", "try": "\(attempt)", "error": "\(error)"])
                 try? await Task.sleep(for: .milliseconds(200 * attempt))
             }
         }
@@ -172,16 +172,16 @@ public final class JobProcessor<Handler: JobHandler>: Service, Sendable {
     /// A run that threw: left for a retry (cancelled, or attempts remain), or dead-lettered and abandoned.
     private func failed(_ job: QueuedJob<Payload>, _ error: any Error) async {
         if Task.isCancelled || error is CancellationError {
-            logger.info("job stopped before it finished; left for another worker", metadata: ["job": "\(job.id)"])
+            logger.info("job stopped before it finished; left for another worker", metadata: ["jobId": "\(job.id)"])
             return
         }
         if let fenced = error as? JobFenced {
-            logger.warning("job taken over by a later attempt; this one stopped", metadata: ["job": "\(job.id)", "attempt": "\(fenced.attempt)"])
+            logger.warning("job taken over by a later attempt; this one stopped", metadata: ["jobId": "\(job.id)", "attempt": "\(fenced.attempt)"])
             return
         }
         let permanent = error as? JobFailure
         if permanent == nil, job.attempt < queue.configuration.maxAttempts {
-            logger.warning("job failed; it will be retried", metadata: ["job": "\(job.id)", "attempt": "\(job.attempt)", "error": "\(error)"])
+            logger.warning("job failed; it will be retried", metadata: ["jobId": "\(job.id)", "attempt": "\(job.attempt)", "error": "\(error)"])
             return
         }
         await deadLetter(job, reason: permanent?.reason ?? "the last attempt failed: \(error)")
@@ -191,14 +191,14 @@ public final class JobProcessor<Handler: JobHandler>: Service, Sendable {
     private func deadLetter(_ job: QueuedJob<Payload>, reason: String) async {
         do {
             guard try await queue.deadLetter(job, reason: reason) else {
-                logger.warning("not dead-lettered: the job's entry is no longer this attempt's", metadata: ["job": "\(job.id)", "attempt": "\(job.attempt)"])
+                logger.warning("not dead-lettered: the job's entry is no longer this attempt's", metadata: ["jobId": "\(job.id)", "attempt": "\(job.attempt)"])
                 return
             }
             ChatMetrics.jobDeadLettered()
-            logger.warning("job dead-lettered", metadata: ["job": "\(job.id)", "attempt": "\(job.attempt)", "reason": "\(reason)"])
+            logger.warning("job dead-lettered", metadata: ["jobId": "\(job.id)", "attempt": "\(job.attempt)", "reason": "\(reason)"])
             await handler.abandon(job, reason: reason)
         } catch {
-            logger.error("dead-lettering failed; the job stays pending", metadata: ["job": "\(job.id)", "error": "\(error)"])
+            logger.error("dead-lettering failed; the job stays pending", metadata: ["jobId": "\(job.id)", "error": "\(error)"])
         }
     }
 
@@ -226,7 +226,7 @@ public final class JobProcessor<Handler: JobHandler>: Service, Sendable {
             let (jobs, next) = try await queue.reclaim(consumer: configuration.consumer, count: free, cursor: cursor, running: mine)
             reclaimCursor.withLockedValue { $0 = next }
             for job in jobs where job.attempt <= queue.configuration.maxAttempts {
-                logger.info("reclaimed a job", metadata: ["job": "\(job.id)", "attempt": "\(job.attempt)"])
+                logger.info("reclaimed a job", metadata: ["jobId": "\(job.id)", "attempt": "\(job.attempt)"])
                 ChatMetrics.jobReclaimed()
                 start(job)
             }

@@ -56,13 +56,29 @@ struct GenerationHandler: JobHandler {
     /// Runs one attempt of `job` and counts how it ended (`chat_jobs_finished_total`): `completed`, `cancelled`,
     /// `failed` (given up for good), `abandoned` (the attempt lost the job, or the worker is draining) or
     /// `error` (the queue tries it again, or dead-letters it after its last attempt).
+    /// Every log line written while it runs carries the job's `jobId`, `sessionId`, `userId`, and the
+    /// `requestId` and `traceId` of the request that started it; its Bedrock and accounting calls continue
+    /// that trace. One line at info says how it ended.
     func run(_ job: QueuedJob<InferenceJob>) async throws {
+        let trace = job.payload.traceparent.flatMap(TraceContext.init(traceparent:)) ?? .start()
+        var ids: Logger.Metadata = [
+            "jobId": .string(job.id), "sessionId": .string(job.payload.sessionId), "userId": .string(job.payload.userId),
+            "traceId": .string(trace.traceID), "attempt": .stringConvertible(job.attempt),
+        ]
+        if let requestID = job.payload.requestId { ids["requestId"] = .string(requestID) }
+        try await LogContext.with(ids) {
+            try await TraceContext.$current.withValue(trace) { try await runCounted(job) }
+        }
+    }
+
+    private func runCounted(_ job: QueuedJob<InferenceJob>) async throws {
         let clock = ContinuousClock()
         let started = clock.now
         let model = job.payload.modelId
         do {
             if let status = try await runAttempt(job) {
                 ChatMetrics.jobFinished(model: model, outcome: status.rawValue, duration: clock.now - started)
+                logger.info("job finished", metadata: ["outcome": .string(status.rawValue), "model": .string(model), "durationMs": .stringConvertible((clock.now - started).milliseconds)])
             }
         } catch {
             let outcome = switch error {
@@ -71,6 +87,7 @@ struct GenerationHandler: JobHandler {
             default: "error"
             }
             ChatMetrics.jobFinished(model: model, outcome: outcome, duration: clock.now - started)
+            logger.info("job finished", metadata: ["outcome": .string(outcome), "model": .string(model), "durationMs": .stringConvertible((clock.now - started).milliseconds)])
             throw error
         }
     }
@@ -86,7 +103,7 @@ struct GenerationHandler: JobHandler {
         switch try await prepare(job) {
         case .ended: return nil
         case .committed(let outcome):
-            logger.info("finishing a job from the outcome an earlier attempt committed", metadata: ["job": "\(job.id)", "attempt": "\(job.attempt)"])
+            logger.info("finishing a job from the outcome an earlier attempt committed", metadata: ["jobId": "\(job.id)", "attempt": "\(job.attempt)"])
             try await finish(job, outcome)
             return outcome.status
         case .run(let ready): prepared = ready
@@ -109,7 +126,7 @@ struct GenerationHandler: JobHandler {
             // A worker that lost the job or is draining leaves it to the next attempt without settling.
             try Task.checkCancellation()
             let partial = progress.withLockedValue { $0 }
-            logger.warning("generation failed", metadata: ["job": "\(job.id)", "code": "\(error.code)", "chunks": "\(partial.chunks)"])
+            logger.warning("generation failed", metadata: ["jobId": "\(job.id)", "code": "\(error.code)", "chunks": "\(partial.chunks)"])
             if error.isRetryable && job.attempt < maxAttempts { throw error }
             // Nothing generated and nothing reported (a refused or throttled call): nothing is billed.
             let used = partial.chunks == 0 && partial.accumulator.billedUsage.source == .unknown
@@ -199,7 +216,7 @@ struct GenerationHandler: JobHandler {
             do {
                 try await cache.fillHistory(sessionID: request.sessionId, messages: messages)
             } catch {
-                logger.warning("could not fill the session's cached history", metadata: ["job": "\(job.id)", "error": "\(error)"])
+                logger.warning("could not fill the session's cached history", metadata: ["jobId": "\(job.id)", "error": "\(error)"])
             }
             history = messages.filter { $0.status == .complete }.map { HistoryTurn(jobID: $0.jobId, role: $0.role, text: $0.content) }
             cancelled = cancelRequested
@@ -292,7 +309,7 @@ struct GenerationHandler: JobHandler {
         case .failure(let error):
             // The database cannot take the turn now: the job's record keeps it and `PendingTurns` stores it later.
             // The reply stands (it was shown and billed), so the job ends with it all the same.
-            logger.warning("the database could not take a finished turn; kept for later", metadata: ["job": "\(job.id)", "error": "\(error)"])
+            logger.warning("the database could not take a finished turn; kept for later", metadata: ["jobId": "\(job.id)", "error": "\(error)"])
             turn = nil
             pending = .reply
         }
@@ -331,7 +348,7 @@ struct GenerationHandler: JobHandler {
         do {
             return try await store.appendMessages([userMessage(job, modelID: modelID)] + (reply.map { [$0] } ?? []))
         } catch let error as ChatError where error.kind == .notFound {
-            logger.info("session deleted during generation; turn not stored", metadata: ["job": "\(job.id)"])
+            logger.info("session deleted during generation; turn not stored", metadata: ["jobId": "\(job.id)"])
             return nil
         }
     }
@@ -358,7 +375,7 @@ struct GenerationHandler: JobHandler {
                 do {
                     return try await finish(job, committed)
                 } catch {
-                    logger.error("could not finish a dead-lettered job from its committed reply; ending it with an error", metadata: ["job": "\(job.id)", "error": "\(error)"])
+                    logger.error("could not finish a dead-lettered job from its committed reply; ending it with an error", metadata: ["jobId": "\(job.id)", "error": "\(error)"])
                 }
             }
             // What a run committed is what it showed: bill that; else nothing. Idempotent.
@@ -375,12 +392,12 @@ struct GenerationHandler: JobHandler {
                     ending.storedBytes = request.message.utf8.count
                 }
             } catch {
-                logger.warning("could not store a failed job's message; kept for later", metadata: ["job": "\(job.id)", "error": "\(error)"])
+                logger.warning("could not store a failed job's message; kept for later", metadata: ["jobId": "\(job.id)", "error": "\(error)"])
                 ending.pendingTurn = .user
             }
             try await state.end(jobID: job.id, sessionID: request.sessionId, attempt: job.attempt, ending)
         } catch {
-            logger.error("could not report a failed job", metadata: ["job": "\(job.id)", "error": "\(error)"])
+            logger.error("could not report a failed job", metadata: ["jobId": "\(job.id)", "error": "\(error)"])
         }
     }
 
@@ -410,7 +427,7 @@ struct GenerationHandler: JobHandler {
                         } catch is CancellationError {
                             throw CancellationError()
                         } catch {
-                            logger.warning("could not extend a running reply's reservation", metadata: ["job": "\(job.id)", "error": "\(error)"])
+                            logger.warning("could not extend a running reply's reservation", metadata: ["jobId": "\(job.id)", "error": "\(error)"])
                         }
                     }
                 }
@@ -441,7 +458,7 @@ struct GenerationHandler: JobHandler {
         do {
             return try await Settler(ledger: ledger, signer: signer, redis: pending.redis, logger: logger).settle(settlement)
         } catch let error as ChatError where error.kind == .unavailable || error.kind == .unauthorized {
-            logger.warning("accounting did not take the settlement now; kept for retry", metadata: ["job": "\(job.id)", "error": "\(error)"])
+            logger.warning("accounting did not take the settlement now; kept for retry", metadata: ["jobId": "\(job.id)", "error": "\(error)"])
             ChatMetrics.settlementParked()
             try await pending.add(settlement)
             return nil
@@ -450,7 +467,7 @@ struct GenerationHandler: JobHandler {
             // given up for an operator, never generated again.
             var refused = settlement
             refused.lastError = "\(error)"
-            logger.error("the accounting service refused a settlement", metadata: ["job": "\(job.id)", "error": "\(error)"])
+            logger.error("the accounting service refused a settlement", metadata: ["jobId": "\(job.id)", "error": "\(error)"])
             await pending.giveUp(refused)
             return nil
         }

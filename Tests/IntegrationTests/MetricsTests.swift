@@ -36,29 +36,11 @@ struct MetricsScrape {
 struct MetricsTests {
     @Test("one streamed reply moves the counters by exactly its job, tokens and credits; labels carry no user, session or job id")
     func oneReplyCounted() async throws {
-        let apiPort = TestEnvironment.freePort()
-        let workerPort = TestEnvironment.freePort()
-        let database = MongoSessionStoreTests.uniqueDatabaseURI()
-        let environment = [
-            "REDIS_URL": TestEnvironment.redisURL, "MONGO_URI": database, "JWT_ACCESS_SECRET": APIFixture.secret,
-            "ACCOUNTING_URL": TestEnvironment.accountingURL, "JOB_STREAM": uniqueKey("metrics-jobs"), "LOG_LEVEL": "warning",
-            "RATE_LIMIT_ENABLED": "false",
-        ]
-        let api = try ChildProcess(
-            executable: ChildProcess.binary("CHAT_API_BIN"), environment: environment.merging(["PORT": String(apiPort), "HOST": "127.0.0.1"]) { $1 }
-        )
-        let worker = try ChildProcess(
-            executable: ChildProcess.binary("CHAT_WORKER_BIN"),
-            environment: environment.merging(["WORKER_METRICS_PORT": String(workerPort), "WORKER_METRICS_HOST": "127.0.0.1"]) { $1 }
-        )
-        defer {
-            api.signal(SIGKILL)
-            worker.signal(SIGKILL)
-        }
-        let apiURL = "http://127.0.0.1:\(apiPort)"
-        let workerURL = "http://127.0.0.1:\(workerPort)"
-        try await expectEventually(.seconds(30)) { (try? await HTTPProbe.status(apiURL + "/readyz")) == 200 }
-        try await expectEventually(.seconds(30)) { (try? await HTTPProbe.status(workerURL + "/readyz")) == 200 }
+        let pair = try ServicePair()
+        defer { pair.kill() }
+        let apiURL = pair.apiURL
+        let workerURL = pair.workerURL
+        try await pair.ready()
         #expect(try await HTTPProbe.status(workerURL + "/livez") == 200)
 
         let verifier = try AccessTokenVerifier(secret: APIFixture.secret)
@@ -121,8 +103,6 @@ struct MetricsTests {
                 #expect(!scrape.text.contains(secret), "a metric names \(secret)")
             }
         }
-        let store = try MongoSessionStore(configuration: MongoConfiguration(uri: database, threadCount: 1))
-        try await store.dropDatabase()
-        try await store.shutdown()
+        _ = try await pair.stop()
     }
 }

@@ -38,7 +38,7 @@ struct GenerationStarter: Sendable {
     /// of refused: a plain message sent right after a session's initial message simply follows it.
     func start(
         user: AuthenticatedUser, token: String, sessionID: String, message: String, modelID: String?, streaming: Bool,
-        queueBehind: Duration = .zero, timing: ServerTiming? = nil
+        queueBehind: Duration = .zero, timing: ServerTiming? = nil, requestID: String? = nil, trace: TraceContext? = nil
     ) async throws -> JobRecord {
         if let modelID { _ = try Self.model(id: modelID, role: user.role) }
         let jobID = UUID().uuidString.lowercased()
@@ -106,7 +106,8 @@ struct GenerationStarter: Sendable {
                 id: jobID,
                 payload: InferenceJob(
                     sessionId: sessionID, userId: user.id, modelId: model.id, message: message, streaming: streaming, messageId: messageID,
-                    messageCreatedAt: messageCreatedAt, reservationId: reservationID, estimatedTokens: estimate
+                    messageCreatedAt: messageCreatedAt, reservationId: reservationID, estimatedTokens: estimate, requestId: requestID,
+                    traceparent: trace?.child().traceparent
                 )
             )
             guard try await Self.onceMore({ try await state.enqueue(jobID: jobID, stream: queue.configuration.stream, fields: fields) }) != nil else {

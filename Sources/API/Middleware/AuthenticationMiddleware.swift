@@ -26,8 +26,9 @@ struct AuthenticationMiddleware: RouterMiddleware {
         var context = context
         context.user = user
         context.token = token
-        context.logger[metadataKey: "user"] = .string(user.id)
-        return try await next(request, context)
+        context.logger[metadataKey: "userId"] = .string(user.id)
+        context.caller.withLockedValue { $0 = user.id }
+        return try await LogContext.with(["userId": .string(user.id)]) { try await next(request, context) }
     }
 
     /// `access_token` from the query of a GET event stream (EventSource cannot send headers).

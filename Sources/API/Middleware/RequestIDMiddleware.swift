@@ -1,19 +1,37 @@
+import ChatCore
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Logging
 
-/// Gives every request an id (the caller's `X-Request-Id` if it is sane, else a new one), returns it in
-/// `X-Request-Id`, and logs each request's method, path (never the query string) and status.
+/// Gives every request an id (the caller's `X-Request-Id` if it is sane, else a new one) and a trace (the
+/// caller's W3C `traceparent` if it is valid, else a new one), puts both in every log line written while it is
+/// handled (`requestId`, `traceId`), returns the id in `X-Request-Id`, and logs one line per request at info:
+/// method, route template, status and the time to the response head (never the path's query string, which may
+/// hold an `access_token`).
 struct RequestIDMiddleware: RouterMiddleware {
     typealias Context = ChatRequestContext
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let started = ContinuousClock.now
         var context = context
         context.requestID = Self.acceptable(request.headers[.xRequestID]) ?? UUID().uuidString.lowercased()
-        context.logger[metadataKey: "request"] = .string(context.requestID)
-        var response = try await next(request, context)
+        let trace = request.headers[.traceparent].flatMap(TraceContext.init(traceparent:)) ?? .start()
+        context.trace = trace
+        let ids: Logger.Metadata = ["requestId": .string(context.requestID), "traceId": .string(trace.traceID)]
+        context.logger[metadataKey: "requestId"] = ids["requestId"]
+        context.logger[metadataKey: "traceId"] = ids["traceId"]
+        var response = try await LogContext.with(ids) {
+            try await TraceContext.$current.withValue(trace) { try await next(request, context) }
+        }
         response.headers[.xRequestID] = context.requestID
-        context.logger.debug("\(request.method) \(request.uri.path) \(response.status.code)")
+        var fields: Logger.Metadata = [
+            "method": .string(request.method.rawValue), "route": .string(context.endpointPath ?? "unmatched"),
+            "status": .stringConvertible(response.status.code),
+            "durationMs": .stringConvertible(((ContinuousClock.now - started) / .microseconds(1)).rounded() / 1000),
+        ]
+        if let user = context.caller.withLockedValue({ $0 }) { fields["userId"] = .string(user) }
+        context.logger.info("request", metadata: fields)
         return response
     }
 
@@ -28,4 +46,6 @@ struct RequestIDMiddleware: RouterMiddleware {
 extension HTTPField.Name {
     /// `X-Request-Id`.
     static let xRequestID = Self("X-Request-Id")!
+    /// W3C Trace Context's `traceparent`.
+    static let traceparent = Self("traceparent")!
 }

@@ -34,7 +34,7 @@ struct GenerationController: Sendable {
         let (message, modelID) = try await Self.messageAndModel(request, context: context)
         let record = try await starter.start(
             user: user, token: try context.requireToken(), sessionID: sessionID, message: message, modelID: modelID, streaming: true,
-            timing: context.timing
+            timing: context.timing, requestID: context.requestID, trace: context.trace
         )
         var response = sse { [relay] writer in
             try await relay.relayJob(sessionID: record.sessionID, jobID: record.jobID, after: record.startEventID, writer: &writer)
@@ -69,7 +69,7 @@ struct GenerationController: Sendable {
         // briefly rather than failing; an asynchronous one answers at once.
         let record = try await starter.start(
             user: user, token: try context.requireToken(), sessionID: sessionID, message: message, modelID: modelID, streaming: false,
-            queueBehind: respondAsync ? .zero : min(messageWait, .seconds(15))
+            queueBehind: respondAsync ? .zero : min(messageWait, .seconds(15)), requestID: context.requestID, trace: context.trace
         )
         if respondAsync {
             return Response.json(status: .accepted, AcceptedJobBody(jobId: record.jobID, sessionId: sessionID, status: .queued))

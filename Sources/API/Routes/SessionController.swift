@@ -40,7 +40,10 @@ struct SessionController: Sendable {
         var response = SessionView(session)
         if let initialMessage {
             // The first message goes through the queue like any other; its reply lands in the session.
-            let record = try await starter.start(user: user, token: token, sessionID: session.id, message: initialMessage, modelID: nil, streaming: false)
+            let record = try await starter.start(
+                user: user, token: token, sessionID: session.id, message: initialMessage, modelID: nil, streaming: false, requestID: context.requestID,
+                trace: context.trace
+            )
             response.initialJobId = record.jobID
         }
         return Response.json(status: .created, response)

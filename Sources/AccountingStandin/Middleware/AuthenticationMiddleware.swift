@@ -27,7 +27,7 @@ struct AuthenticationMiddleware: RouterMiddleware {
         else { throw AccountingErrors.invalidToken }
         var context = context
         context.user = user
-        context.logger[metadataKey: "user"] = .string(user.id)
+        context.logger[metadataKey: "userId"] = .string(user.id)
         return try await next(request, context)
     }
 }

@@ -1,0 +1,59 @@
+@testable import ChatCore
+import Foundation
+import Logging
+import Testing
+
+@Suite("W3C trace context and JSON log lines")
+struct TraceAndLogTests {
+    @Test("a valid traceparent is taken as it is; its child keeps the trace and changes the span")
+    func validTraceparent() throws {
+        let trace = try #require(TraceContext(traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"))
+        #expect(trace.traceID == "4bf92f3577b34da6a3ce929d0e0e4736")
+        #expect(trace.spanID == "00f067aa0ba902b7")
+        #expect(trace.sampled)
+        #expect(trace.traceparent == "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        let child = trace.child()
+        #expect(child.traceID == trace.traceID && child.spanID != trace.spanID && child.spanID.count == 16)
+        #expect(TraceContext(traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00")?.sampled == false)
+        // A later version may add fields after the flags.
+        #expect(TraceContext(traceparent: "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra") != nil)
+    }
+
+    @Test("anything the W3C format does not allow is refused", arguments: [
+        "", "00", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7", "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902bz-01",
+    ])
+    func invalidTraceparent(_ value: String) {
+        #expect(TraceContext(traceparent: value) == nil, "\(value)")
+    }
+
+    @Test("started traces have random non-zero ids of the right lengths")
+    func startedTrace() {
+        let first = TraceContext.start()
+        let second = TraceContext.start()
+        #expect(first.traceID.count == 32 && first.spanID.count == 16 && first.traceID != second.traceID)
+        #expect(TraceContext(traceparent: first.traceparent) == first)
+    }
+
+    @Test("a log line is one JSON object: fixed fields first, then the metadata, escaped")
+    func logLine() throws {
+        let date = Date(timeIntervalSince1970: 1_764_459_461.123)
+        let line = JSONLogHandler.line(
+            time: date, level: .warning, service: "chat-api", logger: "chat-api.events", message: "a \"quoted\"\nline",
+            metadata: ["requestId": "r1", "count": .stringConvertible(3), "nested": .dictionary(["b": "2", "a": .array(["x"])]), "message": "ignored"]
+        )
+        #expect(!line.contains("\n"))
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(object["time"] as? String == "2025-11-29T23:37:41.123Z")
+        #expect(object["level"] as? String == "warning")
+        #expect(object["service"] as? String == "chat-api")
+        #expect(object["logger"] as? String == "chat-api.events")
+        #expect(object["message"] as? String == "a \"quoted\"\nline")
+        #expect(object["requestId"] as? String == "r1")
+        #expect(object["count"] as? String == "3")
+        #expect((object["nested"] as? [String: Any])?["b"] as? String == "2")
+        #expect(line.hasPrefix(#"{"time":"2025-11-29T23:37:41.123Z","level":"warning","service":"chat-api""#))
+    }
+}
