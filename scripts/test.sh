@@ -52,6 +52,11 @@ if [ $# -eq 0 ] || [ "${BENCH_CHECK:-}" = 1 ]; then
   scripts/bench-check.sh || status=$?
 fi
 
+if [ $# -eq 0 ]; then
+  echo "==> checking deploy/ (compose schema, nginx -t, promtool, the Dockerfile)"
+  scripts/deploy-check.sh || status=$?
+fi
+
 if [ $# -eq 0 ] || [ "${GUIDE_CHECK:-}" = 1 ]; then
   echo "==> running the testing guide's automated script against a stack on ports 3000-3002"
   scripts/guide-check.sh || status=$?
