@@ -74,13 +74,27 @@ def expressions(rules_path, dashboards_dir):
         for rule in group["rules"]:
             found.append((f"alert {rule.get('alert') or rule.get('record')}", rule["expr"]))
     directory = pathlib.Path(dashboards_dir)
+
+    def panels(items):
+        for panel in items:
+            yield panel
+            yield from panels(panel.get("panels", []))  # a row's panels
+
     for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
         dashboard = json.loads(path.read_text())
-        for panel in dashboard.get("panels", []):
+        for panel in panels(dashboard.get("panels", [])):
             for target in panel.get("targets", []):
                 if target.get("expr"):
                     found.append((f"{path.name}: {panel.get('title')}", target["expr"]))
     return found
+
+
+def equality_selectors(expression):
+    """Each `metric{label="value"}` pair of an expression (equality matchers only): each must select a series,
+    or a misspelt label or value would go unnoticed (the query still runs, and answers nothing)."""
+    for match in re.finditer(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\}", expression):
+        for label, value in re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"([^"]*)"', match.group(2)):
+            yield f'{match.group(1)}{{{label}="{value}"}}'
 
 
 def check(base, config_path, rules_path, dashboards_dir):
@@ -105,11 +119,15 @@ def check(base, config_path, rules_path, dashboards_dir):
         query = re.sub(r"\$model\b", ".*", query)
         answer = api(base, "query", query=query)
         unknown = sorted(name for name in metric_names(query) if name not in exported)
+        empty = [selector for selector in equality_selectors(query) if not api(base, "query", query=f"count({selector})")["data"]["result"]]
         if answer.get("status") != "success":
             print(f"prometheus-check: FAILED: {where}: {answer.get('error')}", file=sys.stderr)
             failures += 1
         elif unknown:
             print(f"prometheus-check: FAILED: {where}: no target exports {unknown}", file=sys.stderr)
+            failures += 1
+        elif empty:
+            print(f"prometheus-check: FAILED: {where}: {empty} select no series", file=sys.stderr)
             failures += 1
     if failures:
         sys.exit(f"prometheus-check: {failures} of {len(checked)} expressions failed")

@@ -41,8 +41,17 @@ export CHAT_WORKER_BIN="$bin/chat-worker"
 export ACCOUNTING_STANDIN_BIN="$bin/accounting-standin"
 
 status=0
+# The in-process API tests record every answer, for the OpenAPI check below.
+export OPENAPI_EXCHANGES="$PWD/.data/test/openapi-exchanges.jsonl"
 echo "==> running the Swift tests (unit and integration)"
 swift test --skip-build "$@" || status=$?
+
+echo "==> holding chat-api's answers in the tests against its OpenAPI document"
+if [ -f "$OPENAPI_EXCHANGES" ]; then
+  .venv/bin/python scripts/openapi_check.py Sources/API/Resources/openapi.json "$OPENAPI_EXCHANGES" || status=$?
+else
+  .venv/bin/python scripts/openapi_check.py Sources/API/Resources/openapi.json || status=$?
+fi
 
 echo "==> running the Bedrock emulator's conformance tests (boto3)"
 .venv/bin/pytest -q Tests/Conformance || status=$?

@@ -92,15 +92,24 @@ func buildApplication(configuration: APIConfiguration) async throws -> some Appl
 
 /// The routes of chat-api, behind the request-id and error middleware; `/api/chat` behind authentication.
 func buildRouter(_ dependencies: APIDependencies) -> Router<ChatRequestContext> {
-    let router = Router(context: ChatRequestContext.self)
+    buildRoutes(dependencies).router
+}
+
+/// The router of `buildRouter` with the list of the routes it serves.
+func buildRoutes(_ dependencies: APIDependencies) -> RouteTable<ChatRequestContext> {
+    let router = RouteTable(Router(context: ChatRequestContext.self))
     router.add(middleware: RequestIDMiddleware())
     router.add(middleware: ErrorMiddleware())
     router.add(middleware: RateLimitMiddleware(limiter: dependencies.rateLimiter) { _ in .ip })
     HealthController(redis: dependencies.redis, store: dependencies.store, timeout: dependencies.healthTimeout).register(on: router)
     // The queue's backlog is read when Prometheus scrapes: chat-api answers even when no worker runs.
     router.addMetricsRoute { [queue = dependencies.queue] in
-        let backlog = try await queue.backlog()
-        ChatMetrics.backlog(waiting: backlog.waiting, pending: backlog.pending, oldestJobAge: backlog.oldestJobAge, deadLetters: backlog.deadLetters)
+        do {
+            let backlog = try await queue.backlog()
+            ChatMetrics.backlog(waiting: backlog.waiting, pending: backlog.pending, oldestJobAge: backlog.oldestJobAge, deadLetters: backlog.deadLetters)
+        } catch {
+            ChatMetrics.backlogUnreadable()
+        }
     }
     let chat = router.group("/api/chat")
         .add(middleware: AuthenticationMiddleware(verifier: dependencies.verifier))
@@ -122,5 +131,6 @@ func buildRouter(_ dependencies: APIDependencies) -> Router<ChatRequestContext> 
         .add(middleware: RateLimitMiddleware(limiter: dependencies.rateLimiter, classify: RateLimitMiddleware.chatClass))
     GenerationController(starter: starter, relay: relay, state: dependencies.state, store: dependencies.store, messageWait: dependencies.messageWait)
         .register(on: chat, jobs: jobs)
+    OpenAPIController().register(on: router)
     return router
 }

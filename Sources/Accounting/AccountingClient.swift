@@ -32,23 +32,19 @@ public final class AccountingClient: CreditLedger {
     }
 
     public func reserve(reservationID: String, sessionID: String, modelID: String, estimatedTokens: Int, token: String) async throws -> CreditReservation {
-        let reservation = try await Self.counted("reserve") {
+        try await Self.counted("reserve") {
             try await reserveOnce(reservationID: reservationID, sessionID: sessionID, modelID: modelID, estimatedTokens: estimatedTokens, token: token)
         }
-        ChatMetrics.creditsReserved(model: modelID, reservation.allocatedCredits)
-        return reservation
     }
 
     public func finalize(
         reservationID: String, modelID: String, inputTokens: Int, outputTokens: Int, success: Bool, token: String
     ) async throws -> CreditSettlement {
-        let settlement = try await Self.counted("finalize") {
+        try await Self.counted("finalize") {
             try await finalizeOnce(
                 reservationID: reservationID, modelID: modelID, inputTokens: inputTokens, outputTokens: outputTokens, success: success, token: token
             )
         }
-        ChatMetrics.creditsSettled(model: modelID, charged: settlement.creditsUsed, refunded: settlement.refund)
-        return settlement
     }
 
     /// Runs one call of `operation`, counting its outcome: `ok`, `refused` (not enough credits, or the request

@@ -55,6 +55,7 @@ struct JSONParser {
     private mutating func object(depth: Int) -> JSONValue? {
         index += 1
         var members: [(key: String, value: JSONValue)] = []
+        var positions: [String: Int] = [:]
         skipWhitespace()
         if current == UInt8(ascii: "}") {
             index += 1
@@ -67,9 +68,10 @@ struct JSONParser {
             guard current == UInt8(ascii: ":") else { return nil }
             index += 1
             guard let member = value(depth: depth + 1) else { return nil }
-            if let earlier = members.firstIndex(where: { $0.key == key }) {
+            if let earlier = positions[key] {
                 members[earlier].value = member
             } else {
+                positions[key] = members.count
                 members.append((key: key, value: member))
             }
             skipWhitespace()

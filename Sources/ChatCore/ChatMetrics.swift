@@ -12,8 +12,8 @@ public enum ChatMetrics {
     /// dashboards and alerts see a flat line rather than no data before the first event (Prometheus's advice).
     public static func prepareAPI(rateLimitPolicies: [String]) {
         for model in ModelCatalog.models.map(\.id) {
-            _ = Counter(label: "chat_jobs_enqueued_total", dimensions: [("model", model)])
-            _ = FloatingPointCounter(label: "chat_credits_reserved_total", dimensions: [("model", model)])
+            _ = Counter(label: "chat_jobs_enqueued_total", dimensions: [("model", modelLabel(model))])
+            _ = FloatingPointCounter(label: "chat_credits_reserved_total", dimensions: [("model", modelLabel(model))])
         }
         for policy in rateLimitPolicies { _ = Counter(label: "chat_rate_limit_rejections_total", dimensions: [("policy", policy)]) }
         prepareAccounting(operations: ["reserve", "balance", "finalize"])
@@ -23,13 +23,13 @@ public enum ChatMetrics {
     /// Creates chat-worker's series at zero, as `prepareAPI` does for chat-api.
     public static func prepareWorker() {
         for model in ModelCatalog.models.map(\.id) {
-            _ = Counter(label: "chat_jobs_started_total", dimensions: [("model", model)])
+            _ = Counter(label: "chat_jobs_started_total", dimensions: [("model", modelLabel(model))])
             for outcome in ["completed", "cancelled", "failed"] {
-                _ = Counter(label: "chat_jobs_finished_total", dimensions: [("model", model), ("outcome", outcome)])
+                _ = Counter(label: "chat_jobs_finished_total", dimensions: [("model", modelLabel(model)), ("outcome", outcome)])
             }
-            for direction in ["input", "output"] { _ = Counter(label: "chat_tokens_total", dimensions: [("model", model), ("direction", direction)]) }
-            _ = FloatingPointCounter(label: "chat_credits_charged_total", dimensions: [("model", model)])
-            _ = FloatingPointCounter(label: "chat_credits_refunded_total", dimensions: [("model", model)])
+            for direction in ["input", "output"] { _ = Counter(label: "chat_tokens_total", dimensions: [("model", modelLabel(model)), ("direction", direction)]) }
+            _ = FloatingPointCounter(label: "chat_credits_charged_total", dimensions: [("model", modelLabel(model))])
+            _ = FloatingPointCounter(label: "chat_credits_refunded_total", dimensions: [("model", modelLabel(model))])
         }
         _ = Counter(label: "chat_jobs_reclaimed_total")
         _ = Counter(label: "chat_jobs_dead_lettered_total")
@@ -49,36 +49,41 @@ public enum ChatMetrics {
         }
     }
 
+    /// A model id as a label: a model of the catalog, else `unknown`, so a malformed job cannot add series.
+    static func modelLabel(_ id: String) -> String {
+        ModelCatalog.model(id: id)?.id ?? "unknown"
+    }
+
     // MARK: Jobs
 
     /// A job entered the queue (chat-api).
     public static func jobEnqueued(model: String) {
-        Counter(label: "chat_jobs_enqueued_total", dimensions: [("model", model)]).increment()
+        Counter(label: "chat_jobs_enqueued_total", dimensions: [("model", modelLabel(model))]).increment()
     }
 
     /// A worker began an attempt of a job (every attempt counts, so a retried job counts more than once).
     public static func jobStarted(model: String) {
-        Counter(label: "chat_jobs_started_total", dimensions: [("model", model)]).increment()
+        Counter(label: "chat_jobs_started_total", dimensions: [("model", modelLabel(model))]).increment()
     }
 
     /// How a job's run ended: `completed`, `failed`, `cancelled` (or `abandoned`: the worker lost the job to
     /// another attempt); and how long it ran, from pick-up to its end.
     public static func jobFinished(model: String, outcome: String, duration: Duration) {
-        Counter(label: "chat_jobs_finished_total", dimensions: [("model", model), ("outcome", outcome)]).increment()
-        Timer(label: "chat_job_duration_seconds", dimensions: [("model", model), ("outcome", outcome)], preferredDisplayUnit: .seconds)
+        Counter(label: "chat_jobs_finished_total", dimensions: [("model", modelLabel(model)), ("outcome", outcome)]).increment()
+        Timer(label: "chat_job_duration_seconds", dimensions: [("model", modelLabel(model)), ("outcome", outcome)], preferredDisplayUnit: .seconds)
             .recordNanoseconds(duration.nanoseconds)
     }
 
     /// From pick-up to the first chunk published.
     public static func timeToFirstToken(model: String, _ duration: Duration) {
-        Timer(label: "chat_time_to_first_token_seconds", dimensions: [("model", model)], preferredDisplayUnit: .seconds)
+        Timer(label: "chat_time_to_first_token_seconds", dimensions: [("model", modelLabel(model))], preferredDisplayUnit: .seconds)
             .recordNanoseconds(duration.nanoseconds)
     }
 
     /// Tokens a finished job billed, by direction (`input`, `output`).
     public static func tokens(model: String, input: Int, output: Int) {
-        if input > 0 { Counter(label: "chat_tokens_total", dimensions: [("model", model), ("direction", "input")]).increment(by: input) }
-        if output > 0 { Counter(label: "chat_tokens_total", dimensions: [("model", model), ("direction", "output")]).increment(by: output) }
+        if input > 0 { Counter(label: "chat_tokens_total", dimensions: [("model", modelLabel(model)), ("direction", "input")]).increment(by: input) }
+        if output > 0 { Counter(label: "chat_tokens_total", dimensions: [("model", modelLabel(model)), ("direction", "output")]).increment(by: output) }
     }
 
     /// A job taken over from a worker that stopped renewing it.
@@ -96,10 +101,17 @@ public enum ChatMetrics {
     /// Jobs in the queue not yet handed to a worker (`waiting`) and handed but not finished (`pending`), the
     /// age of the oldest unfinished one, and the length of the dead-letter stream.
     public static func backlog(waiting: Int, pending: Int, oldestJobAge: Duration, deadLetters: Int) {
+        Gauge(label: "chat_queue_up").record(1)
         Gauge(label: "chat_queue_jobs", dimensions: [("state", "waiting")]).record(waiting)
         Gauge(label: "chat_queue_jobs", dimensions: [("state", "pending")]).record(pending)
         Gauge(label: "chat_queue_oldest_job_age_seconds").record(Double(oldestJobAge.nanoseconds) / 1e9)
         Gauge(label: "chat_queue_dead_letters").record(deadLetters)
+    }
+
+    /// The backlog could not be read (Redis did not answer): `chat_queue_up` drops to 0 and the other queue
+    /// gauges keep their last values, which an alert must not trust.
+    public static func backlogUnreadable() {
+        Gauge(label: "chat_queue_up").record(0)
     }
 
     // MARK: Bedrock
@@ -118,13 +130,13 @@ public enum ChatMetrics {
 
     /// Credits set aside for a job (chat-api).
     public static func creditsReserved(model: String, _ credits: Double) {
-        FloatingPointCounter(label: "chat_credits_reserved_total", dimensions: [("model", model)]).increment(by: credits)
+        FloatingPointCounter(label: "chat_credits_reserved_total", dimensions: [("model", modelLabel(model))]).increment(by: credits)
     }
 
     /// What a settlement charged and gave back.
     public static func creditsSettled(model: String, charged: Double, refunded: Double) {
-        FloatingPointCounter(label: "chat_credits_charged_total", dimensions: [("model", model)]).increment(by: charged)
-        FloatingPointCounter(label: "chat_credits_refunded_total", dimensions: [("model", model)]).increment(by: refunded)
+        FloatingPointCounter(label: "chat_credits_charged_total", dimensions: [("model", modelLabel(model))]).increment(by: charged)
+        FloatingPointCounter(label: "chat_credits_refunded_total", dimensions: [("model", modelLabel(model))]).increment(by: refunded)
     }
 
     /// A settlement the accounting service could not take now, kept in Redis for the retry loop.

@@ -4,7 +4,8 @@ import Logging
 /// Logs one JSON object per line on standard error, for log pipelines (Loki, CloudWatch, Elasticsearch):
 /// `time` (UTC, milliseconds), `level`, `service` (the process), `logger` (its label), `message`, then every
 /// metadata value under its own key (`requestId`, `jobId`, `sessionId`, `userId`, `traceId`, ...; nested
-/// values as JSON). Each line goes out in one `write`, so lines of concurrent tasks never interleave.
+/// values as JSON). Lines are written whole, one at a time (a lock around the `write` calls), so lines of
+/// concurrent tasks never interleave, however long.
 public struct JSONLogHandler: LogHandler {
     /// The process's name, in every line's `service`.
     public let service: String
@@ -100,9 +101,13 @@ public struct JSONLogHandler: LogHandler {
         return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)).\(millis)Z"
     }
 
+    private static let writing = NSLock()
+
     private static func write(_ line: String) {
         var text = line
         text += "\n"
+        writing.lock()
+        defer { writing.unlock() }
         text.withUTF8 { bytes in
             var offset = 0
             while offset < bytes.count {

@@ -168,6 +168,8 @@ struct GenerationHandler: JobHandler {
     private func commit(_ job: QueuedJob<InferenceJob>, _ outcome: JobOutcome) async throws -> JobOutcome {
         switch try await state.commit(jobID: job.id, outcome) {
         case .committed:
+            // Counted where the outcome first stands: once per job, whatever attempt finishes or settles it.
+            ChatMetrics.tokens(model: job.payload.modelId, input: outcome.inputTokens, output: outcome.outputTokens)
             return outcome
         case .alreadyCommitted:
             // This attempt committed before (a retried call whose first answer was lost): that one stands.
@@ -378,8 +380,9 @@ struct GenerationHandler: JobHandler {
                     logger.error("could not finish a dead-lettered job from its committed reply; ending it with an error", metadata: ["jobId": "\(job.id)", "error": "\(error)"])
                 }
             }
-            // What a run committed is what it showed: bill that; else nothing. Idempotent.
-            _ = try? await settle(job, modelID: request.modelId, outcome: committed ?? nothing)
+            // What a run committed is what it showed: bill that; else nothing. Idempotent. A failed outcome was
+            // settled (and counted) by the run that committed it.
+            _ = try? await settle(job, modelID: request.modelId, outcome: committed ?? nothing, counted: committed?.status != .failed)
             let error = ErrorEvent(
                 jobId: job.id, code: "GENERATION_FAILED", message: "The reply could not be generated. You are charged only for what was delivered."
             )
@@ -449,14 +452,17 @@ struct GenerationHandler: JobHandler {
     /// only for a completed reply. If the accounting service cannot take it now, the settlement is kept for
     /// `PendingSettlements` to retry and nil comes back: the reply stands and is not generated again.
     @discardableResult
-    private func settle(_ job: QueuedJob<InferenceJob>, modelID: String, outcome: JobOutcome) async throws -> CreditSettlement? {
+    /// Settles the job's reservation for `outcome`; `counted` adds what it charged and refunded to the credit
+    /// metrics (false where an earlier settlement of the same outcome was counted already).
+    private func settle(_ job: QueuedJob<InferenceJob>, modelID: String, outcome: JobOutcome, counted: Bool = true) async throws -> CreditSettlement? {
         let settlement = PendingSettlement(
             reservationID: job.payload.reservationId ?? job.id, userID: job.payload.userId, modelID: modelID, inputTokens: outcome.inputTokens,
             outputTokens: outcome.outputTokens, success: outcome.status == .completed, sessionID: job.payload.sessionId
         )
-        ChatMetrics.tokens(model: modelID, input: outcome.inputTokens, output: outcome.outputTokens)
         do {
-            return try await Settler(ledger: ledger, signer: signer, redis: pending.redis, logger: logger).settle(settlement)
+            let settled = try await Settler(ledger: ledger, signer: signer, redis: pending.redis, logger: logger).settle(settlement)
+            if counted { ChatMetrics.creditsSettled(model: modelID, charged: settled.creditsUsed, refunded: settled.refund) }
+            return settled
         } catch let error as ChatError where error.kind == .unavailable || error.kind == .unauthorized {
             logger.warning("accounting did not take the settlement now; kept for retry", metadata: ["jobId": "\(job.id)", "error": "\(error)"])
             ChatMetrics.settlementParked()

@@ -53,6 +53,20 @@ struct MetricsTests {
 
         let apiBefore = try await MetricsScrape.fetch(apiURL + "/metrics")
         let workerBefore = try await MetricsScrape.fetch(workerURL + "/metrics")
+        // Series created at zero at start: a misspelt name below would read as absent, not as 0.
+        for series in [
+            #"chat_jobs_started_total{model="\#(model)"}"#, #"chat_jobs_finished_total{model="\#(model)",outcome="completed"}"#,
+            #"chat_tokens_total{model="\#(model)",direction="output"}"#, #"chat_credits_charged_total{model="\#(model)"}"#,
+            #"chat_bedrock_errors_total{exception="ThrottlingException"}"#, #"chat_accounting_calls_total{operation="finalize",outcome="ok"}"#,
+        ] {
+            #expect(workerBefore.samples[series] != nil, "chat-worker does not export \(series)")
+        }
+        for series in [
+            #"chat_jobs_enqueued_total{model="\#(model)"}"#, #"chat_credits_reserved_total{model="\#(model)"}"#,
+            #"chat_accounting_calls_total{operation="reserve",outcome="ok"}"#, #"chat_sse_streams_open{kind="reply"}"#,
+        ] {
+            #expect(apiBefore.samples[series] != nil, "chat-api does not export \(series)")
+        }
         let message = "Count these words please [[tokens:7]]"
         let sse = try await SSEConnection.open(apiURL + "/api/chat/sessions/\(sessionID)/stream", headers: ["Authorization": "Bearer \(token)"], json: ["message": message])
         #expect(sse.status == 200)
@@ -92,6 +106,7 @@ struct MetricsTests {
         #expect(apiAfter.samples[#"chat_queue_jobs{state="waiting"}"#] == 0)
         #expect(apiAfter.samples[#"chat_queue_jobs{state="pending"}"#] == 0)
         #expect(apiAfter.samples["chat_queue_oldest_job_age_seconds"] == 0)
+        #expect(apiAfter.samples["chat_queue_up"] == 1)
 
         // A path no route serves counts under one label, never the path itself.
         let probe = "/no-such-\(UUID().uuidString.prefix(8))"

@@ -3,6 +3,7 @@ import AsyncHTTPClient
 import ChatCore
 import ChatStore
 import Foundation
+import NIOConcurrencyHelpers
 import Testing
 
 @testable import ChatState
@@ -10,17 +11,27 @@ import Testing
 
 /// A built executable of this package (`CHAT_API_BIN`, `CHAT_WORKER_BIN`), run as a child process.
 final class ChildProcess: @unchecked Sendable {
-    // @unchecked: the process and its pipe are only used by the test that owns them, one call at a time.
+    // @unchecked: the process and its pipe are only used by the test that owns them, one call at a time; the
+    // output read so far is behind a lock.
     let process = Process()
     private let output = Pipe()
+    private let printed = NIOLockedValueBox(Data())
 
     init(executable: String, environment: [String: String]) throws {
         process.executableURL = URL(fileURLWithPath: executable)
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.standardOutput = output
         process.standardError = output
+        // Read as it comes: a child whose output filled the pipe would block in its next log line.
+        output.fileHandleForReading.readabilityHandler = { [printed] handle in
+            let chunk = handle.availableData
+            if !chunk.isEmpty { printed.withLockedValue { $0.append(chunk) } }
+        }
         try process.run()
     }
+
+    /// Whether the process still runs.
+    var isRunning: Bool { process.isRunning }
 
     /// Waits for the process to exit (at most `limit`), returning its status and everything it printed.
     func waitForExit(limit: Duration = .seconds(30)) async throws -> (status: Int32, output: String) {
@@ -32,7 +43,12 @@ final class ChildProcess: @unchecked Sendable {
             Issue.record("the process did not exit within \(limit)")
         }
         process.waitUntilExit()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        output.fileHandleForReading.readabilityHandler = nil
+        let rest = output.fileHandleForReading.readDataToEndOfFile()
+        let text = printed.withLockedValue { data in
+            data.append(rest)
+            return String(decoding: data, as: UTF8.self)
+        }
         return (process.terminationStatus, text)
     }
 

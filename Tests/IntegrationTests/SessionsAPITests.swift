@@ -20,6 +20,8 @@ struct APIFixture {
     let store: MongoSessionStore
     let redis: RedisClient
     let verifier = try! AccessTokenVerifier(secret: secret)
+    /// The routes the app serves, `METHOD /path/{param}`.
+    var routes: [String] = []
 
     /// Runs `body` against the app, then drops the database and closes the clients.
     static func with(
@@ -31,25 +33,26 @@ struct APIFixture {
         )
         if mongoURI == nil { try await store.prepare() }
         let redis = try redis ?? testRedisClient()
-        let fixture = APIFixture(store: store, redis: redis)
+        var fixture = APIFixture(store: store, redis: redis)
         var limiter = RateLimiter(redis: redis, settings: rateLimits, logger: Logger(label: "test.ratelimit"))
         limiter.keyPrefix = uniqueKey("ratelimit")
         let ledger = AccountingClient(baseURL: accountingURL, httpClient: HTTPClient.shared, timeout: .seconds(2))
         let events = SessionEvents(redis: redis)
         let cache = SessionCache(redis: redis)
         let hub = EventHub(redis: redis, events: events, configuration: EventHub.Configuration(heartbeatInterval: .seconds(1)))
-        var app = Application(
-            router: buildRouter(
-                APIDependencies(
-                    redis: redis, store: store, verifier: fixture.verifier, healthTimeout: .seconds(5), rateLimiter: limiter, ledger: ledger,
-                    state: GenerationState(redis: redis, cache: cache, settlementsKey: uniqueKey("settlements"), openJobsKey: uniqueKey("open"), pendingTurnsKey: uniqueKey("turns")), cache: cache, queue: JobQueue<InferenceJob>(redis: redis),
-                    events: events, hub: hub, messageWait: messageWait
-                )
+        let table = buildRoutes(
+            APIDependencies(
+                redis: redis, store: store, verifier: fixture.verifier, healthTimeout: .seconds(5), rateLimiter: limiter, ledger: ledger,
+                state: GenerationState(redis: redis, cache: cache, settlementsKey: uniqueKey("settlements"), openJobsKey: uniqueKey("open"), pendingTurnsKey: uniqueKey("turns")), cache: cache, queue: JobQueue<InferenceJob>(redis: redis),
+                events: events, hub: hub, messageWait: messageWait
             )
         )
+        fixture.routes = table.routes
+        let served = fixture
+        var app = Application(router: ExchangeRecorder(table.router))
         app.addServices(hub)
         do {
-            try await app.test(.router) { client in try await body(fixture, client) }
+            try await app.test(.router) { client in try await body(served, client) }
         } catch {
             try? await store.dropDatabase()
             try? await store.shutdown()

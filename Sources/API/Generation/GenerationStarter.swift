@@ -98,8 +98,11 @@ struct GenerationStarter: Sendable {
             )
             var step = clock.now
             reserveAttempted = true
-            _ = try await ledger.reserve(reservationID: reservationID, sessionID: sessionID, modelID: model.id, estimatedTokens: estimate, token: token)
+            let reservation = try await ledger.reserve(
+                reservationID: reservationID, sessionID: sessionID, modelID: model.id, estimatedTokens: estimate, token: token
+            )
             reserved = true
+            ChatMetrics.creditsReserved(model: model.id, reservation.allocatedCredits)
             timing?.record("reserve", since: step)
             step = clock.now
             let fields = try JobQueue<InferenceJob>.fields(
@@ -126,7 +129,10 @@ struct GenerationStarter: Sendable {
             let refused = (error as? ChatError)?.kind == .paymentRequired
             if abandoned == true, reserved || (reserveAttempted && !refused) {
                 do {
-                    _ = try await ledger.finalize(reservationID: reservationID, modelID: record.modelID, inputTokens: 0, outputTokens: 0, success: false, token: token)
+                    let refund = try await ledger.finalize(
+                        reservationID: reservationID, modelID: record.modelID, inputTokens: 0, outputTokens: 0, success: false, token: token
+                    )
+                    ChatMetrics.creditsSettled(model: record.modelID, charged: refund.creditsUsed, refunded: refund.refund)
                 } catch {
                     try? await state.parkSettlement(
                         PendingSettlement(reservationID: reservationID, userID: user.id, modelID: record.modelID, inputTokens: 0, outputTokens: 0, success: false)

@@ -25,13 +25,16 @@ struct RequestIDMiddleware: RouterMiddleware {
             try await TraceContext.$current.withValue(trace) { try await next(request, context) }
         }
         response.headers[.xRequestID] = context.requestID
+        let route = context.endpointPath.flatMap { $0.hasPrefix("/") ? $0 : nil } ?? "unmatched"
         var fields: Logger.Metadata = [
-            "method": .string(request.method.rawValue), "route": .string(context.endpointPath ?? "unmatched"),
+            "method": .string(request.method.rawValue), "route": .string(route),
             "status": .stringConvertible(response.status.code),
             "durationMs": .stringConvertible(((ContinuousClock.now - started) / .microseconds(1)).rounded() / 1000),
         ]
         if let user = context.caller.withLockedValue({ $0 }) { fields["userId"] = .string(user) }
-        context.logger.info("request", metadata: fields)
+        // Probes and scrapes come every few seconds: at info they would bury the requests people make.
+        let routine = ["/livez", "/readyz", "/metrics"].contains(route) && response.status == .ok
+        context.logger.log(level: routine ? .debug : .info, "request", metadata: fields)
         return response
     }
 

@@ -10,7 +10,7 @@ struct HealthController: Sendable {
     let timeout: Duration
     let startedAt = Date()
 
-    func register(on router: Router<ChatRequestContext>) {
+    func register(on router: some RouterMethods<ChatRequestContext>) {
         router.get("/livez") { _, _ in Response.json(status: .ok, HealthBody(status: "ok")) }
         router.get("/readyz") { _, _ in
             let dependencies = await checkDependencies()

@@ -31,6 +31,16 @@ extension HTTPProbe {
         }
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
         let bytes = try await response.body.collect(upTo: 4 << 20)
+        if let log = ExchangeLog.path {
+            // Held against chat-api's OpenAPI document when the path is one of its operations (other services' are skipped).
+            ExchangeLog.append(
+                [
+                    "method": "\(method)", "path": URLComponents(string: url)?.path ?? url, "status": Int(response.status.code),
+                    "contentType": response.headers.first(name: "content-type") ?? "", "body": String(buffer: bytes),
+                ],
+                to: log
+            )
+        }
         let object = ((try? JSONSerialization.jsonObject(with: Data(buffer: bytes))) as? [String: Any]) ?? [:]
         return (Int(response.status.code), object)
     }

@@ -25,12 +25,24 @@ final class SSEConnection: @unchecked Sendable {
     private var iterator: HTTPClientResponse.Body.AsyncIterator
     private var buffer = ""
     private let task: Task<Void, Never>?
+    /// `METHOD` and path of the request, for `ExchangeLog`.
+    private let request: (method: String, path: String)
 
-    private init(status: Int, headers: HTTPHeaders, iterator: HTTPClientResponse.Body.AsyncIterator) {
+    private init(status: Int, headers: HTTPHeaders, iterator: HTTPClientResponse.Body.AsyncIterator, request: (method: String, path: String)) {
         self.status = status
         self.headers = headers
         self.iterator = iterator
         self.task = nil
+        self.request = request
+    }
+
+    /// Records what was read (an event's frame, or an error's body) for the OpenAPI check.
+    private func record(_ body: String) {
+        guard let path = ExchangeLog.path else { return }
+        ExchangeLog.append(
+            ["method": request.method, "path": self.request.path, "status": status, "contentType": headers.first(name: "content-type") ?? "", "body": body],
+            to: path
+        )
     }
 
     /// Opens `url` with `method`, headers and an optional JSON body.
@@ -43,7 +55,10 @@ final class SSEConnection: @unchecked Sendable {
             request.body = .bytes(ByteBuffer(data: try JSONSerialization.data(withJSONObject: json)))
         }
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
-        return SSEConnection(status: Int(response.status.code), headers: response.headers, iterator: response.body.makeAsyncIterator())
+        return SSEConnection(
+            status: Int(response.status.code), headers: response.headers, iterator: response.body.makeAsyncIterator(),
+            request: (method == .POST ? "POST" : "GET", URLComponents(string: url)?.path ?? url)
+        )
     }
 
     enum HTTPMethodName { case GET, POST }
@@ -54,7 +69,10 @@ final class SSEConnection: @unchecked Sendable {
             if let range = buffer.range(of: "\n\n") {
                 let block = String(buffer[..<range.lowerBound])
                 buffer = String(buffer[range.upperBound...])
-                if let event = Self.parse(block) { return event }
+                if let event = Self.parse(block) {
+                    record(block + "\n\n")
+                    return event
+                }
                 continue
             }
             guard let chunk = try await iterator.next() else { return nil }
@@ -81,6 +99,7 @@ final class SSEConnection: @unchecked Sendable {
     func errorBody() async throws -> [String: Any] {
         var text = buffer
         while let chunk = try await iterator.next() { text += String(buffer: chunk) }
+        record(text)
         return ((try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any]) ?? [:]
     }
 

@@ -51,7 +51,6 @@ final class ServicePair: @unchecked Sendable {
 
     /// Kills both at once (a test that failed half-way).
     func kill() {
-        api.signal(SIGKILL)
-        worker.signal(SIGKILL)
+        for process in [api, worker] where process.isRunning { process.signal(SIGKILL) }
     }
 }
