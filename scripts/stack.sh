@@ -3,6 +3,9 @@
 # port, and stop everything started here on exit. Source it; do not run it.
 
 STACK_PIDS=()
+# libmongoc's shared-memory counters (for its mongoc-stat tool only) would print a plain warning where /dev/shm
+# cannot hold them, before any log handler is installed; every process of the stack keeps them off.
+export MONGOC_DISABLE_SHM=1
 
 # wait_for_port PORT NAME [SECONDS]: returns once 127.0.0.1:PORT accepts connections.
 wait_for_port() {
