@@ -38,4 +38,4 @@ bench-accounting: bootstrap
 	@scripts/bench-accounting.sh
 
 clean:
-	rm -rf .build .data
+	rm -rf .build .build-otlp .data

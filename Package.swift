@@ -21,6 +21,10 @@ let package = Package(
         .executable(name: "accounting-bench", targets: ["AccountingBench"]),
         .library(name: "Queue", targets: ["Queue"]),
     ],
+    // `swift build --traits OTLP`: chat-api and chat-worker export their spans over OTLP/HTTP (swift-otel) when
+    // OTEL_EXPORTER_OTLP_ENDPOINT is set. Off by default: swift-otel and swift-protobuf add minutes to a clean
+    // build (docs/operations.md has the figures).
+    traits: [.trait(name: "OTLP", description: "Export traces over OTLP/HTTP with swift-otel")],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -33,6 +37,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
+        // Built only with the OTLP trait (see `traits`).
+        .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPHTTP"]),
     ],
     targets: [
         // C libraries (Debian: libhiredis-dev, libmongoc-dev). hiredis sits in /usr/include and needs no flags;
@@ -48,6 +55,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -100,6 +108,9 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "OTel", package: "swift-otel", condition: .when(traits: ["OTLP"])),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
@@ -120,6 +131,7 @@ let package = Package(
         .target(
             name: "Bedrock",
             dependencies: [
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
                 "ChatCore", "SigV4", "EventStream",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -219,6 +231,7 @@ let package = Package(
         .executableTarget(
             name: "API",
             dependencies: [
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
                 "Telemetry",
                 "ChatCore",
                 "Queue",
@@ -238,6 +251,7 @@ let package = Package(
         .executableTarget(
             name: "Worker",
             dependencies: [
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
                 "Telemetry",
                 "ChatCore",
                 "Queue",

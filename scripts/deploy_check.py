@@ -44,7 +44,12 @@ for number, line in enumerate(text.splitlines(), 1):
                 if not (root / path).exists():
                     problems.append(f"Dockerfile: COPY {path}: not in the repository")
     elif instruction == "RUN":
-        for product in re.findall(r"--product\s+(\S+)", rest):
+        named = re.findall(r"--product\s+(\S+)", rest)
+        # A loop's variable stands for the names the loop goes over.
+        for loop_variable, names in re.findall(r"for\s+(\w+)\s+in\s+([^;]+);", rest):
+            if any(loop_variable in product for product in named):
+                named = [product for product in named if loop_variable not in product] + names.split()
+        for product in named:
             if product not in products:
                 problems.append(f"Dockerfile: --product {product}: not a product of Package.swift")
         for match in re.finditer(r"apt-get install\s+([^&;]+)", rest):

@@ -70,10 +70,15 @@ if [ $# -eq 0 ] || [ "${GUIDE_CHECK:-}" = 1 ]; then
   echo "==> running the testing guide's automated script against a stack on ports 3000-3002"
   scripts/guide-check.sh || status=$?
 fi
+
+if { [ $# -eq 0 ] && [ "${OTLP_CHECK:-1}" != 0 ]; } || [ "${OTLP_CHECK:-}" = 1 ]; then
+  echo "==> span export over OTLP: the OTLP build of chat-api and chat-worker against a collector"
+  scripts/otlp-check.sh || status=$?
+fi
 # Every process log of the run (the stack's, the bench check's and the guide's): no bearer token, refresh token
 # or secret may appear in any of them, at any level they logged.
 echo "==> looking for tokens and secrets in the logs of .data/test"
-if grep -lE 'eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}|emulator/secret/key' .data/test/*.log; then
+if grep -lE 'eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}|emulator/secret/key' .data/test/*.log .data/test/*/*.log 2>/dev/null; then
   echo "error: the logs above hold a token or a secret" >&2
   status=1
 fi

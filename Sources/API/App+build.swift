@@ -3,6 +3,7 @@ import AsyncHTTPClient
 import ChatCore
 import ChatState
 import ChatStore
+import Foundation
 import Hummingbird
 import Logging
 import Queue
@@ -87,6 +88,9 @@ func buildApplication(configuration: APIConfiguration) async throws -> some Appl
     )
     // The hub comes after the Redis client, so it stops (ending every relay) before the client closes.
     app.addServices(redis, StoreService(store: store), HTTPClientService(client: httpClient), hub, sweeper)
+    if let spans = try TraceExport.start(serviceName: "chat-api", environment: ProcessInfo.processInfo.environment, logger: logger) {
+        app.addServices(spans)
+    }
     return app
 }
 

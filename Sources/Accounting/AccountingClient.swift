@@ -121,7 +121,7 @@ public final class AccountingClient: CreditLedger {
         request.method = .POST
         request.headers.add(name: "Authorization", value: "Bearer \(token)")
         request.headers.add(name: "Content-Type", value: "application/json")
-        if let trace = TraceContext.current { request.headers.add(name: "traceparent", value: trace.child().traceparent) }
+        if let traceparent = TraceContext.outgoingTraceparent() { request.headers.add(name: "traceparent", value: traceparent) }
         request.body = .bytes(ByteBuffer(data: try JSONEncoder().encode(body)))
         let attempts = idempotent ? 2 : 1
         for attempt in 1...attempts {

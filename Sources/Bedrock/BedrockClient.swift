@@ -8,6 +8,7 @@ import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
 import SigV4
+import Tracing
 
 /// A whole InvokeModel answer.
 public struct InvokeModelResponse: Sendable {
@@ -109,7 +110,20 @@ public final class BedrockClient: Sendable {
     }
 
     /// Signs and sends one request; a non-200 answer is thrown as a `BedrockError` read from its headers and body.
+    /// Sends the call inside a client span (recorded in the OTLP build); the job's trace continues into it through
+    /// `traceparent` (not signed: a proxy may rewrite it).
     private func send(modelID: String, action: String, body: Data, streaming: Bool) async throws -> HTTPClientResponse {
+        try await withSpan("Bedrock \(action)", ofKind: .client) { span in
+            span.attributes["rpc.system"] = "aws-api"
+            span.attributes["rpc.service"] = "BedrockRuntime"
+            span.attributes["aws.bedrock.model_id"] = modelID
+            let response = try await sendSigned(modelID: modelID, action: action, body: body, streaming: streaming, traceparent: TraceContext.outgoingTraceparent())
+            span.attributes["http.response.status_code"] = Int(response.status.code)
+            return response
+        }
+    }
+
+    private func sendSigned(modelID: String, action: String, body: Data, streaming: Bool, traceparent: String?) async throws -> HTTPClientResponse {
         let path = "/model/\(Self.percentEncode(modelID))/\(action)"
         let url = configuration.baseURL + path
         guard let components = URLComponents(string: url), let host = components.host else {
@@ -134,8 +148,7 @@ public final class BedrockClient: Sendable {
         var request = HTTPClientRequest(url: url)
         request.method = .POST
         for (name, value) in headers where name != "host" { request.headers.add(name: name, value: value) }
-        // The job's trace continues into the call (not signed: a proxy may rewrite it).
-        if let trace = TraceContext.current { request.headers.add(name: "traceparent", value: trace.child().traceparent) }
+        if let traceparent { request.headers.add(name: "traceparent", value: traceparent) }
         request.body = .bytes(ByteBuffer(data: body))
 
         let prepared = request

@@ -1,3 +1,6 @@
+import Instrumentation
+import ServiceContextModule
+
 /// A W3C Trace Context (`traceparent: 00-<trace id>-<parent span id>-<flags>`): taken from a request when it has a
 /// valid one, else started, and carried through the job to the worker and its Bedrock call, so that one trace id
 /// ties a reply's log lines together across chat-api, the queue and chat-worker.
@@ -62,4 +65,35 @@ public struct TraceContext: Sendable, Equatable {
         } while text.allSatisfy { $0 == "0" }
         return text
     }
+}
+
+extension TraceContext {
+    /// The `traceparent` for a call made now: the current span's when a tracer records spans (the OTLP build),
+    /// else a new span of `fallback`, else of the task's `current` trace; nil when there is no trace at all.
+    public static func outgoingTraceparent(fallback: TraceContext? = nil) -> String? {
+        var carrier: [String: String] = [:]
+        if let context = ServiceContext.current {
+            InstrumentationSystem.instrument.inject(context, into: &carrier, using: HeaderInjector())
+        }
+        if let traceparent = carrier["traceparent"], TraceContext(traceparent: traceparent) != nil { return traceparent }
+        return (fallback ?? current)?.child().traceparent
+    }
+
+    /// A service context whose parent is this trace, for a span that continues it (with no tracer installed,
+    /// the context is as it was: spans are not recorded, and this type alone carries the trace).
+    public func serviceContext() -> ServiceContext {
+        var context = ServiceContext.current ?? .topLevel
+        InstrumentationSystem.instrument.extract(["traceparent": traceparent], into: &context, using: HeaderExtractor())
+        return context
+    }
+}
+
+/// Reads a propagation header from a dictionary of headers.
+struct HeaderExtractor: Extractor {
+    func extract(key: String, from carrier: [String: String]) -> String? { carrier[key] }
+}
+
+/// Writes a propagation header into a dictionary of headers.
+struct HeaderInjector: Injector {
+    func inject(_ value: String, forKey key: String, into carrier: inout [String: String]) { carrier[key] = value }
 }

@@ -4,9 +4,11 @@ import Bedrock
 import ChatCore
 import ChatState
 import ChatStore
+import Foundation
 import Logging
 import Queue
 import ServiceLifecycle
+import Telemetry
 
 /// Builds chat-worker's `ServiceGroup`: the Redis client and the store first, the job processor last, so that
 /// on SIGTERM the processor drains before its clients close.
@@ -45,9 +47,10 @@ func buildWorker(configuration: WorkerConfiguration) async throws -> ServiceGrou
     let sweeper = JobSweeper(state: state, store: store, stream: configuration.queue.stream, group: configuration.queue.group, logger: logger)
     let turns = PendingTurns(state: state, store: store, logger: logger)
     let health = HealthServer.application(host: configuration.metricsHost, port: configuration.metricsPort, redis: redis, logger: logger)
+    let spans = try TraceExport.start(serviceName: "chat-worker", environment: ProcessInfo.processInfo.environment, logger: logger)
     return ServiceGroup(
         configuration: .init(
-            services: [
+            services: (spans.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? []) + [
                 .init(service: health),
                 .init(service: redis),
                 .init(service: StoreService(store: store)),

@@ -6,6 +6,7 @@ import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import Queue
+import Tracing
 
 /// Runs one generation job in three stages: `prepare` (one Redis script starts the run, publishes `reset` and
 /// `model`, and hands back the session's cached history; MongoDB only on a cache miss), `generate` (the model
@@ -67,7 +68,15 @@ struct GenerationHandler: JobHandler {
         ]
         if let requestID = job.payload.requestId { ids["requestId"] = .string(requestID) }
         try await LogContext.with(ids) {
-            try await TraceContext.$current.withValue(trace) { try await runCounted(job) }
+            try await TraceContext.$current.withValue(trace) {
+                // A consumer span (recorded in the OTLP build) continues the trace of the request that started the job.
+                try await withSpan("chat job", context: trace.serviceContext(), ofKind: .consumer) { span in
+                    span.attributes["chat.job_id"] = job.id
+                    span.attributes["chat.attempt"] = job.attempt
+                    span.attributes["chat.model"] = job.payload.modelId
+                    try await runCounted(job)
+                }
+            }
         }
     }
 

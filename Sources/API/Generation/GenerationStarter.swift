@@ -110,7 +110,7 @@ struct GenerationStarter: Sendable {
                 payload: InferenceJob(
                     sessionId: sessionID, userId: user.id, modelId: model.id, message: message, streaming: streaming, messageId: messageID,
                     messageCreatedAt: messageCreatedAt, reservationId: reservationID, estimatedTokens: estimate, requestId: requestID,
-                    traceparent: trace?.child().traceparent
+                    traceparent: TraceContext.outgoingTraceparent(fallback: trace)
                 )
             )
             guard try await Self.onceMore({ try await state.enqueue(jobID: jobID, stream: queue.configuration.stream, fields: fields) }) != nil else {

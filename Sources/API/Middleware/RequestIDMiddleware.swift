@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import Tracing
 
 /// Gives every request an id (the caller's `X-Request-Id` if it is sane, else a new one) and a trace (the
 /// caller's W3C `traceparent` if it is valid, else a new one), puts both in every log line written while it is
@@ -21,8 +22,18 @@ struct RequestIDMiddleware: RouterMiddleware {
         let ids: Logger.Metadata = ["requestId": .string(context.requestID), "traceId": .string(trace.traceID)]
         context.logger[metadataKey: "requestId"] = ids["requestId"]
         context.logger[metadataKey: "traceId"] = ids["traceId"]
-        var response = try await LogContext.with(ids) {
-            try await TraceContext.$current.withValue(trace) { try await next(request, context) }
+        // A server span (recorded when a tracer is installed: the OTLP build) continues the request's trace.
+        var response = try await withSpan("HTTP \(request.method.rawValue)", context: trace.serviceContext(), ofKind: .server) { span in
+            let response = try await LogContext.with(ids) {
+                try await TraceContext.$current.withValue(trace) { try await next(request, context) }
+            }
+            let route = context.endpointPath.flatMap { $0.hasPrefix("/") ? $0 : nil } ?? "unmatched"
+            span.operationName = "\(request.method.rawValue) \(route)"
+            span.attributes["http.request.method"] = request.method.rawValue
+            span.attributes["http.route"] = route
+            span.attributes["http.response.status_code"] = Int(response.status.code)
+            span.attributes["chat.request_id"] = context.requestID
+            return response
         }
         response.headers[.xRequestID] = context.requestID
         let route = context.endpointPath.flatMap { $0.hasPrefix("/") ? $0 : nil } ?? "unmatched"
