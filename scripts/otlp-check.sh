@@ -11,8 +11,13 @@ trap stop_stack EXIT INT TERM
 
 echo "==> building chat-api and chat-worker with the OTLP trait (.build-otlp)"
 started=$(date +%s)
+mkdir -p .data/test
 for product in chat-api chat-worker; do
-  swift build --scratch-path .build-otlp --traits OTLP --product "$product" 2>&1 | grep -E "error|warning: .*Sources/" || true
+  if ! swift build --scratch-path .build-otlp --traits OTLP --product "$product" >.data/test/otlp-build.log 2>&1; then
+    grep -E "error" .data/test/otlp-build.log | head -20 >&2
+    echo "otlp-check: FAILED: the OTLP build of $product failed (.data/test/otlp-build.log)" >&2
+    exit 1
+  fi
 done
 bin=$(swift build --scratch-path .build-otlp --traits OTLP --show-bin-path)
 for product in chat-api chat-worker; do [ -x "$bin/$product" ] || { echo "otlp-check: $product did not build" >&2; exit 1; }; done

@@ -30,12 +30,9 @@ final class RouteTable<Context: RequestContext>: RouterMethods {
         return self
     }
 
-    /// `/sessions/:id` → `/sessions/{id}`; no trailing slash (but `/`).
+    /// `/sessions/:id` (or `{id}`) → `/sessions/{id}`; no trailing slash (but `/`).
     static func openAPIPath(_ path: String) -> String {
-        var parts = path.split(separator: "/", omittingEmptySubsequences: true).map { part -> String in
-            part.hasPrefix(":") ? "{\(part.dropFirst())}" : (part.hasPrefix("{") ? String(part) : String(part))
-        }
-        if parts.isEmpty { parts = [] }
+        let parts = path.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }
         return "/" + parts.joined(separator: "/")
     }
 }

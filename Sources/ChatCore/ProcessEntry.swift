@@ -11,6 +11,10 @@ public enum ProcessEntry {
         _ name: String, isolation: isolated (any Actor)? = #isolation, configure: (Environment) throws -> Configuration,
         run: (Configuration) async throws -> Void
     ) async {
+        // libmongoc's shared-memory counters serve only its `mongoc-stat` tool; where /dev/shm cannot take them it
+        // prints a plain warning past any log handler. Off unless set otherwise, before any thread reads the
+        // environment.
+        setenv("MONGOC_DISABLE_SHM", "1", 0)
         let environment = ProcessInfo.processInfo.environment
         let level = Logger.Level(rawValue: environment["LOG_LEVEL"] ?? "info") ?? .info
         let text = environment["LOG_FORMAT"] == "text"

@@ -116,9 +116,6 @@ private enum MongocRuntime {
 
     /// Touch to initialize libmongoc; Swift runs a static's initializer exactly once, thread-safely.
     static let initialized: Void = {
-        // libmongoc's shared-memory counters serve only its `mongoc-stat` tool; where /dev/shm cannot take them
-        // it writes a warning past any handler. Unless the environment says otherwise, they stay off.
-        setenv("MONGOC_DISABLE_SHM", "1", 0)
         // The handler comes first: mongoc_init itself may warn.
         // A C function pointer: the closure captures nothing (it reads a static) and copies the
         // C strings before returning, as libmongoc only lends them for the call.

@@ -23,7 +23,8 @@ public enum TraceExport {
     /// Installs the exporting tracer for `serviceName` and returns the service that exports its spans; nil when
     /// export is not asked for (no endpoint) or not built in (then a set endpoint is reported once).
     public static func start(serviceName: String, environment: [String: String], logger: Logger) throws -> (any Service)? {
-        guard environment["OTEL_EXPORTER_OTLP_ENDPOINT"] != nil || environment["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] != nil else { return nil }
+        let endpoint = environment["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] ?? environment["OTEL_EXPORTER_OTLP_ENDPOINT"] ?? ""
+        guard !endpoint.isEmpty else { return nil }
         #if OTLP
         var configuration = OTel.Configuration.default
         configuration.serviceName = serviceName

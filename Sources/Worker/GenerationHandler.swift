@@ -391,7 +391,7 @@ struct GenerationHandler: JobHandler {
             }
             // What a run committed is what it showed: bill that; else nothing. Idempotent. A failed outcome was
             // settled (and counted) by the run that committed it.
-            _ = try? await settle(job, modelID: request.modelId, outcome: committed ?? nothing, counted: committed?.status != .failed)
+            _ = try? await settle(job, modelID: request.modelId, outcome: committed ?? nothing)
             let error = ErrorEvent(
                 jobId: job.id, code: "GENERATION_FAILED", message: "The reply could not be generated. You are charged only for what was delivered."
             )
@@ -461,17 +461,13 @@ struct GenerationHandler: JobHandler {
     /// only for a completed reply. If the accounting service cannot take it now, the settlement is kept for
     /// `PendingSettlements` to retry and nil comes back: the reply stands and is not generated again.
     @discardableResult
-    /// Settles the job's reservation for `outcome`; `counted` adds what it charged and refunded to the credit
-    /// metrics (false where an earlier settlement of the same outcome was counted already).
-    private func settle(_ job: QueuedJob<InferenceJob>, modelID: String, outcome: JobOutcome, counted: Bool = true) async throws -> CreditSettlement? {
+    private func settle(_ job: QueuedJob<InferenceJob>, modelID: String, outcome: JobOutcome) async throws -> CreditSettlement? {
         let settlement = PendingSettlement(
             reservationID: job.payload.reservationId ?? job.id, userID: job.payload.userId, modelID: modelID, inputTokens: outcome.inputTokens,
             outputTokens: outcome.outputTokens, success: outcome.status == .completed, sessionID: job.payload.sessionId
         )
         do {
-            let settled = try await Settler(ledger: ledger, signer: signer, redis: pending.redis, logger: logger).settle(settlement)
-            if counted { ChatMetrics.creditsSettled(model: modelID, charged: settled.creditsUsed, refunded: settled.refund) }
-            return settled
+            return try await Settler(ledger: ledger, signer: signer, redis: pending.redis, logger: logger).settle(settlement)
         } catch let error as ChatError where error.kind == .unavailable || error.kind == .unauthorized {
             logger.warning("accounting did not take the settlement now; kept for retry", metadata: ["jobId": "\(job.id)", "error": "\(error)"])
             ChatMetrics.settlementParked()

@@ -16,7 +16,24 @@ struct Settler: Sendable {
     let logger: Logger
 
     /// Settles `settlement`; throws what the accounting service's calls throw (`.unavailable`: retry later).
+    /// What the first settlement of a reservation charged and refunded is added to the credit metrics.
     func settle(_ settlement: PendingSettlement) async throws -> CreditSettlement {
+        let settled = try await settleOnce(settlement)
+        await count(settled, of: settlement)
+        return settled
+    }
+
+    /// Counts a settlement in `chat_credits_charged_total` and `chat_credits_refunded_total` if it is the first of
+    /// its reservation to land (a marker set once in Redis): a retried or repeated settlement answers again with
+    /// the same amounts and must not count twice. Without Redis it is not counted (the ledger stays exact).
+    private func count(_ settled: CreditSettlement, of settlement: PendingSettlement) async {
+        guard !settled.unknownReservation else { return }
+        let key = "chat:settled:\(settlement.reservationID)"
+        guard let first = try? await redis.send("SET", key, "1", "NX", "EX", "604800"), first.string == "OK" else { return }
+        ChatMetrics.creditsSettled(model: settlement.modelID, charged: settled.creditsUsed, refunded: settled.refund)
+    }
+
+    private func settleOnce(_ settlement: PendingSettlement) async throws -> CreditSettlement {
         let token = signer.token(for: settlement.userID)
         let settled = try await ledger.finalize(
             reservationID: settlement.reservationID, modelID: settlement.modelID, inputTokens: settlement.inputTokens,

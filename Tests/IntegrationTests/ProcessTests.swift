@@ -16,6 +16,8 @@ final class ChildProcess: @unchecked Sendable {
     let process = Process()
     private let output = Pipe()
     private let printed = NIOLockedValueBox(Data())
+    /// Set once the pipe reached its end (every writer closed it): all the output is in `printed`.
+    private let drained = NIOLockedValueBox(false)
 
     init(executable: String, environment: [String: String]) throws {
         process.executableURL = URL(fileURLWithPath: executable)
@@ -23,9 +25,15 @@ final class ChildProcess: @unchecked Sendable {
         process.standardOutput = output
         process.standardError = output
         // Read as it comes: a child whose output filled the pipe would block in its next log line.
-        output.fileHandleForReading.readabilityHandler = { [printed] handle in
+        output.fileHandleForReading.readabilityHandler = { [printed, drained] handle in
             let chunk = handle.availableData
-            if !chunk.isEmpty { printed.withLockedValue { $0.append(chunk) } }
+            guard !chunk.isEmpty else {
+                // The end: no more calls, and the reader is the only one that ever touched the pipe.
+                handle.readabilityHandler = nil
+                drained.withLockedValue { $0 = true }
+                return
+            }
+            printed.withLockedValue { $0.append(chunk) }
         }
         try process.run()
     }
@@ -43,12 +51,10 @@ final class ChildProcess: @unchecked Sendable {
             Issue.record("the process did not exit within \(limit)")
         }
         process.waitUntilExit()
-        output.fileHandleForReading.readabilityHandler = nil
-        let rest = output.fileHandleForReading.readDataToEndOfFile()
-        let text = printed.withLockedValue { data in
-            data.append(rest)
-            return String(decoding: data, as: UTF8.self)
-        }
+        // The reader takes what the process wrote last; the pipe ends once the process (and any child) is gone.
+        let drainDeadline = clock.now + .seconds(5)
+        while !drained.withLockedValue({ $0 }), clock.now < drainDeadline { try await Task.sleep(for: .milliseconds(10)) }
+        let text = printed.withLockedValue { String(decoding: $0, as: UTF8.self) }
         return (process.terminationStatus, text)
     }
 

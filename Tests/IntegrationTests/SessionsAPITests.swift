@@ -339,6 +339,24 @@ struct SessionsAPITests {
         }
     }
 
+    @Test("TC-12: the sessions generating now are listed for supervisors and admins, refused to end users")
+    func activeSessions() async throws {
+        try await APIFixture.with { fixture, client in
+            for role in [UserRole.supervisor, .admin] {
+                try await client.execute(uri: "/api/chat/sessions/active", method: .get, headers: fixture.auth("s-active", role: role)) { response in
+                    #expect(response.status == .ok)
+                    let sessions = json(response)["sessions"] as? [[String: Any]]
+                    #expect(sessions != nil)
+                    #expect(json(response)["count"] as? Int == sessions?.count)
+                }
+            }
+            try await client.execute(uri: "/api/chat/sessions/active", method: .get, headers: fixture.auth("u-active")) { response in
+                #expect(response.status == .forbidden)
+            }
+            try await client.execute(uri: "/api/chat/sessions/active", method: .get) { #expect($0.status == .unauthorized) }
+        }
+    }
+
     @Test("an unknown route is a JSON 404 with a request id")
     func unknownRoute() async throws {
         try await APIFixture.with { _, client in

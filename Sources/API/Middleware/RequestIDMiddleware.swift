@@ -17,7 +17,9 @@ struct RequestIDMiddleware: RouterMiddleware {
         let started = ContinuousClock.now
         var context = context
         context.requestID = Self.acceptable(request.headers[.xRequestID]) ?? UUID().uuidString.lowercased()
-        let trace = request.headers[.traceparent].flatMap(TraceContext.init(traceparent:)) ?? .start()
+        // A client's trace is continued, but whether it is recorded is decided here, not by the client's flags.
+        var trace = request.headers[.traceparent].flatMap(TraceContext.init(traceparent:)) ?? .start()
+        trace.sampled = true
         context.trace = trace
         let ids: Logger.Metadata = ["requestId": .string(context.requestID), "traceId": .string(trace.traceID)]
         context.logger[metadataKey: "requestId"] = ids["requestId"]
@@ -33,6 +35,7 @@ struct RequestIDMiddleware: RouterMiddleware {
             span.attributes["http.route"] = route
             span.attributes["http.response.status_code"] = Int(response.status.code)
             span.attributes["chat.request_id"] = context.requestID
+            if response.status.code >= 500 { span.setStatus(SpanStatus(code: .error)) }
             return response
         }
         response.headers[.xRequestID] = context.requestID

@@ -4,21 +4,22 @@ import Hummingbird
 import Logging
 
 /// `GET /openapi.json`: the OpenAPI 3.1 document of this API (`Sources/API/Resources/openapi.json`, shipped as
-/// the target's resource bundle beside the executable), read once at start.
+/// the target's resource bundle beside the executable, where SwiftPM and the image put it), read once at start.
 struct OpenAPIController: Sendable {
     let document: ByteBuffer?
 
-    /// The document from the resource bundle next to the executable; nil (and a warning) when it is missing.
+    /// The document from the resource bundle in the executable's own folder (found from the running executable,
+    /// never from the working directory or the command line); nil (and a warning) when it is missing or is not
+    /// an OpenAPI document.
     init(logger: Logger = Logger(label: "chat-api.openapi")) {
-        let executable = URL(fileURLWithPath: CommandLine.arguments.first ?? "").resolvingSymlinksInPath().deletingLastPathComponent()
-        let candidates = [
-            ProcessInfo.processInfo.environment["OPENAPI_DOCUMENT_PATH"].map { URL(fileURLWithPath: $0) },
-            executable.appendingPathComponent("chat-service_API.resources/openapi.json"),
-            Bundle.main.bundleURL.appendingPathComponent("chat-service_API.resources/openapi.json"),
-        ].compactMap { $0 }
-        document = candidates.lazy.compactMap { try? Data(contentsOf: $0) }.first.map { ByteBuffer(bytes: $0) }
-        if document == nil {
-            logger.warning("the OpenAPI document was not found beside the executable; /openapi.json answers 503")
+        let url = Bundle.main.bundleURL.appendingPathComponent("chat-service_API.resources/openapi.json")
+        if let data = try? Data(contentsOf: url),
+            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], object["openapi"] is String
+        {
+            document = ByteBuffer(bytes: data)
+        } else {
+            document = nil
+            logger.warning("no OpenAPI document beside the executable; /openapi.json answers 503", metadata: ["path": "\(url.path)"])
         }
     }
 

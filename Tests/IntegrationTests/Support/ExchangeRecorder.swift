@@ -38,7 +38,7 @@ struct RecordingResponder<Wrapped: HTTPResponder>: HTTPResponder where Wrapped.C
                     let route = context.endpointPath.flatMap { $0.hasPrefix("/") ? $0 : nil } ?? "unmatched"
                     let body = collected.withLockedValue { String(buffer: $0) }
                     ExchangeLog.append(
-                        ["method": method, "route": route, "status": status, "contentType": contentType, "body": body], to: path
+                        ["method": method, "route": route, "status": status, "contentType": contentType, "body": body, "server": "chat-api"], to: path
                     )
                 }
                 try await teed.write(writer)

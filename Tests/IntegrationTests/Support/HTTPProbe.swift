@@ -37,6 +37,7 @@ extension HTTPProbe {
                 [
                     "method": "\(method)", "path": URLComponents(string: url)?.path ?? url, "status": Int(response.status.code),
                     "contentType": response.headers.first(name: "content-type") ?? "", "body": String(buffer: bytes),
+                    "server": response.headers.first(name: "server") ?? "",
                 ],
                 to: log
             )

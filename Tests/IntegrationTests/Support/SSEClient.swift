@@ -40,7 +40,10 @@ final class SSEConnection: @unchecked Sendable {
     private func record(_ body: String) {
         guard let path = ExchangeLog.path else { return }
         ExchangeLog.append(
-            ["method": request.method, "path": self.request.path, "status": status, "contentType": headers.first(name: "content-type") ?? "", "body": body],
+            [
+                "method": request.method, "path": self.request.path, "status": status, "contentType": headers.first(name: "content-type") ?? "",
+                "body": body, "server": headers.first(name: "server") ?? "",
+            ],
             to: path
         )
     }
