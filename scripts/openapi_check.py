@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """chat-api's OpenAPI document checked, then held against what the API really answered.
 
-openapi_check.py DOCUMENT [EXCHANGES]: validates DOCUMENT as OpenAPI 3.1 (openapi-spec-validator); then, for each
+openapi_check.py DOCUMENT [EXCHANGES [--every-operation]]: validates DOCUMENT as OpenAPI 3.1 (openapi-spec-validator); then, for each
 line of EXCHANGES (JSON lines written by the integration tests' ExchangeRecorder: method, route template,
 status, content type, body), checks that the operation is documented, that the status is one of its
 responses, and that the body matches the schema of that response: JSON bodies as a whole, event streams
@@ -144,8 +144,9 @@ operations = {key.rsplit(" → ", 1)[0] for key in checked}
 documented = {f"{method.upper()} {path}" for path, item in document["paths"].items() for method in item if method in ("get", "put", "post", "delete", "patch")}
 if not checked:
     problems.append("no answer of chat-api was recorded: nothing was checked")
-for operation in sorted(documented - operations):
-    problems.append(f"{operation}: documented, but no test's answer exercised it")
+if "--every-operation" in sys.argv:  # the whole test suite ran: every documented operation must have been answered
+    for operation in sorted(documented - operations):
+        problems.append(f"{operation}: documented, but no test's answer exercised it")
 for problem in sorted(set(problems)):
     print(f"openapi-check: FAILED: {problem}", file=sys.stderr)
 print(f"openapi-check: {sum(checked.values())} answers of {len(operations)} operations held against the document, {len(set(problems))} problems")

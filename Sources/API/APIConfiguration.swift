@@ -30,6 +30,9 @@ struct APIConfiguration: Sendable {
     var queueTimeout: Duration
     /// How long an event stream may be quiet before a heartbeat comment is sent (`SSE_HEARTBEAT_MS`, 15 s).
     var heartbeatInterval: Duration
+    /// The proxies whose `X-Forwarded-For` names the client (`TRUSTED_PROXIES`, addresses or CIDR ranges; none
+    /// by default: the peer is the client).
+    var trustedProxies: TrustedProxies
 
     /// Reads and checks the settings; a bad one throws a `ConfigurationError` with one clear line.
     init(environment: Environment) throws {
@@ -51,5 +54,6 @@ struct APIConfiguration: Sendable {
         jobStream = environment.string("JOB_STREAM", default: "chat:jobs")
         queueTimeout = try environment.milliseconds("JOB_QUEUE_TIMEOUT_MS", default: .seconds(120), in: 1_000...86_400_000)
         heartbeatInterval = try environment.milliseconds("SSE_HEARTBEAT_MS", default: .seconds(15), in: 100...300_000)
+        trustedProxies = try TrustedProxies(parsing: environment.string("TRUSTED_PROXIES", default: ""))
     }
 }

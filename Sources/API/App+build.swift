@@ -27,6 +27,8 @@ struct APIDependencies: Sendable {
     var maxOutputTokens: Int = 1_024
     /// How long `POST /messages` waits for a reply.
     var messageWait: Duration = .seconds(120)
+    /// Proxies whose `X-Forwarded-For` names the client.
+    var trustedProxies = try! TrustedProxies(parsing: "")
 }
 
 /// Builds chat-api: the Redis client and the MongoDB store as services of its `ServiceGroup`, the router, the
@@ -70,7 +72,8 @@ func buildApplication(configuration: APIConfiguration) async throws -> some Appl
         events: events,
         hub: hub,
         maxOutputTokens: configuration.maxOutputTokens,
-        messageWait: configuration.messageWait
+        messageWait: configuration.messageWait,
+        trustedProxies: configuration.trustedProxies
     )
     do {
         try await dependencies.queue.prepare()
@@ -104,7 +107,11 @@ func buildRoutes(_ dependencies: APIDependencies) -> RouteTable<ChatRequestConte
     let router = RouteTable(Router(context: ChatRequestContext.self))
     router.add(middleware: RequestIDMiddleware())
     router.add(middleware: ErrorMiddleware())
-    router.add(middleware: RateLimitMiddleware(limiter: dependencies.rateLimiter) { _ in .ip })
+    router.add(middleware: ClientAddressMiddleware(trusted: dependencies.trustedProxies))
+    // Probes and scrapes are not clients: they never use up, or get refused by, the per-IP limit.
+    router.add(middleware: RateLimitMiddleware(limiter: dependencies.rateLimiter) { request in
+        ["/livez", "/readyz", "/metrics"].contains(request.uri.path) ? nil : .ip
+    })
     HealthController(redis: dependencies.redis, store: dependencies.store, timeout: dependencies.healthTimeout).register(on: router)
     // The queue's backlog is read when Prometheus scrapes: chat-api answers even when no worker runs.
     router.addMetricsRoute { [queue = dependencies.queue] in

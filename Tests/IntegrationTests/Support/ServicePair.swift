@@ -16,14 +16,15 @@ final class ServicePair: @unchecked Sendable {
     var workerURL: String { "http://127.0.0.1:\(workerPort)" }
 
     /// Starts both with `LOG_LEVEL` `logLevel`; `ready()` waits for them.
-    init(logLevel: String = "warning") throws {
+    init(logLevel: String = "warning", apiEnvironment: [String: String] = [:]) throws {
         let environment = [
             "REDIS_URL": TestEnvironment.redisURL, "MONGO_URI": database, "JWT_ACCESS_SECRET": APIFixture.secret,
             "ACCOUNTING_URL": TestEnvironment.accountingURL, "JOB_STREAM": uniqueKey("pair-jobs"), "LOG_LEVEL": logLevel,
             "RATE_LIMIT_ENABLED": "false", "LOG_FORMAT": "json",
         ]
         api = try ChildProcess(
-            executable: ChildProcess.binary("CHAT_API_BIN"), environment: environment.merging(["PORT": String(apiPort), "HOST": "127.0.0.1"]) { $1 }
+            executable: ChildProcess.binary("CHAT_API_BIN"),
+            environment: environment.merging(["PORT": String(apiPort), "HOST": "127.0.0.1"]) { $1 }.merging(apiEnvironment) { $1 }
         )
         worker = try ChildProcess(
             executable: ChildProcess.binary("CHAT_WORKER_BIN"),
