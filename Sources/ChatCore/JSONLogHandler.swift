@@ -27,14 +27,12 @@ public struct JSONLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    public func log(
-        level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, source: String, file: String, function: String,
-        line: UInt
-    ) {
+    public func log(event: LogEvent) {
         var merged = metadata
         if let provided = metadataProvider?.get() { merged.merge(provided) { $1 } }
-        if let explicit { merged.merge(explicit) { $1 } }
-        Self.write(Self.line(time: Date(), level: level, service: service, logger: label, message: message.description, metadata: merged))
+        if let explicit = event.metadata { merged.merge(explicit) { $1 } }
+        if let error = event.error, merged["error"] == nil { merged["error"] = .string("\(error)") }
+        Self.write(Self.line(time: Date(), level: event.level, service: service, logger: label, message: event.message.description, metadata: merged))
     }
 
     /// The JSON text of one line, without its newline.

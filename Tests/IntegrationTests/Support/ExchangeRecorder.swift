@@ -30,7 +30,7 @@ struct RecordingResponder<Wrapped: HTTPResponder>: HTTPResponder where Wrapped.C
             let status = response.status.code
             let contentType = response.headers[.contentType] ?? ""
             let teed = response.body.map { buffer in
-                collected.withLockedValue { $0.writeImmutableBuffer(buffer) }
+                _ = collected.withLockedValue { $0.writeImmutableBuffer(buffer) }
                 return buffer
             }
             response.body = ResponseBody(contentLength: teed.contentLength) { writer in
@@ -56,7 +56,7 @@ enum ExchangeLog {
         guard var line = try? JSONSerialization.data(withJSONObject: record) else { return }
         line.append(UInt8(ascii: "\n"))
         lock.withLock {
-            if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+            if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
             guard let handle = FileHandle(forWritingAtPath: path) else { return }
             defer { try? handle.close() }
             _ = try? handle.seekToEnd()
