@@ -129,11 +129,17 @@ public struct AccessTokenVerifier: Sendable {
         return nil
     }
 
+    /// Time claims beyond this many seconds from 1970 either way (about 31,700 years) are refused: no real token
+    /// carries one, and the checks add a leeway to them, which must not overflow.
+    static let timeClaimLimit = 1_000_000_000_000
+
+    /// A time claim (`exp`, `nbf`) in whole seconds; nil for anything but a number within `timeClaimLimit`.
     private static func seconds(_ value: Any?) -> Int? {
+        let limit = Double(timeClaimLimit)
         switch value {
-        case let number as Int: number
-        case let number as Double where number.isFinite: Int(number)
-        default: nil
+        case let number as Int where (-timeClaimLimit...timeClaimLimit).contains(number): return number
+        case let number as Double where number.isFinite && (-limit...limit).contains(number): return Int(number)
+        default: return nil
         }
     }
 }

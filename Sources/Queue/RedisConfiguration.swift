@@ -30,7 +30,7 @@ public struct RedisConfiguration: Sendable, Equatable {
     /// Parses `redis://[:password@]host[:port][/db]`; throws a `ConfigurationError` naming the problem.
     public init(url: String) throws {
         guard url.hasPrefix("redis://") else {
-            throw ConfigurationError("REDIS_URL must start with redis:// (got \(url))")
+            throw ConfigurationError("REDIS_URL must start with redis:// (got \(Self.redacted(url)))")
         }
         var rest = Substring(url.dropFirst("redis://".count))
         self.init()
@@ -52,13 +52,21 @@ public struct RedisConfiguration: Sendable, Equatable {
         }
         if let colon = rest.lastIndex(of: ":") {
             guard let port = Int(rest[rest.index(after: colon)...]), (1...65535).contains(port) else {
-                throw ConfigurationError("REDIS_URL has an invalid port: \(url)")
+                throw ConfigurationError("REDIS_URL has an invalid port: \(Self.redacted(url))")
             }
             self.port = port
             rest = rest[..<colon]
         }
-        guard !rest.isEmpty else { throw ConfigurationError("REDIS_URL has no host: \(url)") }
+        guard !rest.isEmpty else { throw ConfigurationError("REDIS_URL has no host: \(Self.redacted(url))") }
         self.host = String(rest)
+    }
+
+    /// `url` with whatever stands before its last `@` after the scheme (user and password) replaced by `***`, so
+    /// that an error about a bad setting never prints the password in it.
+    static func redacted(_ url: String) -> String {
+        guard let at = url.lastIndex(of: "@") else { return url }
+        let scheme = url.range(of: "://").map { url[..<$0.upperBound] } ?? ""
+        return scheme + "***" + url[at...]
     }
 }
 

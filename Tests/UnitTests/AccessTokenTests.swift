@@ -50,6 +50,21 @@ struct AccessTokenTests {
         #expect(verifier.verify(longExpired, now: now) == nil)
     }
 
+    @Test("enormous or absurd time claims are refused (a 401), never a crash", arguments: [
+        ["exp": Int.max], ["exp": Int.min], ["exp": 1e300], ["exp": -1e300], ["exp": 1e19], ["exp": 1_000_000_000_001],
+        ["exp": 1_800_000_060, "nbf": Int.max], ["exp": 1_800_000_060, "nbf": 1e300],
+    ] as [[String: any Sendable]])
+    func absurdTimes(_ times: [String: any Sendable]) {
+        var claims: [String: Any] = ["sub": "u", "role": "enduser"]
+        for (name, value) in times { claims[name] = value }
+        #expect(verifier.verify(token(claims: claims), now: now) == nil, "\(times)")
+        // An enormous iat is not read: the token stands or falls by exp and nbf.
+        claims["exp"] = now + 60
+        claims["nbf"] = nil
+        claims["iat"] = Int.max
+        #expect(verifier.verify(token(claims: claims), now: now)?.id == "u")
+    }
+
     @Test("every bad token is refused")
     func rejectsBadTokens() {
         let valid: [String: Any] = ["sub": "user1", "role": "enduser", "exp": now + 600]

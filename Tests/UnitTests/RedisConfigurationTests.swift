@@ -23,6 +23,21 @@ struct RedisConfigurationTests {
         #expect(configuration.database == 0)
     }
 
+    @Test("a refused URL's error never shows its password", arguments: [
+        "http://:hunter2secret@h:1", "redis://:hunter2secret@h:99999", "redis://user:hunter2secret@:1", "redis://:hunter2secret@h:abc",
+    ])
+    func passwordNotShown(_ url: String) {
+        do {
+            _ = try RedisConfiguration(url: url)
+            Issue.record("\(url) was accepted")
+        } catch {
+            let text = "\(error)"
+            #expect(text.contains("REDIS_URL"))
+            #expect(!text.contains("hunter2secret"), "\(text)")
+            #expect(!text.contains("user"), "\(text)")
+        }
+    }
+
     @Test("bad URLs are refused with a line naming REDIS_URL", arguments: ["http://x:1", "redis://:1", "redis://h:99999", "redis://h:1/x", "redis://h:abc"])
     func rejectsBadURLs(url: String) {
         #expect {
