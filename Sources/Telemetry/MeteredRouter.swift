@@ -34,21 +34,28 @@ public struct MeteredResponder<Wrapped: HTTPResponder>: HTTPResponder where Wrap
         defer { active.decrement() }
         do {
             let response = try await wrapped.respond(to: request, context: context)
-            Self.record(route: context.endpointPath, method: method, status: response.status.code, duration: clock.now - started)
+            Self.record(route: context.routeLabel, method: method, status: response.status.code, duration: clock.now - started)
             return response
         } catch {
             let status = (error as? any HTTPResponseError)?.status.code ?? 500
-            Self.record(route: context.endpointPath, method: method, status: status, duration: clock.now - started)
+            Self.record(route: context.routeLabel, method: method, status: status, duration: clock.now - started)
             throw error
         }
     }
 
-    private static func record(route: String?, method: String, status: Int, duration: Duration) {
-        // Templates start with `/`; the router names a miss `NotFound`, and a request it never reached has none.
-        let route = route.flatMap { $0.hasPrefix("/") ? $0 : nil } ?? "unmatched"
+    private static func record(route: String, method: String, status: Int, duration: Duration) {
         Counter(label: "http_server_requests_total", dimensions: [("route", route), ("method", method), ("status", String(status))]).increment()
         let (seconds, attoseconds) = duration.components
         Timer(label: "http_server_request_duration_seconds", dimensions: [("route", route), ("method", method)], preferredDisplayUnit: .seconds)
             .recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}
+
+extension RequestContext {
+    /// The route template the router matched (`/api/chat/sessions/{id}`), `unmatched` for any other path: the
+    /// bounded name metrics, logs and spans give a request. (Templates start with `/`; the router names a miss
+    /// `NotFound`, and a request it never reached has none.)
+    public var routeLabel: String {
+        endpointPath.flatMap { $0.hasPrefix("/") ? $0 : nil } ?? "unmatched"
     }
 }

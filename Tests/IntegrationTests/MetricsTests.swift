@@ -14,15 +14,7 @@ struct MetricsScrape {
     static func fetch(_ url: String) async throws -> MetricsScrape {
         let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .seconds(10))
         let text = String(buffer: try await response.body.collect(upTo: 8 << 20))
-        if let log = ExchangeLog.path {
-            ExchangeLog.append(
-                [
-                    "method": "GET", "path": URLComponents(string: url)?.path ?? url, "status": Int(response.status.code),
-                    "contentType": response.headers.first(name: "content-type") ?? "", "body": text, "server": response.headers.first(name: "server") ?? "",
-                ],
-                to: log
-            )
-        }
+        ExchangeLog.record(method: "GET", url: url, status: Int(response.status.code), headers: response.headers, body: text)
         guard response.status == .ok, response.headers.first(name: "content-type")?.hasPrefix("text/plain; version=0.0.4") == true else {
             throw TestFailure("\(url) answered \(response.status) \(response.headers.first(name: "content-type") ?? "")")
         }

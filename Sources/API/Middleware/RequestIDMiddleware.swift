@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import Telemetry
 import Tracing
 
 /// Gives every request an id (the caller's `X-Request-Id` if it is sane, else a new one) and a trace (the
@@ -29,7 +30,7 @@ struct RequestIDMiddleware: RouterMiddleware {
             let response = try await LogContext.with(ids) {
                 try await TraceContext.$current.withValue(trace) { try await next(request, context) }
             }
-            let route = context.endpointPath.flatMap { $0.hasPrefix("/") ? $0 : nil } ?? "unmatched"
+            let route = context.routeLabel
             span.operationName = "\(request.method.rawValue) \(route)"
             span.attributes["http.request.method"] = request.method.rawValue
             span.attributes["http.route"] = route
@@ -39,7 +40,7 @@ struct RequestIDMiddleware: RouterMiddleware {
             return response
         }
         response.headers[.xRequestID] = context.requestID
-        let route = context.endpointPath.flatMap { $0.hasPrefix("/") ? $0 : nil } ?? "unmatched"
+        let route = context.routeLabel
         var fields: Logger.Metadata = [
             "method": .string(request.method.rawValue), "route": .string(route),
             "status": .stringConvertible(response.status.code),

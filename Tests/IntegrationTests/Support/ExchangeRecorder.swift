@@ -1,5 +1,7 @@
 import Foundation
 import Hummingbird
+import NIOHTTP1
+import Telemetry
 import NIOConcurrencyHelpers
 
 /// Wraps chat-api's router in the in-process tests and, when `OPENAPI_EXCHANGES` names a file, appends one
@@ -35,10 +37,9 @@ struct RecordingResponder<Wrapped: HTTPResponder>: HTTPResponder where Wrapped.C
             }
             response.body = ResponseBody(contentLength: teed.contentLength) { writer in
                 defer {
-                    let route = context.endpointPath.flatMap { $0.hasPrefix("/") ? $0 : nil } ?? "unmatched"
                     let body = collected.withLockedValue { String(buffer: $0) }
-                    ExchangeLog.append(
-                        ["method": method, "route": route, "status": status, "contentType": contentType, "body": body, "server": "chat-api"], to: path
+                    ExchangeLog.record(
+                        method: method, route: context.routeLabel, status: status, contentType: contentType, body: body, server: "chat-api", to: path
                     )
                 }
                 try await teed.write(writer)
@@ -52,7 +53,29 @@ enum ExchangeLog {
     static let path = ProcessInfo.processInfo.environment["OPENAPI_EXCHANGES"]
     private static let lock = NIOLock()
 
-    static func append(_ record: [String: Any], to path: String) {
+    /// Appends one answer: the route template when the server side records it, else the request's path (the
+    /// check finds its template); `server` is the answering process's `Server` header.
+    static func record(
+        method: String, route: String? = nil, path requestPath: String? = nil, status: Int, contentType: String, body: String, server: String,
+        to path: String
+    ) {
+        var record: [String: Any] = ["method": method, "status": status, "contentType": contentType, "body": body, "server": server]
+        if let route { record["route"] = route }
+        if let requestPath { record["path"] = requestPath }
+        append(record, to: path)
+    }
+
+    /// Appends an answer a test client received from `url` (when `OPENAPI_EXCHANGES` is set): the check keeps
+    /// it when the `Server` header says chat-api and finds the operation from the path.
+    static func record(method: String, url: String, status: Int, headers: HTTPHeaders, body: String) {
+        guard let log = path else { return }
+        record(
+            method: method, path: URLComponents(string: url)?.path ?? url, status: status, contentType: headers.first(name: "content-type") ?? "",
+            body: body, server: headers.first(name: "server") ?? "", to: log
+        )
+    }
+
+    private static func append(_ record: [String: Any], to path: String) {
         guard var line = try? JSONSerialization.data(withJSONObject: record) else { return }
         line.append(UInt8(ascii: "\n"))
         lock.withLock {

@@ -31,17 +31,7 @@ extension HTTPProbe {
         }
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
         let bytes = try await response.body.collect(upTo: 4 << 20)
-        if let log = ExchangeLog.path {
-            // Held against chat-api's OpenAPI document when the path is one of its operations (other services' are skipped).
-            ExchangeLog.append(
-                [
-                    "method": "\(method)", "path": URLComponents(string: url)?.path ?? url, "status": Int(response.status.code),
-                    "contentType": response.headers.first(name: "content-type") ?? "", "body": String(buffer: bytes),
-                    "server": response.headers.first(name: "server") ?? "",
-                ],
-                to: log
-            )
-        }
+        ExchangeLog.record(method: "\(method)", url: url, status: Int(response.status.code), headers: response.headers, body: String(buffer: bytes))
         let object = ((try? JSONSerialization.jsonObject(with: Data(buffer: bytes))) as? [String: Any]) ?? [:]
         return (Int(response.status.code), object)
     }

@@ -38,14 +38,7 @@ final class SSEConnection: @unchecked Sendable {
 
     /// Records what was read (an event's frame, or an error's body) for the OpenAPI check.
     private func record(_ body: String) {
-        guard let path = ExchangeLog.path else { return }
-        ExchangeLog.append(
-            [
-                "method": request.method, "path": self.request.path, "status": status, "contentType": headers.first(name: "content-type") ?? "",
-                "body": body, "server": headers.first(name: "server") ?? "",
-            ],
-            to: path
-        )
+        ExchangeLog.record(method: request.method, url: request.path, status: status, headers: headers, body: body)
     }
 
     /// Opens `url` with `method`, headers and an optional JSON body.
