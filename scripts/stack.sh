@@ -94,6 +94,11 @@ if ! command -v swift >/dev/null 2>&1 && [ -x /opt/swift/usr/bin/swift ]; then
   export PATH="/opt/swift/usr/bin:$PATH"
 fi
 
-# The guide's development secrets, unless the environment sets others.
+# The guide's development secrets, unless the environment sets others. chat-api and chat-worker refuse these
+# published values (these and the service token below) unless ALLOW_DEVELOPMENT_SECRETS says this is a development stack.
+if [ -z "${JWT_ACCESS_SECRET:-}" ] || [ -z "${ACCOUNTING_SERVICE_TOKEN:-}" ]; then export ALLOW_DEVELOPMENT_SECRETS="${ALLOW_DEVELOPMENT_SECRETS:-true}"; fi
 export JWT_ACCESS_SECRET="${JWT_ACCESS_SECRET:-dev_access_secret_key_change_this_in_production}"
 export JWT_REFRESH_SECRET="${JWT_REFRESH_SECRET:-dev_refresh_secret_key_change_this_in_production}"
+# The credential that makes reservations and settlements the chat service's alone (the accounting stand-in
+# requires it, chat-api and chat-worker send it).
+export ACCOUNTING_SERVICE_TOKEN="${ACCOUNTING_SERVICE_TOKEN:-dev_accounting_service_token_change_this_in_production}"

@@ -17,6 +17,8 @@ struct APIConfiguration: Sendable {
     /// The accounting service (`ACCOUNTING_URL`) and how long one call may take.
     var accountingURL: String
     var accountingTimeout: Duration
+    /// The credential sent with every accounting call (`ACCOUNTING_SERVICE_TOKEN`, optional, at least 32 bytes).
+    var accountingServiceCredential: ServiceCredential?
     /// Calls to the accounting service in flight at once (`ACCOUNTING_MAX_CONNECTIONS`, 128); more wait for a connection.
     var accountingMaxConnections: Int
     /// The longest reply asked of a model (`GENERATION_MAX_TOKENS`); reservations cover it.
@@ -41,6 +43,7 @@ struct APIConfiguration: Sendable {
         redis = try RedisConfiguration(environment: environment)
         mongo = try MongoConfiguration(environment: environment, defaultURI: "mongodb://127.0.0.1:27018/chat")
         jwtAccessSecret = try AccessTokenVerifier.secret(from: environment)
+        try PublishedSecrets.refuse(jwtAccessSecret, setting: "JWT_ACCESS_SECRET", in: environment)
         healthTimeout = try environment.milliseconds("HEALTH_TIMEOUT_MS", default: .seconds(2))
         rateLimits = try RateLimitSettings(environment: environment)
         accountingURL = environment.string("ACCOUNTING_URL", default: "http://127.0.0.1:3001")
@@ -48,6 +51,7 @@ struct APIConfiguration: Sendable {
             throw ConfigurationError("ACCOUNTING_URL must be an http:// or https:// URL (got \(accountingURL))")
         }
         accountingTimeout = try environment.milliseconds("ACCOUNTING_TIMEOUT_MS", default: .seconds(3))
+        accountingServiceCredential = try ServiceCredential.from(environment)
         accountingMaxConnections = try environment.int("ACCOUNTING_MAX_CONNECTIONS", default: 128, in: 1...10_000)
         maxOutputTokens = try environment.int("GENERATION_MAX_TOKENS", default: 1_024, in: 1...200_000)
         messageWait = try environment.milliseconds("MESSAGE_WAIT_TIMEOUT_MS", default: .seconds(120))

@@ -45,6 +45,7 @@ func buildApplication(configuration: APIConfiguration) async throws -> some Appl
     let httpClient = AccountingClient.makeHTTPClient(maxConnections: configuration.accountingMaxConnections)
     let ledger = AccountingClient(
         baseURL: configuration.accountingURL, httpClient: httpClient, timeout: configuration.accountingTimeout,
+        serviceCredential: configuration.accountingServiceCredential,
         logger: Logger(label: "chat-api.accounting")
     )
     let events = SessionEvents(redis: redis)

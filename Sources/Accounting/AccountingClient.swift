@@ -6,20 +6,26 @@ import NIOCore
 import NIOFoundationCompat
 
 /// The accounting service over HTTP (`ACCOUNTING_URL`), with a timeout per call and one retry for the
-/// idempotent calls (check, finalize) when the service could not be reached.
+/// idempotent calls (check, finalize) when the service could not be reached. Every call carries the service
+/// credential, when one is set, beside the user's bearer token.
 public final class AccountingClient: CreditLedger {
     private let baseURL: String
     private let httpClient: HTTPClient
     private let timeout: Duration
+    private let serviceCredential: ServiceCredential?
     private let logger: Logger
 
-    /// A client of the service at `baseURL`; `timeout` bounds each call.
-    public init(baseURL: String, httpClient: HTTPClient, timeout: Duration = .seconds(3), logger: Logger = Logger(label: "accounting")) {
+    /// A client of the service at `baseURL`; `timeout` bounds each call; `serviceCredential` goes with every call.
+    public init(
+        baseURL: String, httpClient: HTTPClient, timeout: Duration = .seconds(3), serviceCredential: ServiceCredential? = nil,
+        logger: Logger = Logger(label: "accounting")
+    ) {
         var url = baseURL
         while url.hasSuffix("/") { url.removeLast() }
         self.baseURL = url
         self.httpClient = httpClient
         self.timeout = timeout
+        self.serviceCredential = serviceCredential
         self.logger = logger
     }
 
@@ -100,7 +106,10 @@ public final class AccountingClient: CreditLedger {
             return CreditSettlement(creditsUsed: 0, refund: 0, unknownReservation: true)
         }
         guard status == 200 else { throw unexpected("streaming-sessions/finalize", status) }
-        return CreditSettlement(creditsUsed: body.creditsUsed ?? 0, refund: body.refund ?? 0, expired: body.status == "expired")
+        return CreditSettlement(
+            creditsUsed: body.creditsUsed ?? 0, refund: body.refund ?? 0, expired: body.status == "expired",
+            inputTokens: body.inputTokens, outputTokens: body.outputTokens
+        )
     }
 
     /// An HTTP client for the accounting service: up to `maxConnections` calls in flight (AsyncHTTPClient's
@@ -121,6 +130,7 @@ public final class AccountingClient: CreditLedger {
         request.method = .POST
         request.headers.add(name: "Authorization", value: "Bearer \(token)")
         request.headers.add(name: "Content-Type", value: "application/json")
+        if let serviceCredential { request.headers.add(name: ServiceCredential.headerName, value: serviceCredential.token) }
         if let traceparent = TraceContext.outgoingTraceparent() { request.headers.add(name: "traceparent", value: traceparent) }
         request.body = .bytes(ByteBuffer(data: try JSONEncoder().encode(body)))
         let attempts = idempotent ? 2 : 1
@@ -193,6 +203,8 @@ struct ReplyFields: Decodable {
     var allocatedCredits: Double?
     var creditsUsed: Double?
     var refund: Double?
+    var inputTokens: Int?
+    var outputTokens: Int?
 
     init() {}
 
@@ -203,10 +215,12 @@ struct ReplyFields: Decodable {
         allocatedCredits = try? container.decodeIfPresent(Double.self, forKey: .allocatedCredits)
         creditsUsed = try? container.decodeIfPresent(Double.self, forKey: .creditsUsed)
         refund = try? container.decodeIfPresent(Double.self, forKey: .refund)
+        inputTokens = try? container.decodeIfPresent(Int.self, forKey: .inputTokens)
+        outputTokens = try? container.decodeIfPresent(Int.self, forKey: .outputTokens)
     }
 
     private enum CodingKeys: String, CodingKey {
-        case status, sufficient, allocatedCredits, creditsUsed, refund
+        case status, sufficient, allocatedCredits, creditsUsed, refund, inputTokens, outputTokens
     }
 }
 

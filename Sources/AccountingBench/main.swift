@@ -53,6 +53,8 @@ struct BenchSettings {
 struct StandinCaller: Sendable {
     let http: HTTPClient
     let baseURL: String
+    /// Sent as the chat service's credential, when the stand-in requires one (`ACCOUNTING_SERVICE_TOKEN`).
+    var serviceToken: String? = ProcessInfo.processInfo.environment[ServiceCredential.setting]
 
     /// POSTs `body` to `path` with `token`; returns the status code.
     func post(_ path: String, token: String, body: String) async throws -> Int {
@@ -60,6 +62,7 @@ struct StandinCaller: Sendable {
         request.method = .POST
         request.headers.add(name: "Authorization", value: "Bearer " + token)
         request.headers.add(name: "Content-Type", value: "application/json")
+        if let serviceToken { request.headers.add(name: ServiceCredential.headerName, value: serviceToken) }
         request.body = .bytes(ByteBuffer(string: body))
         let response = try await http.execute(request, timeout: .seconds(30))
         _ = try await response.body.collect(upTo: 1 << 20)

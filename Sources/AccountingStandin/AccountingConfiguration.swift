@@ -12,6 +12,8 @@ struct AccountingConfiguration: Sendable {
     var reservationTTL: Duration
     /// How often expired reservations and allocations are swept (`SWEEP_INTERVAL_MS`).
     var sweepInterval: Duration
+    /// The chat service's credential (`ACCOUNTING_SERVICE_TOKEN`): when set, reservations and settlements need it.
+    var serviceCredential: ServiceCredential?
 
     /// Reads and checks the settings; a bad one throws a `ConfigurationError` with one clear line.
     init(environment: Environment) throws {
@@ -21,5 +23,6 @@ struct AccountingConfiguration: Sendable {
         jwtAccessSecret = try AccessTokenVerifier.secret(from: environment)
         reservationTTL = .seconds(try environment.int("RESERVATION_TTL_SECONDS", default: 900, in: 1...604_800))
         sweepInterval = try environment.milliseconds("SWEEP_INTERVAL_MS", default: .seconds(5), in: 10...3_600_000)
+        serviceCredential = try ServiceCredential.from(environment)
     }
 }

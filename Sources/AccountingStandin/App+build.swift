@@ -7,6 +7,8 @@ import Telemetry
 struct AccountingDependencies: Sendable {
     var store: AccountStore
     var verifier: AccessTokenVerifier
+    /// When set, only callers presenting it may reserve and settle credits (`ACCOUNTING_SERVICE_TOKEN`).
+    var serviceCredential: ServiceCredential? = nil
 }
 
 /// Builds the stand-in: the store (its database opened, with its tables, before serving), the sweeper as a service of the
@@ -18,7 +20,9 @@ func buildApplication(configuration: AccountingConfiguration) async throws -> so
         logger: Logger(label: "accounting-standin.database")
     )
     var app = Application(
-        router: MeteredRouter(buildRouter(AccountingDependencies(store: store, verifier: try AccessTokenVerifier(secret: configuration.jwtAccessSecret)))),
+        router: MeteredRouter(buildRouter(AccountingDependencies(
+            store: store, verifier: try AccessTokenVerifier(secret: configuration.jwtAccessSecret), serviceCredential: configuration.serviceCredential
+        ))),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "accounting-standin"),
         logger: logger
     )
@@ -34,7 +38,7 @@ func buildRouter(_ dependencies: AccountingDependencies) -> Router<AccountingReq
     HealthController(store: dependencies.store).register(on: router)
     let authentication = AuthenticationMiddleware(verifier: dependencies.verifier)
     CreditsController(store: dependencies.store).register(on: router.group("/api/credits").add(middleware: authentication))
-    StreamingSessionsController(store: dependencies.store)
+    StreamingSessionsController(store: dependencies.store, serviceCredential: dependencies.serviceCredential)
         .register(on: router.group("/api/streaming-sessions").add(middleware: authentication))
     UsageController(store: dependencies.store).register(on: router.group("/api/usage").add(middleware: authentication))
     return router

@@ -34,6 +34,7 @@ public enum ChatMetrics {
         _ = Counter(label: "chat_jobs_reclaimed_total")
         _ = Counter(label: "chat_jobs_dead_lettered_total")
         _ = Counter(label: "chat_settlements_parked_total")
+        for reason in settlementMismatchReasons { _ = Counter(label: "chat_settlement_mismatches_total", dimensions: [("reason", reason)]) }
         for exception in ["ThrottlingException", "ServiceUnavailableException", "ModelNotReadyException", "ValidationException"] {
             _ = Counter(label: "chat_bedrock_errors_total", dimensions: [("exception", exception)])
             _ = Counter(label: "chat_bedrock_retries_total", dimensions: [("exception", exception)])
@@ -137,6 +138,16 @@ public enum ChatMetrics {
     public static func creditsSettled(model: String, charged: Double, refunded: Double) {
         FloatingPointCounter(label: "chat_credits_charged_total", dimensions: [("model", modelLabel(model))]).increment(by: charged)
         FloatingPointCounter(label: "chat_credits_refunded_total", dimensions: [("model", modelLabel(model))]).increment(by: refunded)
+    }
+
+    /// Why a settlement disagreed with what the worker reported: `tokens` (the service settled the reservation
+    /// with other token counts: someone else settled it first) or `undercharged` (it charged less than the
+    /// reported tokens cost at the catalog's prices).
+    public static let settlementMismatchReasons = ["tokens", "undercharged"]
+
+    /// A settlement that disagreed with what the worker reported, by reason (`settlementMismatchReasons`).
+    public static func settlementMismatch(reason: String) {
+        Counter(label: "chat_settlement_mismatches_total", dimensions: [("reason", reason)]).increment()
     }
 
     /// A settlement the accounting service could not take now, kept in Redis for the retry loop.

@@ -1,6 +1,6 @@
 /// A credit reservation held for one generation job.
 public struct CreditReservation: Sendable, Equatable, Codable {
-    /// The id the reservation is known by (the accounting service's `sessionId`); the job id.
+    /// The id the reservation is known by (the accounting service's `sessionId`): random, never shown to a client.
     public var id: String
     /// Credits set aside.
     public var allocatedCredits: Double
@@ -20,13 +20,21 @@ public struct CreditSettlement: Sendable, Equatable {
     public var expired: Bool
     /// The service knows no such reservation (never made, or already gone): nothing was charged.
     public var unknownReservation: Bool
+    /// The tokens the service settled the reservation with, when it says (a repeat answers the first settlement's).
+    public var inputTokens: Int?
+    public var outputTokens: Int?
 
     /// Creates a settlement value.
-    public init(creditsUsed: Double, refund: Double, expired: Bool = false, unknownReservation: Bool = false) {
+    public init(
+        creditsUsed: Double, refund: Double, expired: Bool = false, unknownReservation: Bool = false, inputTokens: Int? = nil,
+        outputTokens: Int? = nil
+    ) {
         self.creditsUsed = creditsUsed
         self.refund = refund
         self.expired = expired
         self.unknownReservation = unknownReservation
+        self.inputTokens = inputTokens
+        self.outputTokens = outputTokens
     }
 }
 

@@ -23,6 +23,16 @@ public struct ModelInfo: Codable, Sendable, Equatable {
     public var outputCreditsPer1K: Double
     /// Roles allowed to use the model.
     public var roles: [UserRole]
+
+    /// What `inputTokens` and `outputTokens` cost in whole credits, each at its own price, rounded up. Prices are
+    /// turned into integer millionths first, so a cost that is a whole number of credits is never rounded up by a
+    /// binary-fraction error.
+    public func creditCost(inputTokens: Int, outputTokens: Int) -> Int {
+        func millionths(_ price: Double) -> Int { Int((price * 1_000_000).rounded()) }
+        let scaled = inputTokens * millionths(inputCreditsPer1K) + outputTokens * millionths(outputCreditsPer1K)
+        // `scaled` is millionths of a credit per 1,000 tokens times tokens: 10^9 of it make one credit.
+        return (scaled + 999_999_999) / 1_000_000_000
+    }
 }
 
 /// The models the service offers; an id not listed here is rejected with 400 `Invalid model ID`.

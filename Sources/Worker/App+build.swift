@@ -26,6 +26,7 @@ func buildWorker(configuration: WorkerConfiguration) async throws -> ServiceGrou
     let accountingHTTP = AccountingClient.makeHTTPClient(maxConnections: configuration.accountingMaxConnections)
     let ledger = AccountingClient(
         baseURL: configuration.accountingURL, httpClient: accountingHTTP, timeout: configuration.accountingTimeout,
+        serviceCredential: configuration.accountingServiceCredential,
         logger: Logger(label: "chat-worker.accounting")
     )
     let signer = UserTokenSigner(try AccessTokenVerifier(secret: configuration.jwtAccessSecret))

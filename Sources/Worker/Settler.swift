@@ -31,6 +31,35 @@ struct Settler: Sendable {
         let key = "chat:settled:\(settlement.reservationID)"
         guard let first = try? await redis.send("SET", key, "1", "NX", "EX", "604800"), first.string == "OK" else { return }
         ChatMetrics.creditsSettled(model: settlement.modelID, charged: settled.creditsUsed, refunded: settled.refund)
+        if let reason = Self.mismatch(settled, of: settlement) {
+            ChatMetrics.settlementMismatch(reason: reason)
+            logger.error(
+                "the accounting service settled a reservation differently from what was reported",
+                metadata: [
+                    "reason": "\(reason)", "reservation": "\(settlement.reservationID)", "userId": "\(settlement.userID)",
+                    "reportedTokens": "\(settlement.inputTokens)+\(settlement.outputTokens)",
+                    "settledTokens": "\(settled.inputTokens.map(String.init) ?? "?")+\(settled.outputTokens.map(String.init) ?? "?")",
+                    "charged": "\(settled.creditsUsed)",
+                ]
+            )
+        }
+    }
+
+    /// Why `settled` disagrees with `settlement` (one of `ChatMetrics.settlementMismatchReasons`), or nil when it
+    /// agrees: other token counts than reported, when the service names them, or fewer credits charged than the
+    /// reported tokens cost at the catalog's prices (a balance that ran dry also shows here).
+    static func mismatch(_ settled: CreditSettlement, of settlement: PendingSettlement) -> String? {
+        if let input = settled.inputTokens, let output = settled.outputTokens,
+            input != settlement.inputTokens || output != settlement.outputTokens
+        {
+            return "tokens"
+        }
+        if let model = ModelCatalog.model(id: settlement.modelID), !settled.expired,
+            settled.creditsUsed < Double(model.creditCost(inputTokens: settlement.inputTokens, outputTokens: settlement.outputTokens))
+        {
+            return "undercharged"
+        }
+        return nil
     }
 
     private func settleOnce(_ settlement: PendingSettlement) async throws -> CreditSettlement {

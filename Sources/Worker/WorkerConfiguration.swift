@@ -15,6 +15,8 @@ struct WorkerConfiguration: Sendable {
     /// The accounting service, for settling reservations.
     var accountingURL: String
     var accountingTimeout: Duration
+    /// The credential sent with every accounting call (`ACCOUNTING_SERVICE_TOKEN`, optional, at least 32 bytes).
+    var accountingServiceCredential: ServiceCredential?
     /// Calls to the accounting service in flight at once (`ACCOUNTING_MAX_CONNECTIONS`, 128); more wait for a connection.
     var accountingMaxConnections: Int
     /// The shared HS256 secret, to sign short-lived tokens for calls on a user's behalf.
@@ -64,8 +66,10 @@ struct WorkerConfiguration: Sendable {
         }
         accountingURL = environment.string("ACCOUNTING_URL", default: "http://127.0.0.1:3001")
         accountingTimeout = try environment.milliseconds("ACCOUNTING_TIMEOUT_MS", default: .seconds(3))
+        accountingServiceCredential = try ServiceCredential.from(environment)
         accountingMaxConnections = try environment.int("ACCOUNTING_MAX_CONNECTIONS", default: 128, in: 1...10_000)
         jwtAccessSecret = try AccessTokenVerifier.secret(from: environment)
+        try PublishedSecrets.refuse(jwtAccessSecret, setting: "JWT_ACCESS_SECRET", in: environment)
         maxOutputTokens = try environment.int("GENERATION_MAX_TOKENS", default: 1_024, in: 1...200_000)
         reservationRenewal = try environment.milliseconds("RESERVATION_RENEWAL_MS", default: .seconds(300), in: 100...86_400_000)
         metricsHost = environment.string("WORKER_METRICS_HOST", default: "0.0.0.0")

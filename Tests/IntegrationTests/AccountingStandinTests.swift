@@ -36,13 +36,16 @@ struct AccountingFixture {
 
     /// Runs `body` against the app (with the sweeper every `sweepInterval`, if given), then deletes the database.
     static func with(
-        ttl: Duration = .seconds(900), sweepInterval: Duration? = nil, _ body: @Sendable (AccountingFixture) async throws -> Void
+        ttl: Duration = .seconds(900), sweepInterval: Duration? = nil, serviceCredential: ServiceCredential? = nil,
+        _ body: @Sendable (AccountingFixture) async throws -> Void
     ) async throws {
         let clock = MovableClock()
         let path = Self.uniqueDatabasePath()
         defer { Self.removeDatabase(at: path) }
         let store = try AccountStore(databasePath: path, reservationTTL: ttl, clock: { clock.now() }, logger: Logger(label: "accounting-test"))
-        var app = Application(router: buildRouter(AccountingDependencies(store: store, verifier: try AccessTokenVerifier(secret: secret))))
+        var app = Application(router: buildRouter(AccountingDependencies(
+            store: store, verifier: try AccessTokenVerifier(secret: secret), serviceCredential: serviceCredential
+        )))
         if let sweepInterval {
             app.addServices(ReservationSweeper(store: store, interval: sweepInterval, logger: Logger(label: "accounting-test.sweep")))
         }
@@ -57,12 +60,15 @@ struct AccountingFixture {
         try await store.shutdown()
     }
 
-    /// Sends a request as `user` (no token when nil) and returns the status and the JSON object answered.
+    /// Sends a request as `user` (no token when nil), with `service` as the service credential when given, and
+    /// returns the status and the JSON object answered.
     func call(
-        _ method: HTTPRequest.Method, _ uri: String, as user: String?, role: UserRole = .enduser, _ body: [String: Any]? = nil
+        _ method: HTTPRequest.Method, _ uri: String, as user: String?, role: UserRole = .enduser, service: String? = nil,
+        _ body: [String: Any]? = nil
     ) async throws -> (status: HTTPResponse.Status, json: [String: Any]) {
         var headers: HTTPFields = [.contentType: "application/json"]
         if let user { headers[.authorization] = "Bearer " + verifier.sign(userID: user, role: role, lifetime: 900) }
+        if let service { headers[HTTPField.Name(ServiceCredential.headerName)!] = service }
         let response = try await client.execute(
             uri: uri, method: method, headers: headers, body: body.map { ByteBuffer(bytes: try! JSONSerialization.data(withJSONObject: $0)) }
         )
@@ -166,6 +172,36 @@ struct AccountingStandinTests {
             }
             #expect(created == 20)
             #expect(try await fixture.balance("newcomer") == [100, 0])
+        }
+    }
+
+    @Test("with a service credential, a user's own token cannot reserve or settle (403), even for their own reservation; the service can, on their behalf")
+    func serviceCredentialRequired() async throws {
+        let credential = try ServiceCredential(token: String(repeating: "c", count: 40))
+        try await AccountingFixture.with(serviceCredential: credential) { fixture in
+            try await fixture.fund("payer", 1_000)
+            let body: [String: Any] = ["sessionId": "r1", "modelId": AccountingFixture.sonnet, "estimatedTokens": 1_000]
+            let byUser = try await fixture.call(.post, "/api/streaming-sessions/initialize", as: "payer", body)
+            #expect(byUser.status == .forbidden)
+            #expect(byUser.json["code"] as? String == "SERVICE_CREDENTIAL_REQUIRED")
+            let wrong = try await fixture.call(.post, "/api/streaming-sessions/initialize", as: "payer", service: String(repeating: "d", count: 40), body)
+            #expect(wrong.status == .forbidden)
+            #expect(try await fixture.balance("payer") == [1_000, 0])
+            let reserved = try await fixture.call(.post, "/api/streaming-sessions/initialize", as: "payer", service: credential.token, body)
+            #expect(reserved.status == .created)
+            // The attack: the user settles their own reservation for nothing before the worker does.
+            let free = ["sessionId": "r1", "actualTokens": 0, "success": true] as [String: Any]
+            #expect(try await fixture.call(.post, "/api/streaming-sessions/finalize", as: "payer", free).status == .forbidden)
+            let settled = try await fixture.call(
+                .post, "/api/streaming-sessions/finalize", as: "payer", service: credential.token,
+                ["sessionId": "r1", "inputTokens": 100, "outputTokens": 900, "success": true]
+            )
+            #expect(settled.status == .ok)
+            #expect(settled.json["creditsUsed"] as? Int == 14)
+            #expect(settled.json["inputTokens"] as? Int == 100 && settled.json["outputTokens"] as? Int == 900)
+            #expect(try await fixture.balance("payer") == [986, 0])
+            // Reading the balance and usage stays the user's own business.
+            #expect(try await fixture.call(.get, "/api/usage/stats", as: "payer").status == .ok)
         }
     }
 

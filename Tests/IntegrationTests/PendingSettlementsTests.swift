@@ -105,6 +105,45 @@ struct PendingSettlementsTests {
         #expect(try await redis.hgetall(failing.failedKey)["r-down"] != nil)
     }
 
+    @Test("a reservation settled by someone else first is visible: the worker's settlement logs both counts as a mismatch", .timeLimit(.minutes(1)))
+    func settlementMismatchIsLogged() async throws {
+        let redis = try testRedisClient()
+        defer { redis.shutdown() }
+        let verifier = try AccessTokenVerifier(secret: APIFixture.secret)
+        let user = "mismatch-\(UUID().uuidString.prefix(8))"
+        try await Accounting.fund(user, credits: 100, accountingURL: TestEnvironment.accountingURL, verifier: verifier)
+        let ledger = AccountingClient(baseURL: TestEnvironment.accountingURL, httpClient: HTTPClient.shared, serviceCredential: TestEnvironment.serviceCredential)
+        let token = verifier.sign(userID: user, role: .enduser, lifetime: 60)
+        let reservationID = UUID().uuidString.lowercased()
+        _ = try await ledger.reserve(reservationID: reservationID, sessionID: "s", modelID: ModelCatalog.defaultModelID, estimatedTokens: 1_000, token: token)
+        // Whoever got hold of the reservation settles it for nothing first (the first settlement wins).
+        _ = try await ledger.finalize(reservationID: reservationID, modelID: ModelCatalog.defaultModelID, inputTokens: 0, outputTokens: 0, success: true, token: token)
+        let log = LogRecord()
+        let settler = Settler(ledger: ledger, signer: UserTokenSigner(verifier), redis: redis, logger: log.logger())
+        let settled = try await settler.settle(PendingSettlement(
+            reservationID: reservationID, userID: user, modelID: ModelCatalog.defaultModelID, inputTokens: 300, outputTokens: 500, success: true, sessionID: "s"
+        ))
+        #expect(settled.creditsUsed == 0 && settled.inputTokens == 0 && settled.outputTokens == 0)
+        let lines = log.lines(containing: "settled a reservation differently")
+        #expect(lines.count == 1)
+        #expect(lines.first?.level == .error)
+        #expect(lines.first?.metadata["reason"] == "tokens")
+        #expect(lines.first?.metadata["reportedTokens"] == "300+500")
+        #expect(lines.first?.metadata["settledTokens"] == "0+0")
+    }
+
+    @Test("what makes a settlement disagree: other token counts, or fewer credits than the tokens cost; an exact one agrees")
+    func mismatchReasons() {
+        let settlement = PendingSettlement(
+            reservationID: "r", userID: "u", modelID: "anthropic.claude-3-sonnet-20240229-v1:0", inputTokens: 100, outputTokens: 900, success: true
+        )
+        #expect(Settler.mismatch(CreditSettlement(creditsUsed: 14, refund: 0, inputTokens: 100, outputTokens: 900), of: settlement) == nil)
+        #expect(Settler.mismatch(CreditSettlement(creditsUsed: 14, refund: 0), of: settlement) == nil)
+        #expect(Settler.mismatch(CreditSettlement(creditsUsed: 14, refund: 0, inputTokens: 100, outputTokens: 899), of: settlement) == "tokens")
+        #expect(Settler.mismatch(CreditSettlement(creditsUsed: 13, refund: 0), of: settlement) == "undercharged")
+        #expect(Settler.mismatch(CreditSettlement(creditsUsed: 0, refund: 0, expired: true), of: settlement) == nil)
+    }
+
     @Test("a reservation that expired before its settlement is charged late, once, and counted", .timeLimit(.minutes(1)))
     func expiredReservationIsChargedLate() async throws {
         let port = TestEnvironment.freePort()
@@ -127,7 +166,7 @@ struct PendingSettlementsTests {
         let signer = UserTokenSigner(verifier)
         let user = "late-\(UUID().uuidString.prefix(8))"
         try await Accounting.fund(user, credits: 100, accountingURL: url, verifier: verifier)
-        let ledger = AccountingClient(baseURL: url, httpClient: HTTPClient.shared)
+        let ledger = AccountingClient(baseURL: url, httpClient: HTTPClient.shared, serviceCredential: TestEnvironment.serviceCredential)
         let token = verifier.sign(userID: user, role: .enduser, lifetime: 60)
         let reservationID = UUID().uuidString.lowercased()
         _ = try await ledger.reserve(reservationID: reservationID, sessionID: "s", modelID: ModelCatalog.defaultModelID, estimatedTokens: 1_000, token: token)

@@ -516,6 +516,6 @@ enum GenerationRequestFixture {
 extension Accounting {
     /// A client of the accounting stand-in `make test` started.
     static func client() -> AccountingClient {
-        AccountingClient(baseURL: TestEnvironment.accountingURL, httpClient: HTTPClient.shared)
+        AccountingClient(baseURL: TestEnvironment.accountingURL, httpClient: HTTPClient.shared, serviceCredential: TestEnvironment.serviceCredential)
     }
 }

@@ -41,6 +41,9 @@ final class ChildProcess: @unchecked Sendable {
     /// Whether the process still runs.
     var isRunning: Bool { process.isRunning }
 
+    /// What the process printed until now.
+    var printedSoFar: String { printed.withLockedValue { String(decoding: $0, as: UTF8.self) } }
+
     /// Waits for the process to exit (at most `limit`), returning its status and everything it printed.
     func waitForExit(limit: Duration = .seconds(30)) async throws -> (status: Int32, output: String) {
         let clock = ContinuousClock()
@@ -81,6 +84,47 @@ struct ProcessTests {
         #expect(output.contains("JWT_ACCESS_SECRET must be at least 32 bytes long"))
     }
 
+    @Test("chat-api and chat-worker refuse the published development secret unless ALLOW_DEVELOPMENT_SECRETS is set", arguments: [
+        "CHAT_API_BIN", "CHAT_WORKER_BIN",
+    ])
+    func publishedSecretRefused(binary: String) async throws {
+        let own = String(repeating: "s", count: 40)
+        for (setting, published) in [
+            ("JWT_ACCESS_SECRET", "dev_access_secret_key_change_this_in_production"),
+            ("JWT_ACCESS_SECRET", "dev_refresh_secret_key_change_this_in_production"),
+            ("ACCOUNTING_SERVICE_TOKEN", "dev_accounting_service_token_change_this_in_production"),
+        ] {
+            var environment = [
+                "JWT_ACCESS_SECRET": own, "ACCOUNTING_SERVICE_TOKEN": "", "ALLOW_DEVELOPMENT_SECRETS": "false",
+                "PORT": String(TestEnvironment.freePort()), "WORKER_METRICS_PORT": "0",
+            ]
+            environment[setting] = published
+            let process = try ChildProcess(executable: ChildProcess.binary(binary), environment: environment)
+            let (status, output) = try await process.waitForExit(limit: .seconds(10))
+            #expect(status == 2)
+            #expect(output.contains("\(setting) is a development secret this repository publishes"))
+        }
+        // The same secret with the development setting: the process starts (it is stopped once it serves).
+        let allowed = try ChildProcess(
+            executable: ChildProcess.binary(binary),
+            environment: [
+                "JWT_ACCESS_SECRET": APIFixture.secret, "ALLOW_DEVELOPMENT_SECRETS": "true", "PORT": String(TestEnvironment.freePort()),
+                "WORKER_METRICS_PORT": "0", "REDIS_URL": TestEnvironment.redisURL, "MONGO_URI": MongoSessionStoreTests.uniqueDatabaseURI(),
+                "JOB_STREAM": uniqueKey("jobs"),
+            ]
+        )
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(10)
+        let serving = binary == "CHAT_API_BIN" ? "Server started" : "health and metrics served"
+        while allowed.isRunning, clock.now < deadline, !allowed.printedSoFar.contains(serving) {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(allowed.isRunning && allowed.printedSoFar.contains(serving), "it did not start: \(allowed.printedSoFar)")
+        allowed.signal(SIGTERM)
+        let (_, output) = try await allowed.waitForExit(limit: .seconds(20))
+        #expect(!output.contains("configuration error"))
+    }
+
     @Test("chat-api refuses a bad setting at start", arguments: [
         ["PORT": "http"], ["REDIS_URL": "localhost:6379"], ["JWT_ACCESS_SECRET": ""], ["ACCOUNTING_MAX_CONNECTIONS": "0"], ["ACCOUNTING_MAX_CONNECTIONS": "many"],
     ])
@@ -117,7 +161,7 @@ struct ProcessTests {
         let jobID = UUID().uuidString.lowercased()
         let verifier = try AccessTokenVerifier(secret: APIFixture.secret)
         try await Accounting.fund(user, credits: 100, accountingURL: TestEnvironment.accountingURL, verifier: verifier)
-        let ledger = AccountingClient(baseURL: TestEnvironment.accountingURL, httpClient: HTTPClient.shared)
+        let ledger = AccountingClient(baseURL: TestEnvironment.accountingURL, httpClient: HTTPClient.shared, serviceCredential: TestEnvironment.serviceCredential)
         let token = verifier.sign(userID: user, role: .enduser, lifetime: 300)
         let reservation = try await ledger.reserve(reservationID: jobID, sessionID: sessionID, modelID: ModelCatalog.defaultModelID, estimatedTokens: 2_000, token: token)
         #expect(reservation.allocatedCredits > 0)

@@ -36,7 +36,7 @@ struct APIFixture {
         var fixture = APIFixture(store: store, redis: redis)
         var limiter = RateLimiter(redis: redis, settings: rateLimits, logger: Logger(label: "test.ratelimit"))
         limiter.keyPrefix = uniqueKey("ratelimit")
-        let ledger = AccountingClient(baseURL: accountingURL, httpClient: HTTPClient.shared, timeout: .seconds(2))
+        let ledger = AccountingClient(baseURL: accountingURL, httpClient: HTTPClient.shared, timeout: .seconds(2), serviceCredential: TestEnvironment.serviceCredential)
         let events = SessionEvents(redis: redis)
         let cache = SessionCache(redis: redis)
         let hub = EventHub(redis: redis, events: events, configuration: EventHub.Configuration(heartbeatInterval: .seconds(1)))

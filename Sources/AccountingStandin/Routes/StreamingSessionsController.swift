@@ -1,10 +1,14 @@
 import ChatCore
 import Foundation
+import HTTPTypes
 import Hummingbird
 
-/// `/api/streaming-sessions`: reserve credits for a generation, then settle them with the tokens it used.
+/// `/api/streaming-sessions`: reserve credits for a generation, then settle them with the tokens it used. With a
+/// service credential, both calls are the chat service's alone (403 for anyone else); the user is still the
+/// bearer token's subject.
 struct StreamingSessionsController: Sendable {
     let store: AccountStore
+    let serviceCredential: ServiceCredential?
 
     func register(on group: RouterGroup<AccountingRequestContext>) {
         group.post("/initialize", use: initialize)
@@ -16,6 +20,7 @@ struct StreamingSessionsController: Sendable {
     /// same model and estimate answers it again (201); any other repeat of the session id is 409.
     @Sendable func initialize(_ request: Request, context: AccountingRequestContext) async throws -> Response {
         let user = try context.requireUser()
+        try requireService(request)
         let fields = try await RequestFields.body(of: request, context: context)
         let sessionID = try fields.string("sessionId", required: true)!
         let model = try fields.model()!
@@ -41,6 +46,7 @@ struct StreamingSessionsController: Sendable {
     /// creditsUsed, refund, ...}`. Idempotent: a repeat answers the first settlement and refunds nothing more.
     @Sendable func finalize(_ request: Request, context: AccountingRequestContext) async throws -> Response {
         let user = try context.requireUser()
+        try requireService(request)
         let fields = try await RequestFields.body(of: request, context: context)
         let sessionID = try fields.string("sessionId", required: true)!
         let usage = try Self.usage(fields)
@@ -56,9 +62,19 @@ struct StreamingSessionsController: Sendable {
             "refund": settlement?.refund ?? 0,
             "actualCost": settlement?.actualCost ?? 0,
             "success": settlement?.success ?? false,
+            "inputTokens": settlement?.inputTokens ?? 0,
+            "outputTokens": settlement?.outputTokens ?? 0,
         ]
         if let forfeited = settlement?.forfeited, forfeited > 0 { body["forfeitedCredits"] = forfeited }
         return JSONReply.make(.ok, body)
+    }
+
+    /// 403 unless the request carries the service credential, when one is configured.
+    private func requireService(_ request: Request) throws {
+        guard let serviceCredential else { return }
+        guard serviceCredential.matches(request.headers[HTTPField.Name(ServiceCredential.headerName)!]) else {
+            throw ChatError(.forbidden, code: "SERVICE_CREDENTIAL_REQUIRED", message: "Only the chat service may reserve or settle credits")
+        }
     }
 
     /// The tokens to bill: `inputTokens` and `outputTokens` when given (one of them missing is the rest of

@@ -1,3 +1,4 @@
+import ChatCore
 import Foundation
 
 /// A server process (redis-server or SecantusDB) that a test starts, kills and restarts itself,
@@ -107,6 +108,8 @@ enum TestEnvironment {
 
     /// The accounting stand-in that `make test` started.
     static var accountingURL: String { ProcessInfo.processInfo.environment["ACCOUNTING_URL"] ?? "http://127.0.0.1:3022" }
+    /// The credential the accounting stand-in of `make test` requires for reservations and settlements.
+    static var serviceCredential: ServiceCredential? { try? ServiceCredential.from(Environment()) }
     /// The auth stand-in that `make test` started.
     static var authURL: String { ProcessInfo.processInfo.environment["AUTH_URL"] ?? "http://127.0.0.1:3021" }
 
