@@ -108,6 +108,7 @@ func buildRoutes(_ dependencies: APIDependencies) -> RouteTable<ChatRequestConte
     let router = RouteTable(Router(context: ChatRequestContext.self))
     router.add(middleware: RequestIDMiddleware())
     router.add(middleware: ErrorMiddleware())
+    router.add(middleware: HeaderLimitMiddleware())
     router.add(middleware: ClientAddressMiddleware(trusted: dependencies.trustedProxies))
     // Probes and scrapes are not clients: they never use up, or get refused by, the per-IP limit.
     router.add(middleware: RateLimitMiddleware(limiter: dependencies.rateLimiter) { request in

@@ -219,7 +219,7 @@ struct SessionsAPITests {
                 (body([:]), "title is required"),
                 (body(["title": "   "]), "title must not be empty"),
                 (body(["title": 42]), "title must be a string"),
-                (body(["title": String(repeating: "x", count: 201)]), "title must be at most 200 characters"),
+                (body(["title": String(repeating: "x", count: 201)]), "title must be at most 200 characters and 1000 bytes of UTF-8 text"),
                 (body(["title": "ok", "modelId": "invalid-model-id"]), "Invalid model ID"),
                 (body(["title": "ok", "initialMessage": 7]), "initialMessage must be a string"),
             ]

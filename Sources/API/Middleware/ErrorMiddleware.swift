@@ -1,6 +1,7 @@
 import ChatCore
 import Foundation
 import Hummingbird
+import NIOCore
 import Queue
 
 /// Turns every error into `{"message", "code", "requestId"}` with the right status; nothing of a driver's
@@ -26,6 +27,9 @@ struct ErrorMiddleware: RouterMiddleware {
             return (status(of: error.kind), error.code, error.message)
         case is RedisClientError, is RedisServerError:
             return (.serviceUnavailable, "QUEUE_UNAVAILABLE", "The queue is unavailable")
+        case is NIOTooManyBytesError:
+            // A body read past its route's limit.
+            return (.contentTooLarge, "BODY_TOO_LARGE", "The request body is too large")
         case let error as HTTPError:
             switch error.status {
             case .notFound: return (.notFound, "NOT_FOUND", "Not found")

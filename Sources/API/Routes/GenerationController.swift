@@ -142,9 +142,7 @@ struct GenerationController: Sendable {
             guard let message = query["message"].map(String.init)?.trimmingCharacters(in: .whitespacesAndNewlines), !message.isEmpty else {
                 throw ChatError(.badRequest, code: "VALIDATION_ERROR", message: "message is required")
             }
-            guard message.count <= SessionController.maxMessageLength else {
-                throw ChatError(.badRequest, code: "VALIDATION_ERROR", message: "message must be at most \(SessionController.maxMessageLength) characters")
-            }
+            try TextField.checkSize(message, "message", maxBytes: SessionController.maxMessageBytes)
             return (message, query["modelId"].map(String.init).flatMap { $0.isEmpty ? nil : $0 })
         }
         let body = try await request.decodeBody(MessageBody.self, context: context)

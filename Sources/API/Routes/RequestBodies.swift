@@ -2,17 +2,28 @@ import ChatCore
 import Foundation
 import Hummingbird
 
-/// The JSON bodies the API accepts, decoded with `decodeBody`; each names its fields' limits in `validated()`.
+/// The JSON bodies the API accepts, decoded with `decodeBody`; each names its size and its fields' limits.
 protocol RequestBody: Decodable {
+    /// The largest body of this kind read, in bytes (413 beyond); well under the server's global limit.
+    static var maxBodyBytes: Int { get }
     /// The body with its text fields trimmed and checked (400 naming the field).
     func validated() throws -> Self
 }
 
+extension RequestBody {
+    static var maxBodyBytes: Int { 16 * 1024 }
+}
+
+/// The body limit of the routes that carry a message: room for `maxMessageBytes` even when every character is
+/// written as a JSON `\u` escape (up to three times its UTF-8 size), plus the other fields.
+private let messageBodyBytes = 3 * SessionController.maxMessageBytes + 16 * 1024
+
 extension Request {
-    /// Reads and decodes the body as `T`, then validates it. Empty, not JSON, not an object, a field of the
-    /// wrong type: 400 with a message naming what is wrong. Too large: 413.
+    /// Reads and decodes the body as `T`, then validates it. Empty, not JSON (invalid UTF-8 and nesting deeper than
+    /// the decoder's limit included), not an object, a field of the wrong type: 400 with a message naming what is
+    /// wrong. Larger than `T.maxBodyBytes`: 413.
     func decodeBody<T: RequestBody>(_ type: T.Type, context: ChatRequestContext) async throws -> T {
-        let buffer = try await body.collect(upTo: context.maxUploadSize)
+        let buffer = try await body.collect(upTo: min(T.maxBodyBytes, context.maxUploadSize))
         guard buffer.readableBytes > 0 else {
             throw ChatError(.badRequest, code: "INVALID_BODY", message: "The request body must be a JSON object")
         }
@@ -37,9 +48,9 @@ extension Request {
 
 /// Checks of one text field.
 enum TextField {
-    /// `value` trimmed; nil when absent or blank and not required; 400 when required and missing, or longer
-    /// than `maxLength` characters.
-    static func check(_ value: String?, _ name: String, required: Bool, maxLength: Int) throws -> String? {
+    /// `value` trimmed; nil when absent or blank and not required; 400 when required and missing, longer than
+    /// `maxBytes` UTF-8 bytes, or (when given) than `maxCharacters` characters.
+    static func check(_ value: String?, _ name: String, required: Bool, maxBytes: Int, maxCharacters: Int? = nil) throws -> String? {
         let trimmed = value?.trimmingCharacters(in: .whitespacesAndNewlines)
         guard let trimmed, !trimmed.isEmpty else {
             if required {
@@ -47,37 +58,48 @@ enum TextField {
             }
             return nil
         }
-        guard trimmed.count <= maxLength else {
-            throw ChatError(.badRequest, code: "VALIDATION_ERROR", message: "\(name) must be at most \(maxLength) characters")
-        }
+        try checkSize(trimmed, name, maxBytes: maxBytes, maxCharacters: maxCharacters)
         return trimmed
+    }
+
+    /// 400 when `text` is longer than `maxBytes` UTF-8 bytes or (when given) `maxCharacters` characters. The bytes
+    /// are counted first, so a huge text is never walked character by character.
+    static func checkSize(_ text: String, _ name: String, maxBytes: Int, maxCharacters: Int? = nil) throws {
+        let limits = maxCharacters.map { "\($0) characters and \(maxBytes) bytes" } ?? "\(maxBytes) bytes"
+        guard text.utf8.count <= maxBytes, maxCharacters.map({ text.count <= $0 }) ?? true else {
+            throw ChatError(.badRequest, code: "VALIDATION_ERROR", message: "\(name) must be at most \(limits) of UTF-8 text")
+        }
     }
 }
 
 /// `POST /api/chat/sessions`.
 struct CreateSessionBody: RequestBody {
+    static var maxBodyBytes: Int { messageBodyBytes }
     var title: String?
     var modelId: String?
     var initialMessage: String?
 
     func validated() throws -> CreateSessionBody {
         CreateSessionBody(
-            title: try TextField.check(title, "title", required: true, maxLength: SessionController.maxTitleLength),
-            modelId: try TextField.check(modelId, "modelId", required: false, maxLength: 200),
-            initialMessage: try TextField.check(initialMessage, "initialMessage", required: false, maxLength: SessionController.maxMessageLength)
+            title: try TextField.check(
+                title, "title", required: true, maxBytes: SessionController.maxTitleBytes, maxCharacters: SessionController.maxTitleLength
+            ),
+            modelId: try TextField.check(modelId, "modelId", required: false, maxBytes: 200),
+            initialMessage: try TextField.check(initialMessage, "initialMessage", required: false, maxBytes: SessionController.maxMessageBytes)
         )
     }
 }
 
 /// `POST .../stream` and `POST .../messages`.
 struct MessageBody: RequestBody {
+    static var maxBodyBytes: Int { messageBodyBytes }
     var message: String?
     var modelId: String?
 
     func validated() throws -> MessageBody {
         MessageBody(
-            message: try TextField.check(message, "message", required: true, maxLength: SessionController.maxMessageLength),
-            modelId: try TextField.check(modelId, "modelId", required: false, maxLength: 200)
+            message: try TextField.check(message, "message", required: true, maxBytes: SessionController.maxMessageBytes),
+            modelId: try TextField.check(modelId, "modelId", required: false, maxBytes: 200)
         )
     }
 }
@@ -87,7 +109,7 @@ struct UpdateStreamBody: RequestBody {
     var streamingSessionId: String?
 
     func validated() throws -> UpdateStreamBody {
-        UpdateStreamBody(streamingSessionId: try TextField.check(streamingSessionId, "streamingSessionId", required: false, maxLength: 200))
+        UpdateStreamBody(streamingSessionId: try TextField.check(streamingSessionId, "streamingSessionId", required: false, maxBytes: 200))
     }
 }
 
@@ -98,8 +120,8 @@ struct RecommendBody: RequestBody {
 
     func validated() throws -> RecommendBody {
         RecommendBody(
-            task: try TextField.check(task, "task", required: true, maxLength: 500),
-            priority: try TextField.check(priority, "priority", required: false, maxLength: 20)
+            task: try TextField.check(task, "task", required: true, maxBytes: 2_000, maxCharacters: 500),
+            priority: try TextField.check(priority, "priority", required: false, maxBytes: 20)
         )
     }
 }

@@ -13,10 +13,12 @@ struct SessionController: Sendable {
     let state: GenerationState
     let cache: SessionCache
     let starter: GenerationStarter
-    /// Titles longer than this are refused.
+    /// Titles of more characters than this are refused.
     static let maxTitleLength = 200
-    /// Messages longer than this are refused.
-    static let maxMessageLength = 100_000
+    /// Titles of more UTF-8 bytes than this are refused (a character may hide any number of combining marks).
+    static let maxTitleBytes = 1_000
+    /// Messages of more UTF-8 bytes than this are refused.
+    static let maxMessageBytes = 100_000
 
     func register(on group: RouterGroup<ChatRequestContext>) {
         group.post("/sessions", use: create)
