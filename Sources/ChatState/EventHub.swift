@@ -110,7 +110,7 @@ public final class EventHub: Service, Sendable {
         } else {
             idleContinuation.yield()
         }
-        return EventSubscription(stream: stream, overflowedBox: overflowed)
+        return EventSubscription(stream: stream, overflowedBox: overflowed, continuation: continuation)
     }
 
     private func remove(key: String, id: Int) {
@@ -241,9 +241,14 @@ public struct EventSubscription: AsyncSequence, Sendable {
     public typealias Element = SessionEvent
     let stream: AsyncStream<SessionEvent>
     let overflowedBox: NIOLockedValueBox<Bool>
+    let continuation: AsyncStream<SessionEvent>.Continuation
 
     /// Whether the hub dropped this subscriber for falling behind (it should resume from its last event id).
     public var overflowed: Bool { overflowedBox.withLockedValue { $0 } }
+
+    /// Ends the sequence from outside (the process stopping, the reader's token expiring): the consumer gets what
+    /// is already buffered, then the end. Safe from any task, any number of times.
+    public func finish() { continuation.finish() }
 
     /// Iterates the events.
     public func makeAsyncIterator() -> AsyncStream<SessionEvent>.Iterator { stream.makeAsyncIterator() }

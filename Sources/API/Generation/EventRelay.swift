@@ -2,6 +2,7 @@ import ChatCore
 import ChatState
 import HTTPTypes
 import Hummingbird
+import NIOConcurrencyHelpers
 import NIOCore
 import ServiceLifecycle
 
@@ -9,7 +10,9 @@ import ServiceLifecycle
 /// one `data:` line each, written from the bytes the worker stored (never parsed here); a comment every
 /// heartbeat interval while nothing happens. Events come from the process's one `EventHub`. Each write is
 /// awaited, so a slow client slows only its own relay, and one that falls a whole buffer behind is dropped
-/// (it resumes with `Last-Event-ID`); a client gone ends the relay, not the generation.
+/// (it resumes with `Last-Event-ID`); a client gone ends the relay, not the generation. When the process begins
+/// to stop, every relay ends at once (its client resumes on another replica with `Last-Event-ID`), so the server
+/// drains within its grace period.
 struct EventRelay: Sendable {
     let hub: EventHub
     let events: SessionEvents
@@ -57,9 +60,44 @@ struct EventRelay: Sendable {
         let subscription = try await hub.subscribe(sessionID: sessionID, after: entryID)
         ChatMetrics.sseStream(kind: "reply", delta: 1)
         defer { ChatMetrics.sseStream(kind: "reply", delta: -1) }
-        guard try await relayJob(subscription, sessionID: sessionID, jobID: jobID, after: entryID, writer: &writer) else {
-            return try await endEarly(subscription, writer: &writer)
+        let (completed, end) = try await Self.relaying(subscription, until: nil) {
+            try await relayJob(subscription, sessionID: sessionID, jobID: jobID, after: entryID, writer: &writer)
         }
+        guard completed else { return try await endEarly(subscription, end, writer: &writer) }
+    }
+
+    /// Why a relay was ended from outside its stream.
+    enum OutsideEnd: Sendable {
+        /// The process began its graceful shutdown.
+        case shutdown
+        /// The reader's token expired.
+        case expired
+    }
+
+    /// Runs `body`, which reads `subscription`, ending the subscription when the process begins its graceful
+    /// shutdown or at `deadline`; returns what `body` returned and why the subscription was ended, if it was.
+    static func relaying<T>(
+        _ subscription: EventSubscription, until deadline: ContinuousClock.Instant?, _ body: () async throws -> T
+    ) async throws -> (T, OutsideEnd?) {
+        let ended = NIOLockedValueBox<OutsideEnd?>(nil)
+        let result = try await withThrowingTaskGroup(of: Void.self) { group in
+            if let deadline {
+                group.addTask {
+                    try? await Task.sleep(until: deadline)
+                    guard !Task.isCancelled else { return }
+                    ended.withLockedValue { $0 = $0 ?? .expired }
+                    subscription.finish()
+                }
+            }
+            defer { group.cancelAll() }
+            return try await withGracefulShutdownHandler {
+                try await body()
+            } onGracefulShutdown: {
+                ended.withLockedValue { $0 = $0 ?? .shutdown }
+                subscription.finish()
+            }
+        }
+        return (result, ended.withLockedValue { $0 })
     }
 
     /// Writes job `jobID`'s events from `subscription` (which starts after `entryID`) until its last one;
@@ -94,22 +132,24 @@ struct EventRelay: Sendable {
         return false
     }
 
-    /// Writes every event after `entryID` (all jobs) until the client goes away, or until the process shuts
-    /// down (an observer's stream has no end of its own; the observer reconnects to another replica).
-    func relayAll(sessionID: String, after entryID: String, writer: inout any ResponseBodyWriter) async throws {
+    /// Writes every event after `entryID` (all jobs) until the client goes away, the process shuts down (an
+    /// observer's stream has no end of its own; the observer reconnects to another replica), or `expiry`, when
+    /// the observer's token expires: an `error` event `TOKEN_EXPIRED` then ends the stream.
+    func relayAll(sessionID: String, after entryID: String, until expiry: ContinuousClock.Instant?, writer: inout any ResponseBodyWriter) async throws {
         let subscription = try await hub.subscribe(sessionID: sessionID, after: entryID)
         ChatMetrics.sseStream(kind: "observer", delta: 1)
         defer { ChatMetrics.sseStream(kind: "observer", delta: -1) }
         var filter = StaleAttemptFilter()
-        for await event in subscription {
-            if event.isHeartbeat {
-                if Task.isShuttingDownGracefully { return }
-                try await writer.write(Self.heartbeat)
-            } else if filter.admit(event) {
-                try await writer.write(Self.frame(id: event.id, event: event.type, data: event.data))
+        let (_, end) = try await Self.relaying(subscription, until: expiry) {
+            for await event in subscription {
+                if event.isHeartbeat {
+                    try await writer.write(Self.heartbeat)
+                } else if filter.admit(event) {
+                    try await writer.write(Self.frame(id: event.id, event: event.type, data: event.data))
+                }
             }
         }
-        try await endEarly(subscription, writer: &writer)
+        try await endEarly(subscription, end, writer: &writer)
     }
 
     /// The job's `complete` or `error` event, waiting up to `timeout` for it; nil when it did not come in time
@@ -117,7 +157,11 @@ struct EventRelay: Sendable {
     func waitForEnd(of record: JobRecord, timeout: Duration) async throws -> SessionEvent? {
         let subscription = try await hub.subscribe(sessionID: record.sessionID, after: record.startEventID)
         let deadline = ContinuousClock.now + timeout
-        return try await withThrowingTaskGroup(of: SessionEvent?.self) { group in
+        return try await Self.relaying(subscription, until: nil) { try await waitForEnd(of: record, subscription, until: deadline) }.0
+    }
+
+    private func waitForEnd(of record: JobRecord, _ subscription: EventSubscription, until deadline: ContinuousClock.Instant) async throws -> SessionEvent? {
+        try await withThrowingTaskGroup(of: SessionEvent?.self) { group in
             group.addTask { [state, events] in
                 var last = record.startEventID
                 for await event in subscription {
@@ -144,11 +188,16 @@ struct EventRelay: Sendable {
         }
     }
 
-    /// A subscription that ended before its stream did: the client fell too far behind, or the process is
-    /// stopping. Either way the client resumes from its last event id.
-    private func endEarly(_ subscription: EventSubscription, writer: inout any ResponseBodyWriter) async throws {
-        guard subscription.overflowed else { return }
-        let body = #"{"code":"CLIENT_TOO_SLOW","message":"The stream fell too far behind; reconnect with Last-Event-ID to resume"}"#
-        try await writer.write(Self.frame(id: nil, event: "error", data: body))
+    /// A subscription that ended before its stream did: the client fell too far behind (an `error` event says
+    /// so), the process is stopping (the stream just ends), or the reader's token expired (an `error` event says
+    /// so). The client resumes from its last event id, with a fresh token for the last.
+    private func endEarly(_ subscription: EventSubscription, _ end: OutsideEnd?, writer: inout any ResponseBodyWriter) async throws {
+        if subscription.overflowed {
+            let body = #"{"code":"CLIENT_TOO_SLOW","message":"The stream fell too far behind; reconnect with Last-Event-ID to resume"}"#
+            try await writer.write(Self.frame(id: nil, event: "error", data: body))
+        } else if end == .expired {
+            let body = #"{"code":"TOKEN_EXPIRED","message":"Your token expired; reconnect with a fresh token and Last-Event-ID to resume"}"#
+            try await writer.write(Self.frame(id: nil, event: "error", data: body))
+        }
     }
 }

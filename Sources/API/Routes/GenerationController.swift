@@ -4,6 +4,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Queue
+import ServiceLifecycle
 
 /// Generations in a session: streamed (`/stream`, POST or GET for EventSource, resumable with
 /// `Last-Event-ID`), whole (`/messages`, waiting or `Prefer: respond-async`), cancelled, and the
@@ -80,6 +81,14 @@ struct GenerationController: Sendable {
     /// Waits for the job's `complete` (200) or `error` (502); past the wait, 504 with the job id.
     private func waitForReply(_ record: JobRecord) async throws -> Response {
         guard let outcome = try await relay.waitForEnd(of: record, timeout: messageWait) else {
+            if Task.isShuttingDownGracefully {
+                var response = Response.json(
+                    status: .serviceUnavailable,
+                    ErrorBody(message: "This server is stopping; the reply will be saved when done", code: "SHUTTING_DOWN", jobId: record.jobID)
+                )
+                response.headers[.retryAfter] = "1"
+                return response
+            }
             return Response.json(
                 status: .gatewayTimeout,
                 ErrorBody(message: "The reply is taking longer than expected; it will be saved when done", code: "REPLY_TIMEOUT", jobId: record.jobID)

@@ -34,11 +34,13 @@ struct ObserveController: Sendable {
         let greeting = ObserverGreeting(sessionId: sessionID, ownerId: ownerID, observerId: user.id, observerRole: user.role, activeJobId: activeJob)
         let first = EventRelay.frame(id: nil, event: "observer", data: Self.json(greeting))
         let from = start
+        // The stream ends when the observer's token does: a revoked supervisor does not keep watching.
+        let expiry = ContinuousClock.now + .seconds(user.expiresAt) - .seconds(Date().timeIntervalSince1970)
         return Response(
             status: .ok, headers: EventRelay.headers,
             body: ResponseBody { [relay] writer in
                 try await writer.write(first)
-                try await relay.relayAll(sessionID: sessionID, after: from, writer: &writer)
+                try await relay.relayAll(sessionID: sessionID, after: from, until: expiry, writer: &writer)
                 try await writer.finish(nil)
             }
         )

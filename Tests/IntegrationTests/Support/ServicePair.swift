@@ -15,8 +15,8 @@ final class ServicePair: @unchecked Sendable {
     var apiURL: String { "http://127.0.0.1:\(apiPort)" }
     var workerURL: String { "http://127.0.0.1:\(workerPort)" }
 
-    /// Starts both with `LOG_LEVEL` `logLevel`; `ready()` waits for them.
-    init(logLevel: String = "warning", apiEnvironment: [String: String] = [:]) throws {
+    /// Starts both with `LOG_LEVEL` `logLevel`, each with its own extra settings; `ready()` waits for them.
+    init(logLevel: String = "warning", apiEnvironment: [String: String] = [:], workerEnvironment: [String: String] = [:]) throws {
         let environment = [
             "REDIS_URL": TestEnvironment.redisURL, "MONGO_URI": database, "JWT_ACCESS_SECRET": APIFixture.secret,
             "ACCOUNTING_URL": TestEnvironment.accountingURL, "JOB_STREAM": uniqueKey("pair-jobs"), "LOG_LEVEL": logLevel,
@@ -29,6 +29,7 @@ final class ServicePair: @unchecked Sendable {
         worker = try ChildProcess(
             executable: ChildProcess.binary("CHAT_WORKER_BIN"),
             environment: environment.merging(["WORKER_METRICS_PORT": String(workerPort), "WORKER_METRICS_HOST": "127.0.0.1"]) { $1 }
+                .merging(workerEnvironment) { $1 }
         )
     }
 
