@@ -35,6 +35,16 @@ struct APIConfiguration: Sendable {
     /// The proxies whose `X-Forwarded-For` names the client (`TRUSTED_PROXIES`, addresses or CIDR ranges; none
     /// by default: the peer is the client).
     var trustedProxies: TrustedProxies
+    /// Per-user caps, over every replica: open reply streams and waiting messages (`MAX_STREAMS_PER_USER`, 10),
+    /// observer streams (`MAX_OBSERVERS_PER_USER`, 20), unfinished generations (`MAX_GENERATIONS_PER_USER`, 5).
+    var maxStreamsPerUser: Int
+    var maxObserversPerUser: Int
+    var maxGenerationsPerUser: Int
+    /// Jobs that may wait for a worker before new generations get 503 `QUEUE_FULL` (`QUEUE_MAX_WAITING`, 2000).
+    var queueMaxWaiting: Int
+    /// How long a connection may sit idle, or take to send a request, before it is closed (`HTTP_IDLE_TIMEOUT_MS`,
+    /// 60 s); an open event stream is never idle.
+    var httpIdleTimeout: Duration
 
     /// Reads and checks the settings; a bad one throws a `ConfigurationError` with one clear line.
     init(environment: Environment) throws {
@@ -59,5 +69,10 @@ struct APIConfiguration: Sendable {
         queueTimeout = try environment.milliseconds("JOB_QUEUE_TIMEOUT_MS", default: .seconds(120), in: 1_000...86_400_000)
         heartbeatInterval = try environment.milliseconds("SSE_HEARTBEAT_MS", default: .seconds(15), in: 100...300_000)
         trustedProxies = try TrustedProxies(parsing: environment.string("TRUSTED_PROXIES", default: ""))
+        maxStreamsPerUser = try environment.int("MAX_STREAMS_PER_USER", default: 10, in: 0...100_000)
+        maxObserversPerUser = try environment.int("MAX_OBSERVERS_PER_USER", default: 20, in: 0...100_000)
+        maxGenerationsPerUser = try environment.int("MAX_GENERATIONS_PER_USER", default: 5, in: 0...100_000)
+        queueMaxWaiting = try environment.int("QUEUE_MAX_WAITING", default: 2_000, in: 0...10_000_000)
+        httpIdleTimeout = try environment.milliseconds("HTTP_IDLE_TIMEOUT_MS", default: .seconds(60), in: 100...3_600_000)
     }
 }

@@ -5,6 +5,7 @@ import ChatState
 import ChatStore
 import Foundation
 import Hummingbird
+import NIOCore
 import Logging
 import Queue
 import Telemetry
@@ -29,6 +30,10 @@ struct APIDependencies: Sendable {
     var messageWait: Duration = .seconds(120)
     /// Proxies whose `X-Forwarded-For` names the client.
     var trustedProxies = try! TrustedProxies(parsing: "")
+    /// The per-user caps on open streams (none when nil).
+    var streamLimits: StreamLimits? = nil
+    /// The cap on jobs waiting for a worker (none when nil).
+    var backlog: BacklogGate? = nil
 }
 
 /// Builds chat-api: the Redis client and the MongoDB store as services of its `ServiceGroup`, the router, the
@@ -54,7 +59,7 @@ func buildApplication(configuration: APIConfiguration) async throws -> some Appl
         redis: redis, events: events, configuration: EventHub.Configuration(heartbeatInterval: configuration.heartbeatInterval),
         logger: Logger(label: "chat-api.events")
     )
-    let dependencies = APIDependencies(
+    var dependencies = APIDependencies(
         redis: redis, store: store,
         verifier: try AccessTokenVerifier(secret: configuration.jwtAccessSecret),
         healthTimeout: configuration.healthTimeout,
@@ -64,7 +69,7 @@ func buildApplication(configuration: APIConfiguration) async throws -> some Appl
         // sweeper waits well past that before it ends a job that was never enqueued.
         state: GenerationState(
             redis: redis, cache: cache, enqueueGrace: max(.seconds(30), configuration.accountingTimeout * 2 + .seconds(10)),
-            queueTimeout: configuration.queueTimeout
+            queueTimeout: configuration.queueTimeout, maxJobsPerUser: configuration.maxGenerationsPerUser
         ),
         cache: cache,
         queue: JobQueue<InferenceJob>(
@@ -76,6 +81,11 @@ func buildApplication(configuration: APIConfiguration) async throws -> some Appl
         messageWait: configuration.messageWait,
         trustedProxies: configuration.trustedProxies
     )
+    dependencies.streamLimits = StreamLimits(
+        slots: UserSlots(redis: redis, lease: max(.seconds(30), configuration.heartbeatInterval * 4)),
+        maxStreams: configuration.maxStreamsPerUser, maxObservers: configuration.maxObserversPerUser
+    )
+    dependencies.backlog = BacklogGate(queue: dependencies.queue, maxWaiting: configuration.queueMaxWaiting)
     do {
         try await dependencies.queue.prepare()
     } catch {
@@ -83,6 +93,12 @@ func buildApplication(configuration: APIConfiguration) async throws -> some Appl
     }
     var app = Application(
         router: MeteredRouter(buildRouter(dependencies)),
+        // The decoder takes request heads up to 512 KiB, so that HeaderLimitMiddleware answers an oversized one
+        // with a JSON 414 or 431; past that the connection is closed with a bare 400.
+        server: .http1(configuration: .init(
+            idleTimeout: TimeAmount.nanoseconds(configuration.httpIdleTimeout.nanoseconds),
+            httpDecoderConfiguration: .init(maxHeaderFieldSize: 512 * 1024, maxHeaderListSize: 512 * 1024, maxHeaderFieldCount: 200)
+        )),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "chat-api"),
         logger: logger
     )
@@ -129,10 +145,11 @@ func buildRoutes(_ dependencies: APIDependencies) -> RouteTable<ChatRequestConte
         .add(middleware: RateLimitMiddleware(limiter: dependencies.rateLimiter, classify: RateLimitMiddleware.chatClass))
     let starter = GenerationStarter(
         store: dependencies.store, state: dependencies.state, cache: dependencies.cache, queue: dependencies.queue,
-        ledger: dependencies.ledger, maxOutputTokens: dependencies.maxOutputTokens
+        ledger: dependencies.ledger, maxOutputTokens: dependencies.maxOutputTokens, backlog: dependencies.backlog
     )
+    let limits = dependencies.streamLimits ?? StreamLimits(slots: UserSlots(redis: dependencies.redis), maxStreams: 0, maxObservers: 0)
     let relay = EventRelay(hub: dependencies.hub, events: dependencies.events, state: dependencies.state, cache: dependencies.cache)
-    ObserveController(store: dependencies.store, state: dependencies.state, relay: relay).register(on: chat)
+    ObserveController(store: dependencies.store, state: dependencies.state, relay: relay, limits: limits).register(on: chat)
     SessionController(store: dependencies.store, ledger: dependencies.ledger, state: dependencies.state, cache: dependencies.cache, starter: starter)
         .register(on: chat)
     let models = router.group("/api/models")
@@ -142,7 +159,9 @@ func buildRoutes(_ dependencies: APIDependencies) -> RouteTable<ChatRequestConte
     let jobs = router.group("/api/jobs")
         .add(middleware: AuthenticationMiddleware(verifier: dependencies.verifier))
         .add(middleware: RateLimitMiddleware(limiter: dependencies.rateLimiter, classify: RateLimitMiddleware.chatClass))
-    GenerationController(starter: starter, relay: relay, state: dependencies.state, store: dependencies.store, messageWait: dependencies.messageWait)
+    GenerationController(
+        starter: starter, relay: relay, state: dependencies.state, store: dependencies.store, messageWait: dependencies.messageWait, limits: limits
+    )
         .register(on: chat, jobs: jobs)
     OpenAPIController().register(on: router)
     return router

@@ -19,12 +19,15 @@ public struct ChatError: Error, Sendable, Equatable, CustomStringConvertible {
     public var code: String
     /// A human sentence; never a driver message or a stack trace.
     public var message: String
+    /// Seconds after which trying again may succeed, sent as `Retry-After` (429 and 503).
+    public var retryAfter: Int?
 
     /// Creates an error.
-    public init(_ kind: Kind, code: String, message: String) {
+    public init(_ kind: Kind, code: String, message: String, retryAfter: Int? = nil) {
         self.kind = kind
         self.code = code
         self.message = message
+        self.retryAfter = retryAfter
     }
 
     public var description: String { "\(code): \(message)" }

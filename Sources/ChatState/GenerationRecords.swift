@@ -57,6 +57,8 @@ public enum BeginOutcome: Sendable, Equatable {
     case started(JobRecord, SessionSummary)
     /// Another generation runs in the session.
     case busy
+    /// The user already has as many unfinished generations as they may (`maxJobsPerUser`).
+    case tooManyJobs
     /// The session does not exist, was deleted, or is not the caller's.
     case notFound
     /// The cache does not know the session: fill it from the database and try again.

@@ -2,12 +2,14 @@ import Queue
 
 /// The Lua scripts of `GenerationState`. Each is one atomic step of a generation's life.
 enum GenerationScripts {
-    /// KEYS: session meta, lock, job, active set, events, history, open jobs. ARGV: jobId, lock ttl, sessionId,
-    /// userId, requested model, default model, now, meta ttl, message, messageId, record ttl, reservationId,
-    /// enqueue grace ms. The job is recorded (with its reservation, which never leaves the server) and listed
-    /// among the open jobs, due for the sweeper if it is not enqueued within the grace. A retried begin of the
-    /// same job (its first answer lost) answers as the first did.
-    /// Returns {'miss'}, {'notfound'}, {'busy'} or {'ok', startEventId, modelId, messageCount, contentBytes}.
+    /// KEYS: session meta, lock, job, active set, events, history, open jobs, the user's unfinished jobs. ARGV:
+    /// jobId, lock ttl, sessionId, userId, requested model, default model, now, meta ttl, message, messageId,
+    /// record ttl, reservationId, enqueue grace ms, the user's cap on unfinished jobs (0: none), how long a job
+    /// counts at most (ms). The job is recorded (with its reservation, which never leaves the server) and listed
+    /// among the open jobs, due for the sweeper if it is not enqueued within the grace, and among the user's
+    /// unfinished jobs (those that ended are dropped from that set here, lazily). A retried begin of the same
+    /// job (its first answer lost) answers as the first did.
+    /// Returns {'miss'}, {'notfound'}, {'busy'}, {'toomany'} or {'ok', startEventId, modelId, messageCount, contentBytes}.
     static let begin = RedisScript(
         """
         local meta = redis.call('HMGET', KEYS[1], 'userId', 'modelId', 'messageCount', 'contentBytes', 'deleted')
@@ -20,7 +22,20 @@ enum GenerationScripts {
         local model = ARGV[5]
         if model == '' then model = meta[2] or '' end
         if model == '' then model = ARGV[6] end
-        if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) == false then return {'busy'} end
+        if redis.call('EXISTS', KEYS[2]) == 1 then return {'busy'} end
+        local clock = redis.call('TIME')
+        local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+        if tonumber(ARGV[14]) > 0 then
+          redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', now)
+          for _, id in ipairs(redis.call('ZRANGE', KEYS[8], 0, -1)) do
+            local status = redis.call('HGET', 'chat:job:{' .. id .. '}', 'status')
+            if status ~= 'queued' and status ~= 'running' then redis.call('ZREM', KEYS[8], id) end
+          end
+          if redis.call('ZCARD', KEYS[8]) >= tonumber(ARGV[14]) then return {'toomany'} end
+          redis.call('ZADD', KEYS[8], now + tonumber(ARGV[15]), ARGV[1])
+          redis.call('PEXPIRE', KEYS[8], ARGV[15])
+        end
+        redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
         local last = redis.call('XREVRANGE', KEYS[5], '+', '-', 'COUNT', 1)
         local start = '0-0'
         if #last > 0 then start = last[1][1] end
@@ -30,8 +45,6 @@ enum GenerationScripts {
         redis.call('SADD', KEYS[4], ARGV[3])
         redis.call('PEXPIRE', KEYS[1], ARGV[8])
         redis.call('PEXPIRE', KEYS[6], ARGV[8])
-        local clock = redis.call('TIME')
-        local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
         redis.call('ZADD', KEYS[7], now + tonumber(ARGV[13]), ARGV[1])
         return {'ok', start, model, tonumber(meta[3] or '0'), tonumber(meta[4] or '0')}
         """

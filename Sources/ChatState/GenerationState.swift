@@ -29,14 +29,19 @@ public final class GenerationState: Sendable {
     public let pendingTurnsKey: String
     /// The default of `pendingTurnsKey`.
     public static let defaultPendingTurnsKey = "chat:turns:pending"
+    /// The most unfinished (queued or running) generations one user may have at once, across every session and
+    /// replica; 0 for no cap. A user's burst waits its turn instead of filling the queue ahead of everyone else.
+    public let maxJobsPerUser: Int
 
     /// State over `redis`.
     public init(
         redis: RedisClient, events: SessionEventsConfiguration = SessionEventsConfiguration(), cache: SessionCache? = nil,
         lockTTL: Duration = .seconds(600), recordTTL: Duration = .seconds(86_400), enqueueGrace: Duration = .seconds(30),
         queueTimeout: Duration = .seconds(120), lease: Duration = .seconds(60), settlementsKey: String = GenerationState.pendingSettlementsKey,
-        openJobsKey: String = GenerationState.defaultOpenJobsKey, pendingTurnsKey: String = GenerationState.defaultPendingTurnsKey
+        openJobsKey: String = GenerationState.defaultOpenJobsKey, pendingTurnsKey: String = GenerationState.defaultPendingTurnsKey,
+        maxJobsPerUser: Int = 0
     ) {
+        self.maxJobsPerUser = maxJobsPerUser
         self.settlementsKey = settlementsKey
         self.openJobsKey = openJobsKey
         self.pendingTurnsKey = pendingTurnsKey
@@ -52,6 +57,11 @@ public final class GenerationState: Sendable {
 
     static func jobKey(_ jobID: String) -> String { "chat:job:{\(jobID)}" }
     static func lockKey(_ sessionID: String) -> String { "chat:session:{\(sessionID)}:active" }
+    /// The user's unfinished jobs (a sorted set of job ids, scored by when they stop counting at the latest).
+    static func userJobsKey(_ userID: String) -> String { "chat:user:{\(userID)}:jobs" }
+    /// The longest a job counts among its user's unfinished jobs after it left the queue (one that ran longer
+    /// without ending is not held against its user).
+    static let longestJob: Duration = .seconds(3_600)
     static func cancelKey(_ jobID: String) -> String { cancelKeyPrefix + jobID + cancelKeySuffix }
     static let cancelKeyPrefix = "chat:job:{"
     static let cancelKeySuffix = "}:cancel"
@@ -80,11 +90,12 @@ public final class GenerationState: Sendable {
             GenerationScripts.begin,
             keys: [
                 SessionCache.metaKey(sessionID), Self.lockKey(sessionID), Self.jobKey(jobID), Self.activeSessionsKey, SessionEvents.key(sessionID: sessionID),
-                SessionCache.historyKey(sessionID), openJobsKey,
+                SessionCache.historyKey(sessionID), openJobsKey, Self.userJobsKey(userID),
             ],
             arguments: [
                 jobID, String(lockTTL.milliseconds), sessionID, userID, requestedModel ?? "", defaultModel, now, String(cache.ttl.milliseconds),
                 message, messageID, String(recordTTL.milliseconds), reservationID, String(enqueueGrace.milliseconds),
+                String(maxJobsPerUser), String((queueTimeout + Self.longestJob).milliseconds),
             ]
         )
         let values = reply.array ?? []
@@ -96,6 +107,7 @@ public final class GenerationState: Sendable {
             let record = JobRecord(jobID: jobID, sessionID: sessionID, userID: userID, modelID: model, status: .queued, startEventID: start)
             return .started(record, SessionSummary(modelID: model, messageCount: values[3].int ?? 0, contentBytes: values[4].int ?? 0))
         case "busy": return .busy
+        case "toomany": return .tooManyJobs
         case "notfound": return .notFound
         case "miss": return .unknownSession
         default: throw RedisClientError(.unexpectedReply, "begin returned \(reply)")

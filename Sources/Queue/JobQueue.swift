@@ -223,6 +223,17 @@ public final class JobQueue<Payload: Codable & Sendable>: Sendable {
         return QueueBacklog(waiting: max(0, length - pending), pending: pending, oldestJobAge: oldest, deadLetters: replies[4].int ?? 0)
     }
 
+    /// How many jobs wait for a worker (in the stream and not yet delivered), in one pipeline.
+    public func waitingCount() async throws -> Int {
+        let replies = try await redis.pipeline([
+            RedisCommand("XLEN", configuration.stream), RedisCommand("XPENDING", configuration.stream, configuration.group),
+        ])
+        guard replies.count == 2, let length = replies[0].int else {
+            throw RedisClientError(.unexpectedReply, "unexpected answers to the waiting count's pipeline")
+        }
+        return max(0, length - (replies[1].array?.first?.int ?? 0))
+    }
+
     /// How many jobs are delivered and not yet acknowledged.
     public func pendingCount() async throws -> Int {
         try await redis.xpendingCount(configuration.stream, group: configuration.group)

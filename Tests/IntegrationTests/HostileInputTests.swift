@@ -34,6 +34,19 @@ struct HostileInputTests {
         let header = try await Self.send(.GET, sessions, token: token, headers: ["X-Padding": String(repeating: "h", count: 70_000)])
         #expect(header.status == 431)
         #expect(header.body["code"] as? String == "HEADERS_TOO_LARGE")
+        let padding = String(repeating: "h", count: 30_000)
+        let three = try await Self.send(.GET, sessions, token: token, headers: ["X-A": padding, "X-B": padding, "X-C": padding])
+        #expect(three.status == 431)
+        #expect(three.body["code"] as? String == "HEADERS_TOO_LARGE")
+        let longTarget = try await Self.send(.GET, sessions + "?pad=" + String(repeating: "u", count: 400_000), token: token)
+        #expect(longTarget.status == 414)
+        #expect(longTarget.body["code"] as? String == "URI_TOO_LONG")
+        // The query form of /stream: a message past its byte limit is named as such, not refused by the parser.
+        let query = try await Self.send(
+            .GET, sessions + "/000000000000000000000000/stream?message=" + String(repeating: "a", count: 150_000), token: token
+        )
+        #expect(query.status == 400)
+        #expect(query.body["code"] as? String == "VALIDATION_ERROR")
 
         var invalid = ByteBuffer(string: #"{"title":""#)
         invalid.writeBytes([0xC3, 0x28, 0xFF, 0xFE])

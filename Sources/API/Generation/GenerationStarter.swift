@@ -16,6 +16,8 @@ struct GenerationStarter: Sendable {
     let ledger: any CreditLedger
     /// The longest reply asked of a model; reservations cover it.
     let maxOutputTokens: Int
+    /// Refuses new generations while the queue is full.
+    var backlog: BacklogGate? = nil
 
     /// The model `id`, if the caller may use it.
     static func model(id: String, role: UserRole) throws -> ModelInfo {
@@ -41,6 +43,7 @@ struct GenerationStarter: Sendable {
         queueBehind: Duration = .zero, timing: ServerTiming? = nil, requestID: String? = nil, trace: TraceContext? = nil
     ) async throws -> JobRecord {
         if let modelID { _ = try Self.model(id: modelID, role: user.role) }
+        try await backlog?.admit()
         let jobID = UUID().uuidString.lowercased()
         // The reservation's id is random and never leaves the server: a client that knew it could settle its
         // own reservation for nothing.
@@ -74,6 +77,11 @@ struct GenerationStarter: Sendable {
                 try await cache.fill(session)
                 filled = true
                 continue
+            case .tooManyJobs:
+                throw ChatError(
+                    .tooManyRequests, code: "TOO_MANY_GENERATIONS",
+                    message: "You already have \(state.maxJobsPerUser) replies being generated; wait for one to finish"
+                )
             case .busy:
                 // Waiting behind a running reply polls the lock alone, not the whole claim with the message.
                 repeat {

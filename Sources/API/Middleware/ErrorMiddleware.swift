@@ -14,10 +14,12 @@ struct ErrorMiddleware: RouterMiddleware {
             return try await next(request, context)
         } catch {
             let (status, code, message) = Self.describe(error)
-            if status.code >= 500 {
+            if status.code >= 500, (error as? ChatError)?.retryAfter == nil {
                 context.logger.error("request failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
             }
-            return Response.json(status: status, ErrorBody(message: message, code: code, requestId: context.requestID))
+            var response = Response.json(status: status, ErrorBody(message: message, code: code, requestId: context.requestID))
+            if let retryAfter = (error as? ChatError)?.retryAfter { response.headers[.retryAfter] = String(retryAfter) }
+            return response
         }
     }
 

@@ -38,14 +38,14 @@ struct RateLimitMiddleware: RouterMiddleware {
         headers[.rateLimitReset] = String(decision.resetSeconds)
     }
 
-    /// The class of an authenticated chat request, by method and path.
+    /// The class of an authenticated chat request, by method and path; every request has one.
     static func chatClass(_ request: Request) -> RateLimitClass? {
         let path = request.uri.path
         if request.method == .post && (path == "/api/chat/sessions" || path == "/api/chat/sessions/") { return .sessionCreate }
         if path.hasSuffix("/observe") { return .observe }
         if (request.method == .post && path.hasSuffix("/messages")) || path.hasSuffix("/stream") { return .generation }
-        if request.method == .get { return .read }
-        return nil
+        if request.method == .get || request.method == .head { return .read }
+        return .write
     }
 }
 

@@ -41,6 +41,8 @@ enum RateLimitClass: String, Sendable, CaseIterable {
     case read
     /// Observing other users' sessions.
     case observe
+    /// Changing things without starting a generation: cancel, update-stream, delete, the model recommendation.
+    case write
 
     /// The environment variable that sets its policy.
     var setting: String { "RATE_LIMIT_" + rawValue.uppercased().replacingOccurrences(of: "-", with: "_") }
@@ -53,6 +55,7 @@ enum RateLimitClass: String, Sendable, CaseIterable {
         case .generation: RateLimitPolicy(limit: 30, period: .seconds(60), burst: 10)
         case .read: RateLimitPolicy(limit: 300, period: .seconds(60), burst: 60)
         case .observe: RateLimitPolicy(limit: 60, period: .seconds(60), burst: 20)
+        case .write: RateLimitPolicy(limit: 120, period: .seconds(60), burst: 30)
         }
     }
 }

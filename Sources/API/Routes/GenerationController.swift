@@ -16,6 +16,8 @@ struct GenerationController: Sendable {
     let store: any SessionStore
     /// How long `POST /messages` waits for the reply before answering 504 (the job still finishes).
     let messageWait: Duration
+    /// The per-user caps on open streams.
+    let limits: StreamLimits
 
     func register(on chat: RouterGroup<ChatRequestContext>, jobs: RouterGroup<ChatRequestContext>) {
         chat.post("/sessions/:id/stream", use: stream)
@@ -33,12 +35,21 @@ struct GenerationController: Sendable {
             return try await resume(sessionID: sessionID, user: user, after: lastEventID)
         }
         let (message, modelID) = try await Self.messageAndModel(request, context: context)
-        let record = try await starter.start(
-            user: user, token: try context.requireToken(), sessionID: sessionID, message: message, modelID: modelID, streaming: true,
-            timing: context.timing, requestID: context.requestID, trace: context.trace
-        )
+        let lease = try await limits.open(.streams, userID: user.id, id: UUID().uuidString)
+        let record: JobRecord
+        do {
+            record = try await starter.start(
+                user: user, token: try context.requireToken(), sessionID: sessionID, message: message, modelID: modelID, streaming: true,
+                timing: context.timing, requestID: context.requestID, trace: context.trace
+            )
+        } catch {
+            await lease.release()
+            throw error
+        }
         var response = sse { [relay] writer in
-            try await relay.relayJob(sessionID: record.sessionID, jobID: record.jobID, after: record.startEventID, writer: &writer)
+            try await lease.hold {
+                try await relay.relayJob(sessionID: record.sessionID, jobID: record.jobID, after: record.startEventID, writer: &writer)
+            }
         }
         context.timing.apply(to: &response.headers)
         return response
@@ -56,8 +67,9 @@ struct GenerationController: Sendable {
         // The client already has the job's last event: 204 tells an EventSource to stop reconnecting.
         if ChatEventType(rawValue: event.type)?.isTerminal == true { return Response(status: .noContent) }
         let jobID = event.jobID
+        let lease = try await limits.open(.streams, userID: user.id, id: UUID().uuidString)
         return sse { [relay] writer in
-            try await relay.relayJob(sessionID: sessionID, jobID: jobID, after: entryID, writer: &writer)
+            try await lease.hold { try await relay.relayJob(sessionID: sessionID, jobID: jobID, after: entryID, writer: &writer) }
         }
     }
 
@@ -66,16 +78,24 @@ struct GenerationController: Sendable {
         let sessionID = try SessionController.sessionID(context)
         let (message, modelID) = try await Self.messageAndModel(request, context: context)
         let respondAsync = request.headers[HTTPField.Name("Prefer")!]?.lowercased().contains("respond-async") == true
+        // A waiting request holds a connection as a stream does, and counts as one.
+        let lease = respondAsync ? nil : try await limits.open(.streams, userID: user.id, id: UUID().uuidString)
         // A plain message sent while a reply runs (say, right after a session's initial message) waits for it
         // briefly rather than failing; an asynchronous one answers at once.
-        let record = try await starter.start(
-            user: user, token: try context.requireToken(), sessionID: sessionID, message: message, modelID: modelID, streaming: false,
-            queueBehind: respondAsync ? .zero : min(messageWait, .seconds(15)), requestID: context.requestID, trace: context.trace
-        )
-        if respondAsync {
+        let record: JobRecord
+        do {
+            record = try await starter.start(
+                user: user, token: try context.requireToken(), sessionID: sessionID, message: message, modelID: modelID, streaming: false,
+                queueBehind: respondAsync ? .zero : min(messageWait, .seconds(15)), requestID: context.requestID, trace: context.trace
+            )
+        } catch {
+            await lease?.release()
+            throw error
+        }
+        guard let lease else {
             return Response.json(status: .accepted, AcceptedJobBody(jobId: record.jobID, sessionId: sessionID, status: .queued))
         }
-        return try await waitForReply(record)
+        return try await lease.hold { try await waitForReply(record) }
     }
 
     /// Waits for the job's `complete` (200) or `error` (502); past the wait, 504 with the job id.

@@ -10,6 +10,8 @@ struct ObserveController: Sendable {
     let store: any SessionStore
     let state: GenerationState
     let relay: EventRelay
+    /// The per-user cap on open observer streams.
+    let limits: StreamLimits
 
     func register(on chat: RouterGroup<ChatRequestContext>) {
         chat.get("/sessions/active", use: active)
@@ -34,13 +36,14 @@ struct ObserveController: Sendable {
         let greeting = ObserverGreeting(sessionId: sessionID, ownerId: ownerID, observerId: user.id, observerRole: user.role, activeJobId: activeJob)
         let first = EventRelay.frame(id: nil, event: "observer", data: Self.json(greeting))
         let from = start
+        let lease = try await limits.open(.observers, userID: user.id, id: UUID().uuidString)
         // The stream ends when the observer's token does: a revoked supervisor does not keep watching.
         let expiry = ContinuousClock.now + .seconds(user.expiresAt) - .seconds(Date().timeIntervalSince1970)
         return Response(
             status: .ok, headers: EventRelay.headers,
             body: ResponseBody { [relay] writer in
                 try await writer.write(first)
-                try await relay.relayAll(sessionID: sessionID, after: from, until: expiry, writer: &writer)
+                try await lease.hold { try await relay.relayAll(sessionID: sessionID, after: from, until: expiry, writer: &writer) }
                 try await writer.finish(nil)
             }
         )

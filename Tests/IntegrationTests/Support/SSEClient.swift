@@ -22,7 +22,7 @@ final class SSEConnection: @unchecked Sendable {
     let status: Int
     /// The response's headers.
     let headers: HTTPHeaders
-    private var iterator: HTTPClientResponse.Body.AsyncIterator
+    private var iterator: HTTPClientResponse.Body.AsyncIterator?
     private var buffer = ""
     private let task: Task<Void, Never>?
     /// `METHOD` and path of the request, for `ExchangeLog`.
@@ -59,6 +59,11 @@ final class SSEConnection: @unchecked Sendable {
 
     enum HTTPMethodName { case GET, POST }
 
+    /// Hangs up: the response body is dropped, which closes the connection.
+    func close() {
+        iterator = nil
+    }
+
     /// The next event (comments skipped), or nil at the end of the stream.
     func next() async throws -> SSEEvent? {
         while true {
@@ -71,7 +76,7 @@ final class SSEConnection: @unchecked Sendable {
                 }
                 continue
             }
-            guard let chunk = try await iterator.next() else { return nil }
+            guard let chunk = try await iterator?.next() else { return nil }
             buffer += String(buffer: chunk)
         }
     }
@@ -86,7 +91,7 @@ final class SSEConnection: @unchecked Sendable {
                 buffer = String(buffer[end.upperBound...])
                 return comment
             }
-            guard let chunk = try await iterator.next() else { return nil }
+            guard let chunk = try await iterator?.next() else { return nil }
             buffer += String(buffer: chunk)
         }
     }
@@ -94,7 +99,7 @@ final class SSEConnection: @unchecked Sendable {
     /// The raw body of a non-SSE answer (an error), as JSON.
     func errorBody() async throws -> [String: Any] {
         var text = buffer
-        while let chunk = try await iterator.next() { text += String(buffer: chunk) }
+        while let chunk = try await iterator?.next() { text += String(buffer: chunk) }
         record(text)
         return ((try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any]) ?? [:]
     }

@@ -1,0 +1,62 @@
+import ChatCore
+import ChatState
+
+/// The per-user caps on open reply streams (and waiting `POST /messages`) and on observer streams, over every
+/// replica (`UserSlots` in Redis). Over a cap: 429 `TOO_MANY_STREAMS`, before anything is started.
+struct StreamLimits: Sendable {
+    let slots: UserSlots
+    /// The most reply streams one user may hold open (`MAX_STREAMS_PER_USER`); 0 for no cap.
+    let maxStreams: Int
+    /// The most observer streams one user may hold open (`MAX_OBSERVERS_PER_USER`); 0 for no cap.
+    let maxObservers: Int
+
+    /// Takes a slot of `kind` for `userID` under `id` (the request's id), or throws 429.
+    func open(_ kind: UserSlots.Kind, userID: String, id: String) async throws -> StreamLease {
+        let cap = kind == .streams ? maxStreams : maxObservers
+        guard cap > 0 else { return StreamLease(slots: nil, kind: kind, userID: userID, id: id) }
+        guard try await slots.acquire(kind, userID: userID, id: id, cap: cap) else {
+            ChatMetrics.rateLimited(policy: kind == .streams ? "streams" : "observers")
+            let what = kind == .streams ? "streams" : "observer streams"
+            throw ChatError(.tooManyRequests, code: "TOO_MANY_STREAMS", message: "You have \(cap) \(what) open; close one first", retryAfter: 5)
+        }
+        return StreamLease(slots: slots, kind: kind, userID: userID, id: id)
+    }
+}
+
+/// One held stream slot: renewed while its stream lives, given back when it ends (or left to lapse if the
+/// process dies).
+struct StreamLease: Sendable {
+    let slots: UserSlots?
+    let kind: UserSlots.Kind
+    let userID: String
+    let id: String
+
+    /// Runs `body` (the stream) with the slot renewed every third of its lease, then gives the slot back, whether
+    /// `body` returned or threw.
+    func hold<T>(_ body: () async throws -> T) async throws -> T {
+        guard let slots else { return try await body() }
+        do {
+            let result = try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    while !Task.isCancelled {
+                        try await Task.sleep(for: slots.lease / 3)
+                        try? await slots.renew(kind, userID: userID, id: id)
+                    }
+                }
+                defer { group.cancelAll() }
+                return try await body()
+            }
+            try? await slots.release(kind, userID: userID, id: id)
+            return result
+        } catch {
+            try? await slots.release(kind, userID: userID, id: id)
+            throw error
+        }
+    }
+
+    /// Gives the slot back now (the stream never started).
+    func release() async {
+        guard let slots else { return }
+        try? await slots.release(kind, userID: userID, id: id)
+    }
+}

@@ -1,0 +1,195 @@
+import AsyncHTTPClient
+import ChatCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Testing
+
+@testable import API
+
+/// What one user, or a flood of work, may hold at once: streams, observers and unfinished generations per
+/// user; jobs waiting in the queue; idle connections. Past a cap: a clear 429 or 503, and nothing started.
+@Suite("resource limits: per-user caps, the queue's backlog, idle connections", .serialized)
+struct ResourceLimitsTests {
+    static let verifier = try! AccessTokenVerifier(secret: APIFixture.secret)
+
+    /// The user's credits available now.
+    static func balance(_ token: String) async throws -> Int {
+        try await HTTPProbe.json(.GET, TestEnvironment.accountingURL + "/api/credits/balance", token: token).body["totalCredits"] as? Int ?? -1
+    }
+
+    @Test("caps: a third stream, a second observer and a third unfinished reply are 429 and reserve nothing; a hung-up observer frees its slot", .timeLimit(.minutes(2)))
+    func perUserCaps() async throws {
+        // No worker reads this pair's queue: every job stays unfinished.
+        let pair = try ServicePair(
+            apiEnvironment: ["MAX_STREAMS_PER_USER": "2", "MAX_OBSERVERS_PER_USER": "1", "MAX_GENERATIONS_PER_USER": "3", "SSE_HEARTBEAT_MS": "200"],
+            workerEnvironment: ["JOB_STREAM": uniqueKey("elsewhere")]
+        )
+        defer { pair.kill() }
+        try await pair.ready()
+        let user = "caps-\(UUID().uuidString.prefix(8))"
+        try await Accounting.fund(user, credits: 10_000, accountingURL: TestEnvironment.accountingURL, verifier: Self.verifier)
+        let token = Self.verifier.sign(userID: user, role: .enduser, lifetime: 600)
+        var sessions: [String] = []
+        for index in 0..<5 {
+            let created = try await HTTPProbe.json(.POST, pair.apiURL + "/api/chat/sessions", token: token, body: ["title": "s\(index)"])
+            sessions.append(try #require(created.body["sessionId"] as? String))
+        }
+        let auth = ["Authorization": "Bearer \(token)"]
+        let first = try await SSEConnection.open(pair.apiURL + "/api/chat/sessions/\(sessions[0])/stream", headers: auth, json: ["message": "one"])
+        let second = try await SSEConnection.open(pair.apiURL + "/api/chat/sessions/\(sessions[1])/stream", headers: auth, json: ["message": "two"])
+        #expect(first.status == 200 && second.status == 200)
+        let before = try await Self.balance(token)
+        let third = try await HTTPProbe.json(.POST, pair.apiURL + "/api/chat/sessions/\(sessions[2])/stream", token: token, body: ["message": "three"])
+        #expect(third.status == 429)
+        #expect(third.body["code"] as? String == "TOO_MANY_STREAMS")
+        #expect(try await Self.balance(token) == before, "a refused stream reserved credits")
+        // A job of its own without a stream is the third unfinished one; a fourth is refused before any reservation.
+        let queued = try await HTTPProbe.json(
+            .POST, pair.apiURL + "/api/chat/sessions/\(sessions[3])/messages", token: token, body: ["message": "async"],
+            headers: ["Prefer": "respond-async"]
+        )
+        #expect(queued.status == 202)
+        let afterThird = try await Self.balance(token)
+        let fourth = try await HTTPProbe.json(
+            .POST, pair.apiURL + "/api/chat/sessions/\(sessions[4])/messages", token: token, body: ["message": "async"],
+            headers: ["Prefer": "respond-async"]
+        )
+        #expect(fourth.status == 429)
+        #expect(fourth.body["code"] as? String == "TOO_MANY_GENERATIONS")
+        #expect(try await Self.balance(token) == afterThird, "a refused generation reserved credits")
+        let idle = try await HTTPProbe.json(.GET, pair.apiURL + "/api/chat/sessions/\(sessions[4])", token: token)
+        #expect(idle.body["activeJobId"] == nil || idle.body["activeJobId"] is NSNull)
+
+        let supervisor = Self.verifier.sign(userID: "sup-\(UUID().uuidString.prefix(8))", role: .supervisor, lifetime: 600)
+        let watching = try await SSEConnection.open(
+            pair.apiURL + "/api/chat/sessions/\(sessions[0])/observe", method: .GET, headers: ["Authorization": "Bearer \(supervisor)"]
+        )
+        #expect(watching.status == 200)
+        let refused = try await HTTPProbe.status(pair.apiURL + "/api/chat/sessions/\(sessions[1])/observe", token: supervisor)
+        #expect(refused == 429)
+        // The supervisor hangs up: the relay notices at its next heartbeat and gives the slot back.
+        watching.close()
+        let other = sessions[1]
+        try await expectEventually(.seconds(10)) {
+            let again = try await SSEConnection.open(
+                pair.apiURL + "/api/chat/sessions/\(other)/observe", method: .GET, headers: ["Authorization": "Bearer \(supervisor)"]
+            )
+            defer { again.close() }
+            return again.status == 200
+        }
+        first.close()
+        second.close()
+        _ = try await pair.stop()
+    }
+
+    @Test("a full queue: new generations get 503 QUEUE_FULL with Retry-After and reserve nothing", .timeLimit(.minutes(2)))
+    func backlogCap() async throws {
+        let pair = try ServicePair(apiEnvironment: ["QUEUE_MAX_WAITING": "2"], workerEnvironment: ["JOB_STREAM": uniqueKey("elsewhere")])
+        defer { pair.kill() }
+        try await pair.ready()
+        var answers: [(status: Int, code: String?, retryAfter: String?)] = []
+        var tokens: [String] = []
+        for index in 0..<4 {
+            let user = "full-\(index)-\(UUID().uuidString.prefix(6))"
+            try await Accounting.fund(user, credits: 1_000, accountingURL: TestEnvironment.accountingURL, verifier: Self.verifier)
+            let token = Self.verifier.sign(userID: user, role: .enduser, lifetime: 600)
+            tokens.append(token)
+            let created = try await HTTPProbe.json(.POST, pair.apiURL + "/api/chat/sessions", token: token, body: ["title": "q"])
+            let sessionID = try #require(created.body["sessionId"] as? String)
+            // Past the gate's refresh interval, so each request sees the jobs queued before it.
+            try await Task.sleep(for: .milliseconds(250))
+            var request = HTTPClientRequest(url: pair.apiURL + "/api/chat/sessions/\(sessionID)/messages")
+            request.method = .POST
+            request.headers.add(name: "Authorization", value: "Bearer \(token)")
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.headers.add(name: "Prefer", value: "respond-async")
+            request.body = .bytes(ByteBuffer(string: #"{"message":"wait"}"#))
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+            let body = try await response.body.collect(upTo: 1 << 16)
+            let code = ((try? JSONSerialization.jsonObject(with: Data(buffer: body))) as? [String: Any])?["code"] as? String
+            answers.append((Int(response.status.code), code, response.headers.first(name: "Retry-After")))
+        }
+        #expect(answers.map(\.status) == [202, 202, 503, 503])
+        #expect(answers[2].code == "QUEUE_FULL" && answers[2].retryAfter != nil)
+        for token in tokens[2...] { #expect(try await Self.balance(token) == 1_000, "a refused generation reserved credits") }
+        _ = try await pair.stop()
+    }
+
+    @Test("a connection that sends half a request and waits is closed after HTTP_IDLE_TIMEOUT_MS; an open stream is not", .timeLimit(.minutes(1)))
+    func idleConnectionsClosed() async throws {
+        let pair = try ServicePair(apiEnvironment: ["HTTP_IDLE_TIMEOUT_MS": "500"])
+        defer { pair.kill() }
+        try await pair.ready()
+        let clock = ContinuousClock()
+        let started = clock.now
+        let closed = try await RawConnection.sendAndAwaitClose(port: pair.apiPort, bytes: "GET /api/models HTTP/1.1\r\nHost: x\r\n", limit: .seconds(10))
+        #expect(closed, "the half request's connection stayed open")
+        #expect(clock.now - started < .seconds(5))
+        // A stream that is quiet for longer than the idle timeout stays open (heartbeats are not needed for that).
+        let user = "idle-\(UUID().uuidString.prefix(8))"
+        try await Accounting.fund(user, credits: 1_000, accountingURL: TestEnvironment.accountingURL, verifier: Self.verifier)
+        let token = Self.verifier.sign(userID: user, role: .enduser, lifetime: 600)
+        let created = try await HTTPProbe.json(.POST, pair.apiURL + "/api/chat/sessions", token: token, body: ["title": "long"])
+        let sessionID = try #require(created.body["sessionId"] as? String)
+        let stream = try await SSEConnection.open(
+            pair.apiURL + "/api/chat/sessions/\(sessionID)/stream", headers: ["Authorization": "Bearer \(token)"],
+            json: ["message": "[[slow-first-byte:2]] take your time"]
+        )
+        var events: [String] = []
+        while let event = try await stream.next() { events.append(event.event) }
+        #expect(events.last == "complete", "\(events)")
+        _ = try await pair.stop()
+    }
+
+    @Test("cancel, update-stream and DELETE are limited per user (the write class): 429 past the limit")
+    func writesAreLimited() async throws {
+        let limits = try RateLimitSettings(environment: Environment(["RATE_LIMIT_WRITE": "2/60:2"]))
+        try await APIFixture.with(rateLimits: limits) { fixture, client in
+            let user = "writer-\(UUID().uuidString.prefix(8))"
+            var statuses: [HTTPResponse.Status] = []
+            for _ in 0..<3 {
+                let response = try await client.execute(
+                    uri: "/api/chat/sessions/000000000000000000000000/cancel", method: .post, headers: fixture.auth(user)
+                )
+                statuses.append(response.status)
+            }
+            #expect(statuses == [.notFound, .notFound, .tooManyRequests])
+            let delete = try await client.execute(uri: "/api/chat/sessions/000000000000000000000000", method: .delete, headers: fixture.auth(user))
+            #expect(delete.status == .tooManyRequests)
+        }
+    }
+}
+
+/// A bare TCP client, for what an HTTP client library will not do (send half a request and wait).
+enum RawConnection {
+    /// Connects to 127.0.0.1:`port`, sends `bytes`, and waits up to `limit` for the server to close the
+    /// connection; true when it did.
+    static func sendAndAwaitClose(port: Int, bytes: String, limit: Duration) async throws -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { return false }
+        _ = bytes.withCString { send(fd, $0, strlen($0), 0) }
+        let clock = ContinuousClock()
+        let deadline = clock.now + limit
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while clock.now < deadline {
+            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            if poll(&poller, 1, 0) > 0 {
+                let read = recv(fd, &buffer, buffer.count, 0)
+                if read <= 0 { return true }
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return false
+    }
+}
