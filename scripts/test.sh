@@ -72,6 +72,11 @@ if [ $# -eq 0 ] || [ "${GUIDE_CHECK:-}" = 1 ]; then
   scripts/guide-check.sh || status=$?
 fi
 
+if [ $# -eq 0 ] || [ "${HOSTILE_CHECK:-}" = 1 ]; then
+  echo "==> hostile input: the IDOR matrix and schemathesis against a stack on ports 3061-3064"
+  BIN_DIR="$bin" scripts/hostile-check.sh || status=$?
+fi
+
 if { [ $# -eq 0 ] && [ "${OTLP_CHECK:-1}" != 0 ]; } || [ "${OTLP_CHECK:-}" = 1 ]; then
   echo "==> span export over OTLP: the OTLP build of chat-api and chat-worker against a collector"
   scripts/otlp-check.sh || status=$?
