@@ -150,6 +150,11 @@ public enum ChatMetrics {
         Counter(label: "chat_settlement_mismatches_total", dimensions: [("reason", reason)]).increment()
     }
 
+    /// A MongoDB operation tried once more after its connection failed, by operation.
+    public static func databaseRetry(operation: String) {
+        Counter(label: "chat_database_retries_total", dimensions: [("operation", operation)]).increment()
+    }
+
     /// A settlement the accounting service could not take now, kept in Redis for the retry loop.
     public static func settlementParked() {
         Counter(label: "chat_settlements_parked_total").increment()

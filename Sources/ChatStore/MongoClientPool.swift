@@ -68,10 +68,24 @@ package final class MongoClientPool: @unchecked Sendable {
         if state.withLock({ $0 }) == .running { mongoc_client_pool_destroy(pool) }
     }
 
+    /// When an operation that failed for want of the database is tried once more.
+    package enum Retry: Sendable {
+        /// Never (an operation of several commands, where a later one may fail after an earlier one took effect).
+        case never
+        /// Only when its request never reached the server (it failed while being sent: a pooled connection the
+        /// server had closed), so it cannot have had an effect; for operations of one command.
+        case ifNotSent
+        /// After any failure of its connection (not when no server could be selected: that is an outage, and a
+        /// second try would only double the wait): running it twice has the effect of running it once.
+        case idempotent
+    }
+
     /// Runs `body` on a pool thread with a client of its own; driver failures become a `ChatError`
-    /// (`DATABASE_UNAVAILABLE` when MongoDB cannot be reached), their details go to the log.
+    /// (`DATABASE_UNAVAILABLE` when MongoDB cannot be reached), their details go to the log. A failure that
+    /// `retry` allows is tried once more at once (the driver has dropped the broken connection and opens a new
+    /// one), so a connection the server closed meanwhile costs a round trip, not the user's request.
     package func withClient<T: Sendable>(
-        _ operation: String, _ body: @escaping @Sendable (_ client: OpaquePointer) throws -> T
+        _ operation: String, retry: Retry = .never, _ body: @escaping @Sendable (_ client: OpaquePointer) throws -> T
     ) async throws -> T {
         guard state.withLock({ $0 }) == .running else { throw Self.unavailable }
         do {
@@ -80,7 +94,16 @@ package final class MongoClientPool: @unchecked Sendable {
                 // are ever out (one per thread) and the pool may hold that many.
                 let client: OpaquePointer = mongoc_client_pool_try_pop(self.pool) ?? mongoc_client_pool_pop(self.pool)
                 defer { mongoc_client_pool_push(self.pool, client) }
-                return try body(client)
+                do {
+                    return try body(client)
+                } catch let error as MongoDriverError where error.allowsRetry(retry) {
+                    self.logger.warning(
+                        "MongoDB operation failed; trying it once more",
+                        metadata: ["operation": "\(operation)", "domain": "\(error.domain)", "code": "\(error.code)", "error": "\(error.message)"]
+                    )
+                    ChatMetrics.databaseRetry(operation: operation)
+                    return try body(client)
+                }
             }
         } catch let error as MongoDriverError {
             logger.error(

@@ -38,6 +38,21 @@ package struct MongoDriverError: Error, CustomStringConvertible {
         return domain == MONGOC_ERROR_SERVER.rawValue && transientServerCodes.contains(code)
     }
 
+    /// The request failed while being sent: it never reached the server (libmongoc's words for a write to a
+    /// socket that failed, typically a pooled connection the server had closed).
+    package var failedBeforeSending: Bool {
+        domain == MONGOC_ERROR_STREAM.rawValue && message.hasPrefix("Failure during socket delivery")
+    }
+
+    /// Whether `retry` lets an operation that failed so run once more.
+    package func allowsRetry(_ retry: MongoClientPool.Retry) -> Bool {
+        switch retry {
+        case .never: false
+        case .ifNotSent: failedBeforeSending
+        case .idempotent: domain == MONGOC_ERROR_STREAM.rawValue
+        }
+    }
+
     /// What a caller may see: a stable code and a fixed sentence, never the driver's words.
     package var chatError: ChatError {
         isUnavailable

@@ -27,7 +27,7 @@ public final class MongoSessionStore: SessionStore {
     /// Creates the indexes the queries need (idempotent): call once at start, before serving.
     public func prepare() async throws {
         let database = clients.databaseName
-        try await clients.withClient("createIndexes") { client in
+        try await clients.withClient("createIndexes", retry: .idempotent) { client in
             try MongoCollection.with(StoredSession.collection, in: database, client: client) { sessions in
                 try sessions.writeCommand([
                     "createIndexes": .string(StoredSession.collection),
@@ -53,7 +53,7 @@ public final class MongoSessionStore: SessionStore {
 
     /// Succeeds when MongoDB answers `ping` within the configured timeout.
     public func ping() async throws {
-        try await clients.withClient("ping") { client in
+        try await clients.withClient("ping", retry: .idempotent) { client in
             _ = try runCommand(["ping": 1], database: "admin", client: client)
         }
     }
@@ -66,7 +66,7 @@ public final class MongoSessionStore: SessionStore {
         )
         let document = StoredSession.document(session)
         let database = clients.databaseName
-        try await clients.withClient("createSession") { client in
+        try await clients.withClient("createSession", retry: .ifNotSent) { client in
             try MongoCollection.with(StoredSession.collection, in: database, client: client) { try $0.insertOne(document) }
         }
         return session
@@ -84,7 +84,7 @@ public final class MongoSessionStore: SessionStore {
             "limit": .int64(Int64(limit)),
         ]
         let database = clients.databaseName
-        return try await clients.withClient("listSessions") { client in
+        return try await clients.withClient("listSessions", retry: .idempotent) { client in
             try MongoCollection.with(StoredSession.collection, in: database, client: client) { sessions in
                 let found = try sessions.find(filter, options: options).map(StoredSession.session)
                 return SessionPage(sessions: found, total: try sessions.count(filter))
@@ -106,7 +106,7 @@ public final class MongoSessionStore: SessionStore {
 
     private func findSession(_ filter: BSONFields) async throws -> ChatSession? {
         let database = clients.databaseName
-        return try await clients.withClient("findSession") { client in
+        return try await clients.withClient("findSession", retry: .idempotent) { client in
             try MongoCollection.with(StoredSession.collection, in: database, client: client) { sessions in
                 try sessions.find(filter, options: ["limit": 1]).first.map(StoredSession.session)
             }
@@ -118,7 +118,7 @@ public final class MongoSessionStore: SessionStore {
         guard SessionID.isValid(sessionId) else { return [] }
         let filter: BSONFields = ["sessionId": .objectID(sessionId)]
         let database = clients.databaseName
-        return try await clients.withClient("messages") { client in
+        return try await clients.withClient("messages", retry: .idempotent) { client in
             try MongoCollection.with(StoredMessage.collection, in: database, client: client) { messages in
                 try messages.find(filter, options: ["sort": ["createdAt": 1, "_id": 1]]).map(StoredMessage.message)
             }

@@ -1,7 +1,11 @@
+@preconcurrency import CMongoc
 import ChatCore
-import ChatStore
 import Foundation
+import Logging
+import Synchronization
 import Testing
+
+@testable import ChatStore
 
 /// `MongoSessionStore` against a real SecantusDB; each test works in a database of its own.
 @Suite struct MongoSessionStoreTests {
@@ -352,6 +356,38 @@ import Testing
         }
         try await store.shutdown()
         await server.shutdown()
+    }
+
+    @Test("a call whose connection failed is tried once more: any call when it was never sent, an idempotent one after any connection failure; an outage is not retried")
+    func retryPolicy() async throws {
+        let pool = try MongoClientPool(configuration: MongoConfiguration(uri: Self.uniqueDatabaseURI(), threadCount: 1), logger: Logger(label: "test.mongo"))
+        defer { Task { try? await pool.shutdown() } }
+        let stream = MONGOC_ERROR_STREAM.rawValue
+        let notSent = MongoDriverError(domain: stream, code: 4, message: "Failure during socket delivery: Broken pipe (32)")
+        let lost = MongoDriverError(domain: stream, code: 4, message: "Failed to read 4 bytes: socket error or timeout")
+        let noServer = MongoDriverError(domain: MONGOC_ERROR_SERVER_SELECTION.rawValue, code: 13053, message: "No suitable servers found")
+        /// How many times the body ran, and whether the call succeeded, when its first run fails with `error`.
+        func run(_ retry: MongoClientPool.Retry, failingOnceWith error: MongoDriverError) async -> (runs: Int, succeeded: Bool) {
+            let runs = Mutex(0)
+            let result = await Self.result {
+                try await pool.withClient("test", retry: retry) { _ in
+                    let run = runs.withLock { $0 += 1; return $0 }
+                    if run == 1 { throw error }
+                    return 1
+                }
+            }
+            return (runs.withLock { $0 }, (try? result.get()) == 1)
+        }
+        #expect(await run(.ifNotSent, failingOnceWith: notSent) == (2, true))
+        #expect(await run(.ifNotSent, failingOnceWith: lost) == (1, false))
+        #expect(await run(.idempotent, failingOnceWith: lost) == (2, true))
+        #expect(await run(.idempotent, failingOnceWith: noServer) == (1, false))
+        #expect(await run(.never, failingOnceWith: notSent) == (1, false))
+        // A failure that comes back on the second run is the caller's: 503, not a loop.
+        let always = await Self.result {
+            try await pool.withClient("test", retry: .idempotent) { _ -> Int in throw lost }
+        }
+        if case .failure(let error) = always { #expect((error as? ChatError)?.code == "DATABASE_UNAVAILABLE") } else { Issue.record("it succeeded") }
     }
 
     // MARK: Support
