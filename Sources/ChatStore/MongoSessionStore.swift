@@ -113,14 +113,25 @@ public final class MongoSessionStore: SessionStore {
         }
     }
 
-    /// The session's messages, oldest first (ties in time by id, i.e. by insertion); empty for a malformed id.
-    public func messages(sessionId: String) async throws -> [ChatMessage] {
-        guard SessionID.isValid(sessionId) else { return [] }
-        let filter: BSONFields = ["sessionId": .objectID(sessionId)]
+    /// The newest `limit` messages of the session before `before` (in time, ties by id, i.e. by insertion),
+    /// oldest first; empty for a malformed id.
+    public func messages(sessionId: String, before: MessageCursor?, limit: Int) async throws -> [ChatMessage] {
+        guard SessionID.isValid(sessionId), limit > 0 else { return [] }
+        var filter: BSONFields = ["sessionId": .objectID(sessionId)]
+        if let before, SessionID.isValid(before.id) {
+            filter.append(
+                "$or",
+                .array([
+                    .document(["createdAt": ["$lt": .date(before.createdAt)]]),
+                    .document(["createdAt": .date(before.createdAt), "_id": ["$lt": .objectID(before.id)]]),
+                ])
+            )
+        }
+        let options: BSONFields = ["sort": ["createdAt": -1, "_id": -1], "limit": .int64(Int64(limit))]
         let database = clients.databaseName
-        return try await clients.withClient("messages", retry: .idempotent) { client in
+        return try await clients.withClient("messages", retry: .idempotent) { [filter] client in
             try MongoCollection.with(StoredMessage.collection, in: database, client: client) { messages in
-                try messages.find(filter, options: ["sort": ["createdAt": 1, "_id": 1]]).map(StoredMessage.message)
+                try messages.find(filter, options: options).map(StoredMessage.message).reversed()
             }
         }
     }

@@ -222,8 +222,10 @@ struct GenerationHandler: JobHandler {
                 guard let session = try await store.session(id: request.sessionId) else { throw JobFailure.permanent("the session was deleted") }
                 try await cache.fill(session)
             }
+            // Only what the model's context can use is read (about four bytes a token at most), a page at a time.
             // An earlier attempt of this job may have stored its user's message already: it is not history.
-            let messages = try await store.messages(sessionId: request.sessionId).filter { $0.jobId != job.id }
+            let messages = try await store.recentMessages(sessionId: request.sessionId, bytes: model.contextWindow * 4)
+                .filter { $0.jobId != job.id }
             do {
                 try await cache.fillHistory(sessionID: request.sessionId, messages: messages)
             } catch {

@@ -21,7 +21,12 @@ final class MemorySessionStore: SessionStore {
     func listSessions(userId: String, page: Int, limit: Int) async throws -> SessionPage { fatalError("not used") }
     func session(id: String, userId: String) async throws -> ChatSession? { state.withLockedValue { $0.sessions[id] }.flatMap { $0.userId == userId ? $0 : nil } }
     func session(id: String) async throws -> ChatSession? { state.withLockedValue { $0.sessions[id] } }
-    func messages(sessionId: String) async throws -> [ChatMessage] { state.withLockedValue { $0.messages.filter { $0.sessionId == sessionId } } }
+    func messages(sessionId: String, before: MessageCursor?, limit: Int) async throws -> [ChatMessage] {
+        let all = state.withLockedValue { $0.messages.filter { $0.sessionId == sessionId } }
+            .sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+        let older = before.map { cursor in all.filter { ($0.createdAt, $0.id) < (cursor.createdAt, cursor.id) } } ?? all
+        return Array(older.suffix(limit))
+    }
     func deleteSession(id: String, userId: String) async throws -> Bool { fatalError("not used") }
     func ping() async throws {}
 
@@ -60,7 +65,9 @@ final class FailingAfterWriteStore: SessionStore {
     func listSessions(userId: String, page: Int, limit: Int) async throws -> SessionPage { try await inner.listSessions(userId: userId, page: page, limit: limit) }
     func session(id: String, userId: String) async throws -> ChatSession? { try await inner.session(id: id, userId: userId) }
     func session(id: String) async throws -> ChatSession? { try await inner.session(id: id) }
-    func messages(sessionId: String) async throws -> [ChatMessage] { try await inner.messages(sessionId: sessionId) }
+    func messages(sessionId: String, before: MessageCursor?, limit: Int) async throws -> [ChatMessage] {
+        try await inner.messages(sessionId: sessionId, before: before, limit: limit)
+    }
     func deleteSession(id: String, userId: String) async throws -> Bool { try await inner.deleteSession(id: id, userId: userId) }
     func ping() async throws {}
 

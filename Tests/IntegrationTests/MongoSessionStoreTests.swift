@@ -316,6 +316,45 @@ import Testing
         }
     }
 
+    @Test("messages come in pages, newest first by page and oldest first within one, each once, even when many share a time; recentMessages reads only what a byte budget needs")
+    func messagePages() async throws {
+        try await withStore { store in
+            let session = try await store.createSession(userId: "pager", title: "Long", modelId: nil)
+            // 250 messages, five to a millisecond: the cursor must order ties by id.
+            let base = Date(timeIntervalSince1970: 1_800_000_000)
+            for batch in stride(from: 0, to: 250, by: 50) {
+                _ = try await store.appendMessages((batch..<batch + 50).map { index in
+                    NewMessage(
+                        sessionId: session.id, jobId: "job-\(index)", role: .user, content: String(repeating: "x", count: 100) + "\(index)",
+                        createdAt: base.addingTimeInterval(Double(index / 5) / 1000)
+                    )
+                })
+            }
+            let all = try await store.messages(sessionId: session.id)
+            #expect(all.count == 250)
+            var pages: [[ChatMessage]] = []
+            var before: MessageCursor?
+            repeat {
+                let page = try await store.messages(sessionId: session.id, before: before, limit: 100)
+                pages.append(page)
+                before = page.count == 100 ? page.first.map(MessageCursor.init) : nil
+                // A cursor survives its round trip as a client's token.
+                if let cursor = before { #expect(MessageCursor(token: cursor.token) == cursor) }
+            } while before != nil
+            #expect(pages.map(\.count) == [100, 100, 50])
+            #expect(pages.reversed().flatMap { $0 }.map(\.id) == all.map(\.id))
+            #expect(all.map(\.jobId) == (0..<250).map { "job-\($0)" })
+            // 1,000 bytes are about ten messages of 103 bytes: one page of the newest is read, and only it kept.
+            let recent = try await store.recentMessages(sessionId: session.id, bytes: 1_000, pageSize: 20)
+            #expect(recent.map(\.id) == Array(all.suffix(20)).map(\.id))
+            let more = try await store.recentMessages(sessionId: session.id, bytes: 5_000, pageSize: 20)
+            #expect(more.map(\.id) == Array(all.suffix(60)).map(\.id))
+            for bad in ["", "12", "12_zz", "x_0123456789abcdef01234567", "1_0123456789ABCDEF01234567", "99999999999999999_0123456789abcdef01234567"] {
+                #expect(MessageCursor(token: bad) == nil, "\(bad)")
+            }
+        }
+    }
+
     // MARK: Availability
 
     @Test func pingAnswersAndShutdownStopsCalls() async throws {

@@ -309,6 +309,39 @@ struct SessionsAPITests {
         }
     }
 
+    @Test("a long session: GET shows its newest 100 messages with a cursor to older ones; /messages pages back with limit and before, each message once")
+    func messagesArePaginated() async throws {
+        try await APIFixture.with { fixture, client in
+            let owner = fixture.auth("user-pages")
+            let session = try await fixture.store.createSession(userId: "user-pages", title: "Long", modelId: nil)
+            _ = try await fixture.store.appendMessages((0..<130).map { NewMessage(sessionId: session.id, jobId: "job-\($0)", role: .user, content: "m\($0)") })
+            try await client.execute(uri: "/api/chat/sessions/\(session.id)", method: .get, headers: owner) { response in
+                let detail = json(response)
+                let contents = (detail["messages"] as? [[String: Any]])?.compactMap { $0["content"] as? String }
+                #expect(contents == (30..<130).map { "m\($0)" })
+                #expect(detail["messageCount"] as? Int != nil)
+                #expect(detail["olderMessagesCursor"] as? String != nil)
+            }
+            var seen: [String] = []
+            var before: String?
+            var pages = 0
+            repeat {
+                let uri = "/api/chat/sessions/\(session.id)/messages?limit=50" + (before.map { "&before=\($0)" } ?? "")
+                let page = try await client.execute(uri: uri, method: .get, headers: owner) { json($0) }
+                seen = ((page["messages"] as? [[String: Any]])?.compactMap { $0["content"] as? String } ?? []) + seen
+                before = page["nextCursor"] as? String
+                pages += 1
+            } while before != nil && pages < 10
+            #expect(pages == 3)
+            #expect(seen == (0..<130).map { "m\($0)" })
+            for bad in ["limit=0", "limit=201", "limit=x", "before=nope", "before=1_0123456789ABCDEF01234567"] {
+                try await client.execute(uri: "/api/chat/sessions/\(session.id)/messages?\(bad)", method: .get, headers: owner) { response in
+                    #expect(response.status == .badRequest, "\(bad)")
+                }
+            }
+        }
+    }
+
     @Test("TC-10 / TC-11: models filtered by role, and a recommendation with a reason")
     func models() async throws {
         try await APIFixture.with { fixture, client in

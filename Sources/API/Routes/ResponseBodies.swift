@@ -69,6 +69,8 @@ struct SessionView: Encodable {
     var createdAt: String
     var updatedAt: String
     var messages: [MessageView]?
+    /// With `messages`: the `before` of `GET .../messages` for the messages older than these, if there are any.
+    var olderMessagesCursor: String?
     /// The job of the session's initial message, when one was sent on create.
     var initialJobId: String?
     /// The job generating now (supervisors' list of active sessions).
@@ -103,6 +105,8 @@ struct SessionListBody: Encodable {
 struct MessagesBody: Encodable {
     var sessionId: String
     var messages: [MessageView]
+    /// The `before` of the page of older messages; absent on the oldest page.
+    var nextCursor: String?
 }
 
 /// `GET /api/chat/sessions/active`.

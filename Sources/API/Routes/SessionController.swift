@@ -68,8 +68,10 @@ struct SessionController: Sendable {
 
     @Sendable func get(_ request: Request, context: ChatRequestContext) async throws -> Response {
         let session = try await ownedSession(request, context)
-        let messages = try await messagesShown(session)
-        return Response.json(status: .ok, SessionView(session, messages: messages))
+        let (messages, older) = try await messagesShown(session, before: nil, limit: Self.defaultMessagePage)
+        var view = SessionView(session, messages: messages)
+        view.olderMessagesCursor = older?.token
+        return Response.json(status: .ok, view)
     }
 
     @Sendable func delete(_ request: Request, context: ChatRequestContext) async throws -> Response {
@@ -84,27 +86,46 @@ struct SessionController: Sendable {
         return Response.json(status: .ok, NoticeBody(message: "Session deleted", sessionId: id))
     }
 
+    /// `?limit=` (1-200, 100) newest messages, oldest first, and `?before=` (a `nextCursor`) for older pages.
     @Sendable func messages(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let limit = try Self.queryInt(request, "limit", default: Self.defaultMessagePage, in: 1...Self.maxMessagePage)
+        var before: MessageCursor?
+        if let token = request.uri.queryParameters["before"], !token.isEmpty {
+            guard let cursor = MessageCursor(token: token) else {
+                throw ChatError(.badRequest, code: "VALIDATION_ERROR", message: "before must be a nextCursor of an earlier page")
+            }
+            before = cursor
+        }
         let session = try await ownedSession(request, context)
-        let messages = try await messagesShown(session)
-        return Response.json(status: .ok, MessagesBody(sessionId: session.id, messages: messages.map(MessageView.init)))
+        let (messages, older) = try await messagesShown(session, before: before, limit: limit)
+        return Response.json(status: .ok, MessagesBody(sessionId: session.id, messages: messages.map(MessageView.init), nextCursor: older?.token))
     }
 
-    /// The stored messages, and the user's message of a reply running now (the worker stores it with the reply),
-    /// under the id and time it will be stored with.
-    private func messagesShown(_ session: ChatSession) async throws -> [ChatMessage] {
-        var messages = try await store.messages(sessionId: session.id)
-        guard let jobID = try await state.activeJob(sessionID: session.id),
+    /// Messages in a page unless the client asks otherwise, and at most.
+    static let defaultMessagePage = 100
+    static let maxMessagePage = 200
+
+    /// The newest `limit` stored messages before `before`, with the cursor of the page before them when there are
+    /// older ones; on the newest page, also the user's message of a reply running now (the worker stores it with
+    /// the reply), under the id and time it will be stored with.
+    private func messagesShown(_ session: ChatSession, before: MessageCursor?, limit: Int) async throws -> ([ChatMessage], MessageCursor?) {
+        var messages = try await store.messages(sessionId: session.id, before: before, limit: limit + 1)
+        var older: MessageCursor?
+        if messages.count > limit {
+            messages.removeFirst()
+            older = messages.first.map(MessageCursor.init)
+        }
+        guard before == nil, let jobID = try await state.activeJob(sessionID: session.id),
             !messages.contains(where: { $0.jobId == jobID && $0.role == .user }),
             let pending = try await state.pendingMessage(jobID: jobID)
-        else { return messages }
+        else { return (messages, older) }
         messages.append(
             ChatMessage(
                 id: pending.messageID, sessionId: session.id, jobId: jobID, role: .user, content: pending.text, modelId: nil, status: .complete,
                 inputTokens: nil, outputTokens: nil, createdAt: pending.createdAt
             )
         )
-        return messages
+        return (messages, older)
     }
 
     private func ownedSession(_ request: Request, _ context: ChatRequestContext) async throws -> ChatSession {
