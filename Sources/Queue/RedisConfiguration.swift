@@ -1,11 +1,19 @@
 import ChatCore
+import Foundation
 
 /// Where Redis is and how long to wait for it.
 public struct RedisConfiguration: Sendable, Equatable {
     public var host: String
     public var port: Int
+    /// The ACL user (Redis 6 and later); nil for the default user.
+    public var username: String?
     public var password: String?
     public var database: Int
+    /// Whether to speak TLS (`rediss://`), verifying the server's certificate against the system's roots or
+    /// `tlsCAFile`, and its name against `host`.
+    public var tls: Bool = false
+    /// A PEM file of the certificate authorities to trust instead of the system's (`REDIS_TLS_CA_FILE`).
+    public var tlsCAFile: String?
     /// How long opening a connection may take.
     public var connectTimeout: Duration
     /// How long a reply may take; blocking reads get their block time on top.
@@ -27,18 +35,27 @@ public struct RedisConfiguration: Sendable, Equatable {
         self.idleBlockingConnections = idleBlockingConnections
     }
 
-    /// Parses `redis://[:password@]host[:port][/db]`; throws a `ConfigurationError` naming the problem.
+    /// Parses `redis://[[user]:password@]host[:port][/db]`, or `rediss://` for TLS; throws a `ConfigurationError`
+    /// naming the problem (never the password).
     public init(url: String) throws {
-        guard url.hasPrefix("redis://") else {
-            throw ConfigurationError("REDIS_URL must start with redis:// (got \(Self.redacted(url)))")
+        let scheme = url.hasPrefix("rediss://") ? "rediss://" : "redis://"
+        guard url.hasPrefix(scheme) else {
+            throw ConfigurationError("REDIS_URL must start with redis:// or rediss:// (got \(Self.redacted(url)))")
         }
-        var rest = Substring(url.dropFirst("redis://".count))
+        var rest = Substring(url.dropFirst(scheme.count))
         self.init()
+        tls = scheme == "rediss://"
         if let at = rest.lastIndex(of: "@") {
             let credentials = rest[..<at]
             rest = rest[rest.index(after: at)...]
-            let password = credentials.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).last.map(String.init)
+            let parts = credentials.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+            let user = parts.count == 2 ? String(parts[0]).removingPercentEncoding : nil
+            let password = parts.last.map(String.init).flatMap { $0.removingPercentEncoding }
+            self.username = user?.isEmpty == false ? user : nil
             self.password = password?.isEmpty == false ? password : nil
+            if parts.count == 2, self.username != nil, self.password == nil {
+                throw ConfigurationError("REDIS_URL names a user without a password: \(Self.redacted(url))")
+            }
         }
         if let slash = rest.firstIndex(of: "/") {
             let path = rest[rest.index(after: slash)...]
@@ -77,5 +94,9 @@ extension RedisConfiguration {
         try self.init(url: environment.string("REDIS_URL", default: "redis://127.0.0.1:6380"))
         connectTimeout = try environment.milliseconds("REDIS_CONNECT_TIMEOUT_MS", default: .seconds(2))
         commandTimeout = try environment.milliseconds("REDIS_COMMAND_TIMEOUT_MS", default: .seconds(5))
+        tlsCAFile = environment["REDIS_TLS_CA_FILE"]
+        if let tlsCAFile, !FileManager.default.isReadableFile(atPath: tlsCAFile) {
+            throw ConfigurationError("REDIS_TLS_CA_FILE cannot be read: \(tlsCAFile)")
+        }
     }
 }

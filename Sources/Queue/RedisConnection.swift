@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Synchronization
 
 /// One TCP connection to Redis, pipelined: any number of commands may be in flight, replies come back in order.
@@ -20,16 +21,38 @@ public final class RedisConnection: Sendable {
         self.commandTimeout = commandTimeout
     }
 
-    /// Opens a connection (TCP_NODELAY), authenticates and selects the database of `configuration`.
+    /// The TLS context of `configuration`: the system's roots, or those of `tlsCAFile`; the server's certificate
+    /// is always verified.
+    static func tlsContext(_ configuration: RedisConfiguration) throws -> NIOSSLContext {
+        var settings = TLSConfiguration.makeClientConfiguration()
+        if let file = configuration.tlsCAFile {
+            settings.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(file))
+        }
+        return try NIOSSLContext(configuration: settings)
+    }
+
+    /// Opens a connection (TCP_NODELAY, TLS for `rediss://`), authenticates (as the ACL user, if any) and selects
+    /// the database of `configuration`.
     public static func connect(
         configuration: RedisConfiguration, eventLoopGroup: any EventLoopGroup
     ) async throws -> RedisConnection {
+        let tls: NIOSSLContext?
+        do {
+            tls = try configuration.tls ? Self.tlsContext(configuration) : nil
+        } catch {
+            throw RedisClientError(.connectionFailed, "cannot set up TLS for Redis (\(error))")
+        }
+        // A host name is checked against the certificate's names; an address against its IP entries.
+        let serverName = configuration.host.contains(where: { $0.isLetter }) && !configuration.host.contains(":") ? configuration.host : nil
         let bootstrap = ClientBootstrap(group: eventLoopGroup)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.socketOption(.so_keepalive), value: 1)
             .connectTimeout(TimeAmount(configuration.connectTimeout))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
+                    }
                     try channel.pipeline.syncOperations.addHandler(RedisChannelHandler())
                 }
             }
@@ -42,7 +65,11 @@ public final class RedisConnection: Sendable {
         let connection = RedisConnection(channel: channel, commandTimeout: TimeAmount(configuration.commandTimeout))
         do {
             if let password = configuration.password {
-                _ = try await connection.send(RedisCommand("AUTH", password))
+                if let username = configuration.username {
+                    _ = try await connection.send(RedisCommand("AUTH", username, password))
+                } else {
+                    _ = try await connection.send(RedisCommand("AUTH", password))
+                }
             }
             if configuration.database != 0 {
                 _ = try await connection.send(RedisCommand("SELECT", String(configuration.database)))

@@ -1,3 +1,4 @@
+import ChatCore
 import Foundation
 import NIOPosix
 import Testing
@@ -205,5 +206,84 @@ struct RedisRestartTests {
         #expect(try await redis.set("k", "after"))
         #expect(try await redis.get("k") == "after")
         await server.shutdown()
+    }
+}
+
+@Suite("Redis over TLS with an ACL user", .serialized)
+struct RedisTLSTests {
+    /// A certificate authority and a server certificate for 127.0.0.1, made with the openssl tool in a fresh folder.
+    static func certificates() throws -> URL {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("redis-tls-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try "subjectAltName=IP:127.0.0.1\n".write(to: folder.appendingPathComponent("ext.cnf"), atomically: true, encoding: .utf8)
+        for arguments in [
+            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=chat-test-ca"],
+            ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=chat-test-redis"],
+            ["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.crt", "-days", "2",
+             "-extfile", "ext.cnf"],
+            // A second authority, trusted by nobody's server.
+            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "other.key", "-out", "other.crt", "-days", "2", "-subj", "/CN=other-ca"],
+        ] {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["openssl"] + arguments
+            process.currentDirectoryURL = folder
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            process.waitUntilExit()
+            guard process.terminationStatus == 0 else { throw ManagedServerError(message: "openssl \(arguments[0]) failed") }
+        }
+        return folder
+    }
+
+    @Test("rediss:// with user and password: commands work; a wrong password, an untrusted certificate and plain TCP fail clearly", .timeLimit(.minutes(1)))
+    func tlsWithACLUser() async throws {
+        let folder = try Self.certificates()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let port = TestEnvironment.freePort()
+        let server = try await ManagedServer.redis(port: port, extraArguments: [
+            "--port", "0", "--tls-port", "\(port)", "--tls-cert-file", folder.appendingPathComponent("server.crt").path,
+            "--tls-key-file", folder.appendingPathComponent("server.key").path, "--tls-ca-cert-file", folder.appendingPathComponent("ca.crt").path,
+            "--tls-auth-clients", "no", "--user", "chat", "on", ">s3cret%pass", "~*", "&*", "+@all", "--user", "default", "off",
+        ])
+        defer { Task { await server.shutdown() } }
+        func client(_ url: String, ca: String? = "ca.crt") throws -> RedisClient {
+            var configuration = try RedisConfiguration(url: url)
+            configuration.tlsCAFile = ca.map { folder.appendingPathComponent($0).path }
+            configuration.connectTimeout = .seconds(2)
+            configuration.commandTimeout = .seconds(2)
+            return RedisClient(configuration: configuration)
+        }
+        // The password's % is written %25 in the URL.
+        let good = try client("rediss://chat:s3cret%25pass@127.0.0.1:\(port)")
+        defer { good.shutdown() }
+        #expect(try await good.set("tls-key", "over TLS"))
+        #expect(try await good.send("GET", "tls-key").string == "over TLS")
+        #expect(try await good.send("ACL", "WHOAMI").string == "chat")
+
+        for (url, ca) in [
+            ("rediss://chat:wrong@127.0.0.1:\(port)", "ca.crt"), ("rediss://chat:s3cret%25pass@127.0.0.1:\(port)", "other.crt"),
+            ("redis://chat:s3cret%25pass@127.0.0.1:\(port)", "ca.crt"),
+        ] {
+            let bad = try client(url, ca: ca)
+            defer { bad.shutdown() }
+            await #expect(throws: (any Error).self, "\(url) with \(ca)") { _ = try await bad.ping() }
+        }
+    }
+
+    @Test("REDIS_URL: a user needs a password; errors never print the password; rediss:// turns TLS on")
+    func urlParsing() throws {
+        let tls = try RedisConfiguration(url: "rediss://app:pw@redis.example.com:6390/2")
+        #expect(tls.tls && tls.username == "app" && tls.password == "pw" && tls.host == "redis.example.com" && tls.port == 6390 && tls.database == 2)
+        let plain = try RedisConfiguration(url: "redis://:pw@localhost")
+        #expect(!plain.tls && plain.username == nil && plain.password == "pw")
+        #expect(throws: ConfigurationError.self) { try RedisConfiguration(url: "redis://app:@localhost") }
+        do {
+            _ = try RedisConfiguration(url: "http://app:topsecret@localhost")
+            Issue.record("accepted an http URL")
+        } catch {
+            #expect(!"\(error)".contains("topsecret"))
+        }
     }
 }
