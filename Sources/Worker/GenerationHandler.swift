@@ -117,6 +117,19 @@ struct GenerationHandler: JobHandler {
             return outcome.status
         case .run(let ready): prepared = ready
         }
+        do {
+            try await renewStaleReservation(job)
+        } catch let error as ChatError where error.kind == .paymentRequired {
+            let failed = try await commit(
+                job,
+                JobOutcome(
+                    attempt: job.attempt, status: .failed, text: "", stopReason: "error", inputTokens: 0, outputTokens: 0, replyMessageID: nil,
+                    failure: "INSUFFICIENT_CREDITS: the reply waited longer than its credit reservation, and the credits are gone"
+                )
+            )
+            try await settle(job, modelID: job.payload.modelId, outcome: failed)
+            throw JobFailure.permanent(failed.failure ?? "INSUFFICIENT_CREDITS")
+        }
         let prepareTime = clock.now - started
         ChatMetrics.jobStarted(model: prepared.model.id)
 
@@ -416,6 +429,37 @@ struct GenerationHandler: JobHandler {
     }
 
     enum Outcome { case completed, cancelled }
+
+    /// A job requested longer ago than `reservationRenewal` (it waited in a long queue, or is re-run after its
+    /// worker died) may have outlived its reservation, so the reservation is made again before the model is
+    /// called. One that expired (the service refuses its id again) is replaced by a late one, `<id>:late`, which
+    /// the settlement then charges. Refused for want of credits: `.paymentRequired` (the job fails, costing
+    /// nothing). The accounting service unreachable: its error, and the job waits for a later attempt. So no
+    /// reply runs without credits set aside for it.
+    private func renewStaleReservation(_ job: QueuedJob<InferenceJob>) async throws {
+        let waited = Date().timeIntervalSince(job.payload.requestedAt)
+        guard let estimate = job.payload.estimatedTokens, waited >= Double(reservationRenewal.milliseconds) / 1_000 else { return }
+        let reservation = job.payload.reservationId ?? job.id
+        let token = signer.token(for: job.payload.userId)
+        func reserve(_ id: String) async throws {
+            _ = try await ledger.reserve(
+                reservationID: id, sessionID: job.payload.sessionId, modelID: job.payload.modelId, estimatedTokens: estimate, token: token
+            )
+        }
+        do {
+            try await reserve(reservation)
+        } catch let error as ChatError where error.kind == .badRequest {
+            logger.warning(
+                "a job outlived its reservation; reserving its credits again under a late id",
+                metadata: ["jobId": "\(job.id)", "waitedSeconds": "\(Int(waited))"]
+            )
+            do {
+                try await reserve(reservation + ":late")
+            } catch let late as ChatError where late.kind == .badRequest {
+                // An earlier attempt made the late reservation already: it holds the credits.
+            }
+        }
+    }
 
     /// Runs `body` until it ends or the job must stop: a user's request to stop cancels `body` (closing the
     /// Bedrock stream) and throws `Cancelled`; a run whose attempt lost the job throws `JobFenced`. Meanwhile

@@ -105,6 +105,30 @@ final class RecordingLedger: CreditLedger {
     }
 }
 
+/// A ledger whose reservations answer as `refusal` says (nil: made); settlements are recorded.
+final class ScriptedLedger: CreditLedger {
+    let refusal: @Sendable (String) -> ChatError?
+    private let reservations = NIOLockedValueBox([String]())
+    private let settlements = NIOLockedValueBox([RecordingLedger.Settlement]())
+    var reserved: [String] { reservations.withLockedValue { $0 } }
+    var settled: [RecordingLedger.Settlement] { settlements.withLockedValue { $0 } }
+
+    init(refusal: @escaping @Sendable (String) -> ChatError?) {
+        self.refusal = refusal
+    }
+
+    func hasCredits(_ credits: Double, token: String) async throws -> Bool { true }
+    func reserve(reservationID: String, sessionID: String, modelID: String, estimatedTokens: Int, token: String) async throws -> CreditReservation {
+        reservations.withLockedValue { $0.append(reservationID) }
+        if let error = refusal(reservationID) { throw error }
+        return CreditReservation(id: reservationID, allocatedCredits: Double(estimatedTokens))
+    }
+    func finalize(reservationID: String, modelID: String, inputTokens: Int, outputTokens: Int, success: Bool, token: String) async throws -> CreditSettlement {
+        settlements.withLockedValue { $0.append(.init(reservationID: reservationID, input: inputTokens, output: outputTokens, success: success)) }
+        return CreditSettlement(creditsUsed: Double(inputTokens + outputTokens), refund: 0)
+    }
+}
+
 /// A one-shot gate: `wait` returns once `open` was called (before or after).
 final class Gate: Sendable {
     private let stream: AsyncStream<Void>
@@ -539,6 +563,47 @@ struct GenerationHandlerTests {
         let renewals = fixture.ledger.reserved
         #expect(renewals.count >= 2)
         #expect(renewals.allSatisfy { $0.id == "r-" + job.id && $0.tokens == 500 })
+    }
+
+    @Test("a job that waited longer than its reservation is sure to live reserves again before the model is called: no credits left, it fails and costs nothing; expired, a late reservation takes its place")
+    func staleReservationRenewedBeforeRunning() async throws {
+        let fixture = try HandlerFixture()
+        defer { fixture.redis.shutdown() }
+        /// The job as it comes out of a long wait in the queue.
+        func waited(_ job: QueuedJob<InferenceJob>) -> QueuedJob<InferenceJob> {
+            var payload = job.payload
+            payload.requestedAt = Date().addingTimeInterval(-3_600)
+            return QueuedJob(id: job.id, entryID: job.entryID, payload: payload, attempt: job.attempt)
+        }
+        // The user's credits are gone meanwhile: the reservation cannot be made again.
+        let broke = ScriptedGenerator(words: ["never"])
+        let refusing = ScriptedLedger { id in id.hasSuffix(":late") ? ChatError(.paymentRequired, code: "INSUFFICIENT_CREDITS", message: "Insufficient credits") : ChatError(.badRequest, code: "ACCOUNTING_REJECTED", message: "409") }
+        let (job, record) = try await fixture.job("after a long wait")
+        let handler = try fixture.handler(broke, ledger: refusing)
+        // A failure for good: the job processor then gives the job up, as here.
+        await #expect(throws: JobFailure.self) { try await handler.run(waited(job)) }
+        await handler.abandon(waited(job), reason: "INSUFFICIENT_CREDITS")
+        #expect(broke.requests.isEmpty, "the model was called without credits set aside")
+        #expect(refusing.reserved == ["r-" + job.id, "r-" + job.id + ":late"])
+        #expect(refusing.settled.allSatisfy { $0.input == 0 && $0.output == 0 && !$0.success })
+        #expect(try await fixture.state.record(jobID: job.id)?.status == .failed)
+        let events = try await fixture.events.read(sessionID: fixture.session.id, after: record.startEventID)
+        #expect(events.last?.type == "error")
+
+        // The reservation expired but credits remain: a late reservation holds them, and the reply runs.
+        let paid = ScriptedGenerator(words: ["late", "but", "paid"])
+        let expired = ScriptedLedger { id in id.hasSuffix(":late") ? nil : ChatError(.badRequest, code: "ACCOUNTING_REJECTED", message: "409") }
+        let (second, _) = try await fixture.job("after another wait")
+        try await fixture.handler(paid, ledger: expired).run(waited(second))
+        #expect(paid.requests.count == 1)
+        #expect(expired.reserved == ["r-" + second.id, "r-" + second.id + ":late"])
+        #expect(try await fixture.state.record(jobID: second.id)?.status == .completed)
+
+        // A job that did not wait reserves nothing more before it runs.
+        let quick = ScriptedLedger { _ in nil }
+        let (third, _) = try await fixture.job("at once")
+        try await fixture.handler(ScriptedGenerator(words: ["fast"]), ledger: quick).run(third)
+        #expect(quick.reserved.isEmpty)
     }
 
     @Test("a run whose task is cancelled (its worker lost the job, or is draining) leaves no trace: no complete, nothing billed, still running")
