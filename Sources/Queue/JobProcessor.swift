@@ -43,8 +43,8 @@ public final class JobProcessor<Handler: JobHandler>: Service, Sendable {
     private let logger: Logger
     private let running = NIOLockedValueBox(Slots())
     private let reclaimCursor = NIOLockedValueBox("0-0")
-    private let slotFreed: AsyncStream<Void>
-    private let slotFreedContinuation: AsyncStream<Void>.Continuation
+    /// Signalled whenever a running job ends and frees its slot.
+    let slotFreed = WakeSignal()
 
     /// A processor of `queue` with `handler`.
     public init(queue: JobQueue<Payload>, handler: Handler, configuration: JobProcessorConfiguration, logger: Logger) {
@@ -52,7 +52,6 @@ public final class JobProcessor<Handler: JobHandler>: Service, Sendable {
         self.handler = handler
         self.configuration = configuration
         self.logger = logger
-        (slotFreed, slotFreedContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     /// The running jobs, by stream entry id, with the attempt each runs.
@@ -95,7 +94,7 @@ public final class JobProcessor<Handler: JobHandler>: Service, Sendable {
                 let until = nextReclaim
                 await cancelWhenGracefulShutdown {
                     await withTaskGroup(of: Void.self) { group in
-                        group.addTask { for await _ in self.slotFreed { break } }
+                        group.addTask { await self.slotFreed.wait() }
                         group.addTask { try? await Task.sleep(until: until) }
                         await group.next()
                         group.cancelAll()
@@ -141,7 +140,7 @@ public final class JobProcessor<Handler: JobHandler>: Service, Sendable {
             let task = Task { [self] in
                 await work()
                 self.running.withLockedValue { _ = $0.tasks.removeValue(forKey: job.entryID) }
-                self.slotFreedContinuation.yield()
+                self.slotFreed.signal()
             }
             slots.tasks[job.entryID] = (task, job.attempt)
         }

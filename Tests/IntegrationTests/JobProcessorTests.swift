@@ -132,6 +132,40 @@ struct JobProcessorTests {
         #expect(state.maxRunning >= 2)
     }
 
+    @Test("with every slot taken the read loop waits, across several reclaim rounds, for a slot to free: it never spins", .timeLimit(.minutes(1)))
+    func fullSlotsDoNotSpin() async throws {
+        let redis = try testRedisClient()
+        defer { redis.shutdown() }
+        let queue = testQueue(redis, visibility: .milliseconds(800))
+        try await queue.prepare()
+        for index in 0..<3 { try await queue.enqueue(id: "slow-\(index)", payload: TestJob(text: "\(index)")) }
+        let handler = RecordingHandler(name: "full", duration: { _ in .milliseconds(1_500) })
+        let worker = processor(queue, handler, concurrency: 1)
+        try await withProcessors([worker]) {
+            try await expectEventually(.seconds(20)) { handler.state.withLockedValue { $0.finished.count } == 3 }
+        }
+        // About 4.5 s with its one slot taken, the reclaim round (half the visibility timeout, at least every
+        // second) waking it now and then: a few dozen waits at most; a spinning loop makes hundreds of thousands.
+        #expect(worker.slotFreed.waits < 100, "the read loop waited \(worker.slotFreed.waits) times")
+    }
+
+    @Test("a signal wakes the waiter, or the next wait; a cancelled wait returns and leaves the signal usable")
+    func wakeSignal() async throws {
+        let signal = WakeSignal()
+        signal.signal()
+        await signal.wait()  // the earlier signal: returns at once
+        let cancelled = Task { await signal.wait() }
+        try await expectEventually { signal.isWaited }
+        cancelled.cancel()
+        await cancelled.value
+        #expect(!signal.isWaited)
+        // After a cancelled wait, a wait waits again, until a signal.
+        let waiting = Task { await signal.wait() }
+        try await expectEventually { signal.isWaited }
+        signal.signal()
+        try await withTimeout(.seconds(5)) { await waiting.value }
+    }
+
     @Test("a job held by a consumer that died is run by another processor after the visibility timeout")
     func reclaimsFromDeadConsumer() async throws {
         let redis = try testRedisClient()
