@@ -405,8 +405,18 @@ struct GenerationHandler: JobHandler {
                 }
             }
             // What a run committed is what it showed: bill that; else nothing. Idempotent. A failed outcome was
-            // settled (and counted) by the run that committed it.
-            _ = try? await settle(job, modelID: request.modelId, outcome: committed ?? nothing)
+            // settled (and counted) by the run that committed it. A settlement that could be neither made nor
+            // parked (accounting and Redis both failing) leaves the job open: the sweeper ends it when its lease
+            // runs out and parks its settlement in the same step, so the reservation is never forgotten.
+            do {
+                _ = try await settle(job, modelID: request.modelId, outcome: committed ?? nothing)
+            } catch {
+                logger.error(
+                    "could not settle a given-up job's reservation; leaving the job to the sweeper",
+                    metadata: ["jobId": "\(job.id)", "error": "\(error)"]
+                )
+                return
+            }
             let error = ErrorEvent(
                 jobId: job.id, code: "GENERATION_FAILED", message: "The reply could not be generated. You are charged only for what was delivered."
             )

@@ -105,16 +105,19 @@ final class RecordingLedger: CreditLedger {
     }
 }
 
-/// A ledger whose reservations answer as `refusal` says (nil: made); settlements are recorded.
+/// A ledger whose reservations answer as `refusal` says (nil: made); settlements are recorded, or fail with
+/// `finalizeError`.
 final class ScriptedLedger: CreditLedger {
     let refusal: @Sendable (String) -> ChatError?
+    let finalizeError: ChatError?
     private let reservations = NIOLockedValueBox([String]())
     private let settlements = NIOLockedValueBox([RecordingLedger.Settlement]())
     var reserved: [String] { reservations.withLockedValue { $0 } }
     var settled: [RecordingLedger.Settlement] { settlements.withLockedValue { $0 } }
 
-    init(refusal: @escaping @Sendable (String) -> ChatError?) {
+    init(finalizeError: ChatError? = nil, refusal: @escaping @Sendable (String) -> ChatError?) {
         self.refusal = refusal
+        self.finalizeError = finalizeError
     }
 
     func hasCredits(_ credits: Double, token: String) async throws -> Bool { true }
@@ -124,6 +127,7 @@ final class ScriptedLedger: CreditLedger {
         return CreditReservation(id: reservationID, allocatedCredits: Double(estimatedTokens))
     }
     func finalize(reservationID: String, modelID: String, inputTokens: Int, outputTokens: Int, success: Bool, token: String) async throws -> CreditSettlement {
+        if let finalizeError { throw finalizeError }
         settlements.withLockedValue { $0.append(.init(reservationID: reservationID, input: inputTokens, output: outputTokens, success: success)) }
         return CreditSettlement(creditsUsed: Double(inputTokens + outputTokens), refund: 0)
     }
@@ -239,7 +243,7 @@ struct HandlerFixture {
         let messageID = ObjectIDs.next()
         guard case .started(let record, let summary) = try await state.begin(
             jobID: jobID, sessionID: session.id, userID: session.userId, requestedModel: nil, defaultModel: ModelCatalog.defaultModelID,
-            message: message, messageID: messageID
+            message: message, messageID: messageID, reservationID: "r-" + jobID
         ) else { throw TestFailure("the job did not begin") }
         let payload = InferenceJob(
             sessionId: session.id, userId: session.userId, modelId: summary.modelID, message: message, streaming: true, messageId: messageID,
@@ -604,6 +608,32 @@ struct GenerationHandlerTests {
         let (third, _) = try await fixture.job("at once")
         try await fixture.handler(ScriptedGenerator(words: ["fast"]), ledger: quick).run(third)
         #expect(quick.reserved.isEmpty)
+    }
+
+    @Test("a given-up job whose settlement can be neither made nor parked stays open, and the sweeper ends it and parks its settlement: no reservation is forgotten")
+    func unsettledAbandonLeftToSweeper() async throws {
+        let fixture = try HandlerFixture()
+        defer { fixture.redis.shutdown() }
+        var unreachable = RedisConfiguration(host: "127.0.0.1", port: TestEnvironment.freePort())
+        unreachable.connectTimeout = .milliseconds(200)
+        let deadRedis = RedisClient(configuration: unreachable)
+        defer { deadRedis.shutdown() }
+        let outage = ChatError(.unavailable, code: "ACCOUNTING_UNAVAILABLE", message: "down")
+        let down = ScriptedLedger(finalizeError: outage) { _ in outage }
+        let signer = UserTokenSigner(try AccessTokenVerifier(secret: APIFixture.secret))
+        let parking = PendingSettlements(redis: deadRedis, ledger: down, signer: signer, interval: .seconds(10), logger: Logger(label: "test.pending"))
+        let handler = try fixture.handler(ScriptedGenerator(words: ["never"]), ledger: down, settlements: parking)
+        let (job, _) = try await fixture.job("given up")
+        await handler.abandon(job, reason: "dead letter")
+        #expect(try await fixture.state.record(jobID: job.id)?.status.isFinal == false, "the job was ended with its settlement lost")
+        #expect(try await fixture.redis.send("ZSCORE", fixture.state.openJobsKey, job.id).string != nil)
+        // Its lease runs out; the sweeper ends it and parks its refund in one step.
+        _ = try await fixture.redis.send("ZADD", fixture.state.openJobsKey, "0", job.id)
+        let sweeper = JobSweeper(state: fixture.state, store: nil, stream: uniqueKey("s"), group: "g", logger: Logger(label: "test.sweeper"))
+        let swept = try await sweeper.sweep(jobID: job.id)
+        guard case .ended = swept else { throw TestFailure("the sweeper did not end the job: \(swept)") }
+        #expect(try await fixture.state.record(jobID: job.id)?.status == .failed)
+        #expect(try await fixture.redis.send("HEXISTS", fixture.state.settlementsKey, "r-" + job.id).int == 1)
     }
 
     @Test("a run whose task is cancelled (its worker lost the job, or is draining) leaves no trace: no complete, nothing billed, still running")
