@@ -2,6 +2,14 @@ import Queue
 
 /// The Lua scripts of `GenerationState`. Each is one atomic step of a generation's life.
 enum GenerationScripts {
+    /// KEYS: lock, active set. ARGV: sessionId. Removes the session from the active set unless it is locked.
+    static let forgetInactive = RedisScript(
+        """
+        if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+        return redis.call('SREM', KEYS[2], ARGV[1])
+        """
+    )
+
     /// KEYS: session meta, lock, job, active set, events, history, open jobs, the user's unfinished jobs. ARGV:
     /// jobId, lock ttl, sessionId, userId, requested model, default model, now, meta ttl, message, messageId,
     /// record ttl, reservationId, enqueue grace ms, the user's cap on unfinished jobs (0: none), how long a job
@@ -165,8 +173,10 @@ enum GenerationScripts {
         end
         redis.call('PEXPIRE', KEYS[2], ARGV[5])
         redis.call('ZREM', KEYS[8], ARGV[1])
-        if redis.call('GET', KEYS[1]) == ARGV[1] then
-          redis.call('DEL', KEYS[1])
+        local holder = redis.call('GET', KEYS[1])
+        if holder == ARGV[1] then redis.call('DEL', KEYS[1]) end
+        -- A lock that lapsed leaves no one else to take the session off the active list.
+        if holder == ARGV[1] or holder == false then
           redis.call('SREM', KEYS[3], ARGV[6])
         end
         redis.call('DEL', KEYS[4])
@@ -213,8 +223,9 @@ enum GenerationScripts {
         redis.call('HDEL', KEYS[2], 'message')
         redis.call('PEXPIRE', KEYS[2], ARGV[2])
         redis.call('ZREM', KEYS[5], ARGV[1])
-        if redis.call('GET', KEYS[1]) == ARGV[1] then
-          redis.call('DEL', KEYS[1])
+        local holder = redis.call('GET', KEYS[1])
+        if holder == ARGV[1] then redis.call('DEL', KEYS[1]) end
+        if holder == ARGV[1] or holder == false then
           redis.call('SREM', KEYS[3], ARGV[3])
         end
         redis.call('DEL', KEYS[4])
@@ -350,8 +361,9 @@ enum GenerationScripts {
         end
         redis.call('PEXPIRE', KEYS[2], ARGV[4])
         redis.call('ZREM', KEYS[1], ARGV[1])
-        if redis.call('GET', KEYS[3]) == ARGV[1] then
-          redis.call('DEL', KEYS[3])
+        local holder = redis.call('GET', KEYS[3])
+        if holder == ARGV[1] then redis.call('DEL', KEYS[3]) end
+        if holder == ARGV[1] or holder == false then
           redis.call('SREM', KEYS[4], ARGV[2])
         end
         redis.call('DEL', KEYS[5])

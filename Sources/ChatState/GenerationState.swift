@@ -317,6 +317,12 @@ public final class GenerationState: Sendable {
         (try await redis.send("SMEMBERS", Self.activeSessionsKey).array ?? []).compactMap(\.string).sorted()
     }
 
+    /// Takes a session off the active list if no generation holds it (its job's lock lapsed before the job
+    /// ended, or the job's record was lost): otherwise nothing would.
+    public func forgetIfInactive(sessionID: String) async throws {
+        try await redis.evaluate(GenerationScripts.forgetInactive, keys: [Self.lockKey(sessionID), Self.activeSessionsKey], arguments: [sessionID])
+    }
+
     /// Asks the job running in the session now to stop, in one step: the job's flag (seen by a run that has not
     /// started) and one entry on the stream every worker reads (seen by a running one at once). Returns its id,
     /// or nil when none runs.

@@ -165,6 +165,35 @@ extension GenerationStateTests {
         #expect(try await state.activeJob(sessionID: session.id) == nil)
     }
 
+    @Test("a session whose lock lapsed leaves the active list when its job ends, or when the list is read: it is never listed for ever")
+    func lapsedLockLeavesActiveList() async throws {
+        let redis = try testRedisClient()
+        defer { redis.shutdown() }
+        let cache = SessionCache(redis: redis)
+        let state = GenerationState(redis: redis, cache: cache, settlementsKey: uniqueKey("settlements"), openJobsKey: uniqueKey("open"), pendingTurnsKey: uniqueKey("turns"))
+        func listed(_ session: ChatSession) async throws -> Bool {
+            try await redis.send("SISMEMBER", GenerationState.activeSessionsKey, session.id).int == 1
+        }
+        // A job whose lock lapsed before it ended (its worker stalled past the lock's lifetime).
+        let session = Self.session()
+        try await cache.created(session)
+        guard case .started(let record, _) = try await begin(state, session) else { throw TestFailure("not started") }
+        #expect(try await listed(session))
+        _ = try await redis.send("DEL", GenerationState.lockKey(session.id))
+        let failed = JobEnding(status: .failed, event: .error(ErrorEvent(jobId: record.jobID, code: "X", message: "x")))
+        #expect(try await state.end(jobID: record.jobID, sessionID: session.id, attempt: 0, failed) == .ended)
+        #expect(try await !listed(session))
+        // A job whose record was lost: nothing ends it, and reading the list forgets the session.
+        let other = Self.session()
+        try await cache.created(other)
+        guard case .started = try await begin(state, other) else { throw TestFailure("not started") }
+        try await state.forgetIfInactive(sessionID: other.id)
+        #expect(try await listed(other), "a session still locked was forgotten")
+        _ = try await redis.send("DEL", GenerationState.lockKey(other.id))
+        try await state.forgetIfInactive(sessionID: other.id)
+        #expect(try await !listed(other))
+    }
+
     @Test("once a later attempt started, every effect of the earlier one is refused: start, publish, commit, end, lock renewal")
     func staleAttemptIsFenced() async throws {
         let redis = try testRedisClient()

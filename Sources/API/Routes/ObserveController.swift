@@ -54,7 +54,11 @@ struct ObserveController: Sendable {
         guard user.role.canObserve else { throw Self.forbidden }
         var sessions: [SessionView] = []
         for sessionID in try await state.activeSessions() {
-            guard let jobID = try await state.activeJob(sessionID: sessionID), let session = try await store.session(id: sessionID) else { continue }
+            guard let jobID = try await state.activeJob(sessionID: sessionID) else {
+                try await state.forgetIfInactive(sessionID: sessionID)
+                continue
+            }
+            guard let session = try await store.session(id: sessionID) else { continue }
             var entry = SessionView(session)
             entry.activeJobId = jobID
             sessions.append(entry)
