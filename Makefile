@@ -1,6 +1,6 @@
 # The two commands a new machine needs: `make dev` and `make test`.
 SHELL := /bin/bash
-.PHONY: dev test build bootstrap bench profile bench-redis bench-bedrock bench-accounting clean
+.PHONY: dev test build bootstrap bench profile bench-redis bench-bedrock bench-accounting soak clean
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -15,6 +15,10 @@ dev: build
 ## The same set-up, then every test (unit and integration), then everything stopped.
 test: bootstrap
 	@scripts/test.sh
+
+## The long fault runs (20 worker kills and the rest, about 15 minutes); writes the table of docs/reliability.md.
+soak: build
+	@FAULTS_WRITE_DOCS=1 scripts/faults.sh long
 
 ## The Redis client beside redis-benchmark on the same server; writes docs/benchmarks.md.
 bench-redis: bootstrap

@@ -77,6 +77,11 @@ if [ $# -eq 0 ] || [ "${HOSTILE_CHECK:-}" = 1 ]; then
   BIN_DIR="$bin" scripts/hostile-check.sh || status=$?
 fi
 
+if [ $# -eq 0 ] || [ "${FAULTS_CHECK:-}" = 1 ]; then
+  echo "==> faults, short: workers killed and stopped, chat-api stopped, Redis and MongoDB down, accounting down, throttling, overload"
+  BIN_DIR="$bin" scripts/faults.sh short || status=$?
+fi
+
 if { [ $# -eq 0 ] && [ "${OTLP_CHECK:-1}" != 0 ]; } || [ "${OTLP_CHECK:-}" = 1 ]; then
   echo "==> span export over OTLP: the OTLP build of chat-api and chat-worker against a collector"
   scripts/otlp-check.sh || status=$?
