@@ -35,10 +35,11 @@ struct APIConfiguration: Sendable {
     /// The proxies whose `X-Forwarded-For` names the client (`TRUSTED_PROXIES`, addresses or CIDR ranges; none
     /// by default: the peer is the client).
     var trustedProxies: TrustedProxies
-    /// Per-user caps, over every replica: open reply streams and waiting messages (`MAX_STREAMS_PER_USER`, 10),
-    /// observer streams (`MAX_OBSERVERS_PER_USER`, 20), unfinished generations (`MAX_GENERATIONS_PER_USER`, 5).
+    /// Per user, over every replica: open reply streams and waiting messages (`MAX_STREAMS_PER_USER`, 10).
     var maxStreamsPerUser: Int
+    /// Per user: open observer streams (`MAX_OBSERVERS_PER_USER`, 20).
     var maxObserversPerUser: Int
+    /// Per user: unfinished (queued or running) generations (`MAX_GENERATIONS_PER_USER`, 5).
     var maxGenerationsPerUser: Int
     /// Jobs that may wait for a worker before new generations get 503 `QUEUE_FULL` (`QUEUE_MAX_WAITING`, 2000).
     var queueMaxWaiting: Int

@@ -156,15 +156,24 @@ public final class AccountingClient: CreditLedger {
     }
 
     /// An answer the call cannot use, classified for whoever retries it: `.unavailable` (a server error, 408,
-    /// 429) and `.unauthorized` (401, which a fresh token cures when the clocks disagree) may succeed later;
-    /// `.forbidden` (403) and `.badRequest` (any other 4xx: the request itself is wrong) will not.
+    /// 429, and 403: the service refuses the chat service itself, a credential missing or rotated, which an
+    /// operator cures; settlements wait for it, parked) and `.unauthorized` (401, which a fresh token cures when
+    /// the clocks disagree) may succeed later; `.badRequest` (any other 4xx: the request itself is wrong) will not.
     private func unexpected(_ call: String, _ status: Int) -> ChatError {
-        logger.warning("accounting answered unexpectedly", metadata: ["call": "\(call)", "status": "\(status)"])
+        switch status {
+        case 403:
+            logger.error(
+                "the accounting service refuses the chat service; is ACCOUNTING_SERVICE_TOKEN the same here and there?",
+                metadata: ["call": "\(call)", "status": "\(status)"]
+            )
+        default:
+            logger.warning("accounting answered unexpectedly", metadata: ["call": "\(call)", "status": "\(status)"])
+        }
         switch status {
         case 401:
             return ChatError(.unauthorized, code: "ACCOUNTING_UNAUTHORIZED", message: "The accounting service did not accept the token")
         case 403:
-            return ChatError(.forbidden, code: "ACCOUNTING_REFUSED", message: "The accounting service refused the request")
+            return ChatError(.unavailable, code: "ACCOUNTING_REFUSED", message: "The accounting service refused the chat service's call")
         case 400..<500 where status != 408 && status != 429:
             return ChatError(.badRequest, code: "ACCOUNTING_REJECTED", message: "The accounting service rejected the request (\(status))")
         default:

@@ -20,8 +20,10 @@ public struct CreditSettlement: Sendable, Equatable {
     public var expired: Bool
     /// The service knows no such reservation (never made, or already gone): nothing was charged.
     public var unknownReservation: Bool
-    /// The tokens the service settled the reservation with, when it says (a repeat answers the first settlement's).
+    /// The input tokens the service settled the reservation with, when it says (a repeat answers the first
+    /// settlement's).
     public var inputTokens: Int?
+    /// The output tokens the service settled the reservation with, when it says.
     public var outputTokens: Int?
 
     /// Creates a settlement value.

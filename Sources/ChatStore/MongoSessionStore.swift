@@ -38,7 +38,8 @@ public final class MongoSessionStore: SessionStore {
                 try messages.writeCommand([
                     "createIndexes": .string(StoredMessage.collection),
                     "indexes": [
-                        ["key": ["sessionId": 1, "createdAt": 1], "name": "sessionId_1_createdAt_1"],
+                        // Pages of messages are read newest first by (createdAt, _id): the index holds both.
+                        ["key": ["sessionId": 1, "createdAt": 1, "_id": 1], "name": "sessionId_1_createdAt_1__id_1"],
                         ["key": ["jobId": 1, "role": 1], "name": "jobId_1_role_1", "unique": true],
                     ],
                 ])

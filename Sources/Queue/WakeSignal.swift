@@ -8,7 +8,7 @@ final class WakeSignal: Sendable {
     private struct State {
         var pending = false
         var waiter: CheckedContinuation<Void, Never>?
-        /// How many waits returned (signalled or cancelled), for tests.
+        /// How many waits began, for tests.
         var wakeups = 0
     }
 
@@ -32,6 +32,7 @@ final class WakeSignal: Sendable {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let now = state.withLockedValue { state -> Bool in
+                    precondition(state.waiter == nil, "a WakeSignal has one waiter at a time")
                     state.wakeups += 1
                     if state.pending || Task.isCancelled {
                         state.pending = false

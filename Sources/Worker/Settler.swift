@@ -49,7 +49,7 @@ struct Settler: Sendable {
     /// agrees: other token counts than reported, when the service names them, or fewer credits charged than the
     /// reported tokens cost at the catalog's prices (a balance that ran dry also shows here).
     static func mismatch(_ settled: CreditSettlement, of settlement: PendingSettlement) -> String? {
-        if let input = settled.inputTokens, let output = settled.outputTokens,
+        if !settled.expired, let input = settled.inputTokens, let output = settled.outputTokens,
             input != settlement.inputTokens || output != settlement.outputTokens
         {
             return "tokens"

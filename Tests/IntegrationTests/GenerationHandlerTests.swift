@@ -476,7 +476,7 @@ struct GenerationHandlerTests {
     func refusedSettlementDoesNotRerun() async throws {
         let fixture = try HandlerFixture()
         defer { fixture.redis.shutdown() }
-        let refusing = RefusingLedger(error: ChatError(.forbidden, code: "ACCOUNTING_REFUSED", message: "403"))
+        let refusing = RefusingLedger(error: ChatError(.badRequest, code: "ACCOUNTING_REJECTED", message: "400"))
         var settlements = PendingSettlements(
             redis: fixture.redis, ledger: refusing, signer: UserTokenSigner(try AccessTokenVerifier(secret: APIFixture.secret)), interval: .seconds(60),
             logger: Logger(label: "test.pending")

@@ -132,6 +132,24 @@ struct PendingSettlementsTests {
         #expect(lines.first?.metadata["settledTokens"] == "0+0")
     }
 
+    @Test("a chat service without the credential the accounting service requires is refused (403): 503 ACCOUNTING_REFUSED, so settlements are parked, not given up")
+    func missingCredentialIsAnOutage() async throws {
+        guard TestEnvironment.serviceCredential != nil else { return }  // the stand-in of make test requires one
+        let verifier = try AccessTokenVerifier(secret: APIFixture.secret)
+        let user = "nocred-\(UUID().uuidString.prefix(8))"
+        try await Accounting.fund(user, credits: 100, accountingURL: TestEnvironment.accountingURL, verifier: verifier)
+        let bare = AccountingClient(baseURL: TestEnvironment.accountingURL, httpClient: HTTPClient.shared)
+        let token = verifier.sign(userID: user, role: .enduser, lifetime: 60)
+        let error = await #expect(throws: ChatError.self) {
+            _ = try await bare.reserve(reservationID: UUID().uuidString, sessionID: "s", modelID: ModelCatalog.defaultModelID, estimatedTokens: 10, token: token)
+        }
+        #expect(error?.kind == .unavailable && error?.code == "ACCOUNTING_REFUSED")
+        let settle = await #expect(throws: ChatError.self) {
+            _ = try await bare.finalize(reservationID: UUID().uuidString, modelID: ModelCatalog.defaultModelID, inputTokens: 1, outputTokens: 1, success: true, token: token)
+        }
+        #expect(settle?.kind == .unavailable)
+    }
+
     @Test("what makes a settlement disagree: other token counts, or fewer credits than the tokens cost; an exact one agrees")
     func mismatchReasons() {
         let settlement = PendingSettlement(
@@ -142,6 +160,8 @@ struct PendingSettlementsTests {
         #expect(Settler.mismatch(CreditSettlement(creditsUsed: 14, refund: 0, inputTokens: 100, outputTokens: 899), of: settlement) == "tokens")
         #expect(Settler.mismatch(CreditSettlement(creditsUsed: 13, refund: 0), of: settlement) == "undercharged")
         #expect(Settler.mismatch(CreditSettlement(creditsUsed: 0, refund: 0, expired: true), of: settlement) == nil)
+        // An expired reservation settles nothing and says so with zero tokens: not someone else's settlement.
+        #expect(Settler.mismatch(CreditSettlement(creditsUsed: 0, refund: 0, expired: true, inputTokens: 0, outputTokens: 0), of: settlement) == nil)
     }
 
     @Test("a reservation that expired before its settlement is charged late, once, and counted", .timeLimit(.minutes(1)))

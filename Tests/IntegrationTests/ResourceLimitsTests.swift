@@ -159,6 +159,11 @@ struct ResourceLimitsTests {
             #expect(statuses == [.notFound, .notFound, .tooManyRequests])
             let delete = try await client.execute(uri: "/api/chat/sessions/000000000000000000000000", method: .delete, headers: fixture.auth(user))
             #expect(delete.status == .tooManyRequests)
+            let update = try await client.execute(
+                uri: "/api/chat/sessions/000000000000000000000000/update-stream", method: .post, headers: fixture.auth(user),
+                body: ByteBuffer(string: #"{"streamingSessionId":"x"}"#)
+            )
+            #expect(update.status == .tooManyRequests)
         }
     }
 }

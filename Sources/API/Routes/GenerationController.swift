@@ -140,7 +140,9 @@ struct GenerationController: Sendable {
         let jobID = try await request.decodeBody(UpdateStreamBody.self, context: context).streamingSessionId
         guard try await relay.cache.owns(userID: user.id, sessionID: sessionID, store: store) else { throw SessionController.notFound }
         if let jobID, let record = try await state.record(jobID: jobID), record.sessionID == sessionID, !record.status.isFinal {
-            _ = try await relay.waitForEnd(of: record, timeout: messageWait)
+            // A waiting request holds a connection as a stream does, and counts as one.
+            let lease = try await limits.open(.streams, userID: user.id, id: UUID().uuidString)
+            _ = try await lease.hold { try await relay.waitForEnd(of: record, timeout: messageWait) }
         }
         return Response.json(status: .ok, NoticeBody(message: "Session updated", sessionId: sessionID))
     }

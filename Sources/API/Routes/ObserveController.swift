@@ -37,13 +37,17 @@ struct ObserveController: Sendable {
         let first = EventRelay.frame(id: nil, event: "observer", data: Self.json(greeting))
         let from = start
         let lease = try await limits.open(.observers, userID: user.id, id: UUID().uuidString)
-        // The stream ends when the observer's token does: a revoked supervisor does not keep watching.
-        let expiry = ContinuousClock.now + .seconds(user.expiresAt) - .seconds(Date().timeIntervalSince1970)
+        // The stream ends when the observer's token does: a revoked supervisor does not keep watching. (At most a
+        // day ahead: a token valid for longer is still checked again when the observer reconnects.)
+        let remaining = min(Double(user.expiresAt) - Date().timeIntervalSince1970, 86_400)
+        let expiry = ContinuousClock.now + .seconds(max(0, remaining))
         return Response(
             status: .ok, headers: EventRelay.headers,
             body: ResponseBody { [relay] writer in
-                try await writer.write(first)
-                try await lease.hold { try await relay.relayAll(sessionID: sessionID, after: from, until: expiry, writer: &writer) }
+                try await lease.hold {
+                    try await writer.write(first)
+                    try await relay.relayAll(sessionID: sessionID, after: from, until: expiry, writer: &writer)
+                }
                 try await writer.finish(nil)
             }
         )

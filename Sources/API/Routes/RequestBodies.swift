@@ -11,11 +11,13 @@ protocol RequestBody: Decodable {
 }
 
 extension RequestBody {
+    /// 16 KiB: room for every body but those that carry a message.
     static var maxBodyBytes: Int { 16 * 1024 }
 }
 
-/// The body limit of the routes that carry a message: room for `maxMessageBytes` even when every character is
-/// written as a JSON `\u` escape (up to three times its UTF-8 size), plus the other fields.
+/// The body limit of the routes that carry a message: room for `maxMessageBytes` of text written as JSON
+/// escapes where a client escapes what is not ASCII (`\uXXXX` is at most three times the UTF-8 bytes of such a
+/// character), plus the other fields. A client that escapes ASCII too may need to send shorter messages.
 private let messageBodyBytes = 3 * SessionController.maxMessageBytes + 16 * 1024
 
 extension Request {
