@@ -117,8 +117,10 @@ struct GenerationHandler: JobHandler {
             return outcome.status
         case .run(let ready): prepared = ready
         }
+        // The reservation that holds the reply's credits: the job's, or the late one that replaced it.
+        var holding = job.payload.reservationId ?? job.id
         do {
-            try await renewStaleReservation(job)
+            holding = try await renewStaleReservation(job)
         } catch let error as ChatError where error.kind == .paymentRequired {
             let failed = try await commit(
                 job,
@@ -137,7 +139,7 @@ struct GenerationHandler: JobHandler {
         let outcome: Outcome
         do {
             if prepared.cancelledBeforeStart { throw Cancelled() }
-            try await untilCancelled(job, cancellation) {
+            try await untilCancelled(job, cancellation, renewing: holding) {
                 try await generate(job, prepared, progress: progress)
             }
             outcome = .completed
@@ -446,10 +448,11 @@ struct GenerationHandler: JobHandler {
     /// the settlement then charges. Refused for want of credits: `.paymentRequired` (the job fails, costing
     /// nothing). The accounting service unreachable: its error, and the job waits for a later attempt. So no
     /// reply runs without credits set aside for it.
-    private func renewStaleReservation(_ job: QueuedJob<InferenceJob>) async throws {
+    /// Returns the reservation that holds the reply's credits from now on, for the run to keep renewing.
+    private func renewStaleReservation(_ job: QueuedJob<InferenceJob>) async throws -> String {
         let waited = Date().timeIntervalSince(job.payload.requestedAt)
-        guard let estimate = job.payload.estimatedTokens, waited >= Double(reservationRenewal.milliseconds) / 1_000 else { return }
         let reservation = job.payload.reservationId ?? job.id
+        guard let estimate = job.payload.estimatedTokens, waited >= Double(reservationRenewal.milliseconds) / 1_000 else { return reservation }
         let token = signer.token(for: job.payload.userId)
         func reserve(_ id: String) async throws {
             _ = try await ledger.reserve(
@@ -458,6 +461,7 @@ struct GenerationHandler: JobHandler {
         }
         do {
             try await reserve(reservation)
+            return reservation
         } catch let error as ChatError where error.kind == .badRequest {
             logger.warning(
                 "a job outlived its reservation; reserving its credits again under a late id",
@@ -468,14 +472,17 @@ struct GenerationHandler: JobHandler {
             } catch let late as ChatError where late.kind == .badRequest {
                 // An earlier attempt made the late reservation already: it holds the credits.
             }
+            return reservation + ":late"
         }
     }
 
     /// Runs `body` until it ends or the job must stop: a user's request to stop cancels `body` (closing the
     /// Bedrock stream) and throws `Cancelled`; a run whose attempt lost the job throws `JobFenced`. Meanwhile
-    /// the job's reservation is made again every `reservationRenewal`, which extends it.
+    /// the reservation that holds the reply's credits (`reservationID`) is made again every `reservationRenewal`,
+    /// which extends it.
     private func untilCancelled(
-        _ job: QueuedJob<InferenceJob>, _ cancellation: JobCancellation, _ body: @escaping @Sendable () async throws -> Void
+        _ job: QueuedJob<InferenceJob>, _ cancellation: JobCancellation, renewing reservationID: String,
+        _ body: @escaping @Sendable () async throws -> Void
     ) async throws {
         try await withThrowingTaskGroup(of: Bool.self) { group in
             group.addTask {
@@ -489,7 +496,7 @@ struct GenerationHandler: JobHandler {
                         try await Task.sleep(for: reservationRenewal)
                         do {
                             _ = try await ledger.reserve(
-                                reservationID: job.payload.reservationId ?? job.id, sessionID: job.payload.sessionId, modelID: job.payload.modelId,
+                                reservationID: reservationID, sessionID: job.payload.sessionId, modelID: job.payload.modelId,
                                 estimatedTokens: estimate, token: signer.token(for: job.payload.userId)
                             )
                         } catch is CancellationError {

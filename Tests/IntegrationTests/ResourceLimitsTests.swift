@@ -115,6 +115,12 @@ struct ResourceLimitsTests {
         #expect(answers.map(\.status) == [202, 202, 503, 503])
         #expect(answers[2].code == "QUEUE_FULL" && answers[2].retryAfter != nil)
         for token in tokens[2...] { #expect(try await Self.balance(token) == 1_000, "a refused generation reserved credits") }
+        // A session created with its first message while the queue is full is refused whole: no empty session.
+        let late = tokens[3]
+        let refused = try await HTTPProbe.json(.POST, pair.apiURL + "/api/chat/sessions", token: late, body: ["title": "with a message", "initialMessage": "hi"])
+        #expect(refused.status == 503 && refused.body["code"] as? String == "QUEUE_FULL")
+        let list = try await HTTPProbe.json(.GET, pair.apiURL + "/api/chat/sessions", token: late)
+        #expect((list.body["sessions"] as? [[String: Any]])?.compactMap { $0["title"] as? String } == ["q"], "a refused create left a session")
         _ = try await pair.stop()
     }
 
@@ -165,36 +171,5 @@ struct ResourceLimitsTests {
             )
             #expect(update.status == .tooManyRequests)
         }
-    }
-}
-
-/// A bare TCP client, for what an HTTP client library will not do (send half a request and wait).
-enum RawConnection {
-    /// Connects to 127.0.0.1:`port`, sends `bytes`, and waits up to `limit` for the server to close the
-    /// connection; true when it did.
-    static func sendAndAwaitClose(port: Int, bytes: String, limit: Duration) async throws -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { return false }
-        _ = bytes.withCString { send(fd, $0, strlen($0), 0) }
-        let clock = ContinuousClock()
-        let deadline = clock.now + limit
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while clock.now < deadline {
-            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            if poll(&poller, 1, 0) > 0 {
-                let read = recv(fd, &buffer, buffer.count, 0)
-                if read <= 0 { return true }
-            }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        return false
     }
 }

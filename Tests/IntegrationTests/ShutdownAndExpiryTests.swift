@@ -85,18 +85,3 @@ struct ShutdownAndExpiryTests {
         }
     }
 }
-
-/// A `ServicePair` for one test body, stopped (or killed, on failure) afterwards.
-enum APIProcess {
-    static func withPair(_ body: (ServicePair) async throws -> Void) async throws {
-        let pair = try ServicePair()
-        do {
-            try await pair.ready()
-            try await body(pair)
-        } catch {
-            pair.kill()
-            throw error
-        }
-        _ = try await pair.stop()
-    }
-}

@@ -3,8 +3,9 @@ import NIOConcurrencyHelpers
 import Queue
 
 /// Refuses new generations while the job queue holds `maxWaiting` jobs no worker has taken yet: 503
-/// `QUEUE_FULL` with `Retry-After`, instead of a wait without bound. The count is read from Redis at most
-/// every `refresh` and shared by the requests of that moment, so a burst costs one read, not one per request.
+/// `QUEUE_FULL` with `Retry-After`, instead of a wait without bound. The count read from Redis is reused for
+/// `refresh` (and raised by each request it admits), so a burst costs a few reads, not one per request; the
+/// requests that arrive together as it runs out each read it. The cap is approximate by that much, per replica.
 final class BacklogGate: Sendable {
     let queue: JobQueue<InferenceJob>
     /// The most jobs that may wait for a worker; 0 for no cap.

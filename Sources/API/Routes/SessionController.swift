@@ -41,12 +41,20 @@ struct SessionController: Sendable {
         try await cache.created(session)
         var response = SessionView(session)
         if let initialMessage {
-            // The first message goes through the queue like any other; its reply lands in the session.
-            let record = try await starter.start(
-                user: user, token: token, sessionID: session.id, message: initialMessage, modelID: nil, streaming: false, requestID: context.requestID,
-                trace: context.trace
-            )
-            response.initialJobId = record.jobID
+            // The first message goes through the queue like any other; its reply lands in the session. Refused
+            // (no credits, a full queue, too many replies at once), the session goes too: a client that tries
+            // again does not leave a trail of empty sessions.
+            do {
+                let record = try await starter.start(
+                    user: user, token: token, sessionID: session.id, message: initialMessage, modelID: nil, streaming: false,
+                    requestID: context.requestID, trace: context.trace
+                )
+                response.initialJobId = record.jobID
+            } catch let error as ChatError where [.paymentRequired, .tooManyRequests, .unavailable].contains(error.kind) {
+                try? await cache.deleted(sessionID: session.id)
+                _ = try? await store.deleteSession(id: session.id, userId: user.id)
+                throw error
+            }
         }
         return Response.json(status: .created, response)
     }

@@ -56,3 +56,18 @@ final class ServicePair: @unchecked Sendable {
         for process in [api, worker] where process.isRunning { process.signal(SIGKILL) }
     }
 }
+
+/// A `ServicePair` for one test body, stopped (or killed, on failure) afterwards.
+enum APIProcess {
+    static func withPair(_ body: (ServicePair) async throws -> Void) async throws {
+        let pair = try ServicePair()
+        do {
+            try await pair.ready()
+            try await body(pair)
+        } catch {
+            pair.kill()
+            throw error
+        }
+        _ = try await pair.stop()
+    }
+}
