@@ -72,6 +72,11 @@ public final class JobProcessor<Handler: JobHandler>: Service, Sendable {
             await self.drain()
             group.cancelAll()
         }
+        // A worker that finished everything it took leaves the group; one that left jobs behind stays listed, so
+        // that they are reclaimed from it.
+        if (try? await queue.leave(consumer: configuration.consumer)) == true {
+            logger.info("left the consumer group", metadata: ["consumer": "\(configuration.consumer)"])
+        }
         logger.info("job processor stopped", metadata: ["consumer": "\(configuration.consumer)"])
     }
 

@@ -234,6 +234,14 @@ public final class JobQueue<Payload: Codable & Sendable>: Sendable {
         return max(0, length - (replies[1].array?.first?.int ?? 0))
     }
 
+    /// Takes `consumer` out of the consumer group if it holds no delivered, unacknowledged job (a worker that
+    /// drained); returns whether it did. Otherwise it stays, so that its jobs are still reclaimed by others.
+    /// Without this, every worker that ever started would stay listed in the group for ever.
+    @discardableResult
+    public func leave(consumer: String) async throws -> Bool {
+        try await redis.evaluate(JobQueueScripts.leave, keys: [configuration.stream], arguments: [configuration.group, consumer]).int == 1
+    }
+
     /// How many jobs are delivered and not yet acknowledged.
     public func pendingCount() async throws -> Int {
         try await redis.xpendingCount(configuration.stream, group: configuration.group)
@@ -271,6 +279,16 @@ public struct QueueBacklog: Sendable, Equatable {
 /// entry first checks that the entry is still pending for the consumer and at the delivery count (attempt)
 /// the caller holds it at, in the same script: the fence against a worker that stalled and lost its job.
 enum JobQueueScripts {
+    /// KEYS: stream. ARGV: group, consumer. Deletes the consumer when it has nothing pending.
+    static let leave = RedisScript(
+        """
+        local pending = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
+        if #pending > 0 then return 0 end
+        redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+        return 1
+        """
+    )
+
     /// KEYS: stream. ARGV: group, entry id, consumer, attempt. Returns 1 (acked and deleted), 0 (nothing
     /// pending under that id) or -1 (held by another consumer or at another attempt: untouched).
     static let acknowledge = RedisScript(

@@ -149,6 +149,32 @@ struct JobProcessorTests {
         #expect(worker.slotFreed.waits < 100, "the read loop waited \(worker.slotFreed.waits) times")
     }
 
+    @Test("a worker that drained leaves the consumer group; one that left a job pending stays in it until that job is taken", .timeLimit(.minutes(1)))
+    func drainedWorkerLeavesTheGroup() async throws {
+        let redis = try testRedisClient()
+        defer { redis.shutdown() }
+        let queue = testQueue(redis, visibility: .seconds(5))
+        try await queue.prepare()
+        try await queue.enqueue(id: "one", payload: TestJob(text: "1"))
+        let handler = RecordingHandler(name: "leaver", duration: { _ in .milliseconds(50) })
+        try await withProcessors([processor(queue, handler, concurrency: 2)]) {
+            try await expectEventually { handler.state.withLockedValue { $0.finished.count } == 1 }
+            try await expectEventually { try await queue.pendingCount() == 0 }
+        }
+        func consumers() async throws -> [String] {
+            (try await redis.send("XINFO", "CONSUMERS", queue.configuration.stream, queue.configuration.group).array ?? []).compactMap { row in
+                let fields = row.array ?? []
+                return stride(from: 0, to: fields.count - 1, by: 2).first { fields[$0].string == "name" }.flatMap { fields[$0 + 1].string }
+            }
+        }
+        #expect(try await !consumers().contains("leaver"))
+        // A consumer still holding a delivered job is not taken out.
+        try await queue.enqueue(id: "two", payload: TestJob(text: "2"))
+        _ = try await queue.receive(consumer: "holder", count: 1, block: .milliseconds(100))
+        #expect(try await queue.leave(consumer: "holder") == false)
+        #expect(try await consumers().contains("holder"))
+    }
+
     @Test("a signal wakes the waiter, or the next wait; a cancelled wait returns and leaves the signal usable")
     func wakeSignal() async throws {
         let signal = WakeSignal()
