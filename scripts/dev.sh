@@ -10,6 +10,8 @@ trap stop_stack EXIT INT TERM
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6380}"
 export MONGO_URI="${MONGO_URI:-mongodb://127.0.0.1:27018/chat}"
 export PORT="${PORT:-3002}"
+# Pages served from this machine (a console on another port, a local HTML file's server) may call the API.
+export CORS_ALLOWED_ORIGINS="${CORS_ALLOWED_ORIGINS:-http://localhost:*,http://127.0.0.1:*}"
 bin=$(swift build --show-bin-path)
 
 start_redis 6380 .data/dev/redis

@@ -46,6 +46,8 @@ struct APIConfiguration: Sendable {
     /// How long a connection may sit idle, or take to send a request, before it is closed (`HTTP_IDLE_TIMEOUT_MS`,
     /// 60 s); an open event stream is never idle.
     var httpIdleTimeout: Duration
+    /// The origins whose pages may call the API from a browser (`CORS_ALLOWED_ORIGINS`; none by default).
+    var cors: CORSPolicy
 
     /// Reads and checks the settings; a bad one throws a `ConfigurationError` with one clear line.
     init(environment: Environment) throws {
@@ -75,5 +77,6 @@ struct APIConfiguration: Sendable {
         maxGenerationsPerUser = try environment.int("MAX_GENERATIONS_PER_USER", default: 5, in: 0...100_000)
         queueMaxWaiting = try environment.int("QUEUE_MAX_WAITING", default: 2_000, in: 0...10_000_000)
         httpIdleTimeout = try environment.milliseconds("HTTP_IDLE_TIMEOUT_MS", default: .seconds(60), in: 100...3_600_000)
+        cors = try CORSPolicy(parsing: environment.string("CORS_ALLOWED_ORIGINS", default: ""))
     }
 }

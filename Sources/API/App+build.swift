@@ -34,6 +34,8 @@ struct APIDependencies: Sendable {
     var streamLimits: StreamLimits? = nil
     /// The cap on jobs waiting for a worker (none when nil).
     var backlog: BacklogGate? = nil
+    /// The origins whose pages may call the API (none by default).
+    var cors = try! CORSPolicy(parsing: "")
 }
 
 /// Builds chat-api: the Redis client and the MongoDB store as services of its `ServiceGroup`, the router, the
@@ -86,6 +88,7 @@ func buildApplication(configuration: APIConfiguration) async throws -> some Appl
         maxStreams: configuration.maxStreamsPerUser, maxObservers: configuration.maxObserversPerUser
     )
     dependencies.backlog = BacklogGate(queue: dependencies.queue, maxWaiting: configuration.queueMaxWaiting)
+    dependencies.cors = configuration.cors
     do {
         try await dependencies.queue.prepare()
     } catch {
@@ -123,6 +126,8 @@ func buildRouter(_ dependencies: APIDependencies) -> Router<ChatRequestContext> 
 func buildRoutes(_ dependencies: APIDependencies) -> RouteTable<ChatRequestContext> {
     let router = RouteTable(Router(context: ChatRequestContext.self))
     router.add(middleware: RequestIDMiddleware())
+    // Before everything that may refuse a request, so that a page can read why it was refused.
+    router.add(middleware: CORSMiddleware(policy: dependencies.cors))
     router.add(middleware: ErrorMiddleware())
     router.add(middleware: HeaderLimitMiddleware())
     router.add(middleware: ClientAddressMiddleware(trusted: dependencies.trustedProxies))

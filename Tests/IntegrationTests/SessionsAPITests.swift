@@ -26,7 +26,8 @@ struct APIFixture {
     /// Runs `body` against the app, then drops the database and closes the clients.
     static func with(
         redis: RedisClient? = nil, mongoURI: String? = nil, rateLimits: RateLimitSettings = try! RateLimitSettings(environment: Environment(["RATE_LIMIT_ENABLED": "false"])),
-        accountingURL: String = TestEnvironment.accountingURL, messageWait: Duration = .seconds(30), _ body: @Sendable (APIFixture, any TestClientProtocol) async throws -> Void
+        accountingURL: String = TestEnvironment.accountingURL, messageWait: Duration = .seconds(30), cors: CORSPolicy = try! CORSPolicy(parsing: ""),
+        _ body: @Sendable (APIFixture, any TestClientProtocol) async throws -> Void
     ) async throws {
         let store = try MongoSessionStore(
             configuration: MongoConfiguration(uri: mongoURI ?? MongoSessionStoreTests.uniqueDatabaseURI(), timeout: .seconds(1), threadCount: 2)
@@ -44,7 +45,7 @@ struct APIFixture {
             APIDependencies(
                 redis: redis, store: store, verifier: fixture.verifier, healthTimeout: .seconds(5), rateLimiter: limiter, ledger: ledger,
                 state: GenerationState(redis: redis, cache: cache, settlementsKey: uniqueKey("settlements"), openJobsKey: uniqueKey("open"), pendingTurnsKey: uniqueKey("turns")), cache: cache, queue: JobQueue<InferenceJob>(redis: redis),
-                events: events, hub: hub, messageWait: messageWait
+                events: events, hub: hub, messageWait: messageWait, cors: cors
             )
         )
         fixture.routes = table.routes
