@@ -117,6 +117,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Cross-origin requests from browser pages (CORS), the same for chat-api and the stand-ins.
+        .target(
+            name: "CORS",
+            dependencies: [
+                "ChatCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // AWS Signature Version 4: signing and (for the emulator) verifying. Depends only on Crypto.
         .target(
             name: "SigV4",
@@ -173,6 +183,7 @@ let package = Package(
             name: "AuthStandin",
             dependencies: [
                 "Telemetry",
+                "CORS",
                 "ChatCore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -187,6 +198,7 @@ let package = Package(
             name: "AccountingStandin",
             dependencies: [
                 "Telemetry",
+                "CORS",
                 "ChatCore", "ChatStore", "CSQLite",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -235,6 +247,7 @@ let package = Package(
             dependencies: [
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
                 "Telemetry",
+                "CORS",
                 "ChatCore",
                 "Queue",
                 "ChatState",
@@ -286,7 +299,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "ChatCore", "Queue", "ChatState", "ChatStore", "API", "Worker", "Bedrock", "SigV4", "EventStream", "AuthStandin", "AccountingStandin", "Accounting", "Telemetry",
+                "ChatCore", "Queue", "ChatState", "ChatStore", "API", "Worker", "Bedrock", "SigV4", "EventStream", "AuthStandin", "AccountingStandin", "Accounting", "Telemetry", "CORS",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],

@@ -1,3 +1,4 @@
+import CORS
 import ChatCore
 import ChatStore
 import Queue

@@ -1,5 +1,6 @@
 import Accounting
 import AsyncHTTPClient
+import CORS
 import ChatCore
 import ChatState
 import ChatStore

@@ -1,3 +1,4 @@
+import CORS
 import ChatCore
 
 /// Everything the accounting stand-in reads from its environment, validated at start.
@@ -14,6 +15,8 @@ struct AccountingConfiguration: Sendable {
     var sweepInterval: Duration
     /// The chat service's credential (`ACCOUNTING_SERVICE_TOKEN`): when set, reservations and settlements need it.
     var serviceCredential: ServiceCredential?
+    /// The origins whose pages may read balances from a browser (`CORS_ALLOWED_ORIGINS`, as chat-api reads it).
+    var cors: CORSPolicy
 
     /// Reads and checks the settings; a bad one throws a `ConfigurationError` with one clear line.
     init(environment: Environment) throws {
@@ -24,5 +27,6 @@ struct AccountingConfiguration: Sendable {
         reservationTTL = .seconds(try environment.int("RESERVATION_TTL_SECONDS", default: 900, in: 1...604_800))
         sweepInterval = try environment.milliseconds("SWEEP_INTERVAL_MS", default: .seconds(5), in: 10...3_600_000)
         serviceCredential = try ServiceCredential.from(environment)
+        cors = try CORSPolicy(parsing: environment.string("CORS_ALLOWED_ORIGINS", default: ""))
     }
 }

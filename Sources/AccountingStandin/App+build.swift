@@ -1,3 +1,4 @@
+import CORS
 import ChatCore
 import Hummingbird
 import Logging
@@ -9,6 +10,8 @@ struct AccountingDependencies: Sendable {
     var verifier: AccessTokenVerifier
     /// When set, only callers presenting it may reserve and settle credits (`ACCOUNTING_SERVICE_TOKEN`).
     var serviceCredential: ServiceCredential? = nil
+    /// The origins whose pages may call the stand-in from a browser.
+    var cors = try! CORSPolicy(parsing: "")
 }
 
 /// Builds the stand-in: the store (its database opened, with its tables, before serving), the sweeper as a service of the
@@ -21,7 +24,8 @@ func buildApplication(configuration: AccountingConfiguration) async throws -> so
     )
     var app = Application(
         router: MeteredRouter(buildRouter(AccountingDependencies(
-            store: store, verifier: try AccessTokenVerifier(secret: configuration.jwtAccessSecret), serviceCredential: configuration.serviceCredential
+            store: store, verifier: try AccessTokenVerifier(secret: configuration.jwtAccessSecret), serviceCredential: configuration.serviceCredential,
+            cors: configuration.cors
         ))),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "accounting-standin"),
         logger: logger
@@ -33,6 +37,7 @@ func buildApplication(configuration: AccountingConfiguration) async throws -> so
 /// The routes: `/health` and `/api/health` open to anyone, everything else behind the bearer token.
 func buildRouter(_ dependencies: AccountingDependencies) -> Router<AccountingRequestContext> {
     let router = Router(context: AccountingRequestContext.self)
+    router.add(middleware: CORSMiddleware(policy: dependencies.cors))
     router.add(middleware: ErrorMiddleware())
     router.addMetricsRoute()
     HealthController(store: dependencies.store).register(on: router)

@@ -1,3 +1,4 @@
+import CORS
 import ChatCore
 import Foundation
 import Hummingbird
@@ -16,6 +17,8 @@ struct AuthDependencies: Sendable {
     var ledger: RefreshTokenLedger
     /// The wall clock that tokens and the throttle use.
     var clock: @Sendable () -> Date
+    /// The origins whose pages may sign in from a browser.
+    var cors: CORSPolicy
 
     /// Hashes the seed users' passwords (off the event loops) and builds the rest from `configuration`.
     init(configuration: AuthConfiguration, clock: @escaping @Sendable () -> Date = { Date() }) async throws {
@@ -26,6 +29,7 @@ struct AuthDependencies: Sendable {
         )
         ledger = RefreshTokenLedger()
         self.clock = clock
+        cors = configuration.cors
     }
 }
 
@@ -49,6 +53,7 @@ func buildApplication(configuration: AuthConfiguration) async throws -> some App
 /// The routes of auth-standin behind the error middleware.
 func buildRouter(_ dependencies: AuthDependencies) -> Router<AuthRequestContext> {
     let router = Router(context: AuthRequestContext.self)
+    router.add(middleware: CORSMiddleware(policy: dependencies.cors))
     router.add(middleware: AuthErrorMiddleware())
     router.addMetricsRoute()
     AuthController(dependencies: dependencies).register(on: router)

@@ -1,3 +1,4 @@
+import CORS
 import ChatCore
 
 /// Everything auth-standin reads from its environment, validated at start: a bad setting is one clear line.
@@ -21,6 +22,8 @@ struct AuthConfiguration: Sendable {
     /// PBKDF2-HMAC-SHA256 rounds for the stored password hashes (`PASSWORD_HASH_ROUNDS`, default 210,000,
     /// at least 1,000; tests use the minimum to stay fast).
     var passwordHashRounds: Int
+    /// The origins whose pages may sign in from a browser (`CORS_ALLOWED_ORIGINS`, as chat-api reads it).
+    var cors = try! CORSPolicy(parsing: "")
 
     /// Failures allowed per client address within the window: four times the per-user limit, so one
     /// address may try a few users but cannot spray a password across all of them.
@@ -37,6 +40,7 @@ struct AuthConfiguration: Sendable {
         port = try environment.int("PORT", default: 3000, in: 1...65535)
         accessSecret = try Self.secret("JWT_ACCESS_SECRET", in: environment)
         refreshSecret = try Self.secret("JWT_REFRESH_SECRET", in: environment)
+        cors = try CORSPolicy(parsing: environment.string("CORS_ALLOWED_ORIGINS", default: ""))
         guard accessSecret != refreshSecret else {
             throw ConfigurationError("JWT_REFRESH_SECRET must differ from JWT_ACCESS_SECRET")
         }

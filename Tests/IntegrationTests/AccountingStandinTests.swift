@@ -1,3 +1,4 @@
+import CORS
 import ChatCore
 import ChatStore
 import Foundation
@@ -37,14 +38,14 @@ struct AccountingFixture {
     /// Runs `body` against the app (with the sweeper every `sweepInterval`, if given), then deletes the database.
     static func with(
         ttl: Duration = .seconds(900), sweepInterval: Duration? = nil, serviceCredential: ServiceCredential? = nil,
-        _ body: @Sendable (AccountingFixture) async throws -> Void
+        cors: CORSPolicy = try! CORSPolicy(parsing: ""), _ body: @Sendable (AccountingFixture) async throws -> Void
     ) async throws {
         let clock = MovableClock()
         let path = Self.uniqueDatabasePath()
         defer { Self.removeDatabase(at: path) }
         let store = try AccountStore(databasePath: path, reservationTTL: ttl, clock: { clock.now() }, logger: Logger(label: "accounting-test"))
         var app = Application(router: buildRouter(AccountingDependencies(
-            store: store, verifier: try AccessTokenVerifier(secret: secret), serviceCredential: serviceCredential
+            store: store, verifier: try AccessTokenVerifier(secret: secret), serviceCredential: serviceCredential, cors: cors
         )))
         if let sweepInterval {
             app.addServices(ReservationSweeper(store: store, interval: sweepInterval, logger: Logger(label: "accounting-test.sweep")))

@@ -1,8 +1,10 @@
+import CORS
 import ChatCore
 import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import NIOCore
 import Testing
 
 @testable import API
@@ -70,6 +72,40 @@ struct CORSTests {
             let other = try await client.execute(uri: "/api/models", method: .get, headers: headers)
             #expect(other.status == .ok)
             #expect(other.headers[.accessControlAllowOrigin] == nil && other.headers[.accessControlExposeHeaders] == nil)
+        }
+    }
+}
+
+@Suite("CORS at the stand-ins, as at chat-api")
+struct StandinCORSTests {
+    @Test("a page of an allowed origin may sign in at the auth stand-in and read its balance at the accounting stand-in; another origin gets no CORS header")
+    func standins() async throws {
+        try await AuthStandinFixture.with(["CORS_ALLOWED_ORIGINS": "http://localhost:*"]) { client in
+            let preflight = try await client.execute(
+                uri: "/api/auth/login", method: .options,
+                headers: [.origin: "http://localhost:8080", .accessControlRequestMethod: "POST", .accessControlRequestHeaders: "content-type"]
+            )
+            #expect(preflight.status == .noContent && preflight.headers[.accessControlAllowOrigin] == "http://localhost:8080")
+            let login = try await client.execute(
+                uri: "/api/auth/login", method: .post, headers: [.origin: "http://localhost:8080", .contentType: "application/json"],
+                body: ByteBuffer(string: #"{"username":"user1","password":"User1@123"}"#)
+            )
+            #expect(login.status == .ok && login.headers[.accessControlAllowOrigin] == "http://localhost:8080")
+            let other = try await client.execute(
+                uri: "/api/auth/login", method: .options, headers: [.origin: "https://evil.example", .accessControlRequestMethod: "POST"]
+            )
+            #expect(other.headers[.accessControlAllowOrigin] == nil)
+        }
+        try await AccountingFixture.with(cors: try CORSPolicy(parsing: "http://localhost:*")) { fixture in
+            let token = fixture.verifier.sign(userID: "cors-balance", role: .enduser, lifetime: 60)
+            let balance = try await fixture.client.execute(
+                uri: "/api/credits/balance", method: .get, headers: [.origin: "http://localhost:3000", .authorization: "Bearer " + token]
+            )
+            #expect(balance.status == .ok && balance.headers[.accessControlAllowOrigin] == "http://localhost:3000")
+            let other = try await fixture.client.execute(
+                uri: "/api/credits/balance", method: .get, headers: [.origin: "https://evil.example", .authorization: "Bearer " + token]
+            )
+            #expect(other.status == .ok && other.headers[.accessControlAllowOrigin] == nil)
         }
     }
 }

@@ -1,5 +1,6 @@
 import Accounting
 import AsyncHTTPClient
+import CORS
 import ChatCore
 import ChatStore
 import Crypto

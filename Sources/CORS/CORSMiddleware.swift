@@ -5,16 +5,16 @@ import Hummingbird
 /// The origins whose pages may call the API from a browser (`CORS_ALLOWED_ORIGINS`): a comma-separated list of
 /// origins (`https://app.example.com`), each optionally with any port (`http://localhost:*`), or `*` for any
 /// origin (development only). Empty: no cross-origin page may call it.
-struct CORSPolicy: Sendable, Equatable {
+public struct CORSPolicy: Sendable, Equatable {
     /// Origins allowed exactly (`scheme://host[:port]`, lowercased).
-    var exact: Set<String> = []
+    public var exact: Set<String> = []
     /// Origins allowed on any port (`scheme://host`).
-    var anyPort: Set<String> = []
+    public var anyPort: Set<String> = []
     /// Whether every origin is allowed.
-    var any = false
+    public var any = false
 
     /// Parses the setting; a malformed origin throws a `ConfigurationError` naming it.
-    init(parsing text: String) throws {
+    public init(parsing text: String) throws {
         for raw in text.split(separator: ",") {
             let entry = raw.trimmingCharacters(in: .whitespaces).lowercased()
             guard !entry.isEmpty else { continue }
@@ -32,7 +32,7 @@ struct CORSPolicy: Sendable, Equatable {
     }
 
     /// Whether a page of `origin` may call the API.
-    func allows(_ origin: String) -> Bool {
+    public func allows(_ origin: String) -> Bool {
         if any { return true }
         let origin = origin.lowercased()
         if exact.contains(origin) { return true }
@@ -52,17 +52,24 @@ struct CORSPolicy: Sendable, Equatable {
 /// takes; every other answer to an allowed origin names it in `Access-Control-Allow-Origin` and exposes the
 /// request id, the rate-limit headers, `Retry-After` and `Server-Timing`. A request from any other origin is
 /// served exactly as before, with no CORS header at all (so the browser keeps its answer from the page).
-struct CORSMiddleware<Context: RequestContext>: RouterMiddleware {
+public struct CORSMiddleware<Context: RequestContext>: RouterMiddleware {
     let policy: CORSPolicy
 
-    /// The methods and headers a page may use, and those it may read.
-    static var allowedMethods: String { "GET, POST, DELETE, OPTIONS" }
-    static var allowedHeaders: String { "Authorization, Content-Type, Last-Event-ID, Prefer, X-Request-Id, traceparent" }
-    static var exposedHeaders: String {
+    /// Middleware for `policy`.
+    public init(policy: CORSPolicy) {
+        self.policy = policy
+    }
+
+    /// The methods a page may use.
+    public static var allowedMethods: String { "GET, POST, DELETE, OPTIONS" }
+    /// The request headers a page may send.
+    public static var allowedHeaders: String { "Authorization, Content-Type, Last-Event-ID, Prefer, X-Request-Id, traceparent" }
+    /// The response headers a page may read.
+    public static var exposedHeaders: String {
         "X-Request-Id, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After, Server-Timing"
     }
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let origin = request.headers[.origin], policy.allows(origin) else {
             var response = try await next(request, context)
             // Answers differ by origin from here on: caches must keep them apart.
