@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(libhiredis-dev libmongoc-dev libsqlite3-dev redis-server prometheus nginx-light pkg-config python3-venv curl)
+packages=(libhiredis-dev libmongoc-dev libsqlite3-dev redis-server prometheus nginx-light pkg-config python3-venv curl openssl)
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
