@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Installs what the stack needs and is missing: Debian packages (C libraries, redis-server) and a
-# git-ignored Python virtualenv (.venv) with SecantusDB (the local MongoDB), boto3 and pytest.
+# Installs what the stack needs and is missing: Debian packages (C libraries, redis-server, Chromium and its
+# WebDriver for scripts/browser-check.sh) and a git-ignored Python virtualenv (.venv) with SecantusDB (the
+# local MongoDB), boto3, pytest and Selenium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(libhiredis-dev libmongoc-dev libsqlite3-dev redis-server prometheus nginx-light pkg-config python3-venv curl openssl)
+packages=(libhiredis-dev libmongoc-dev libsqlite3-dev redis-server prometheus nginx-light pkg-config python3-venv curl openssl
+  chromium chromium-driver)
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

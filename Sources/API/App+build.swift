@@ -6,6 +6,8 @@ import ChatState
 import ChatStore
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdWebSocket
 import NIOCore
 import Logging
 import Queue
@@ -95,14 +97,10 @@ func buildApplication(configuration: APIConfiguration) async throws -> some Appl
     } catch {
         logger.warning("could not create the job queue's consumer group at start", metadata: ["error": "\(error)"])
     }
+    let routes = buildRoutes(dependencies)
     var app = Application(
-        router: MeteredRouter(buildRouter(dependencies)),
-        // The decoder takes request heads up to 512 KiB, so that HeaderLimitMiddleware answers an oversized one
-        // with a JSON 414 or 431; past that the connection is closed with a bare 400.
-        server: .http1(configuration: .init(
-            idleTimeout: TimeAmount.nanoseconds(configuration.httpIdleTimeout.nanoseconds),
-            httpDecoderConfiguration: .init(maxHeaderFieldSize: 512 * 1024, maxHeaderListSize: 512 * 1024, maxHeaderFieldCount: 200)
-        )),
+        router: MeteredRouter(routes.router),
+        server: serverBuilder(routes, idleTimeout: configuration.httpIdleTimeout, pingInterval: configuration.heartbeatInterval),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "chat-api"),
         logger: logger
     )
@@ -116,6 +114,21 @@ func buildApplication(configuration: APIConfiguration) async throws -> some Appl
         app.addServices(spans)
     }
     return app
+}
+
+/// HTTP/1.1 with the WebSocket upgrades of `routes.webSockets`, pinging each socket every `pingInterval`.
+func serverBuilder(_ routes: RouteTable<ChatRequestContext>, idleTimeout: Duration, pingInterval: Duration) -> HTTPServerBuilder {
+    // The decoder takes request heads up to 512 KiB, so that HeaderLimitMiddleware answers an oversized one
+    // with a JSON 414 or 431; past that the connection is closed with a bare 400.
+    let http1 = HTTP1Channel.Configuration(
+        idleTimeout: TimeAmount.nanoseconds(idleTimeout.nanoseconds),
+        httpDecoderConfiguration: .init(maxHeaderFieldSize: 512 * 1024, maxHeaderListSize: 512 * 1024, maxHeaderFieldCount: 200)
+    )
+    guard let webSockets = routes.webSockets else { return .http1(configuration: http1) }
+    return .http1WebSocketUpgrade(
+        webSocketRouter: webSockets,
+        configuration: .init(http1: http1, ws: .init(maxFrameSize: 1 << 20, autoPing: .enabled(timePeriod: pingInterval), closeTimeout: .seconds(5)))
+    )
 }
 
 /// The routes of chat-api, behind the request-id and error middleware; `/api/chat` behind authentication.
@@ -155,7 +168,8 @@ func buildRoutes(_ dependencies: APIDependencies) -> RouteTable<ChatRequestConte
     )
     let limits = dependencies.streamLimits ?? StreamLimits(slots: UserSlots(redis: dependencies.redis), maxStreams: 0, maxObservers: 0)
     let relay = EventRelay(hub: dependencies.hub, events: dependencies.events, state: dependencies.state, cache: dependencies.cache)
-    ObserveController(store: dependencies.store, state: dependencies.state, relay: relay, limits: limits).register(on: chat)
+    let observe = ObserveController(store: dependencies.store, state: dependencies.state, relay: relay, limits: limits)
+    observe.register(on: chat)
     SessionController(store: dependencies.store, ledger: dependencies.ledger, state: dependencies.state, cache: dependencies.cache, starter: starter)
         .register(on: chat)
     let models = router.group("/api/models")
@@ -165,10 +179,26 @@ func buildRoutes(_ dependencies: APIDependencies) -> RouteTable<ChatRequestConte
     let jobs = router.group("/api/jobs")
         .add(middleware: AuthenticationMiddleware(verifier: dependencies.verifier))
         .add(middleware: RateLimitMiddleware(limiter: dependencies.rateLimiter, classify: RateLimitMiddleware.chatClass))
-    GenerationController(
+    let generation = GenerationController(
         starter: starter, relay: relay, state: dependencies.state, store: dependencies.store, messageWait: dependencies.messageWait, limits: limits
     )
-        .register(on: chat, jobs: jobs)
+    generation.register(on: chat, jobs: jobs)
     OpenAPIController().register(on: router)
+
+    // The WebSocket forms of the event streams, on a router of their own that sees only upgrade requests (any
+    // other request asking for an upgrade gets a bare 400).
+    let sockets = Router(context: ChatRequestContext.self)
+    sockets.add(middleware: RequestIDMiddleware())
+    WebSocketController(
+        observe: observe, generation: generation,
+        admission: [
+            ClientAddressMiddleware(trusted: dependencies.trustedProxies),
+            RateLimitMiddleware(limiter: dependencies.rateLimiter) { _ in .ip },
+            AuthenticationMiddleware(verifier: dependencies.verifier),
+            RateLimitMiddleware(limiter: dependencies.rateLimiter, classify: RateLimitMiddleware.chatClass),
+        ],
+        cors: dependencies.cors
+    ).register(on: sockets)
+    router.webSockets = sockets
     return router
 }

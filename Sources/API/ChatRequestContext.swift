@@ -1,9 +1,10 @@
 import ChatCore
 import Hummingbird
+import HummingbirdWebSocket
 import NIOConcurrencyHelpers
 
 /// The per-request state of chat-api: its request id and, after authentication, the caller.
-struct ChatRequestContext: RequestContext {
+struct ChatRequestContext: RequestContext, WebSocketRequestContext {
     var coreContext: CoreRequestContextStorage
     /// The id sent back as `X-Request-Id` and put in error bodies and logs.
     var requestID: String = ""
@@ -13,6 +14,9 @@ struct ChatRequestContext: RequestContext {
     var user: AuthenticatedUser?
     /// The caller's bearer token, for calls made on their behalf (never logged).
     var token: String?
+
+    /// The WebSocket handler of an upgraded request, set by the route that accepted the upgrade.
+    let webSocket = WebSocketHandlerReference<ChatRequestContext>()
 
     /// The spans of this request, for `Server-Timing`.
     let timing = ServerTiming()

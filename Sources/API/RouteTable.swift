@@ -7,6 +7,8 @@ import NIOConcurrencyHelpers
 final class RouteTable<Context: RequestContext>: RouterMethods {
     /// The router the routes go to.
     let router: Router<Context>
+    /// The router that decides WebSocket upgrades (its routes are the upgraded forms of routes of `router`).
+    var webSockets: Router<Context>?
     private let registered = NIOLockedValueBox<[(method: String, path: String)]>([])
 
     init(_ router: Router<Context>) {

@@ -45,16 +45,16 @@ struct EventRelayTests {
         // The hub's read came back empty just before the job's last events were written: its subscriber sees
         // only a heartbeat, then the record says the job is over.
         let relay = EventRelay(hub: EventHub(redis: redis, events: events), events: events, state: state, cache: cache)
-        var writer: any ResponseBodyWriter = CollectingWriter()
-        #expect(try await relay.relayJob(quiet(), sessionID: session.id, jobID: job, after: record.startEventID, writer: &writer))
-        let written = (writer as! CollectingWriter).text
+        var sink = SSEEventSink(writer: CollectingWriter())
+        #expect(try await relay.relayJob(quiet(), sessionID: session.id, jobID: job, after: record.startEventID, to: &sink))
+        let written = (sink.writer as! CollectingWriter).text
         #expect(written.contains("event: model") && written.contains("event: chunk") && written.contains("event: complete"))
         #expect(!written.contains("STREAM_ENDED"))
 
         // One whose record is final with no last event in the stream still ends with STREAM_ENDED.
-        var other: any ResponseBodyWriter = CollectingWriter()
-        #expect(try await relay.relayJob(quiet(), sessionID: session.id, jobID: "no-such-job", after: record.startEventID, writer: &other))
-        #expect((other as! CollectingWriter).text.contains("STREAM_ENDED"))
+        var other = SSEEventSink(writer: CollectingWriter())
+        #expect(try await relay.relayJob(quiet(), sessionID: session.id, jobID: "no-such-job", after: record.startEventID, to: &other))
+        #expect((other.writer as! CollectingWriter).text.contains("STREAM_ENDED"))
     }
 
     /// A subscription that yields one heartbeat and ends.

@@ -6,9 +6,8 @@ import NIOConcurrencyHelpers
 import NIOCore
 import ServiceLifecycle
 
-/// Relays a session's events to one client as Server-Sent Events: `id:` (the Redis entry id), `event:` and
-/// one `data:` line each, written from the bytes the worker stored (never parsed here); a comment every
-/// heartbeat interval while nothing happens. Events come from the process's one `EventHub`. Each write is
+/// Relays a session's events to one client, through an `EventSink` (Server-Sent Events or a WebSocket), from the
+/// bytes the worker stored (never parsed here), with a heartbeat every interval while nothing happens. Events come from the process's one `EventHub`. Each write is
 /// awaited, so a slow client slows only its own relay, and one that falls a whole buffer behind is dropped
 /// (it resumes with `Last-Event-ID`); a client gone ends the relay, not the generation. When the process begins
 /// to stop, every relay ends at once (its client resumes on another replica with `Last-Event-ID`), so the server
@@ -24,46 +23,19 @@ struct EventRelay: Sendable {
         .contentType: "text/event-stream; charset=utf-8", .cacheControl: "no-cache", HTTPField.Name("X-Accel-Buffering")!: "no",
     ]
 
-    /// One SSE frame.
-    static func frame(id: String?, event: String, data: String) -> ByteBuffer {
-        var buffer = ByteBuffer()
-        buffer.reserveCapacity(data.utf8.count + 64)
-        if let id {
-            buffer.writeStaticString("id: ")
-            buffer.writeString(id)
-            buffer.writeStaticString("\n")
-        }
-        buffer.writeStaticString("event: ")
-        buffer.writeString(event)
-        buffer.writeStaticString("\n")
-        if data.utf8.contains(UInt8(ascii: "\n")) {
-            for line in data.split(separator: "\n", omittingEmptySubsequences: false) {
-                buffer.writeStaticString("data: ")
-                buffer.writeSubstring(line)
-                buffer.writeStaticString("\n")
-            }
-        } else {
-            buffer.writeStaticString("data: ")
-            buffer.writeString(data)
-            buffer.writeStaticString("\n")
-        }
-        buffer.writeStaticString("\n")
-        return buffer
-    }
-
-    static let heartbeat = ByteBuffer(string: ": heartbeat\n\n")
-
     /// Writes the events of job `jobID` after `entryID` until its `complete` or `error` (a `reset` does not end it).
     /// A job that ended (or vanished) without its last event in the stream ends the relay with an `error` at the
     /// next quiet spell, so no client waits for ever.
-    func relayJob(sessionID: String, jobID: String, after entryID: String, writer: inout any ResponseBodyWriter) async throws {
+    @discardableResult
+    func relayJob(sessionID: String, jobID: String, after entryID: String, to sink: inout some EventSink) async throws -> RelayEnd {
         let subscription = try await hub.subscribe(sessionID: sessionID, after: entryID)
         ChatMetrics.sseStream(kind: "reply", delta: 1)
         defer { ChatMetrics.sseStream(kind: "reply", delta: -1) }
         let (completed, end) = try await Self.relaying(subscription, until: nil) {
-            try await relayJob(subscription, sessionID: sessionID, jobID: jobID, after: entryID, writer: &writer)
+            try await relayJob(subscription, sessionID: sessionID, jobID: jobID, after: entryID, to: &sink)
         }
-        guard completed else { return try await endEarly(subscription, end, writer: &writer) }
+        guard completed else { return try await endEarly(subscription, end, to: &sink) }
+        return .finished
     }
 
     /// Why a relay was ended from outside its stream.
@@ -104,7 +76,7 @@ struct EventRelay: Sendable {
     /// returns false when the subscription ended first.
     func relayJob(
         _ subscription: some AsyncSequence<SessionEvent, Never>, sessionID: String, jobID: String, after entryID: String,
-        writer: inout any ResponseBodyWriter
+        to sink: inout some EventSink
     ) async throws -> Bool {
         var filter = StaleAttemptFilter()
         var last = entryID
@@ -114,19 +86,19 @@ struct EventRelay: Sendable {
                     // The job may have ended between the hub's last read and this check: its last event is then
                     // in the stream already. Read it before saying the stream ended.
                     for stored in try await events.read(sessionID: sessionID, after: last) where stored.jobID == jobID && filter.admit(stored) {
-                        try await writer.write(Self.frame(id: stored.id, event: stored.type, data: stored.data))
+                        try await sink.write(id: stored.id, event: stored.type, data: stored.data)
                         if ChatEventType(rawValue: stored.type)?.isTerminal == true { return true }
                     }
                     let body = #"{"code":"STREAM_ENDED","jobId":"\#(jobID)","message":"The reply has ended; its result is at /api/jobs/\#(jobID)"}"#
-                    try await writer.write(Self.frame(id: nil, event: "error", data: body))
+                    try await sink.write(id: nil, event: "error", data: body)
                     return true
                 }
-                try await writer.write(Self.heartbeat)
+                try await sink.heartbeat()
                 continue
             }
             last = event.id
             guard event.jobID == jobID, filter.admit(event) else { continue }
-            try await writer.write(Self.frame(id: event.id, event: event.type, data: event.data))
+            try await sink.write(id: event.id, event: event.type, data: event.data)
             if ChatEventType(rawValue: event.type)?.isTerminal == true { return true }
         }
         return false
@@ -135,7 +107,8 @@ struct EventRelay: Sendable {
     /// Writes every event after `entryID` (all jobs) until the client goes away, the process shuts down (an
     /// observer's stream has no end of its own; the observer reconnects to another replica), or `expiry`, when
     /// the observer's token expires: an `error` event `TOKEN_EXPIRED` then ends the stream.
-    func relayAll(sessionID: String, after entryID: String, until expiry: ContinuousClock.Instant?, writer: inout any ResponseBodyWriter) async throws {
+    @discardableResult
+    func relayAll(sessionID: String, after entryID: String, until expiry: ContinuousClock.Instant?, to sink: inout some EventSink) async throws -> RelayEnd {
         let subscription = try await hub.subscribe(sessionID: sessionID, after: entryID)
         ChatMetrics.sseStream(kind: "observer", delta: 1)
         defer { ChatMetrics.sseStream(kind: "observer", delta: -1) }
@@ -143,13 +116,13 @@ struct EventRelay: Sendable {
         let (_, end) = try await Self.relaying(subscription, until: expiry) {
             for await event in subscription {
                 if event.isHeartbeat {
-                    try await writer.write(Self.heartbeat)
+                    try await sink.heartbeat()
                 } else if filter.admit(event) {
-                    try await writer.write(Self.frame(id: event.id, event: event.type, data: event.data))
+                    try await sink.write(id: event.id, event: event.type, data: event.data)
                 }
             }
         }
-        try await endEarly(subscription, end, writer: &writer)
+        return try await endEarly(subscription, end, to: &sink)
     }
 
     /// The job's `complete` or `error` event, waiting up to `timeout` for it; nil when it did not come in time
@@ -191,13 +164,16 @@ struct EventRelay: Sendable {
     /// A subscription that ended before its stream did: the client fell too far behind (an `error` event says
     /// so), the process is stopping (the stream just ends), or the reader's token expired (an `error` event says
     /// so). The client resumes from its last event id, with a fresh token for the last.
-    private func endEarly(_ subscription: EventSubscription, _ end: OutsideEnd?, writer: inout any ResponseBodyWriter) async throws {
+    private func endEarly(_ subscription: EventSubscription, _ end: OutsideEnd?, to sink: inout some EventSink) async throws -> RelayEnd {
         if subscription.overflowed {
             let body = #"{"code":"CLIENT_TOO_SLOW","message":"The stream fell too far behind; reconnect with Last-Event-ID to resume"}"#
-            try await writer.write(Self.frame(id: nil, event: "error", data: body))
+            try await sink.write(id: nil, event: "error", data: body)
+            return .clientTooSlow
         } else if end == .expired {
             let body = #"{"code":"TOKEN_EXPIRED","message":"Your token expired; reconnect with a fresh token and Last-Event-ID to resume"}"#
-            try await writer.write(Self.frame(id: nil, event: "error", data: body))
+            try await sink.write(id: nil, event: "error", data: body)
+            return .tokenExpired
         }
+        return end == .shutdown ? .shutdown : .finished
     }
 }

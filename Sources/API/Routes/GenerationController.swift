@@ -28,7 +28,18 @@ struct GenerationController: Sendable {
         jobs.get("/:jobId", use: job)
     }
 
-    @Sendable func stream(_ request: Request, context: ChatRequestContext) async throws -> Response {
+    /// A reply stream ready to relay: its job started (or found, to resume) and its stream slot held.
+    struct ReplyStream: Sendable {
+        let lease: StreamLease
+        let sessionID: String
+        let jobID: String
+        /// The entry the relay starts after.
+        let after: String
+    }
+
+    /// Starts the generation of the request's message (or finds the job to resume after `Last-Event-ID`) and
+    /// takes a stream slot; nil when the client already has the job's last event.
+    func openStream(_ request: Request, context: ChatRequestContext) async throws -> ReplyStream? {
         let user = try context.requireUser()
         let sessionID = try SessionController.sessionID(context)
         if let lastEventID = Self.lastEventID(request) {
@@ -36,41 +47,52 @@ struct GenerationController: Sendable {
         }
         let (message, modelID) = try await Self.messageAndModel(request, context: context)
         let lease = try await limits.open(.streams, userID: user.id, id: UUID().uuidString)
-        let record: JobRecord
         do {
-            record = try await starter.start(
+            let record = try await starter.start(
                 user: user, token: try context.requireToken(), sessionID: sessionID, message: message, modelID: modelID, streaming: true,
                 timing: context.timing, requestID: context.requestID, trace: context.trace
             )
+            return ReplyStream(lease: lease, sessionID: record.sessionID, jobID: record.jobID, after: record.startEventID)
         } catch {
             await lease.release()
             throw error
         }
-        var response = sse { [relay] writer in
-            try await lease.hold {
-                try await relay.relayJob(sessionID: record.sessionID, jobID: record.jobID, after: record.startEventID, writer: &writer)
-            }
+    }
+
+    /// Relays `stream`'s job to `sink` while holding its slot.
+    func relay(_ stream: ReplyStream, to sink: inout some EventSink) async throws -> RelayEnd {
+        try await stream.lease.hold { try await relay.relayJob(sessionID: stream.sessionID, jobID: stream.jobID, after: stream.after, to: &sink) }
+    }
+
+    @Sendable func stream(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        guard let stream = try await openStream(request, context: context) else {
+            // The client already has the job's last event: 204 tells an EventSource to stop reconnecting.
+            return Response(status: .noContent)
         }
+        var response = Response(
+            status: .ok, headers: EventRelay.headers,
+            body: ResponseBody { [self] writer in
+                var sink = SSEEventSink(writer: writer)
+                _ = try await relay(stream, to: &sink)
+                try await sink.writer.finish(nil)
+            }
+        )
         context.timing.apply(to: &response.headers)
         return response
     }
 
-    /// Resumes the job an earlier event belongs to, after that event.
-    private func resume(sessionID: String, user: AuthenticatedUser, after entryID: String) async throws -> Response {
-        guard Self.isEntryID(entryID) else {
-            throw ChatError(.badRequest, code: "INVALID_LAST_EVENT_ID", message: "Last-Event-ID is not an event id")
-        }
+    static let invalidLastEventID = ChatError(.badRequest, code: "INVALID_LAST_EVENT_ID", message: "Last-Event-ID is not an event id")
+
+    /// Finds the job an earlier event belongs to, to resume after that event.
+    private func resume(sessionID: String, user: AuthenticatedUser, after entryID: String) async throws -> ReplyStream? {
+        guard Self.isEntryID(entryID) else { throw Self.invalidLastEventID }
         guard try await relay.cache.owns(userID: user.id, sessionID: sessionID, store: store) else { throw SessionController.notFound }
         guard let event = try await relay.events.event(sessionID: sessionID, id: entryID) else {
             throw ChatError(.notFound, code: "EVENT_NOT_FOUND", message: "That event is no longer available")
         }
-        // The client already has the job's last event: 204 tells an EventSource to stop reconnecting.
-        if ChatEventType(rawValue: event.type)?.isTerminal == true { return Response(status: .noContent) }
-        let jobID = event.jobID
+        if ChatEventType(rawValue: event.type)?.isTerminal == true { return nil }
         let lease = try await limits.open(.streams, userID: user.id, id: UUID().uuidString)
-        return sse { [relay] writer in
-            try await lease.hold { try await relay.relayJob(sessionID: sessionID, jobID: jobID, after: entryID, writer: &writer) }
-        }
+        return ReplyStream(lease: lease, sessionID: sessionID, jobID: event.jobID, after: entryID)
     }
 
     @Sendable func message(_ request: Request, context: ChatRequestContext) async throws -> Response {
@@ -156,25 +178,14 @@ struct GenerationController: Sendable {
         return Response.json(status: .ok, JobBody(record))
     }
 
-    private func sse(_ write: @escaping @Sendable (inout any ResponseBodyWriter) async throws -> Void) -> Response {
-        Response(
-            status: .ok, headers: EventRelay.headers,
-            body: ResponseBody { writer in
-                try await write(&writer)
-                try await writer.finish(nil)
-            }
-        )
-    }
-
     /// `{message, modelId?}` from a JSON body (POST) or the query (GET, for EventSource).
     static func messageAndModel(_ request: Request, context: ChatRequestContext) async throws -> (String, String?) {
         if request.method == .get {
-            let query = request.uri.queryParameters
-            guard let message = query["message"].map(String.init)?.trimmingCharacters(in: .whitespacesAndNewlines), !message.isEmpty else {
+            guard let message = FormQuery.value(request, "message")?.trimmingCharacters(in: .whitespacesAndNewlines), !message.isEmpty else {
                 throw ChatError(.badRequest, code: "VALIDATION_ERROR", message: "message is required")
             }
             try TextField.checkSize(message, "message", maxBytes: SessionController.maxMessageBytes)
-            return (message, query["modelId"].map(String.init).flatMap { $0.isEmpty ? nil : $0 })
+            return (message, FormQuery.value(request, "modelId").flatMap { $0.isEmpty ? nil : $0 })
         }
         let body = try await request.decodeBody(MessageBody.self, context: context)
         return (body.message!, body.modelId)

@@ -20,9 +20,24 @@ struct ObserveController: Sendable {
 
     static let forbidden = ChatError(.forbidden, code: "FORBIDDEN", message: "Only supervisors and admins may observe sessions")
 
-    /// An `observer` event, then the running job's events from its start (or only new ones when none runs),
-    /// then every later job's, until the observer goes away.
-    @Sendable func observe(_ request: Request, context: ChatRequestContext) async throws -> Response {
+    /// Where an observer's stream starts, found before it is opened (no side effects).
+    struct Start: Sendable {
+        let sessionID: String
+        /// The observer's user id (its stream slot is counted for it).
+        let observerID: String
+        /// The `observer` event's data.
+        let greeting: String
+        /// The entry the stream starts after: the running job's start, or the stream's last entry.
+        let after: String
+        /// When the observer's token expires (at most a day ahead: a token valid for longer is checked again
+        /// when the observer reconnects).
+        let expiry: ContinuousClock.Instant
+    }
+
+    /// The checks of an observer stream (a supervisor or admin; the session exists) and where it starts: after
+    /// `Last-Event-ID` (or `lastEventId`) when the observer resumes, else at the running job's start (or after the
+    /// last event when none runs).
+    func start(_ request: Request, context: ChatRequestContext) async throws -> Start {
         let user = try context.requireUser()
         guard user.role.canObserve else { throw Self.forbidden }
         let sessionID = try SessionController.sessionID(context)
@@ -33,22 +48,44 @@ struct ObserveController: Sendable {
             start = record.startEventID
             activeJob = jobID
         }
+        if let resumed = GenerationController.lastEventID(request) {
+            guard GenerationController.isEntryID(resumed) else { throw GenerationController.invalidLastEventID }
+            start = resumed
+        }
         let greeting = ObserverGreeting(sessionId: sessionID, ownerId: ownerID, observerId: user.id, observerRole: user.role, activeJobId: activeJob)
-        let first = EventRelay.frame(id: nil, event: "observer", data: Self.json(greeting))
-        let from = start
-        let lease = try await limits.open(.observers, userID: user.id, id: UUID().uuidString)
-        // The stream ends when the observer's token does: a revoked supervisor does not keep watching. (At most a
-        // day ahead: a token valid for longer is still checked again when the observer reconnects.)
         let remaining = min(Double(user.expiresAt) - Date().timeIntervalSince1970, 86_400)
-        let expiry = ContinuousClock.now + .seconds(max(0, remaining))
+        return Start(
+            sessionID: sessionID, observerID: user.id, greeting: Self.json(greeting), after: start,
+            expiry: ContinuousClock.now + .seconds(max(0, remaining))
+        )
+    }
+
+    /// Takes an observer slot for `start`'s observer (429 past the cap).
+    func lease(_ start: Start) async throws -> StreamLease {
+        try await limits.open(.observers, userID: start.observerID, id: UUID().uuidString)
+    }
+
+    /// Writes `start`'s stream to `sink` while holding `lease`: the `observer` event, then every job's events,
+    /// until the client goes away, the process stops, or the token expires (an `error` event `TOKEN_EXPIRED`:
+    /// a revoked supervisor does not keep watching).
+    func stream(_ start: Start, lease: StreamLease, to sink: inout some EventSink) async throws -> RelayEnd {
+        try await lease.hold {
+            try await sink.write(id: nil, event: "observer", data: start.greeting)
+            return try await relay.relayAll(sessionID: start.sessionID, after: start.after, until: start.expiry, to: &sink)
+        }
+    }
+
+    /// An `observer` event, then the running job's events from its start (or only new ones when none runs; or
+    /// those after `Last-Event-ID`), then every later job's, until the observer goes away (Server-Sent Events).
+    @Sendable func observe(_ request: Request, context: ChatRequestContext) async throws -> Response {
+        let start = try await start(request, context: context)
+        let lease = try await lease(start)
         return Response(
             status: .ok, headers: EventRelay.headers,
-            body: ResponseBody { [relay] writer in
-                try await lease.hold {
-                    try await writer.write(first)
-                    try await relay.relayAll(sessionID: sessionID, after: from, until: expiry, writer: &writer)
-                }
-                try await writer.finish(nil)
+            body: ResponseBody { writer in
+                var sink = SSEEventSink(writer: writer)
+                _ = try await stream(start, lease: lease, to: &sink)
+                try await sink.writer.finish(nil)
             }
         )
     }
