@@ -1,6 +1,6 @@
 # The two commands a new machine needs: `make dev` and `make test`.
 SHELL := /bin/bash
-.PHONY: dev test build bootstrap bench profile bench-redis bench-bedrock bench-accounting soak clean
+.PHONY: dev test build bootstrap browser bench profile bench-redis bench-bedrock bench-accounting soak clean
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -15,6 +15,11 @@ dev: build
 ## The same set-up, then every test (unit and integration), then everything stopped.
 test: bootstrap
 	@scripts/test.sh
+
+## The browser checks alone (headless Chromium: TC-09, TC-12 over WebSocket, TC-16, CORS, the console); with
+## BROWSER_WRITE_DOCS=1 the screenshots go to docs/images/.
+browser: build
+	@scripts/browser-check.sh
 
 ## The long fault runs (20 worker kills and the rest, about 15 minutes); writes the table of docs/reliability.md.
 soak: build

@@ -35,6 +35,6 @@ wait_for_port "$PORT" chat-api
 start_process prometheus .data/dev/prometheus.log prometheus --config.file=deploy/prometheus/prometheus.yml \
   --storage.tsdb.path=.data/dev/prometheus --web.listen-address=127.0.0.1:9091
 wait_for_port 9091 prometheus
-echo "==> the stack is up: chat-api on http://localhost:$PORT, Prometheus on http://localhost:9091 (Ctrl-C stops it)"
+echo "==> the stack is up: chat-api on http://localhost:$PORT (its console at http://localhost:$PORT/console/), Prometheus on http://localhost:9091 (Ctrl-C stops it)"
 wait -n "${STACK_PIDS[@]}" || true
 echo "==> a process of the stack exited; stopping the rest"

@@ -77,6 +77,11 @@ if [ $# -eq 0 ] || [ "${HOSTILE_CHECK:-}" = 1 ]; then
   BIN_DIR="$bin" scripts/hostile-check.sh || status=$?
 fi
 
+if [ $# -eq 0 ] || [ "${BROWSER_CHECK:-}" = 1 ]; then
+  echo "==> browsers: headless Chromium on pages of other origins (TC-09, TC-12 over WebSocket, TC-16, CORS) and the console"
+  BIN_DIR="$bin" scripts/browser-check.sh || status=$?
+fi
+
 if [ $# -eq 0 ] || [ "${FAULTS_CHECK:-}" = 1 ]; then
   echo "==> faults, short: workers killed and stopped, chat-api stopped, Redis and MongoDB down, accounting down, throttling, overload"
   BIN_DIR="$bin" scripts/faults.sh short || status=$?

@@ -49,6 +49,12 @@ struct APIConfiguration: Sendable {
     var httpIdleTimeout: Duration
     /// The origins whose pages may call the API from a browser (`CORS_ALLOWED_ORIGINS`; none by default).
     var cors: CORSPolicy
+    /// The auth service as a browser reaches it, for the console's sign-in (`CONSOLE_AUTH_URL`, default
+    /// `AUTH_URL`; empty: the console takes a pasted token).
+    var consoleAuthURL: String
+    /// The accounting service as a browser reaches it, for the console's balance (`CONSOLE_ACCOUNTING_URL`,
+    /// default `ACCOUNTING_URL`).
+    var consoleAccountingURL: String
 
     /// Reads and checks the settings; a bad one throws a `ConfigurationError` with one clear line.
     init(environment: Environment) throws {
@@ -79,5 +85,11 @@ struct APIConfiguration: Sendable {
         queueMaxWaiting = try environment.int("QUEUE_MAX_WAITING", default: 2_000, in: 0...10_000_000)
         httpIdleTimeout = try environment.milliseconds("HTTP_IDLE_TIMEOUT_MS", default: .seconds(60), in: 100...3_600_000)
         cors = try CORSPolicy(parsing: environment.string("CORS_ALLOWED_ORIGINS", default: ""))
+        consoleAuthURL = environment.string("CONSOLE_AUTH_URL", default: environment.string("AUTH_URL", default: ""))
+        consoleAccountingURL = environment.string("CONSOLE_ACCOUNTING_URL", default: accountingURL)
+        for (name, url) in [("CONSOLE_AUTH_URL", consoleAuthURL), ("CONSOLE_ACCOUNTING_URL", consoleAccountingURL)]
+        where !url.isEmpty && !(url.hasPrefix("http://") || url.hasPrefix("https://")) {
+            throw ConfigurationError("\(name) must be an http:// or https:// URL, or empty (got \(url))")
+        }
     }
 }

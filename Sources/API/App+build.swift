@@ -39,6 +39,9 @@ struct APIDependencies: Sendable {
     var backlog: BacklogGate? = nil
     /// The origins whose pages may call the API (none by default).
     var cors = try! CORSPolicy(parsing: "")
+    /// The auth and accounting services as the console's browser reaches them (none by default).
+    var consoleAuthURL = ""
+    var consoleAccountingURL = ""
 }
 
 /// Builds chat-api: the Redis client and the MongoDB store as services of its `ServiceGroup`, the router, the
@@ -92,6 +95,8 @@ func buildApplication(configuration: APIConfiguration) async throws -> some Appl
     )
     dependencies.backlog = BacklogGate(queue: dependencies.queue, maxWaiting: configuration.queueMaxWaiting)
     dependencies.cors = configuration.cors
+    dependencies.consoleAuthURL = configuration.consoleAuthURL
+    dependencies.consoleAccountingURL = configuration.consoleAccountingURL
     do {
         try await dependencies.queue.prepare()
     } catch {
@@ -145,9 +150,11 @@ func buildRoutes(_ dependencies: APIDependencies) -> RouteTable<ChatRequestConte
     router.add(middleware: ErrorMiddleware())
     router.add(middleware: HeaderLimitMiddleware())
     router.add(middleware: ClientAddressMiddleware(trusted: dependencies.trustedProxies))
-    // Probes and scrapes are not clients: they never use up, or get refused by, the per-IP limit.
+    // Probes and scrapes are not clients: they never use up, or get refused by, the per-IP limit; nor do the
+    // console's static files (a page load fetches a dozen, from memory).
     router.add(middleware: RateLimitMiddleware(limiter: dependencies.rateLimiter) { request in
-        ["/livez", "/readyz", "/metrics"].contains(request.uri.path) ? nil : .ip
+        let path = request.uri.path
+        return ["/livez", "/readyz", "/metrics", "/"].contains(path) || path.hasPrefix("/console") ? nil : .ip
     })
     HealthController(redis: dependencies.redis, store: dependencies.store, timeout: dependencies.healthTimeout).register(on: router)
     // The queue's backlog is read when Prometheus scrapes: chat-api answers even when no worker runs.
@@ -184,6 +191,7 @@ func buildRoutes(_ dependencies: APIDependencies) -> RouteTable<ChatRequestConte
     )
     generation.register(on: chat, jobs: jobs)
     OpenAPIController().register(on: router)
+    ConsoleController(authURL: dependencies.consoleAuthURL, accountingURL: dependencies.consoleAccountingURL).register(on: router)
 
     // The WebSocket forms of the event streams, on a router of their own that sees only upgrade requests (any
     // other request asking for an upgrade gets a bare 400).

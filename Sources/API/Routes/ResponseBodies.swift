@@ -73,7 +73,7 @@ struct SessionView: Encodable {
     var olderMessagesCursor: String?
     /// The job of the session's initial message, when one was sent on create.
     var initialJobId: String?
-    /// The job generating now (supervisors' list of active sessions).
+    /// The job generating now (on `GET /sessions/:id` and in supervisors' list of active sessions).
     var activeJobId: String?
 
     init(_ session: ChatSession, messages: [ChatMessage]? = nil) {

@@ -79,6 +79,8 @@ struct SessionController: Sendable {
         let (messages, older) = try await messagesShown(session, before: nil, limit: Self.defaultMessagePage)
         var view = SessionView(session, messages: messages)
         view.olderMessagesCursor = older?.token
+        // The reply running now, so that a client that lost its stream (or reloaded) can follow it again.
+        view.activeJobId = try await state.activeJob(sessionID: session.id)
         return Response.json(status: .ok, view)
     }
 
