@@ -108,6 +108,8 @@ def check_console(new_driver, urls, shots_dir):
         if step("supervisor1 signs in", lambda: sign_in(supervisor, console, *SUPERVISOR, role="supervisor")) is not None:
             step("supervisor follows live", lambda: check_supervision(user, supervisor, session_id))
             step("supervisor screenshot", lambda: shoot(supervisor, shots_dir, "console-supervisor.png"))
+        step("error screenshot", lambda: shoot(user, shots_dir, "console-error.png"))
+        step("error dismissed", lambda: dismiss_error(user))
         step("user screenshot", lambda: shoot(user, shots_dir, "console-user.png"))
         step("narrow screen", lambda: check_narrow(user, shots_dir))
         step("user1 deletes the session", lambda: delete_session(user, session_id))
@@ -299,6 +301,15 @@ def check_narrow(driver, shots_dir):
     if main["width"] > 390 or side["y"] < main["y"] + main["height"] - 1:
         raise Failed("at 390 px the panes are not stacked (conversation, then sessions)")
     set_viewport(driver, 1280, 800)
+
+
+def dismiss_error(driver):
+    """The error region's Dismiss button empties it."""
+    buttons = driver.find_elements(By.ID, "error-dismiss")
+    if not buttons:
+        raise Failed("no Dismiss button in the error region")
+    buttons[0].click()
+    wait(driver, 5).until(lambda d: not d.find_element(By.ID, "error-region").text.strip(), "the error region is not empty after Dismiss")
 
 
 def delete_session(driver, session_id):
