@@ -130,10 +130,16 @@ func serverBuilder(_ routes: RouteTable<ChatRequestContext>, idleTimeout: Durati
         httpDecoderConfiguration: .init(maxHeaderFieldSize: 512 * 1024, maxHeaderListSize: 512 * 1024, maxHeaderFieldCount: 200)
     )
     guard let webSockets = routes.webSockets else { return .http1(configuration: http1) }
-    return .http1WebSocketUpgrade(
-        webSocketRouter: webSockets,
-        configuration: .init(http1: http1, ws: .init(maxFrameSize: 1 << 20, autoPing: .enabled(timePeriod: pingInterval), closeTimeout: .seconds(5)))
+    let sockets = webSockets.buildResponder()
+    let configuration = HTTP1WebSocketUpgradeChannel.Configuration(
+        http1: http1, ws: .init(maxFrameSize: 16 * 1024, autoPing: .enabled(timePeriod: pingInterval), closeTimeout: .seconds(5))
     )
+    return HTTPServerBuilder { responder in
+        GuardedConnection(
+            base: HTTP1WebSocketUpgradeChannel(responder: responder, webSocketResponder: sockets, configuration: configuration),
+            timeout: TimeAmount.nanoseconds(idleTimeout.nanoseconds)
+        )
+    }
 }
 
 /// The routes of chat-api, behind the request-id and error middleware; `/api/chat` behind authentication.
@@ -154,7 +160,7 @@ func buildRoutes(_ dependencies: APIDependencies) -> RouteTable<ChatRequestConte
     // console's static files (a page load fetches a dozen, from memory).
     router.add(middleware: RateLimitMiddleware(limiter: dependencies.rateLimiter) { request in
         let path = request.uri.path
-        return ["/livez", "/readyz", "/metrics", "/"].contains(path) || path.hasPrefix("/console") ? nil : .ip
+        return ["/livez", "/readyz", "/metrics", "/", "/console"].contains(path) || path.hasPrefix("/console/") ? nil : .ip
     })
     HealthController(redis: dependencies.redis, store: dependencies.store, timeout: dependencies.healthTimeout).register(on: router)
     // The queue's backlog is read when Prometheus scrapes: chat-api answers even when no worker runs.

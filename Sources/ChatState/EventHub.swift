@@ -37,6 +37,11 @@ public final class EventHub: Service, Sendable {
     private let logger: Logger
     private let wakeKey: String
     private let state = NIOLockedValueBox(State())
+    /// Subscriptions whose consumer stopped, to be taken out of `state` by the next holder of its lock. A
+    /// stream's termination handler runs while the Swift runtime holds its task's status lock (when the task is
+    /// cancelled), and `deliver` yields to streams while holding `state`'s lock, which takes that status lock:
+    /// so the handler must never wait for `state`'s lock, only for this one, which is held for nothing else.
+    private let terminated = NIOLockedValueBox<[(key: String, id: Int)]>([])
     private let idle: AsyncStream<Void>
     private let idleContinuation: AsyncStream<Void>.Continuation
 
@@ -77,7 +82,12 @@ public final class EventHub: Service, Sendable {
     }
 
     /// How many subscribers are open now.
-    public var subscriberCount: Int { state.withLockedValue { $0.sessions.values.reduce(0) { $0 + $1.subscribers.count } } }
+    public var subscriberCount: Int {
+        state.withLockedValue { state in
+            removeTerminated(&state)
+            return state.sessions.values.reduce(0) { $0 + $1.subscribers.count }
+        }
+    }
 
     /// Every event of the session after `entryID` (nil: only those appended from now on), in order, each once,
     /// with heartbeats while quiet. The sequence ends when the consumer stops iterating, when the subscriber
@@ -101,7 +111,7 @@ public final class EventHub: Service, Sendable {
             continuation.finish()
             throw ChatError(.unavailable, code: "SHUTTING_DOWN", message: "This server is shutting down; try again")
         }
-        continuation.onTermination = { [weak self] _ in self?.remove(key: key, id: id) }
+        continuation.onTermination = { [weak self] _ in self?.terminated.withLockedValue { $0.append((key, id)) } }
         if wasReading {
             _ = try? await redis.pipeline([
                 RedisClient.xaddCommand(wakeKey, maxLength: 64, fields: [("s", "1")]),
@@ -113,9 +123,14 @@ public final class EventHub: Service, Sendable {
         return EventSubscription(stream: stream, overflowedBox: overflowed, continuation: continuation)
     }
 
-    private func remove(key: String, id: Int) {
-        state.withLockedValue { state in
-            guard state.sessions[key]?.subscribers.removeValue(forKey: id) != nil else { return }
+    /// Takes the subscriptions whose consumers stopped out of `state` (its lock held by the caller).
+    private func removeTerminated(_ state: inout State) {
+        let gone = terminated.withLockedValue { gone in
+            defer { gone.removeAll() }
+            return gone
+        }
+        for (key, id) in gone {
+            guard state.sessions[key]?.subscribers.removeValue(forKey: id) != nil else { continue }
             if state.sessions[key]!.subscribers.isEmpty {
                 state.sessions[key] = nil
             } else {
@@ -141,6 +156,7 @@ public final class EventHub: Service, Sendable {
         let block = min(configuration.heartbeatInterval / 2, .seconds(2))
         while !Task.isCancelled {
             let (plan, wakeCursor) = state.withLockedValue { state -> ([(key: String, cursor: EntryID)], String) in
+                removeTerminated(&state)
                 let plan = state.sessions.map { key, session in (key: key, cursor: session.cursor) }
                 state.reading = !plan.isEmpty
                 return (plan, state.wakeCursor)
@@ -182,6 +198,7 @@ public final class EventHub: Service, Sendable {
         let now = ContinuousClock.now
         let heartbeat = configuration.heartbeatInterval
         let dropped = state.withLockedValue { state -> [AsyncStream<SessionEvent>.Continuation] in
+            removeTerminated(&state)
             state.reading = false
             if let wake = read[wakeKey]?.last { state.wakeCursor = wake.id }
             var dropped: [AsyncStream<SessionEvent>.Continuation] = []

@@ -1,4 +1,5 @@
 import Foundation
+import HummingbirdTesting
 import Testing
 
 /// The web console as chat-api serves it from its resource bundle: the files with their types and a strict
@@ -63,5 +64,27 @@ struct ConsoleTests {
             #expect(try await Self.get(port: port, path).status == 404, "\(path)")
         }
         _ = try await pair.stop()
+    }
+
+    @Test("in process (the test bundle sits beside the resources): / and /console redirect, the page and config.json answer, an unknown file is 404")
+    func inProcess() async throws {
+        try await APIFixture.with { _, client in
+            try await client.execute(uri: "/", method: .get) { response in
+                #expect(response.status == .found)
+                #expect(response.headers[.location] == "/console/")
+            }
+            try await client.execute(uri: "/console", method: .get) { #expect($0.status == .found) }
+            for path in ["/console/", "/console/app.js"] {
+                try await client.execute(uri: path, method: .get) { #expect($0.status == .ok, "\(path)") }
+            }
+            try await client.execute(uri: "/console/missing.js", method: .get) { response in
+                #expect(response.status == .notFound)
+                #expect(json(response)["code"] as? String == "NOT_FOUND")
+            }
+            try await client.execute(uri: "/console/config.json", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(json(response)["apiURL"] as? String == "")
+            }
+        }
     }
 }

@@ -36,6 +36,37 @@ func collect(_ subscription: EventSubscription, count: Int) async -> [SessionEve
 
 @Suite("The event hub: one reader fanning session events out", .timeLimit(.minutes(1)))
 struct EventHubTests {
+    @Test("consumers cancelled while events are being delivered to them do not stall the hub (a stream's termination never waits for the hub's lock)")
+    func cancelledWhileDelivering() async throws {
+        try await withEventHub { hub, events in
+            let session = UUID().uuidString
+            let writer = Task {
+                var index = 0
+                while !Task.isCancelled {
+                    _ = try? await events.append(sessionID: session, jobID: "j", type: "chunk", data: "\(index)")
+                    index += 1
+                }
+            }
+            defer { writer.cancel() }
+            // Rounds of twenty consumers, cancelled at a random moment of the delivery (as a closed WebSocket's
+            // relay is): before the fix, a cancellation and a delivery could each wait for the other's lock.
+            for _ in 0..<25 {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for _ in 0..<20 {
+                        let subscription = try await hub.subscribe(sessionID: session, after: nil)
+                        group.addTask { for await _ in subscription {} }
+                    }
+                    try await Task.sleep(for: .milliseconds(Int.random(in: 1...15)))
+                    group.cancelAll()
+                }
+            }
+            // The hub still delivers, and the cancelled consumers are gone from it.
+            let last = try await hub.subscribe(sessionID: session, after: nil)
+            #expect(await collect(last, count: 3).count == 3)
+            try await expectEventually(.seconds(5)) { hub.subscriberCount <= 1 }
+        }
+    }
+
     @Test("subscribers of one session and of another each get their own events, in order, once, from their own start")
     func fansOut() async throws {
         try await withEventHub { hub, events in

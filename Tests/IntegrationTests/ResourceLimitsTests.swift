@@ -8,6 +8,7 @@ import NIOCore
 import Testing
 
 @testable import API
+@testable import ChatState
 
 /// What one user, or a flood of work, may hold at once: streams, observers and unfinished generations per
 /// user; jobs waiting in the queue; idle connections. Past a cap: a clear 429 or 503, and nothing started.
@@ -124,6 +125,41 @@ struct ResourceLimitsTests {
         _ = try await pair.stop()
     }
 
+    @Test("a reader that stops reading is closed once its connection stayed unwritable for HTTP_IDLE_TIMEOUT_MS, and its stream ends", .timeLimit(.minutes(1)))
+    func stalledReaderClosed() async throws {
+        let pair = try ServicePair(apiEnvironment: ["HTTP_IDLE_TIMEOUT_MS": "1000"])
+        defer { pair.kill() }
+        try await pair.ready()
+        let user = "stall-\(UUID().uuidString.prefix(8))"
+        try await Accounting.fund(user, credits: 100, accountingURL: TestEnvironment.accountingURL, verifier: Self.verifier)
+        let token = Self.verifier.sign(userID: user, role: .enduser, lifetime: 600)
+        let created = try await HTTPProbe.json(.POST, pair.apiURL + "/api/chat/sessions", token: token, body: ["title": "much said"])
+        let sessionID = try #require(created.body["sessionId"] as? String)
+        // Four megabytes of events in the session's stream, as a worker would have written them.
+        let redis = try testRedisClient()
+        defer { redis.shutdown() }
+        let events = SessionEvents(redis: redis)
+        let filler = String(repeating: "x", count: 2_000)
+        let first = try await events.append(sessionID: sessionID, jobID: "j", type: "chunk", data: #"{"content":"first","index":0}"#)
+        for index in 1...2_000 {
+            try await events.append(sessionID: sessionID, jobID: "j", type: "chunk", data: #"{"content":"\#(filler)","index":\#(index)}"#)
+        }
+        let supervisor = Self.verifier.sign(userID: "supervisor1", role: .supervisor, lifetime: 600)
+        let before = try await MetricsScrape.fetch(pair.apiURL + "/metrics")
+        let reader = RawConnection.StalledReader(
+            port: pair.apiPort,
+            bytes: "GET /api/chat/sessions/\(sessionID)/observe?lastEventId=\(first)&access_token=\(supervisor) HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        let open = #"chat_sse_streams_open{kind="observer"}"#
+        try await expectEventually(.seconds(10)) { try await MetricsScrape.fetch(pair.apiURL + "/metrics").delta(open, since: before) == 1 }
+        // It reads nothing: once its buffers are full the server closes it, and its stream ends.
+        try await expectEventually(.seconds(15)) { try await MetricsScrape.fetch(pair.apiURL + "/metrics").delta(open, since: before) == 0 }
+        let (bytes, closed) = try await reader.drain(limit: .seconds(20))
+        #expect(closed, "the connection is still open after \(bytes) bytes")
+        #expect(bytes < 4_000_000, "\(bytes) bytes: the whole replay was written")
+        _ = try await pair.stop()
+    }
+
     @Test("a connection that sends half a request and waits is closed after HTTP_IDLE_TIMEOUT_MS; an open stream is not", .timeLimit(.minutes(1)))
     func idleConnectionsClosed() async throws {
         let pair = try ServicePair(apiEnvironment: ["HTTP_IDLE_TIMEOUT_MS": "500"])
@@ -134,6 +170,12 @@ struct ResourceLimitsTests {
         let closed = try await RawConnection.sendAndAwaitClose(port: pair.apiPort, bytes: "GET /api/models HTTP/1.1\r\nHost: x\r\n", limit: .seconds(10))
         #expect(closed, "the half request's connection stayed open")
         #expect(clock.now - started < .seconds(5))
+        // Nothing at all, or only the blank lines a parser skips before a request line, is no request either.
+        for bytes in ["", "\r\n\r\n\r\n"] {
+            let since = clock.now
+            #expect(try await RawConnection.sendAndAwaitClose(port: pair.apiPort, bytes: bytes, limit: .seconds(10)), "\(bytes.debugDescription)")
+            #expect(clock.now - since < .seconds(5))
+        }
         // A stream that is quiet for longer than the idle timeout stays open (heartbeats are not needed for that).
         let user = "idle-\(UUID().uuidString.prefix(8))"
         try await Accounting.fund(user, credits: 1_000, accountingURL: TestEnvironment.accountingURL, verifier: Self.verifier)

@@ -119,6 +119,8 @@ struct WebSocketTests {
             ("/api/chat/sessions/000000000000000000000000/observe?access_token=\(supervisor)", "SESSION_NOT_FOUND", 404),
             ("/api/chat/sessions/\(sessionID)/stream?access_token=\(token)", "VALIDATION_ERROR", 400),
             ("/api/chat/sessions/\(sessionID)/stream?lastEventId=nonsense&access_token=\(token)", "INVALID_LAST_EVENT_ID", 400),
+            // An observer resumes only after an event of the session's stream.
+            (observe + "?lastEventId=99999999999999-0&access_token=\(supervisor)", "EVENT_NOT_FOUND", 404),
             // Another user's session is not found, as over HTTP.
             ("/api/chat/sessions/\(sessionID)/stream?message=hi&access_token=\(other)", "SESSION_NOT_FOUND", 404),
             // No credits: refused when the generation would start.
@@ -171,7 +173,7 @@ struct WebSocketTests {
         _ = try await pair.stop()
     }
 
-    @Test("SIGTERM closes every socket (1001 or 1000) and chat-api exits promptly", .timeLimit(.minutes(1)))
+    @Test("SIGTERM closes every socket (1001 or 1000) and chat-api exits promptly, a connection that never sent a request notwithstanding", .timeLimit(.minutes(1)))
     func shutdownClosesSockets() async throws {
         let pair = try ServicePair()
         defer { pair.kill() }
@@ -184,6 +186,9 @@ struct WebSocketTests {
         let supervisor = Self.verifier.sign(userID: "supervisor1", role: .supervisor, lifetime: 600)
         let observer = SocketRecorder(Self.socketURL(pair, "/api/chat/sessions/\(sessionID)/observe?access_token=\(supervisor)"))
         try await expectEventually(.seconds(10)) { observer.messages.first?.event == "observer" }
+        // A connection that sent nothing (a browser's preconnect) does not hold the shutdown.
+        let silent = Task { try await RawConnection.exchange(port: pair.apiPort, bytes: "", limit: .seconds(30)) }
+        defer { silent.cancel() }
         let clock = ContinuousClock()
         let stopped = clock.now
         pair.api.signal(SIGTERM)

@@ -81,15 +81,14 @@ struct GenerationController: Sendable {
         return response
     }
 
+    static let eventNotFound = ChatError(.notFound, code: "EVENT_NOT_FOUND", message: "That event is no longer available")
     static let invalidLastEventID = ChatError(.badRequest, code: "INVALID_LAST_EVENT_ID", message: "Last-Event-ID is not an event id")
 
     /// Finds the job an earlier event belongs to, to resume after that event.
     private func resume(sessionID: String, user: AuthenticatedUser, after entryID: String) async throws -> ReplyStream? {
         guard Self.isEntryID(entryID) else { throw Self.invalidLastEventID }
         guard try await relay.cache.owns(userID: user.id, sessionID: sessionID, store: store) else { throw SessionController.notFound }
-        guard let event = try await relay.events.event(sessionID: sessionID, id: entryID) else {
-            throw ChatError(.notFound, code: "EVENT_NOT_FOUND", message: "That event is no longer available")
-        }
+        guard let event = try await relay.events.event(sessionID: sessionID, id: entryID) else { throw Self.eventNotFound }
         if ChatEventType(rawValue: event.type)?.isTerminal == true { return nil }
         let lease = try await limits.open(.streams, userID: user.id, id: UUID().uuidString)
         return ReplyStream(lease: lease, sessionID: sessionID, jobID: event.jobID, after: entryID)

@@ -50,6 +50,7 @@ struct ObserveController: Sendable {
         }
         if let resumed = GenerationController.lastEventID(request) {
             guard GenerationController.isEntryID(resumed) else { throw GenerationController.invalidLastEventID }
+            guard try await relay.events.event(sessionID: sessionID, id: resumed) != nil else { throw GenerationController.eventNotFound }
             start = resumed
         }
         let greeting = ObserverGreeting(sessionId: sessionID, ownerId: ownerID, observerId: user.id, observerRole: user.role, activeJobId: activeJob)

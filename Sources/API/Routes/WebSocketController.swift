@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdWebSocket
 import Logging
+import NIOCore
 import NIOWebSocket
 
 /// The event streams over WebSocket, for browsers and clients that prefer one: `GET
@@ -105,6 +106,7 @@ struct WebSocketController: Sendable {
         _ relay: @escaping @Sendable (inout WebSocketEventSink) async throws -> RelayEnd
     ) async {
         enum Finished { case relay, client }
+        let opened = ContinuousClock.now
         do {
             try await withThrowingTaskGroup(of: Finished.self) { group in
                 group.addTask {
@@ -112,15 +114,22 @@ struct WebSocketController: Sendable {
                     let code: WebSocketErrorCode
                     do {
                         code = closeCode(try await relay(&sink))
+                    } catch where Self.clientGone(error) {
+                        // The client went away mid-write: nothing to tell it, nothing wrong here.
+                        logger.debug("WebSocket client gone", metadata: ["error": "\(error)"])
+                        return .client
                     } catch {
                         code = try await refuse(error, sink: &sink, logger: logger)
                     }
+                    logger.info("WebSocket closed", metadata: [
+                        "closeCode": "\(Self.number(code))", "durationMs": "\((ContinuousClock.now - opened).milliseconds)",
+                    ])
                     try await outbound.close(code, reason: nil)
                     return .relay
                 }
                 group.addTask {
                     // What the client says is not read for meaning; a message larger than this closes the socket.
-                    for try await _ in inbound.messages(maxSize: 16 * 1024) {}
+                    for try await _ in inbound.messages(maxSize: 4 * 1024) {}
                     return .client
                 }
                 if try await group.next() == .relay {
@@ -136,6 +145,19 @@ struct WebSocketController: Sendable {
         } catch {
             logger.debug("WebSocket ended", metadata: ["error": "\(error)"])
         }
+    }
+
+    /// Whether `error` says the client went away (its connection closed, or the relay was cancelled because it
+    /// did) rather than that something failed.
+    static func clientGone(_ error: any Error) -> Bool {
+        Task.isCancelled || error is CancellationError || error is ChannelError || error is NIOAsyncWriterError
+    }
+
+    /// The numeric close code.
+    static func number(_ code: WebSocketErrorCode) -> UInt16 {
+        var buffer = ByteBuffer()
+        buffer.write(webSocketErrorCode: code)
+        return buffer.readInteger(as: UInt16.self) ?? 0
     }
 
     /// Writes an `error` message for an error raised after the upgrade and returns the close code for it.

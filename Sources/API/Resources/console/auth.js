@@ -118,7 +118,11 @@ export function refreshTokens() {
         adopt(answer.accessToken, typeof answer.refreshToken === "string" ? answer.refreshToken : refreshToken, false);
         return true;
       } catch (error) {
-        if (error instanceof ApiError && (error.status === 401 || error.status === 400)) refreshToken = null;
+        if (error instanceof ApiError && (error.status === 401 || error.status === 400)) {
+          // Spent or revoked: forget it here and in this tab's storage, so that a reload does not try it again.
+          refreshToken = null;
+          sessionStorage.removeItem(REFRESH_KEY);
+        }
         return false;
       } finally {
         refreshing = null;
