@@ -3,8 +3,9 @@ import Foundation
 import Hummingbird
 import SigV4
 
-/// Serves InvokeModel and InvokeModelWithResponseStream for every model of `ModelCatalog`, in the order Bedrock
-/// checks a request: signature, model, body, then the faults the prompt asks for.
+/// Serves InvokeModel, InvokeModelWithResponseStream, Converse and ConverseStream for every model of
+/// `ModelCatalog`, in the order Bedrock checks a request: signature, model, body, then the faults the prompt asks
+/// for. The two APIs give the same deterministic reply to the same conversation.
 struct InvocationController: Sendable {
     /// Bedrock Runtime refuses bodies above 25,000,000 bytes.
     static let maximumBodySize = 25_000_000
@@ -13,27 +14,37 @@ struct InvocationController: Sendable {
     var signatureCheck: SignatureCheck
     var counters: FaultCounters
 
-    /// Adds the two operations' routes to `router`.
+    /// The operations, by their request's shape and their answer's.
+    enum Operation: Sendable {
+        case invoke, invokeStream, converse, converseStream
+
+        var streaming: Bool { self == .invokeStream || self == .converseStream }
+        var isConverse: Bool { self == .converse || self == .converseStream }
+    }
+
+    /// Adds the four operations' routes to `router`.
     func register<Context: RequestContext>(on router: Router<Context>) {
-        router.post("/model/:modelId/invoke") { request, context in
-            await respond(to: request, context: context, streaming: false)
-        }
-        router.post("/model/:modelId/invoke-with-response-stream") { request, context in
-            await respond(to: request, context: context, streaming: true)
+        let routes: [(String, Operation)] = [
+            ("invoke", .invoke), ("invoke-with-response-stream", .invokeStream), ("converse", .converse), ("converse-stream", .converseStream),
+        ]
+        for (path, operation) in routes {
+            router.post("/model/:modelId/\(path)") { request, context in
+                await respond(to: request, context: context, operation: operation)
+            }
         }
     }
 
     /// The answer to one invocation; every failure becomes the AWS error response it stands for.
-    func respond(to request: Request, context: some RequestContext, streaming: Bool) async -> Response {
+    func respond(to request: Request, context: some RequestContext, operation: Operation) async -> Response {
         do {
-            return try await invocation(request, rawModelID: context.parameters.get("modelId") ?? "", streaming: streaming)
+            return try await invocation(request, rawModelID: context.parameters.get("modelId") ?? "", operation: operation)
         } catch {
             context.logger.debug("answering with an error", metadata: ["code": "\(error.code)", "status": "\(error.status)"])
             return error.response
         }
     }
 
-    private func invocation(_ request: Request, rawModelID: String, streaming: Bool) async throws(ServiceError) -> Response {
+    private func invocation(_ request: Request, rawModelID: String, operation: Operation) async throws(ServiceError) -> Response {
         let start = ContinuousClock.now
         let body: [UInt8]
         do {
@@ -46,7 +57,7 @@ struct InvocationController: Sendable {
             throw failure
         }
         guard let model = Self.model(rawID: rawModelID) else { throw .resourceNotFound }
-        let prompt = try ModelPrompt(body: body, model: model)
+        let prompt = operation.isConverse ? try ModelPrompt(converseBody: body, model: model) : try ModelPrompt(body: body, model: model)
         let markers = try FaultMarkers(parsing: prompt.seedText)
 
         if let delay = markers.slowFirstByte {
@@ -61,14 +72,14 @@ struct InvocationController: Sendable {
         let pace = ReplyTiming(
             tokensPerSecond: markers.tokensPerSecond ?? configuration.tokensPerSecond, stall: markers.stall, start: start
         )
-        if streaming {
-            return streamResponse(reply, model: model, timing: pace, exception: markers.exception)
+        if operation.streaming {
+            return streamResponse(reply, model: model, timing: pace, exception: markers.exception, converse: operation.isConverse)
         }
         if let exception = markers.exception {
             throw exception.type.invokeError(modelARN: "arn:aws:bedrock:\(configuration.region)::foundation-model/\(model.id)")
         }
         try? await Task.sleep(for: pace.generationTime(words: reply.outputTokens))
-        return invokeResponse(reply, model: model, timing: pace)
+        return operation.isConverse ? converseResponse(reply, timing: pace) : invokeResponse(reply, model: model, timing: pace)
     }
 
     /// The model a path segment names: percent-decoded (`%3A` is `:`), either a model id or a foundation-model ARN.
@@ -90,15 +101,20 @@ struct InvocationController: Sendable {
         return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
     }
 
+    private func converseResponse(_ reply: Reply, timing: ReplyTiming) -> Response {
+        let body = ConverseBodies.response(reply, latencyMs: timing.elapsedMilliseconds()).serialized
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+    }
+
     private func streamResponse(
-        _ reply: Reply, model: ModelInfo, timing: ReplyTiming, exception: (afterTextChunks: Int, type: StreamException)?
+        _ reply: Reply, model: ModelInfo, timing: ReplyTiming, exception: (afterTextChunks: Int, type: StreamException)?, converse: Bool
     ) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = "application/vnd.amazon.eventstream"
-        headers[.bedrockContentType] = "application/json"
+        if !converse { headers[.bedrockContentType] = "application/json" }
         let stream = ReplyStream(
-            chunks: ReplyBodies.chunks(reply, model: model), inputTokens: reply.inputTokens, outputTokens: reply.outputTokens,
-            timing: timing, exception: exception
+            chunks: converse ? ConverseBodies.events(reply) : ReplyBodies.chunks(reply, model: model), converse: converse ? reply : nil,
+            inputTokens: reply.inputTokens, outputTokens: reply.outputTokens, timing: timing, exception: exception
         )
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in try await stream.write(to: &writer) })
     }

@@ -7,6 +7,9 @@ struct ReplyChunk: Sendable {
     var body: JSONValue
     /// True when the chunk carries a word, so its sending is paced.
     var carriesWord: Bool
+    /// The event type of a ConverseStream event (sent as its own frame); nil for an InvokeModel stream's chunk
+    /// (wrapped as Bedrock's `chunk` event).
+    var event: String? = nil
 }
 
 /// The bodies each model family sends for a reply: the InvokeModel JSON body and the stream's chunk sequence.

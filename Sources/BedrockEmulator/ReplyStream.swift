@@ -33,8 +33,10 @@ struct ReplyTiming: Sendable {
 /// Writes a reply as an `application/vnd.amazon.eventstream` body, one awaited write per frame (the writes are
 /// the backpressure: a slow reader slows the emulator down, nothing piles up in memory).
 struct ReplyStream: Sendable {
-    /// The model chunks, in order.
+    /// The model chunks (or the Converse events), in order.
     var chunks: [ReplyChunk]
+    /// For ConverseStream: the reply, whose `metadata` event gets the latency when it is sent.
+    var converse: Reply? = nil
     /// The counts reported in the last chunk's invocation metrics.
     var inputTokens: Int
     var outputTokens: Int
@@ -63,16 +65,13 @@ struct ReplyStream: Sendable {
                 try await Task.sleep(until: deadline, clock: .continuous)
                 wordsSent += 1
             }
-            var body = chunk.body
-            if index == chunks.count - 1, case .object(let members) = body {
-                let metrics = JSONValue.object([
-                    ("inputTokenCount", .integer(inputTokens)), ("outputTokenCount", .integer(outputTokens)),
-                    ("invocationLatency", .integer(timing.elapsedMilliseconds())),
-                    ("firstByteLatency", .integer(firstByteLatency ?? timing.elapsedMilliseconds())),
-                ])
-                body = .object(members + [("amazon-bedrock-invocationMetrics", metrics)])
+            if let event = chunk.event {
+                var body = chunk.body
+                if event == "metadata", let converse { body = ConverseBodies.metadata(converse, latencyMs: timing.elapsedMilliseconds()) }
+                try await writer.write(EventFrames.event(event, body))
+            } else {
+                try await writer.write(EventFrames.chunk(invokeChunk(chunk, isLast: index == chunks.count - 1, firstByteLatency: firstByteLatency)))
             }
-            try await writer.write(EventFrames.chunk(body))
             if firstByteLatency == nil {
                 firstByteLatency = timing.elapsedMilliseconds()
             }
@@ -82,6 +81,20 @@ struct ReplyStream: Sendable {
             }
         }
         try await finish(writer: &writer, exception: exception?.type)
+    }
+
+    /// An InvokeModel stream's chunk; the last one gets Bedrock's invocation metrics.
+    private func invokeChunk(_ chunk: ReplyChunk, isLast: Bool, firstByteLatency: Int?) -> JSONValue {
+        var body = chunk.body
+        if isLast, case .object(let members) = body {
+                let metrics = JSONValue.object([
+                    ("inputTokenCount", .integer(inputTokens)), ("outputTokenCount", .integer(outputTokens)),
+                    ("invocationLatency", .integer(timing.elapsedMilliseconds())),
+                    ("firstByteLatency", .integer(firstByteLatency ?? timing.elapsedMilliseconds())),
+                ])
+            body = .object(members + [("amazon-bedrock-invocationMetrics", metrics)])
+        }
+        return body
     }
 
     private func finish(writer: inout any ResponseBodyWriter, exception: StreamException?) async throws {
@@ -103,6 +116,11 @@ enum EventFrames {
         return frame(
             [":event-type": "chunk", ":content-type": "application/json", ":message-type": "event"], payload: payload
         )
+    }
+
+    /// A ConverseStream event: its JSON as the payload of a frame of its own type.
+    static func event(_ type: String, _ body: JSONValue) -> ByteBuffer {
+        frame([":event-type": type, ":content-type": "application/json", ":message-type": "event"], payload: body)
     }
 
     /// An exception event that ends a stream, with the exception's JSON payload.

@@ -1,0 +1,76 @@
+import ChatCore
+
+/// The Converse API's request, the same for every model: `{messages:[{role, content:[{text}]}], system?:[{text}],
+/// inferenceConfig?:{maxTokens, temperature, topP, stopSequences}, additionalModelRequestFields?, ...}` (botocore's
+/// `ConverseRequest`; the model id is in the path). The seed text is the last user message's, as for Claude and
+/// Nova, so a Converse call and an InvokeModel call with the same conversation get the same reply.
+extension ModelPrompt {
+    /// The request members Converse takes besides the path's model id.
+    private static let converseMembers: Set<String> = [
+        "messages", "system", "inferenceConfig", "toolConfig", "guardrailConfig", "additionalModelRequestFields",
+        "promptVariables", "additionalModelResponseFieldPaths", "requestMetadata", "performanceConfig",
+    ]
+
+    /// A Converse or ConverseStream body for `model`, or the ValidationException Bedrock would answer with.
+    init(converseBody body: [UInt8], model: ModelInfo) throws(ServiceError) {
+        guard let document = JSONValue.parse(body) else {
+            throw .validation("Malformed input request, please reformat your input and try again.")
+        }
+        let root = SchemaNode(document: document)
+        try root.members()
+        try root.permitOnly(Self.converseMembers)
+
+        var maxTokensNode: SchemaNode?
+        if let config = try root.optional("inferenceConfig") {
+            try config.permitOnly(["maxTokens", "temperature", "topP", "stopSequences"])
+            maxTokensNode = try config.optional("maxTokens")
+            if let temperature = try config.optional("temperature"), !(0...1).contains(try temperature.number()) {
+                throw .validation("The value at inferenceConfig.temperature must be between 0 and 1.")
+            }
+            if let topP = try config.optional("topP"), !(0...1).contains(try topP.number()) {
+                throw .validation("The value at inferenceConfig.topP must be between 0 and 1.")
+            }
+            try config.optional("stopSequences")?.strings()
+        }
+        if let node = maxTokensNode, try node.integer(in: 1...Int.max) > model.maxOutputTokens {
+            throw .validation(
+                "The maximum tokens you requested exceeds the model limit of \(model.maxOutputTokens). Try again with a maximum "
+                    + "tokens value that is lower than \(model.maxOutputTokens)."
+            )
+        }
+        let limit = try Self.maxTokens(maxTokensNode, default: model.maxOutputTokens, model: model)
+
+        var texts: [String] = []
+        if let system = try root.optional("system") {
+            guard model.family != .amazonTitan else { throw .validation("This model doesn't support system messages.") }
+            for block in try system.array() {
+                texts.append(try block.required("text").string())
+            }
+        }
+        var lastUserText: String?
+        var previousRole: String?
+        for (index, message) in try root.required("messages").array(minimumCount: 1).enumerated() {
+            try message.permitOnly(["role", "content"])
+            let role = try message.required("role")
+            let roleName = try role.string()
+            guard roleName == "user" || roleName == "assistant" else {
+                throw .malformedInput("\(role.path): \(roleName) is not a valid enum value")
+            }
+            guard index > 0 || roleName == "user" else { throw .validation("A conversation must start with a user message. Try again with a conversation that starts with a user message.") }
+            guard roleName != previousRole else {
+                throw .validation("A conversation must alternate between user and assistant roles. Make sure the conversation alternates between user and assistant roles and try again.")
+            }
+            previousRole = roleName
+            var blockTexts: [String] = []
+            for block in try message.required("content").array(minimumCount: 1) {
+                if let text = try block.optional("text") {
+                    blockTexts.append(try text.string())
+                }
+            }
+            let text = blockTexts.joined(separator: "\n")
+            texts.append(text)
+            if roleName == "user" { lastUserText = text }
+        }
+        self.init(seedText: lastUserText ?? "", inputTokens: texts.reduce(0) { $0 + Self.wordCount($1) }, maxTokens: limit)
+    }
+}
