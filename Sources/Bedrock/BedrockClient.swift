@@ -57,11 +57,20 @@ public final class BedrockClient: Sendable {
 
     /// InvokeModel: the whole answer at once.
     public func invokeModel(modelID: String, body: Data) async throws -> InvokeModelResponse {
+        try await whole(modelID: modelID, action: "invoke", body: body)
+    }
+
+    /// Converse: the whole answer at once, in the Converse API's shape.
+    public func converse(modelID: String, body: Data) async throws -> InvokeModelResponse {
+        try await whole(modelID: modelID, action: "converse", body: body)
+    }
+
+    private func whole(modelID: String, action: String, body: Data) async throws -> InvokeModelResponse {
         var random = SystemRandomNumberGenerator()
         var attempt = 1
         while true {
             do {
-                let response = try await send(modelID: modelID, action: "invoke", body: body, streaming: false)
+                let response = try await send(modelID: modelID, action: action, body: body, streaming: false)
                 let bytes = try await withTimeLimit(configuration.chunkTimeout, error: { BedrockError(code: "ChunkTimeout", message: "the response body stalled") }) {
                     try await response.body.collect(upTo: 64 * 1024 * 1024)
                 }
@@ -82,14 +91,25 @@ public final class BedrockClient: Sendable {
     /// InvokeModelWithResponseStream: the model's chunks as they come, with backpressure. Retries happen
     /// while opening the stream and on an exception before the first chunk; never after a chunk was handed out.
     public func invokeModelWithResponseStream(modelID: String, body: Data) async throws -> BedrockResponseStream {
+        try await stream(modelID: modelID, action: "invoke-with-response-stream", body: body)
+    }
+
+    /// ConverseStream: the answer's events as they come (`{"<event type>": <payload>}` each), with the same
+    /// backpressure and retries as `invokeModelWithResponseStream`.
+    public func converseStream(modelID: String, body: Data) async throws -> BedrockResponseStream {
+        try await stream(modelID: modelID, action: "converse-stream", body: body)
+    }
+
+    private func stream(modelID: String, action: String, body: Data) async throws -> BedrockResponseStream {
         var random = SystemRandomNumberGenerator()
         var attempt = 1
         while true {
             do {
-                let response = try await send(modelID: modelID, action: "invoke-with-response-stream", body: body, streaming: true)
+                let response = try await send(modelID: modelID, action: action, body: body, streaming: true)
                 let stream = BedrockResponseStream(
                     response: response, requestID: response.headers.first(name: "x-amzn-RequestId"),
-                    chunkTimeout: configuration.chunkTimeout, attempts: attempt, eventLoop: httpClient.eventLoopGroup.any()
+                    chunkTimeout: configuration.chunkTimeout, attempts: attempt, eventLoop: httpClient.eventLoopGroup.any(),
+                    typedEvents: action == "converse-stream"
                 )
                 // Read up to the first chunk here, so that an exception before it can still be retried.
                 try await stream.prefetchFirstChunk(timeout: configuration.firstByteTimeout)

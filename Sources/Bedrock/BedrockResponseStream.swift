@@ -6,7 +6,8 @@ import NIOCore
 import NIOFoundationCompat
 
 /// The chunks of one InvokeModelWithResponseStream answer: each element is the model's JSON chunk (the
-/// event's base64 `bytes`, decoded). Pulled from the socket only as the consumer asks (backpressure);
+/// event's base64 `bytes`, decoded); of a ConverseStream answer (`typedEvents`), each event as
+/// `{"<event type>": <payload>}`. Pulled from the socket only as the consumer asks (backpressure);
 /// an exception event ends the sequence with a `BedrockError` named after it; no event within the chunk
 /// timeout ends it with `ChunkTimeout`. Single-pass: iterate it once.
 public final class BedrockResponseStream: AsyncSequence, Sendable {
@@ -19,6 +20,8 @@ public final class BedrockResponseStream: AsyncSequence, Sendable {
     private let chunkTimeout: Duration
 
     private let body: BodyPump
+    /// ConverseStream: every event is an element, named by its type.
+    private let typedEvents: Bool
 
     struct State: Sendable {
         var decoder = EventStreamDecoder()
@@ -26,8 +29,9 @@ public final class BedrockResponseStream: AsyncSequence, Sendable {
         var finished = false
     }
 
-    init(response: HTTPClientResponse, requestID: String?, chunkTimeout: Duration, attempts: Int, eventLoop: any EventLoop) {
+    init(response: HTTPClientResponse, requestID: String?, chunkTimeout: Duration, attempts: Int, eventLoop: any EventLoop, typedEvents: Bool = false) {
         self.requestID = requestID
+        self.typedEvents = typedEvents
         self.attempts = attempts
         self.chunkTimeout = chunkTimeout
         self.state = NIOLockedValueBox(State())
@@ -76,6 +80,14 @@ public final class BedrockResponseStream: AsyncSequence, Sendable {
             if let message = try decodeNext() {
                 switch message.stringHeader(":message-type") {
                 case "event":
+                    if typedEvents, let type = message.stringHeader(":event-type") {
+                        var named = Data("{\"".utf8)
+                        named.append(contentsOf: type.utf8)
+                        named.append(contentsOf: "\":".utf8)
+                        named.append(contentsOf: message.payload.readableBytesView)
+                        named.append(UInt8(ascii: "}"))
+                        return named
+                    }
                     guard message.stringHeader(":event-type") == "chunk" else { continue }
                     return try Self.chunkBytes(message, requestID: requestID)
                 case "exception":

@@ -95,10 +95,19 @@ public struct GenerationStream: AsyncSequence, Sendable {
 }
 
 extension BedrockClient {
-    /// Generates a whole reply with InvokeModel, through the model's family adapter.
-    public func generate(model: ModelInfo, request: GenerationRequest) async throws -> GenerationResult {
-        let adapter = ModelAdapters.adapter(for: model.family)
-        let response = try await invokeModel(modelID: model.id, body: try adapter.requestBody(for: request))
+    /// Generates a whole reply through `api` (the model's own by default): Converse, or InvokeModel with the
+    /// model's family adapter.
+    public func generate(model: ModelInfo, request: GenerationRequest, api: BedrockAPI? = nil) async throws -> GenerationResult {
+        let response: InvokeModelResponse
+        let adapter: any ModelAdapter
+        switch api ?? model.api {
+        case .converse:
+            adapter = ConverseAdapter(family: model.family)
+            response = try await converse(modelID: model.id, body: try adapter.requestBody(for: request))
+        case .invokeModel:
+            adapter = ModelAdapters.adapter(for: model.family)
+            response = try await invokeModel(modelID: model.id, body: try adapter.requestBody(for: request))
+        }
         let completion: Completion
         do {
             completion = try adapter.parseResponse(response.body)
@@ -119,10 +128,16 @@ extension BedrockClient {
         )
     }
 
-    /// Starts a streamed reply with InvokeModelWithResponseStream, through the model's family adapter.
-    public func streamGeneration(model: ModelInfo, request: GenerationRequest) async throws -> GenerationStream {
-        let adapter = ModelAdapters.adapter(for: model.family)
-        let response = try await invokeModelWithResponseStream(modelID: model.id, body: try adapter.requestBody(for: request))
-        return GenerationStream(response: response, adapter: adapter)
+    /// Starts a streamed reply through `api` (the model's own by default): ConverseStream, or
+    /// InvokeModelWithResponseStream with the model's family adapter.
+    public func streamGeneration(model: ModelInfo, request: GenerationRequest, api: BedrockAPI? = nil) async throws -> GenerationStream {
+        switch api ?? model.api {
+        case .converse:
+            let adapter = ConverseAdapter(family: model.family)
+            return GenerationStream(response: try await converseStream(modelID: model.id, body: try adapter.requestBody(for: request)), adapter: adapter)
+        case .invokeModel:
+            let adapter = ModelAdapters.adapter(for: model.family)
+            return GenerationStream(response: try await invokeModelWithResponseStream(modelID: model.id, body: try adapter.requestBody(for: request)), adapter: adapter)
+        }
     }
 }

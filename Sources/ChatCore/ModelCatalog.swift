@@ -24,6 +24,16 @@ public struct ModelInfo: Codable, Sendable, Equatable {
     /// Roles allowed to use the model.
     public var roles: [UserRole]
 
+    /// Which Bedrock Runtime API the worker calls the model through: Converse (one request shape, system prompts
+    /// and usage in its `metadata`) for the families whose every model takes a system prompt there; InvokeModel
+    /// for Titan Text and Mistral's 7B and Mixtral, whose Converse refuses system prompts.
+    public var api: BedrockAPI {
+        switch family {
+        case .anthropicClaude, .amazonNova, .metaLlama3: .converse
+        case .amazonTitan, .mistral: .invokeModel
+        }
+    }
+
     /// What `inputTokens` and `outputTokens` cost in whole credits, each at its own price, rounded up. Prices are
     /// turned into integer millionths first, so a cost that is a whole number of credits is never rounded up by a
     /// binary-fraction error.
@@ -33,6 +43,14 @@ public struct ModelInfo: Codable, Sendable, Equatable {
         // `scaled` is millionths of a credit per 1,000 tokens times tokens: 10^9 of it make one credit.
         return (scaled + 999_999_999) / 1_000_000_000
     }
+}
+
+/// The two ways to call a model on Bedrock Runtime.
+public enum BedrockAPI: String, Sendable, Equatable {
+    /// `InvokeModel` / `InvokeModelWithResponseStream`, with the model family's own bodies.
+    case invokeModel
+    /// `Converse` / `ConverseStream`, one request shape for every model.
+    case converse
 }
 
 /// The models the service offers; an id not listed here is rejected with 400 `Invalid model ID`.

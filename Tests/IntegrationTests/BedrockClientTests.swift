@@ -85,6 +85,38 @@ struct BedrockClientTests {
         }
     }
 
+    @Test("Converse and InvokeModel give the same reply and counts for the same conversation; the catalog picks Converse where every model takes a system prompt", arguments: ["anthropic.claude-3-haiku-20240307-v1:0", "amazon.nova-lite-v1:0"])
+    func converseAgreesWithInvokeModel(modelID: String) async throws {
+        let model = try #require(ModelCatalog.model(id: modelID))
+        #expect(model.api == .converse)
+        #expect(ModelCatalog.model(id: "amazon.titan-text-express-v1")?.api == .invokeModel)
+        try await EmulatorFixture.withClient { client in
+            var request = EmulatorFixture.request("Compare the two ways [[tokens:9]]")
+            request.temperature = 0.2
+            request.topP = 0.9
+            request.stopSequences = ["END"]
+            request.turns.insert(contentsOf: [
+                ConversationTurn(role: .user, text: "An earlier question"), ConversationTurn(role: .assistant, text: "An earlier answer"),
+            ], at: 0)
+            let converse = try await client.generate(model: model, request: request, api: .converse)
+            let invoke = try await client.generate(model: model, request: request, api: .invokeModel)
+            #expect(converse.text == invoke.text)
+            #expect(converse.inputTokens == invoke.inputTokens)
+            #expect(converse.outputTokens == 9 && converse.usageSource == .model)
+            var accumulator = GenerationAccumulator()
+            var chunks = 0
+            for try await delta in try await client.streamGeneration(model: model, request: request, api: .converse) {
+                accumulator.add(delta)
+                if !delta.text.isEmpty { chunks += 1 }
+            }
+            #expect(accumulator.text == converse.text)
+            #expect(chunks == 9)
+            #expect(accumulator.stopReason == .endTurn)
+            #expect(accumulator.billedUsage.input == converse.inputTokens && accumulator.billedUsage.output == 9)
+            #expect(accumulator.billedUsage.source == .model)
+        }
+    }
+
     @Test("a reply cut by max tokens says so")
     func maxTokens() async throws {
         let model = try #require(ModelCatalog.model(id: Self.familyModels[0]))

@@ -1,13 +1,23 @@
 import ChatCore
 import Foundation
 
-/// Amazon Nova on Bedrock (`schemaVersion: messages-v1`).
+/// Amazon Nova on Bedrock (`schemaVersion: messages-v1`). Its bodies have the Converse API's shape, so
+/// `ConverseAdapter` speaks through it without the schema version.
 public struct NovaAdapter: ModelAdapter {
-    /// Always `.amazonNova`.
-    public var family: ModelFamily { .amazonNova }
+    /// `.amazonNova`, or the family of the model a `ConverseAdapter` speaks to.
+    public let family: ModelFamily
+    /// `messages-v1` for InvokeModel; nil for Converse, which has no such member.
+    let schemaVersion: String?
 
     /// Creates the adapter.
-    public init() {}
+    public init() {
+        self.init(family: .amazonNova, schemaVersion: "messages-v1")
+    }
+
+    init(family: ModelFamily, schemaVersion: String?) {
+        self.family = family
+        self.schemaVersion = schemaVersion
+    }
 
     /// The messages-v1 body: alternating turns starting with the user, optional fields left out when unset.
     public func requestBody(for request: GenerationRequest) throws -> Data {
@@ -20,7 +30,7 @@ public struct NovaAdapter: ModelAdapter {
         )
         return try AdapterJSON.encode(
             Request(
-                system: ModelAdapters.systemPrompt(of: request).map { [TextContent(text: $0)] },
+                schemaVersion: schemaVersion, system: ModelAdapters.systemPrompt(of: request).map { [TextContent(text: $0)] },
                 messages: messages, inferenceConfig: config
             )
         )
@@ -70,7 +80,7 @@ public struct NovaAdapter: ModelAdapter {
 
 extension NovaAdapter {
     private struct Request: Encodable {
-        var schemaVersion = "messages-v1"
+        var schemaVersion: String?
         var system: [TextContent]?
         var messages: [Message]
         var inferenceConfig: InferenceConfig
