@@ -33,6 +33,10 @@ struct FaultMarkers: Sendable {
     var tokensPerSecond: Int?
 
     /// No markers.
+    /// `[[echo-settings]]`: the reply is the sampling settings the request carried (`temperature=0.2 topP=0.9
+    /// maxTokens=50 stop=END`), so a test can see what reached the model through the whole service.
+    var echoSettings = false
+
     init() {}
 
     /// The markers in `text`; when a marker repeats, the last one wins.
@@ -86,6 +90,8 @@ struct FaultMarkers: Sendable {
         case "tokens":
             guard arguments.count == 1 else { throw bad("expected [[tokens:N]]") }
             replyTokens = try count(arguments[0], in: 0...1_000_000)
+        case "echo-settings":
+            echoSettings = true
         case "tps":
             guard arguments.count == 1 else { throw bad("expected [[tps:N]]") }
             tokensPerSecond = try count(arguments[0], in: 0...1_000_000)

@@ -68,7 +68,7 @@ struct InvocationController: Sendable {
                 throw fault.error
             }
         }
-        let reply = Reply(prompt: prompt, wanted: markers.replyTokens ?? configuration.replyTokens)
+        let reply = markers.echoSettings ? Reply(echoing: prompt) : Reply(prompt: prompt, wanted: markers.replyTokens ?? configuration.replyTokens)
         let pace = ReplyTiming(
             tokensPerSecond: markers.tokensPerSecond ?? configuration.tokensPerSecond, stall: markers.stall, start: start
         )

@@ -21,16 +21,21 @@ extension ModelPrompt {
         try root.permitOnly(Self.converseMembers)
 
         var maxTokensNode: SchemaNode?
+        var settings: [String] = []
         if let config = try root.optional("inferenceConfig") {
             try config.permitOnly(["maxTokens", "temperature", "topP", "stopSequences"])
             maxTokensNode = try config.optional("maxTokens")
-            if let temperature = try config.optional("temperature"), !(0...1).contains(try temperature.number()) {
-                throw .validation("The value at inferenceConfig.temperature must be between 0 and 1.")
+            if let node = try config.optional("temperature") {
+                let temperature = try node.number()
+                guard (0...1).contains(temperature) else { throw .validation("The value at inferenceConfig.temperature must be between 0 and 1.") }
+                settings.append("temperature=\(temperature)")
             }
-            if let topP = try config.optional("topP"), !(0...1).contains(try topP.number()) {
-                throw .validation("The value at inferenceConfig.topP must be between 0 and 1.")
+            if let node = try config.optional("topP") {
+                let topP = try node.number()
+                guard (0...1).contains(topP) else { throw .validation("The value at inferenceConfig.topP must be between 0 and 1.") }
+                settings.append("topP=\(topP)")
             }
-            try config.optional("stopSequences")?.strings()
+            settings += try config.optional("stopSequences")?.strings().map { "stop=\($0)" } ?? []
         }
         if let node = maxTokensNode, try node.integer(in: 1...Int.max) > model.maxOutputTokens {
             throw .validation(
@@ -72,5 +77,6 @@ extension ModelPrompt {
             if roleName == "user" { lastUserText = text }
         }
         self.init(seedText: lastUserText ?? "", inputTokens: texts.reduce(0) { $0 + Self.wordCount($1) }, maxTokens: limit)
+        self.settings = settings
     }
 }

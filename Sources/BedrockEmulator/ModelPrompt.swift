@@ -11,6 +11,9 @@ struct ModelPrompt: Sendable, Equatable {
     var inputTokens: Int
     /// The request's max tokens, or the family's default when the family allows leaving it out.
     var maxTokens: Int
+    /// The sampling settings the request carried, as `name=value` words (Converse: `temperature`, `topP`,
+    /// `stop`), for `[[echo-settings]]`.
+    var settings: [String] = []
 
     /// The prompt of a body sent to `model`, or the 400 ValidationException Bedrock would answer with.
     init(body: [UInt8], model: ModelInfo) throws(ServiceError) {

@@ -25,6 +25,13 @@ struct Reply: Sendable, Equatable {
         cutByMaxTokens = wanted > prompt.maxTokens
     }
 
+    /// For `[[echo-settings]]`: the prompt's sampling settings and its max tokens as the words of the reply.
+    init(echoing prompt: ModelPrompt) {
+        words = prompt.settings + ["maxTokens=\(prompt.maxTokens)"]
+        inputTokens = prompt.inputTokens
+        cutByMaxTokens = false
+    }
+
     /// The fixed words replies are made of: lower-case ASCII, no punctuation, so a word never splits or merges.
     static let vocabulary = [
         "the", "quick", "river", "stone", "light", "over", "under", "green", "field", "signal",

@@ -21,6 +21,8 @@ public struct InferenceJob: Codable, Sendable, Equatable {
     /// The tokens the reservation was made for: the worker makes the same reservation again while the reply
     /// runs, which extends it (nil in jobs enqueued before it was kept: no extension).
     public var estimatedTokens: Int?
+    /// The message's sampling settings (nil: the model's defaults and the service's longest reply).
+    public var settings: InferenceSettings?
     /// The id of the request that started the job, for the worker's log lines.
     public var requestId: String?
     /// The trace the job belongs to (W3C `traceparent`, a span of the request's trace), carried to the worker
@@ -31,8 +33,9 @@ public struct InferenceJob: Codable, Sendable, Equatable {
     public init(
         sessionId: String, userId: String, modelId: String, message: String, streaming: Bool, requestedAt: Date = Date(), messageId: String? = nil,
         messageCreatedAt: Date? = nil, reservationId: String? = nil, estimatedTokens: Int? = nil, requestId: String? = nil,
-        traceparent: String? = nil
+        traceparent: String? = nil, settings: InferenceSettings? = nil
     ) {
+        self.settings = settings
         self.requestId = requestId
         self.traceparent = traceparent
         self.estimatedTokens = estimatedTokens

@@ -212,8 +212,10 @@ public final class JobProcessor<Handler: JobHandler>: Service, Sendable {
         do {
             let lost = try await queue.heartbeat(consumer: configuration.consumer, jobs: jobs)
             for entryID in lost {
+                // A job that finished (and was acknowledged) since the snapshot is not lost: it is done.
+                guard let task = running.withLockedValue({ $0.tasks[entryID] })?.task else { continue }
                 logger.warning("a running job was taken over by another worker; stopping it", metadata: ["entry": "\(entryID)"])
-                running.withLockedValue { $0.tasks[entryID] }?.task.cancel()
+                task.cancel()
             }
         } catch {
             logger.warning("heartbeat failed", metadata: ["error": "\(error)"])

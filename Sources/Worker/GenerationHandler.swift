@@ -251,8 +251,14 @@ struct GenerationHandler: JobHandler {
         }
         let turns = history.filter { $0.jobID != job.id }.map { ConversationTurn(role: $0.role, text: $0.text) }
             + [ConversationTurn(role: .user, text: request.message)]
+        // A message's own maxTokens may lower the service's longest reply, never raise it (its reservation was sized so).
+        let settings = job.payload.settings
         let generation = ContextWindow.fit(
-            GenerationRequest(turns: turns, maxTokens: min(maxOutputTokens, model.maxOutputTokens)), contextWindow: model.contextWindow
+            GenerationRequest(
+                turns: turns, maxTokens: min(settings?.maxTokens ?? maxOutputTokens, maxOutputTokens, model.maxOutputTokens),
+                temperature: settings?.temperature, topP: settings?.topP, stopSequences: settings?.stopSequences ?? []
+            ),
+            contextWindow: model.contextWindow
         )
         return .run(Prepared(model: model, request: generation, cancelledBeforeStart: cancelled))
     }

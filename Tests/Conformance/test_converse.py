@@ -163,3 +163,9 @@ def test_a_throttled_converse_and_an_exception_mid_stream(client):
             seen.append(next(iter(event)))
     assert raised.value.response["Error"]["Code"] == "modelStreamErrorException"
     assert seen.count("contentBlockDelta") == 2
+
+
+def test_echo_settings_replies_with_the_inference_configuration_received(client):
+    request = converse_request(CLAUDE, "What did you get? [[echo-settings]]", max_tokens=77, temperature=0.3, topP=0.8, stopSequences=["END"])
+    text = client.converse(**request)["output"]["message"]["content"][0]["text"]
+    assert text == "temperature=0.3 topP=0.8 stop=END maxTokens=77"

@@ -39,10 +39,13 @@ struct GenerationStarter: Sendable {
     /// With `queueBehind`, a generation already running in the session is waited for (up to that long) instead
     /// of refused: a plain message sent right after a session's initial message simply follows it.
     func start(
-        user: AuthenticatedUser, token: String, sessionID: String, message: String, modelID: String?, streaming: Bool,
-        queueBehind: Duration = .zero, timing: ServerTiming? = nil, requestID: String? = nil, trace: TraceContext? = nil
+        user: AuthenticatedUser, token: String, sessionID: String, message: String, modelID: String?, settings: InferenceSettings? = nil,
+        streaming: Bool, queueBehind: Duration = .zero, timing: ServerTiming? = nil, requestID: String? = nil, trace: TraceContext? = nil
     ) async throws -> JobRecord {
-        if let modelID { _ = try Self.model(id: modelID, role: user.role) }
+        if let modelID {
+            let model = try Self.model(id: modelID, role: user.role)
+            try settings?.validate(for: model, serviceLimit: maxOutputTokens)
+        }
         try await backlog?.admit()
         let jobID = UUID().uuidString.lowercased()
         // The reservation's id is random and never leaves the server: a client that knew it could settle its
@@ -100,9 +103,11 @@ struct GenerationStarter: Sendable {
         var reserveAttempted = false
         do {
             let model = try Self.model(id: record.modelID, role: user.role)
+            // The session's model when the request named none: its limit is known only now.
+            try settings?.validate(for: model, serviceLimit: maxOutputTokens)
             let estimate = Self.estimatedTokens(
                 message: message, messageCount: outcome.summary.messageCount, contentBytes: outcome.summary.contentBytes, model: model,
-                maxOutputTokens: maxOutputTokens
+                maxOutputTokens: settings?.maxTokens ?? maxOutputTokens
             )
             var step = clock.now
             reserveAttempted = true
@@ -118,7 +123,7 @@ struct GenerationStarter: Sendable {
                 payload: InferenceJob(
                     sessionId: sessionID, userId: user.id, modelId: model.id, message: message, streaming: streaming, messageId: messageID,
                     messageCreatedAt: messageCreatedAt, reservationId: reservationID, estimatedTokens: estimate, requestId: requestID,
-                    traceparent: TraceContext.outgoingTraceparent(fallback: trace)
+                    traceparent: TraceContext.outgoingTraceparent(fallback: trace), settings: settings
                 )
             )
             guard try await Self.onceMore({ try await state.enqueue(jobID: jobID, stream: queue.configuration.stream, fields: fields) }) != nil else {

@@ -45,11 +45,12 @@ struct GenerationController: Sendable {
         if let lastEventID = Self.lastEventID(request) {
             return try await resume(sessionID: sessionID, user: user, after: lastEventID)
         }
-        let (message, modelID) = try await Self.messageAndModel(request, context: context)
+        let (message, modelID, settings) = try await Self.messageAndModel(request, context: context)
         let lease = try await limits.open(.streams, userID: user.id, id: UUID().uuidString)
         do {
             let record = try await starter.start(
-                user: user, token: try context.requireToken(), sessionID: sessionID, message: message, modelID: modelID, streaming: true,
+                user: user, token: try context.requireToken(), sessionID: sessionID, message: message, modelID: modelID, settings: settings,
+                streaming: true,
                 timing: context.timing, requestID: context.requestID, trace: context.trace
             )
             return ReplyStream(lease: lease, sessionID: record.sessionID, jobID: record.jobID, after: record.startEventID)
@@ -97,7 +98,7 @@ struct GenerationController: Sendable {
     @Sendable func message(_ request: Request, context: ChatRequestContext) async throws -> Response {
         let user = try context.requireUser()
         let sessionID = try SessionController.sessionID(context)
-        let (message, modelID) = try await Self.messageAndModel(request, context: context)
+        let (message, modelID, settings) = try await Self.messageAndModel(request, context: context)
         let respondAsync = request.headers[HTTPField.Name("Prefer")!]?.lowercased().contains("respond-async") == true
         // A waiting request holds a connection as a stream does, and counts as one.
         let lease = respondAsync ? nil : try await limits.open(.streams, userID: user.id, id: UUID().uuidString)
@@ -106,7 +107,8 @@ struct GenerationController: Sendable {
         let record: JobRecord
         do {
             record = try await starter.start(
-                user: user, token: try context.requireToken(), sessionID: sessionID, message: message, modelID: modelID, streaming: false,
+                user: user, token: try context.requireToken(), sessionID: sessionID, message: message, modelID: modelID, settings: settings,
+                streaming: false,
                 queueBehind: respondAsync ? .zero : min(messageWait, .seconds(15)), requestID: context.requestID, trace: context.trace
             )
         } catch {
@@ -177,17 +179,18 @@ struct GenerationController: Sendable {
         return Response.json(status: .ok, JobBody(record))
     }
 
-    /// `{message, modelId?}` from a JSON body (POST) or the query (GET, for EventSource).
-    static func messageAndModel(_ request: Request, context: ChatRequestContext) async throws -> (String, String?) {
+    /// `{message, modelId?}` and the sampling settings from a JSON body (POST), or message and model from the query
+    /// (GET, for EventSource).
+    static func messageAndModel(_ request: Request, context: ChatRequestContext) async throws -> (String, String?, InferenceSettings?) {
         if request.method == .get {
             guard let message = FormQuery.value(request, "message")?.trimmingCharacters(in: .whitespacesAndNewlines), !message.isEmpty else {
                 throw ChatError(.badRequest, code: "VALIDATION_ERROR", message: "message is required")
             }
             try TextField.checkSize(message, "message", maxBytes: SessionController.maxMessageBytes)
-            return (message, FormQuery.value(request, "modelId").flatMap { $0.isEmpty ? nil : $0 })
+            return (message, FormQuery.value(request, "modelId").flatMap { $0.isEmpty ? nil : $0 }, nil)
         }
         let body = try await request.decodeBody(MessageBody.self, context: context)
-        return (body.message!, body.modelId)
+        return (body.message!, body.modelId, body.settings)
     }
 
     /// `Last-Event-ID` from the header, or `lastEventId` from the query.

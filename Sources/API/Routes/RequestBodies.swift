@@ -97,12 +97,24 @@ struct MessageBody: RequestBody {
     static var maxBodyBytes: Int { messageBodyBytes }
     var message: String?
     var modelId: String?
+    /// Sampling settings for this reply (each optional; see `InferenceSettings`).
+    var temperature: Double?
+    var topP: Double?
+    var maxTokens: Int?
+    var stopSequences: [String]?
+
+    /// The body's sampling settings; nil when it gives none.
+    var settings: InferenceSettings? {
+        let settings = InferenceSettings(temperature: temperature, topP: topP, maxTokens: maxTokens, stopSequences: stopSequences)
+        return settings.isEmpty ? nil : settings
+    }
 
     func validated() throws -> MessageBody {
-        MessageBody(
-            message: try TextField.check(message, "message", required: true, maxBytes: SessionController.maxMessageBytes),
-            modelId: try TextField.check(modelId, "modelId", required: false, maxBytes: 200)
-        )
+        var body = self
+        body.message = try TextField.check(message, "message", required: true, maxBytes: SessionController.maxMessageBytes)
+        body.modelId = try TextField.check(modelId, "modelId", required: false, maxBytes: 200)
+        try settings?.validate()
+        return body
     }
 }
 

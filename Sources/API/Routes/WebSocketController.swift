@@ -112,17 +112,22 @@ struct WebSocketController: Sendable {
                 group.addTask {
                     var sink = WebSocketEventSink(outbound: outbound)
                     let code: WebSocketErrorCode
+                    let ended: String
                     do {
-                        code = closeCode(try await relay(&sink))
+                        let end = try await relay(&sink)
+                        code = closeCode(end)
+                        ended = "\(end)"
                     } catch where Self.clientGone(error) {
                         // The client went away mid-write: nothing to tell it, nothing wrong here.
                         logger.debug("WebSocket client gone", metadata: ["error": "\(error)"])
                         return .client
                     } catch {
                         code = try await refuse(error, sink: &sink, logger: logger)
+                        ended = "refused (\(Self.number(code)))"
                     }
+                    // How the relay ended; on shutdown the WebSocket library may already have closed with 1000.
                     logger.info("WebSocket closed", metadata: [
-                        "closeCode": "\(Self.number(code))", "durationMs": "\((ContinuousClock.now - opened).milliseconds)",
+                        "ended": "\(ended)", "durationMs": "\((ContinuousClock.now - opened).milliseconds)",
                     ])
                     try await outbound.close(code, reason: nil)
                     return .relay

@@ -1,0 +1,48 @@
+import ChatCore
+import Foundation
+import Testing
+
+/// A message's sampling settings through the whole service: validated by chat-api, carried by the job, and
+/// sent by the worker to the model (the emulator's `[[echo-settings]]` replies with what it received).
+@Suite("sampling settings from the request to the model", .serialized)
+struct InferenceSettingsFlowTests {
+    static let verifier = try! AccessTokenVerifier(secret: APIFixture.secret)
+
+    @Test("temperature, topP, maxTokens and stop sequences reach the model through Converse; out-of-range values are 400 naming the field", .timeLimit(.minutes(2)))
+    func settingsReachTheModel() async throws {
+        try await APIProcess.withPair { pair in
+            let user = "settings-\(UUID().uuidString.prefix(8))"
+            try await Accounting.fund(user, credits: 1_000, accountingURL: TestEnvironment.accountingURL, verifier: Self.verifier)
+            let token = Self.verifier.sign(userID: user, role: .enduser, lifetime: 600)
+            let created = try await HTTPProbe.json(.POST, pair.apiURL + "/api/chat/sessions", token: token, body: ["title": "settings"])
+            let sessionID = try #require(created.body["sessionId"] as? String)
+            let messages = pair.apiURL + "/api/chat/sessions/\(sessionID)/messages"
+
+            let answer = try await HTTPProbe.json(
+                .POST, messages, token: token,
+                body: ["message": "Say what you got [[echo-settings]]", "temperature": 0.25, "topP": 0.5, "maxTokens": 40, "stopSequences": ["END", "STOP"]]
+            )
+            #expect(answer.status == 200, "\(answer.body)")
+            let reply = try #require(answer.body["reply"] as? [String: Any])
+            #expect(reply["content"] as? String == "temperature=0.25 topP=0.5 stop=END stop=STOP maxTokens=40")
+
+            // Without settings: the model's defaults and the service's longest reply.
+            let plain = try await HTTPProbe.json(.POST, messages, token: token, body: ["message": "And now [[echo-settings]]"])
+            #expect((plain.body["reply"] as? [String: Any])?["content"] as? String == "maxTokens=1024")
+
+            for (body, field) in [
+                (["message": "hi", "temperature": 1.5] as [String: Any], "temperature"), (["message": "hi", "topP": -1], "topP"),
+                (["message": "hi", "maxTokens": 5_000], "maxTokens"), (["message": "hi", "stopSequences": ["a", "b", "c", "d", "e"]], "stopSequences"),
+            ] {
+                let refused = try await HTTPProbe.json(.POST, messages, token: token, body: body)
+                #expect(refused.status == 400, "\(body)")
+                #expect(refused.body["code"] as? String == "VALIDATION_ERROR")
+                #expect((refused.body["message"] as? String)?.hasPrefix(field) == true, "\(refused.body)")
+            }
+            // A refused message left nothing running: the session takes the next one.
+            let after = try await HTTPProbe.json(.POST, messages, token: token, body: ["message": "Still here [[tokens:3]]", "maxTokens": 2])
+            #expect(after.status == 200)
+            #expect(((after.body["reply"] as? [String: Any])?["content"] as? String)?.split(separator: " ").count == 2)
+        }
+    }
+}
