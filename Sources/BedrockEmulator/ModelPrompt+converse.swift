@@ -35,7 +35,9 @@ extension ModelPrompt {
                 guard (0...1).contains(topP) else { throw .validation("The value at inferenceConfig.topP must be between 0 and 1.") }
                 settings.append("topP=\(topP)")
             }
-            settings += try config.optional("stopSequences")?.strings().map { "stop=\($0)" } ?? []
+            let stops = try config.optional("stopSequences")?.strings() ?? []
+            guard stops.allSatisfy({ !$0.isEmpty }) else { throw .validation("The value at inferenceConfig.stopSequences must not be empty strings.") }
+            settings += stops.map { "stop=\($0)" }
         }
         if let node = maxTokensNode, try node.integer(in: 1...Int.max) > model.maxOutputTokens {
             throw .validation(
@@ -47,9 +49,15 @@ extension ModelPrompt {
 
         var texts: [String] = []
         if let system = try root.optional("system") {
-            guard model.family != .amazonTitan else { throw .validation("This model doesn't support system messages.") }
+            // Converse takes no system prompt for Titan Text, Mistral 7B Instruct or Mixtral (AWS's table of
+            // Converse features by model).
+            guard model.family != .amazonTitan, !(model.family == .mistral && !model.id.contains("large")) else {
+                throw .validation("This model doesn't support system messages.")
+            }
             for block in try system.array() {
-                texts.append(try block.required("text").string())
+                let text = try block.required("text").string()
+                guard !text.isEmpty else { throw .validation("The text field in the system content block is empty.") }
+                texts.append(text)
             }
         }
         var lastUserText: String?
@@ -67,9 +75,15 @@ extension ModelPrompt {
             }
             previousRole = roleName
             var blockTexts: [String] = []
-            for block in try message.required("content").array(minimumCount: 1) {
-                if let text = try block.optional("text") {
-                    blockTexts.append(try text.string())
+            for (blockIndex, block) in try message.required("content").array(minimumCount: 1).enumerated() {
+                if let node = try block.optional("text") {
+                    let text = try node.string()
+                    guard !text.allSatisfy(\.isWhitespace) else {
+                        throw .validation(
+                            "The text field in the ContentBlock object at messages.\(index).content.\(blockIndex) is blank. Add text to the text field, and try again."
+                        )
+                    }
+                    blockTexts.append(text)
                 }
             }
             let text = blockTexts.joined(separator: "\n")

@@ -64,7 +64,10 @@ extension ModelPrompt {
             maxTokenCount = try config.optional("maxTokenCount")
             try config.optional("temperature")?.number()
             try config.optional("topP")?.number()
-            try config.optional("stopSequences")?.strings()
+            // Titan takes only `|` runs and `User:` as stop sequences.
+            for stop in try config.optional("stopSequences")?.strings() ?? [] where stop != "User:" && (stop.isEmpty || !stop.allSatisfy({ $0 == "|" })) {
+                throw .malformedInput("#/textGenerationConfig/stopSequences: string [\(stop)] does not match pattern ^(\\|+|User:)$")
+            }
         }
         let limit = try maxTokens(maxTokenCount, default: 512, model: model)
         return ModelPrompt(seedText: text, inputTokens: wordCount(text), maxTokens: limit)

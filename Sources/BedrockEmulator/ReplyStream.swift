@@ -118,9 +118,12 @@ enum EventFrames {
         )
     }
 
-    /// A ConverseStream event: its JSON as the payload of a frame of its own type.
+    /// A ConverseStream event: its JSON, with padding `p` as Bedrock adds it, as the payload of a frame of its
+    /// own type.
     static func event(_ type: String, _ body: JSONValue) -> ByteBuffer {
-        frame([":event-type": type, ":content-type": "application/json", ":message-type": "event"], payload: body)
+        var payload = body
+        if case .object(let members) = body { payload = .object(members + [("p", .string(padding()))]) }
+        return frame([":event-type": type, ":content-type": "application/json", ":message-type": "event"], payload: payload)
     }
 
     /// An exception event that ends a stream, with the exception's JSON payload.

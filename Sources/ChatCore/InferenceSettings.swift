@@ -38,7 +38,8 @@ public struct InferenceSettings: Codable, Sendable, Equatable {
             guard stopSequences.count <= Self.maxStopSequences else {
                 throw Self.invalid("stopSequences may have at most \(Self.maxStopSequences) entries")
             }
-            for sequence in stopSequences where sequence.isEmpty || sequence.count > Self.maxStopSequenceCharacters {
+            // Counted in Unicode scalars (as the OpenAPI document's maxLength is), so combining marks count too.
+            for sequence in stopSequences where sequence.isEmpty || sequence.unicodeScalars.count > Self.maxStopSequenceCharacters {
                 throw Self.invalid("stopSequences entries must have 1 to \(Self.maxStopSequenceCharacters) characters each")
             }
         }
@@ -50,6 +51,12 @@ public struct InferenceSettings: Codable, Sendable, Equatable {
         let limit = min(model.maxOutputTokens, serviceLimit)
         if let maxTokens, maxTokens > limit {
             throw Self.invalid("maxTokens must be at most \(limit) for \(model.name)")
+        }
+        // Titan Text takes only runs of `|` or `User:` as stop sequences; Bedrock refuses anything else.
+        if model.family == .amazonTitan, let stopSequences,
+            !stopSequences.allSatisfy({ $0 == "User:" || (!$0.isEmpty && $0.allSatisfy { $0 == "|" }) })
+        {
+            throw Self.invalid("stopSequences for \(model.name) may only be \"User:\" or a run of \"|\"")
         }
     }
 

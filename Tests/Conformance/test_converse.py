@@ -75,7 +75,8 @@ def converse_request(model, prompt, system=None, max_tokens=None, **config):
 
 @pytest.mark.parametrize("family", sorted(MODELS))
 def test_converse_every_family_with_system_prompt_and_inference_configuration(client, family):
-    system = None if family == "titan" else "You are terse and kind."
+    # Converse takes no system prompt for Titan Text or Mistral 7B Instruct (AWS's table of Converse features).
+    system = None if family in ("titan", "mistral") else "You are terse and kind."
     prompt = f"Tell me about rivers, {family}."
     request = converse_request(MODELS[family], prompt, system=system, max_tokens=200, temperature=0.5, topP=0.9, stopSequences=["END"])
     response = client.converse(**request)
@@ -136,6 +137,8 @@ def test_max_tokens_cuts_the_reply_and_says_so(client):
             "must alternate",
         ),
         (converse_request(MODELS["titan"], "hi", system="Be brief."), "doesn't support system messages"),
+        (converse_request(MODELS["mistral"], "hi", system="Be brief."), "doesn't support system messages"),
+        (converse_request(CLAUDE, "  "), "is blank"),
         (converse_request(CLAUDE, "hi", temperature=1.5), "temperature"),
     ],
 )
@@ -169,3 +172,10 @@ def test_echo_settings_replies_with_the_inference_configuration_received(client)
     request = converse_request(CLAUDE, "What did you get? [[echo-settings]]", max_tokens=77, temperature=0.3, topP=0.8, stopSequences=["END"])
     text = client.converse(**request)["output"]["message"]["content"][0]["text"]
     assert text == "temperature=0.3 topP=0.8 stop=END maxTokens=77"
+
+
+def test_converse_events_carry_padding_that_botocore_leaves_out(client):
+    # Bedrock pads every ConverseStream event with `p`; botocore's parser drops members its model does not have.
+    events = list(client.converse_stream(**converse_request(CLAUDE, "Padding please [[tokens:3]]"))["stream"])
+    assert all("p" not in event[next(iter(event))] for event in events)
+    assert [next(iter(event)) for event in events][0] == "messageStart"

@@ -39,6 +39,15 @@ struct InferenceSettingsFlowTests {
                 #expect(refused.body["code"] as? String == "VALIDATION_ERROR")
                 #expect((refused.body["message"] as? String)?.hasPrefix(field) == true, "\(refused.body)")
             }
+            // The GET stream form (EventSource) takes the numeric settings from its query.
+            let auth = ["Authorization": "Bearer \(token)"]
+            let query = "message=Over+GET+%5B%5Becho-settings%5D%5D&temperature=0.1&maxTokens=30"
+            let stream = try await SSEConnection.open(pair.apiURL + "/api/chat/sessions/\(sessionID)/stream?\(query)", method: .GET, headers: auth)
+            let events = try await stream.collect { $0.event == "complete" || $0.event == "error" }
+            #expect(events.last?.json["content"] as? String == "temperature=0.1 maxTokens=30")
+            let badQuery = try await HTTPProbe.json(.GET, pair.apiURL + "/api/chat/sessions/\(sessionID)/stream?message=hi&temperature=warm", token: token)
+            #expect(badQuery.status == 400 && (badQuery.body["message"] as? String) == "temperature must be a number")
+
             // A refused message left nothing running: the session takes the next one.
             let after = try await HTTPProbe.json(.POST, messages, token: token, body: ["message": "Still here [[tokens:3]]", "maxTokens": 2])
             #expect(after.status == 200)

@@ -27,4 +27,12 @@ struct InferenceSettingsTests {
         #expect(throws: ChatError.self) { try InferenceSettings(maxTokens: 4_097).validate(for: Self.haiku, serviceLimit: 100_000) }
         #expect(InferenceSettings().isEmpty && InferenceSettings(stopSequences: []).isEmpty && !settings.isEmpty)
     }
+
+    @Test("Titan Text takes only `User:` or runs of `|` as stop sequences")
+    func titanStopSequences() throws {
+        let titan = try #require(ModelCatalog.models.first { $0.family == .amazonTitan })
+        try InferenceSettings(stopSequences: ["User:", "||"]).validate(for: titan, serviceLimit: 1_024)
+        #expect(throws: ChatError.self) { try InferenceSettings(stopSequences: ["END"]).validate(for: titan, serviceLimit: 1_024) }
+        try InferenceSettings(stopSequences: ["END"]).validate(for: Self.haiku, serviceLimit: 1_024)
+    }
 }

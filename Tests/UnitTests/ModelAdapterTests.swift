@@ -470,4 +470,15 @@ extension ModelAdapterTests {
             }
         }
     }
+
+    @Test("blank turns (a reply a stop sequence cut to nothing) are never sent: Bedrock refuses a blank text block")
+    func blankTurnsDropped() {
+        let request = GenerationRequest(turns: [
+            ConversationTurn(role: .user, text: "first"), ConversationTurn(role: .assistant, text: " "),
+            ConversationTurn(role: .user, text: "second"),
+        ], maxTokens: 10)
+        let turns = ModelAdapters.alternatingTurns(of: request)
+        #expect(turns.map(\.role) == [.user])
+        #expect(turns.first?.text == "first\n\nsecond")
+    }
 }

@@ -187,10 +187,32 @@ struct GenerationController: Sendable {
                 throw ChatError(.badRequest, code: "VALIDATION_ERROR", message: "message is required")
             }
             try TextField.checkSize(message, "message", maxBytes: SessionController.maxMessageBytes)
-            return (message, FormQuery.value(request, "modelId").flatMap { $0.isEmpty ? nil : $0 }, nil)
+            return (message, FormQuery.value(request, "modelId").flatMap { $0.isEmpty ? nil : $0 }, try Self.querySettings(request))
         }
         let body = try await request.decodeBody(MessageBody.self, context: context)
         return (body.message!, body.modelId, body.settings)
+    }
+
+    /// `temperature`, `topP` and `maxTokens` from a GET stream's query (stop sequences only in a POST body);
+    /// nil when none is given, 400 naming a field that is not a number or out of range.
+    static func querySettings(_ request: Request) throws -> InferenceSettings? {
+        func number(_ name: String) throws -> Double? {
+            guard let text = FormQuery.value(request, name), !text.isEmpty else { return nil }
+            guard let value = Double(text), value.isFinite else {
+                throw ChatError(.badRequest, code: "VALIDATION_ERROR", message: "\(name) must be a number")
+            }
+            return value
+        }
+        if FormQuery.value(request, "stopSequences") != nil {
+            throw ChatError(.badRequest, code: "VALIDATION_ERROR", message: "stopSequences can be sent only in a POST body")
+        }
+        let maxTokens = try number("maxTokens")
+        if let maxTokens, maxTokens.rounded() != maxTokens || abs(maxTokens) > 1e9 {
+            throw ChatError(.badRequest, code: "VALIDATION_ERROR", message: "maxTokens must be a whole number")
+        }
+        let settings = InferenceSettings(temperature: try number("temperature"), topP: try number("topP"), maxTokens: maxTokens.map { Int($0) })
+        try settings.validate()
+        return settings.isEmpty ? nil : settings
     }
 
     /// `Last-Event-ID` from the header, or `lastEventId` from the query.

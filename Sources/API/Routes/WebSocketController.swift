@@ -127,7 +127,7 @@ struct WebSocketController: Sendable {
                     }
                     // How the relay ended; on shutdown the WebSocket library may already have closed with 1000.
                     logger.info("WebSocket closed", metadata: [
-                        "ended": "\(ended)", "durationMs": "\((ContinuousClock.now - opened).milliseconds)",
+                        "ended": "\(ended)", "closeCode": "\(Self.number(code))", "durationMs": "\((ContinuousClock.now - opened).milliseconds)",
                     ])
                     try await outbound.close(code, reason: nil)
                     return .relay

@@ -82,11 +82,13 @@ extension ModelAdapters {
         return system
     }
 
-    /// The turns as strictly alternating roles starting with the user: leading assistant turns dropped,
-    /// consecutive turns of one role joined with a blank line (Claude, Nova and Mistral's template need this).
+    /// The turns as strictly alternating roles starting with the user: blank turns (a reply a stop sequence cut
+    /// to nothing) and leading assistant turns dropped, consecutive turns of one role joined with a blank line
+    /// (Claude, Nova, Converse and Mistral's template need this; Bedrock refuses a blank text block).
     static func alternatingTurns(of request: GenerationRequest) -> [ConversationTurn] {
         var result: [ConversationTurn] = []
-        for turn in request.turns.drop(while: { $0.role == .assistant }) {
+        let written = request.turns.filter { !$0.text.allSatisfy(\.isWhitespace) }
+        for turn in written.drop(while: { $0.role == .assistant }) {
             if let last = result.last, last.role == turn.role {
                 result[result.count - 1].text = last.text + "\n\n" + turn.text
             } else {
