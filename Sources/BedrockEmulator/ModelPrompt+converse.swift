@@ -58,6 +58,8 @@ extension ModelPrompt {
                 let text = try block.required("text").string()
                 guard !text.isEmpty else { throw .validation("The text field in the system content block is empty.") }
                 texts.append(text)
+                // For [[echo-settings]]: the system prompt's words joined by `_`, one word of the reply.
+                settings.append("system=" + text.split(whereSeparator: \.isWhitespace).joined(separator: "_"))
             }
         }
         var lastUserText: String?

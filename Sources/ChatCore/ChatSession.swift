@@ -9,6 +9,8 @@ public struct ChatSession: Codable, Sendable, Equatable {
     public var title: String
     /// The model used when a message does not name one.
     public var modelId: String?
+    /// The instructions the model is given before every turn of the session (nil: none).
+    public var systemPrompt: String?
     public var createdAt: Date
     public var updatedAt: Date
     /// Number of messages stored in the session.
@@ -18,8 +20,10 @@ public struct ChatSession: Codable, Sendable, Equatable {
 
     /// Creates a session value.
     public init(
-        id: String, userId: String, title: String, modelId: String?, createdAt: Date, updatedAt: Date, messageCount: Int, contentBytes: Int = 0
+        id: String, userId: String, title: String, modelId: String?, createdAt: Date, updatedAt: Date, messageCount: Int, contentBytes: Int = 0,
+        systemPrompt: String? = nil
     ) {
+        self.systemPrompt = systemPrompt
         self.id = id
         self.userId = userId
         self.title = title

@@ -23,6 +23,8 @@ public struct InferenceJob: Codable, Sendable, Equatable {
     public var estimatedTokens: Int?
     /// The message's sampling settings (nil: the model's defaults and the service's longest reply).
     public var settings: InferenceSettings?
+    /// The session's system prompt (nil: none).
+    public var systemPrompt: String?
     /// The id of the request that started the job, for the worker's log lines.
     public var requestId: String?
     /// The trace the job belongs to (W3C `traceparent`, a span of the request's trace), carried to the worker
@@ -33,8 +35,9 @@ public struct InferenceJob: Codable, Sendable, Equatable {
     public init(
         sessionId: String, userId: String, modelId: String, message: String, streaming: Bool, requestedAt: Date = Date(), messageId: String? = nil,
         messageCreatedAt: Date? = nil, reservationId: String? = nil, estimatedTokens: Int? = nil, requestId: String? = nil,
-        traceparent: String? = nil, settings: InferenceSettings? = nil
+        traceparent: String? = nil, settings: InferenceSettings? = nil, systemPrompt: String? = nil
     ) {
+        self.systemPrompt = systemPrompt
         self.settings = settings
         self.requestId = requestId
         self.traceparent = traceparent

@@ -1,8 +1,8 @@
 /// Where sessions and their messages are kept. The real one is MongoDB (`ChatStore`);
 /// every read and write is scoped to the owner where an owner is given.
 public protocol SessionStore: Sendable {
-    /// Creates a session for `userId` and returns it.
-    func createSession(userId: String, title: String, modelId: String?) async throws -> ChatSession
+    /// Creates a session for `userId` (with the system prompt its model is given, if any) and returns it.
+    func createSession(userId: String, title: String, modelId: String?, systemPrompt: String?) async throws -> ChatSession
     /// One page (1-based) of the user's sessions, most recently updated first.
     func listSessions(userId: String, page: Int, limit: Int) async throws -> SessionPage
     /// The session if it exists and belongs to `userId`; nil otherwise.
@@ -21,6 +21,11 @@ public protocol SessionStore: Sendable {
 }
 
 extension SessionStore {
+    /// Creates a session without a system prompt.
+    public func createSession(userId: String, title: String, modelId: String?) async throws -> ChatSession {
+        try await createSession(userId: userId, title: title, modelId: modelId, systemPrompt: nil)
+    }
+
     /// Every message of the session, oldest first: for small sessions and tests; the API and the worker read pages.
     public func messages(sessionId: String) async throws -> [ChatMessage] {
         try await messages(sessionId: sessionId, before: nil, limit: Int(Int32.max))

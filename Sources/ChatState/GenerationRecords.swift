@@ -49,6 +49,8 @@ public struct SessionSummary: Sendable, Equatable {
     public var messageCount: Int
     /// UTF-8 bytes of their text.
     public var contentBytes: Int
+    /// The session's system prompt, if it has one.
+    public var systemPrompt: String? = nil
 }
 
 /// How an attempt to start a generation in a session came out.

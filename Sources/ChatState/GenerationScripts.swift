@@ -17,15 +17,15 @@ enum GenerationScripts {
     /// among the open jobs, due for the sweeper if it is not enqueued within the grace, and among the user's
     /// unfinished jobs (those that ended are dropped from that set here, lazily). A retried begin of the same
     /// job (its first answer lost) answers as the first did.
-    /// Returns {'miss'}, {'notfound'}, {'busy'}, {'toomany'} or {'ok', startEventId, modelId, messageCount, contentBytes}.
+    /// Returns {'miss'}, {'notfound'}, {'busy'}, {'toomany'} or {'ok', startEventId, modelId, messageCount, contentBytes, systemPrompt}.
     static let begin = RedisScript(
         """
-        local meta = redis.call('HMGET', KEYS[1], 'userId', 'modelId', 'messageCount', 'contentBytes', 'deleted')
+        local meta = redis.call('HMGET', KEYS[1], 'userId', 'modelId', 'messageCount', 'contentBytes', 'deleted', 'systemPrompt')
         if meta[1] == false then return {'miss'} end
         if meta[5] == '1' or meta[1] ~= ARGV[4] then return {'notfound'} end
         if redis.call('GET', KEYS[2]) == ARGV[1] then
           local mine = redis.call('HMGET', KEYS[3], 'status', 'startEventId', 'modelId')
-          if mine[1] == 'queued' then return {'ok', mine[2], mine[3], tonumber(meta[3] or '0'), tonumber(meta[4] or '0')} end
+          if mine[1] == 'queued' then return {'ok', mine[2], mine[3], tonumber(meta[3] or '0'), tonumber(meta[4] or '0'), meta[6] or ''} end
         end
         local model = ARGV[5]
         if model == '' then model = meta[2] or '' end
@@ -54,7 +54,7 @@ enum GenerationScripts {
         redis.call('PEXPIRE', KEYS[1], ARGV[8])
         redis.call('PEXPIRE', KEYS[6], ARGV[8])
         redis.call('ZADD', KEYS[7], now + tonumber(ARGV[13]), ARGV[1])
-        return {'ok', start, model, tonumber(meta[3] or '0'), tonumber(meta[4] or '0')}
+        return {'ok', start, model, tonumber(meta[3] or '0'), tonumber(meta[4] or '0'), meta[6] or ''}
         """
     )
 

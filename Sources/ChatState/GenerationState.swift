@@ -101,11 +101,15 @@ public final class GenerationState: Sendable {
         let values = reply.array ?? []
         switch values.first?.string {
         case "ok":
-            guard values.count == 5, let start = values[1].string, let model = values[2].string else {
+            guard values.count == 6, let start = values[1].string, let model = values[2].string else {
                 throw RedisClientError(.unexpectedReply, "begin returned \(reply)")
             }
             let record = JobRecord(jobID: jobID, sessionID: sessionID, userID: userID, modelID: model, status: .queued, startEventID: start)
-            return .started(record, SessionSummary(modelID: model, messageCount: values[3].int ?? 0, contentBytes: values[4].int ?? 0))
+            let system = values[5].string ?? ""
+            return .started(
+                record,
+                SessionSummary(modelID: model, messageCount: values[3].int ?? 0, contentBytes: values[4].int ?? 0, systemPrompt: system.isEmpty ? nil : system)
+            )
         case "busy": return .busy
         case "toomany": return .tooManyJobs
         case "notfound": return .notFound

@@ -32,7 +32,7 @@ public struct HistoryTurn: Codable, Sendable, Equatable {
 }
 
 /// What a generation needs to start, kept in Redis so that neither chat-api nor chat-worker waits for
-/// MongoDB before the first token: a session's owner, model and counts (hash `chat:session:{id}`), and the
+/// MongoDB before the first token: a session's owner, model, system prompt and counts (hash `chat:session:{id}`), and the
 /// history the model sees (list `chat:session:{id}:history`, capped at what the largest context window can
 /// use). Written through when a session is created or deleted and when a job ends; a miss is filled from
 /// MongoDB by whoever meets it. A deleted session leaves a tombstone, so a late fill cannot bring it back.
@@ -63,7 +63,8 @@ public final class SessionCache: Sendable {
         try await redis.pipelineChecked([
             RedisCommand(
                 "HSET", key, "userId", session.userId, "modelId", session.modelId ?? "", "messageCount", String(session.messageCount),
-                "contentBytes", String(session.contentBytes), "history", session.messageCount == 0 ? "1" : "0", "historyBytes", "0"
+                "contentBytes", String(session.contentBytes), "history", session.messageCount == 0 ? "1" : "0", "historyBytes", "0",
+                "systemPrompt", session.systemPrompt ?? ""
             ),
             RedisCommand("PEXPIRE", key, String(ttl.milliseconds)),
         ])
@@ -73,7 +74,10 @@ public final class SessionCache: Sendable {
     public func fill(_ session: ChatSession) async throws {
         try await redis.evaluate(
             SessionCacheScripts.fill, keys: [Self.metaKey(session.id)],
-            arguments: [session.userId, session.modelId ?? "", String(session.messageCount), String(session.contentBytes), String(ttl.milliseconds)]
+            arguments: [
+                session.userId, session.modelId ?? "", String(session.messageCount), String(session.contentBytes), String(ttl.milliseconds),
+                session.systemPrompt ?? "",
+            ]
         )
     }
 
@@ -128,12 +132,12 @@ public final class SessionCache: Sendable {
 
 /// The Lua scripts of `SessionCache`.
 enum SessionCacheScripts {
-    /// KEYS: meta. ARGV: userId, modelId, messageCount, contentBytes, ttl.
+    /// KEYS: meta. ARGV: userId, modelId, messageCount, contentBytes, ttl, systemPrompt.
     static let fill = RedisScript(
         """
         if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
         redis.call('HSET', KEYS[1], 'userId', ARGV[1], 'modelId', ARGV[2], 'messageCount', ARGV[3], 'contentBytes', ARGV[4],
-          'history', '0', 'historyBytes', '0')
+          'history', '0', 'historyBytes', '0', 'systemPrompt', ARGV[6] or '')
         redis.call('PEXPIRE', KEYS[1], ARGV[5])
         return 1
         """

@@ -60,10 +60,11 @@ public final class MongoSessionStore: SessionStore {
     }
 
     /// Creates a session with a new ObjectId, no messages, and `createdAt == updatedAt == now`.
-    public func createSession(userId: String, title: String, modelId: String?) async throws -> ChatSession {
+    public func createSession(userId: String, title: String, modelId: String?, systemPrompt: String?) async throws -> ChatSession {
         let now = storedNow()
         let session = ChatSession(
-            id: Self.newObjectID(), userId: userId, title: title, modelId: modelId, createdAt: now, updatedAt: now, messageCount: 0
+            id: Self.newObjectID(), userId: userId, title: title, modelId: modelId, createdAt: now, updatedAt: now, messageCount: 0,
+            systemPrompt: systemPrompt
         )
         let document = StoredSession.document(session)
         let database = clients.databaseName

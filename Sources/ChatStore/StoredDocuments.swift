@@ -19,6 +19,7 @@ enum StoredSession {
             "title": .string(session.title),
         ]
         if let modelId = session.modelId { fields.append("modelId", .string(modelId)) }
+        if let systemPrompt = session.systemPrompt { fields.append("systemPrompt", .string(systemPrompt)) }
         fields.append("createdAt", .date(session.createdAt))
         fields.append("updatedAt", .date(session.updatedAt))
         fields.append("messageCount", .int64(Int64(session.messageCount)))
@@ -37,7 +38,7 @@ enum StoredSession {
         return ChatSession(
             id: id, userId: userId, title: title, modelId: fields["modelId"]?.stringValue,
             createdAt: createdAt, updatedAt: updatedAt, messageCount: fields["messageCount"]?.intValue ?? 0,
-            contentBytes: fields["contentBytes"]?.intValue ?? 0
+            contentBytes: fields["contentBytes"]?.intValue ?? 0, systemPrompt: fields["systemPrompt"]?.stringValue
         )
     }
 }

@@ -255,7 +255,7 @@ struct GenerationHandler: JobHandler {
         let settings = job.payload.settings
         let generation = ContextWindow.fit(
             GenerationRequest(
-                turns: turns, maxTokens: min(settings?.maxTokens ?? maxOutputTokens, maxOutputTokens, model.maxOutputTokens),
+                system: job.payload.systemPrompt, turns: turns, maxTokens: min(settings?.maxTokens ?? maxOutputTokens, maxOutputTokens, model.maxOutputTokens),
                 temperature: settings?.temperature, topP: settings?.topP, stopSequences: settings?.stopSequences ?? []
             ),
             contextWindow: model.contextWindow

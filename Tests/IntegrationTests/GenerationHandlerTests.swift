@@ -17,7 +17,7 @@ final class MemorySessionStore: SessionStore {
     func remove(_ sessionID: String) { state.withLockedValue { $0.sessions[sessionID] = nil } }
     var stored: [ChatMessage] { state.withLockedValue { $0.messages } }
 
-    func createSession(userId: String, title: String, modelId: String?) async throws -> ChatSession { fatalError("not used") }
+    func createSession(userId: String, title: String, modelId: String?, systemPrompt: String?) async throws -> ChatSession { fatalError("not used") }
     func listSessions(userId: String, page: Int, limit: Int) async throws -> SessionPage { fatalError("not used") }
     func session(id: String, userId: String) async throws -> ChatSession? { state.withLockedValue { $0.sessions[id] }.flatMap { $0.userId == userId ? $0 : nil } }
     func session(id: String) async throws -> ChatSession? { state.withLockedValue { $0.sessions[id] } }
@@ -61,7 +61,9 @@ final class FailingAfterWriteStore: SessionStore {
         self.writes = writes
     }
 
-    func createSession(userId: String, title: String, modelId: String?) async throws -> ChatSession { try await inner.createSession(userId: userId, title: title, modelId: modelId) }
+    func createSession(userId: String, title: String, modelId: String?, systemPrompt: String?) async throws -> ChatSession {
+        try await inner.createSession(userId: userId, title: title, modelId: modelId, systemPrompt: systemPrompt)
+    }
     func listSessions(userId: String, page: Int, limit: Int) async throws -> SessionPage { try await inner.listSessions(userId: userId, page: page, limit: limit) }
     func session(id: String, userId: String) async throws -> ChatSession? { try await inner.session(id: id, userId: userId) }
     func session(id: String) async throws -> ChatSession? { try await inner.session(id: id) }

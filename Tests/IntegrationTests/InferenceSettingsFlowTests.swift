@@ -54,4 +54,42 @@ struct InferenceSettingsFlowTests {
             #expect(((after.body["reply"] as? [String: Any])?["content"] as? String)?.split(separator: " ").count == 2)
         }
     }
+
+    @Test("a session's system prompt is stored, shown, survives the cache, and reaches the model before every turn", .timeLimit(.minutes(2)))
+    func systemPromptReachesTheModel() async throws {
+        try await APIProcess.withPair { pair in
+            let user = "system-\(UUID().uuidString.prefix(8))"
+            try await Accounting.fund(user, credits: 1_000, accountingURL: TestEnvironment.accountingURL, verifier: Self.verifier)
+            let token = Self.verifier.sign(userID: user, role: .enduser, lifetime: 600)
+            let created = try await HTTPProbe.json(
+                .POST, pair.apiURL + "/api/chat/sessions", token: token, body: ["title": "system", "systemPrompt": "  You answer as a pirate.  "]
+            )
+            #expect(created.status == 201)
+            #expect(created.body["systemPrompt"] as? String == "You answer as a pirate.")
+            let sessionID = try #require(created.body["sessionId"] as? String)
+            let messages = pair.apiURL + "/api/chat/sessions/\(sessionID)/messages"
+            for turn in 1...2 {
+                let answer = try await HTTPProbe.json(.POST, messages, token: token, body: ["message": "Turn \(turn) [[echo-settings]]"])
+                #expect(answer.status == 200, "\(answer.body)")
+                #expect((answer.body["reply"] as? [String: Any])?["content"] as? String == "system=You_answer_as_a_pirate. maxTokens=1024")
+            }
+            // Read back from MongoDB (the GET) and again after the Redis cache lost the session.
+            let read = try await HTTPProbe.json(.GET, pair.apiURL + "/api/chat/sessions/\(sessionID)", token: token)
+            #expect(read.body["systemPrompt"] as? String == "You answer as a pirate.")
+            let redis = try testRedisClient()
+            defer { redis.shutdown() }
+            _ = try await redis.send("DEL", "chat:session:{\(sessionID)}", "chat:session:{\(sessionID)}:history")
+            let refilled = try await HTTPProbe.json(.POST, messages, token: token, body: ["message": "Turn 3 [[echo-settings]]"])
+            #expect((refilled.body["reply"] as? [String: Any])?["content"] as? String == "system=You_answer_as_a_pirate. maxTokens=1024")
+
+            // A session without one sends none; a prompt of the wrong type or too long is 400 naming the field.
+            let plain = try await HTTPProbe.json(.POST, pair.apiURL + "/api/chat/sessions", token: token, body: ["title": "plain", "systemPrompt": "   "])
+            #expect(plain.status == 201 && plain.body["systemPrompt"] == nil)
+            for body in [["title": "t", "systemPrompt": 5] as [String: Any], ["title": "t", "systemPrompt": String(repeating: "a", count: 32_001)]] {
+                let refused = try await HTTPProbe.json(.POST, pair.apiURL + "/api/chat/sessions", token: token, body: body)
+                #expect(refused.status == 400)
+                #expect((refused.body["message"] as? String)?.hasPrefix("systemPrompt") == true, "\(refused.body)")
+            }
+        }
+    }
 }

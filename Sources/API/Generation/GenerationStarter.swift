@@ -106,7 +106,7 @@ struct GenerationStarter: Sendable {
             // The session's model when the request named none: its limit is known only now.
             try settings?.validate(for: model, serviceLimit: maxOutputTokens)
             let estimate = Self.estimatedTokens(
-                message: message, messageCount: outcome.summary.messageCount, contentBytes: outcome.summary.contentBytes, model: model,
+                message: message + (outcome.summary.systemPrompt ?? ""), messageCount: outcome.summary.messageCount, contentBytes: outcome.summary.contentBytes, model: model,
                 maxOutputTokens: settings?.maxTokens ?? maxOutputTokens
             )
             var step = clock.now
@@ -123,7 +123,8 @@ struct GenerationStarter: Sendable {
                 payload: InferenceJob(
                     sessionId: sessionID, userId: user.id, modelId: model.id, message: message, streaming: streaming, messageId: messageID,
                     messageCreatedAt: messageCreatedAt, reservationId: reservationID, estimatedTokens: estimate, requestId: requestID,
-                    traceparent: TraceContext.outgoingTraceparent(fallback: trace), settings: settings
+                    traceparent: TraceContext.outgoingTraceparent(fallback: trace), settings: settings,
+                    systemPrompt: outcome.summary.systemPrompt
                 )
             )
             guard try await Self.onceMore({ try await state.enqueue(jobID: jobID, stream: queue.configuration.stream, fields: fields) }) != nil else {

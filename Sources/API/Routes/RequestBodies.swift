@@ -80,6 +80,8 @@ struct CreateSessionBody: RequestBody {
     var title: String?
     var modelId: String?
     var initialMessage: String?
+    /// Instructions the model is given before every turn of the session.
+    var systemPrompt: String?
 
     func validated() throws -> CreateSessionBody {
         CreateSessionBody(
@@ -87,7 +89,8 @@ struct CreateSessionBody: RequestBody {
                 title, "title", required: true, maxBytes: SessionController.maxTitleBytes, maxCharacters: SessionController.maxTitleLength
             ),
             modelId: try TextField.check(modelId, "modelId", required: false, maxBytes: 200),
-            initialMessage: try TextField.check(initialMessage, "initialMessage", required: false, maxBytes: SessionController.maxMessageBytes)
+            initialMessage: try TextField.check(initialMessage, "initialMessage", required: false, maxBytes: SessionController.maxMessageBytes),
+            systemPrompt: try TextField.check(systemPrompt, "systemPrompt", required: false, maxBytes: SessionController.maxSystemPromptBytes)
         )
     }
 }

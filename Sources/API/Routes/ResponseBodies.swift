@@ -65,6 +65,8 @@ struct SessionView: Encodable {
     var userId: String
     var title: String
     var modelId: String
+    /// The session's system prompt, when it has one.
+    var systemPrompt: String?
     var messageCount: Int
     var createdAt: String
     var updatedAt: String
@@ -81,6 +83,7 @@ struct SessionView: Encodable {
         userId = session.userId
         title = session.title
         modelId = session.modelId ?? ModelCatalog.defaultModelID
+        systemPrompt = session.systemPrompt
         messageCount = session.messageCount
         createdAt = Timestamp.text(session.createdAt)
         updatedAt = Timestamp.text(session.updatedAt)

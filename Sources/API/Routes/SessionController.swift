@@ -19,6 +19,8 @@ struct SessionController: Sendable {
     static let maxTitleBytes = 1_000
     /// Messages of more UTF-8 bytes than this are refused.
     static let maxMessageBytes = 100_000
+    /// The longest system prompt a session may have, in UTF-8 bytes.
+    static let maxSystemPromptBytes = 32_000
 
     func register(on group: RouterGroup<ChatRequestContext>) {
         group.post("/sessions", use: create)
@@ -37,7 +39,7 @@ struct SessionController: Sendable {
         if let modelID { _ = try GenerationStarter.model(id: modelID, role: user.role) }
         let token = try context.requireToken()
         guard try await ledger.hasCredits(1, token: token) else { throw AccountingClient.insufficient }
-        let session = try await store.createSession(userId: user.id, title: title, modelId: modelID)
+        let session = try await store.createSession(userId: user.id, title: title, modelId: modelID, systemPrompt: body.systemPrompt)
         try await cache.created(session)
         var response = SessionView(session)
         if let initialMessage {
