@@ -41,6 +41,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         // Built only with the OTLP trait (see `traits`).
         .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPHTTP"]),
     ],
@@ -60,6 +61,12 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // The model catalog file (MODEL_CATALOG_PATH, JSON or YAML) read at start over the built-in catalog.
+        .target(
+            name: "Catalog",
+            dependencies: ["ChatCore", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
         // The Redis client, the job queue and the per-session event streams.
@@ -172,6 +179,7 @@ let package = Package(
         .executableTarget(
             name: "BedrockEmulator",
             dependencies: [
+                "Catalog",
                 "Telemetry",
                 "ChatCore", "SigV4", "EventStream",
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -199,6 +207,7 @@ let package = Package(
         .executableTarget(
             name: "AccountingStandin",
             dependencies: [
+                "Catalog",
                 "Telemetry",
                 "CORS",
                 "ChatCore", "ChatStore", "CSQLite",
@@ -247,6 +256,7 @@ let package = Package(
         .executableTarget(
             name: "API",
             dependencies: [
+                "Catalog",
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
                 "Telemetry",
                 "CORS",
@@ -270,6 +280,7 @@ let package = Package(
         .executableTarget(
             name: "Worker",
             dependencies: [
+                "Catalog",
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
                 "Telemetry",
                 "ChatCore",
@@ -296,7 +307,7 @@ let package = Package(
         // Fast tests: no servers.
         .testTarget(
             name: "UnitTests",
-            dependencies: ["ChatCore", "Queue", "CHiredis", "SigV4", "EventStream", "Bedrock", "BedrockEmulator", "ChatBench", "ChatStore"],
+            dependencies: ["ChatCore", "Catalog", "Queue", "CHiredis", "SigV4", "EventStream", "Bedrock", "BedrockEmulator", "ChatBench", "ChatStore"],
             swiftSettings: swiftSettings
         ),
         // Tests against real redis-server, SecantusDB and the processes, started by `make test`.

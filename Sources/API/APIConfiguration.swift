@@ -1,4 +1,5 @@
 import CORS
+import Catalog
 import ChatCore
 import ChatStore
 import Queue
@@ -24,6 +25,8 @@ struct APIConfiguration: Sendable {
     var accountingMaxConnections: Int
     /// The longest reply asked of a model (`GENERATION_MAX_TOKENS`); reservations cover it.
     var maxOutputTokens: Int
+    /// The models offered: the built-in catalog, or what `MODEL_CATALOG_PATH` makes of it.
+    var catalog: ModelCatalog
     /// How long `POST /messages` waits for the reply (`MESSAGE_WAIT_TIMEOUT_MS`).
     var messageWait: Duration
     /// The jobs stream (`JOB_STREAM`, default `chat:jobs`); API and workers must agree.
@@ -74,6 +77,7 @@ struct APIConfiguration: Sendable {
         accountingServiceCredential = try ServiceCredential.from(environment)
         accountingMaxConnections = try environment.int("ACCOUNTING_MAX_CONNECTIONS", default: 128, in: 1...10_000)
         maxOutputTokens = try environment.int("GENERATION_MAX_TOKENS", default: 1_024, in: 1...200_000)
+        catalog = try ModelCatalog.load(environment: environment)
         messageWait = try environment.milliseconds("MESSAGE_WAIT_TIMEOUT_MS", default: .seconds(120))
         jobStream = environment.string("JOB_STREAM", default: "chat:jobs")
         queueTimeout = try environment.milliseconds("JOB_QUEUE_TIMEOUT_MS", default: .seconds(120), in: 1_000...86_400_000)

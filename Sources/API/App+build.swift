@@ -42,6 +42,8 @@ struct APIDependencies: Sendable {
     /// The auth and accounting services as the console's browser reaches them (none by default).
     var consoleAuthURL = ""
     var consoleAccountingURL = ""
+    /// The models offered.
+    var catalog: ModelCatalog = .builtIn
 }
 
 /// Builds chat-api: the Redis client and the MongoDB store as services of its `ServiceGroup`, the router, the
@@ -62,7 +64,7 @@ func buildApplication(configuration: APIConfiguration) async throws -> some Appl
         logger: Logger(label: "chat-api.accounting")
     )
     let events = SessionEvents(redis: redis)
-    let cache = SessionCache(redis: redis)
+    let cache = SessionCache(redis: redis, maxHistoryBytes: SessionCache.maxHistoryBytes(for: configuration.catalog))
     let hub = EventHub(
         redis: redis, events: events, configuration: EventHub.Configuration(heartbeatInterval: configuration.heartbeatInterval),
         logger: Logger(label: "chat-api.events")
@@ -97,6 +99,8 @@ func buildApplication(configuration: APIConfiguration) async throws -> some Appl
     dependencies.cors = configuration.cors
     dependencies.consoleAuthURL = configuration.consoleAuthURL
     dependencies.consoleAccountingURL = configuration.consoleAccountingURL
+    dependencies.catalog = configuration.catalog
+    ChatMetrics.prepareAPI(rateLimitPolicies: RateLimitClass.allCases.map(\.rawValue) + ["streams", "observers", "queue-full"], catalog: configuration.catalog)
     do {
         try await dependencies.queue.prepare()
     } catch {
@@ -177,18 +181,20 @@ func buildRoutes(_ dependencies: APIDependencies) -> RouteTable<ChatRequestConte
         .add(middleware: RateLimitMiddleware(limiter: dependencies.rateLimiter, classify: RateLimitMiddleware.chatClass))
     let starter = GenerationStarter(
         store: dependencies.store, state: dependencies.state, cache: dependencies.cache, queue: dependencies.queue,
-        ledger: dependencies.ledger, maxOutputTokens: dependencies.maxOutputTokens, backlog: dependencies.backlog
+        ledger: dependencies.ledger, maxOutputTokens: dependencies.maxOutputTokens, backlog: dependencies.backlog, catalog: dependencies.catalog
     )
     let limits = dependencies.streamLimits ?? StreamLimits(slots: UserSlots(redis: dependencies.redis), maxStreams: 0, maxObservers: 0)
     let relay = EventRelay(hub: dependencies.hub, events: dependencies.events, state: dependencies.state, cache: dependencies.cache)
-    let observe = ObserveController(store: dependencies.store, state: dependencies.state, relay: relay, limits: limits)
+    let observe = ObserveController(
+        store: dependencies.store, state: dependencies.state, relay: relay, limits: limits, defaultModelID: dependencies.catalog.defaultModelID
+    )
     observe.register(on: chat)
     SessionController(store: dependencies.store, ledger: dependencies.ledger, state: dependencies.state, cache: dependencies.cache, starter: starter)
         .register(on: chat)
     let models = router.group("/api/models")
         .add(middleware: AuthenticationMiddleware(verifier: dependencies.verifier))
         .add(middleware: RateLimitMiddleware(limiter: dependencies.rateLimiter, classify: RateLimitMiddleware.chatClass))
-    ModelController().register(on: models)
+    ModelController(catalog: dependencies.catalog).register(on: models)
     let jobs = router.group("/api/jobs")
         .add(middleware: AuthenticationMiddleware(verifier: dependencies.verifier))
         .add(middleware: RateLimitMiddleware(limiter: dependencies.rateLimiter, classify: RateLimitMiddleware.chatClass))

@@ -10,7 +10,6 @@ struct ChatAPI {
         // Tasks run on the event loops that do the I/O, not on a second pool of threads handing work back and forth.
         NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
         MetricsExport.bootstrap()
-        ChatMetrics.prepareAPI(rateLimitPolicies: RateLimitClass.allCases.map(\.rawValue) + ["streams", "observers", "queue-full"])
         await ProcessEntry.start("chat-api", configure: { try APIConfiguration(environment: $0) }) {
             try await buildApplication(configuration: $0).runService()
         }

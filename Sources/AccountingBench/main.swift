@@ -95,7 +95,7 @@ func run(
                     let start = clock.now
                     let reserved = try? await caller.post(
                         "/api/streaming-sessions/initialize", token: token,
-                        body: #"{"sessionId":"\#(session)","modelId":"\#(ModelCatalog.defaultModelID)","estimatedTokens":1000}"#
+                        body: #"{"sessionId":"\#(session)","modelId":"\#(ModelCatalog.builtIn.defaultModelID)","estimatedTokens":1000}"#
                     )
                     let middle = clock.now
                     let settled = try? await caller.post(

@@ -38,10 +38,15 @@ struct AccountStore: Sendable {
     /// How long an account unused in this process stays in memory.
     static let idleEviction: Duration = .seconds(600)
 
+    /// The models and their prices.
+    let catalog: ModelCatalog
+
     /// Opens the database at `databasePath` (creating it, its tables and its indexes if needed).
     init(
-        databasePath: String, reservationTTL: Duration, clock: @escaping @Sendable () -> Date = { Date() }, logger: Logger
+        databasePath: String, reservationTTL: Duration, clock: @escaping @Sendable () -> Date = { Date() }, catalog: ModelCatalog = .builtIn,
+        logger: Logger
     ) throws {
+        self.catalog = catalog
         database = try AccountDatabase(path: databasePath, logger: logger)
         self.reservationTTL = reservationTTL
         self.clock = clock
@@ -110,7 +115,7 @@ struct AccountStore: Sendable {
     func finalize(userID: String, sessionID: String, usage: TokenUsage, model: ModelInfo?, success: Bool) async throws -> LedgerEntry {
         try await modify(userID, "finalize") { account, now, _ in
             if let open = account.stream(sessionID) {
-                let pricing = model ?? open.modelID.flatMap(ModelCatalog.model(id:)) ?? ModelCatalog.model(id: ModelCatalog.defaultModelID)!
+                let pricing = model ?? open.modelID.flatMap(catalog.model(id:)) ?? catalog.model(id: catalog.defaultModelID)!
                 let cost = Pricing.cost(usage, model: pricing)
                 return account.settle(sessionID, cost: cost, usage: usage, success: success, now: now) ?? open
             }

@@ -1,4 +1,5 @@
 import CORS
+import Catalog
 import ChatCore
 
 /// Everything the accounting stand-in reads from its environment, validated at start.
@@ -17,12 +18,15 @@ struct AccountingConfiguration: Sendable {
     var serviceCredential: ServiceCredential?
     /// The origins whose pages may read balances from a browser (`CORS_ALLOWED_ORIGINS`, as chat-api reads it).
     var cors: CORSPolicy
+    /// The models and their prices: the built-in catalog, or what `MODEL_CATALOG_PATH` makes of it.
+    var catalog: ModelCatalog
 
     /// Reads and checks the settings; a bad one throws a `ConfigurationError` with one clear line.
     init(environment: Environment) throws {
         host = environment.string("HOST", default: "0.0.0.0")
         port = try environment.int("PORT", default: 3001, in: 1...65535)
         databasePath = environment.string("ACCOUNTING_DATABASE_PATH", default: ".data/accounting/accounting.sqlite3")
+        catalog = try ModelCatalog.load(environment: environment)
         jwtAccessSecret = try AccessTokenVerifier.secret(from: environment)
         reservationTTL = .seconds(try environment.int("RESERVATION_TTL_SECONDS", default: 900, in: 1...604_800))
         sweepInterval = try environment.milliseconds("SWEEP_INTERVAL_MS", default: .seconds(5), in: 10...3_600_000)

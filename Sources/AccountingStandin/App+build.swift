@@ -19,7 +19,7 @@ struct AccountingDependencies: Sendable {
 func buildApplication(configuration: AccountingConfiguration) async throws -> some ApplicationProtocol {
     let logger = Logger(label: "accounting-standin")
     let store = try AccountStore(
-        databasePath: configuration.databasePath, reservationTTL: configuration.reservationTTL,
+        databasePath: configuration.databasePath, reservationTTL: configuration.reservationTTL, catalog: configuration.catalog,
         logger: Logger(label: "accounting-standin.database")
     )
     var app = Application(

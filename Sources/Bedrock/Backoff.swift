@@ -1,11 +1,17 @@
 /// Exponential backoff with full jitter: before retry `n` (1-based) wait a uniformly random time in
 /// `0 ... min(maxBackoff, baseBackoff * 2^(n-1))`.
-struct Backoff: Sendable {
-    var base: Duration
-    var maximum: Duration
+public struct Backoff: Sendable {
+    public var base: Duration
+    public var maximum: Duration
+
+    /// Backoff from `base`, doubling up to `maximum`.
+    public init(base: Duration, maximum: Duration) {
+        self.base = base
+        self.maximum = maximum
+    }
 
     /// The wait before retry `retry` (1 = the first retry), drawn with `random`.
-    func delay(beforeRetry retry: Int, using random: inout some RandomNumberGenerator) -> Duration {
+    public func delay(beforeRetry retry: Int, using random: inout some RandomNumberGenerator) -> Duration {
         let cap = min(maximum, base * (1 << min(max(retry - 1, 0), 20)))
         let nanoseconds = cap.components.seconds * 1_000_000_000 + cap.components.attoseconds / 1_000_000_000
         guard nanoseconds > 0 else { return .zero }

@@ -55,22 +55,26 @@ public final class BedrockClient: Sendable {
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: settings)
     }
 
+    /// Tries per call for the calls made inside `BedrockClient.$attemptLimit.withValue(_:)`, instead of the
+    /// configuration's `maxAttempts`: a model with a fallback gives up sooner and lets the next model answer.
+    @TaskLocal public static var attemptLimit: Int?
+
     /// InvokeModel: the whole answer at once.
-    public func invokeModel(modelID: String, body: Data) async throws -> InvokeModelResponse {
-        try await whole(modelID: modelID, action: "invoke", body: body)
+    public func invokeModel(modelID: String, region: String? = nil, body: Data) async throws -> InvokeModelResponse {
+        try await whole(modelID: modelID, region: region, action: "invoke", body: body)
     }
 
     /// Converse: the whole answer at once, in the Converse API's shape.
-    public func converse(modelID: String, body: Data) async throws -> InvokeModelResponse {
-        try await whole(modelID: modelID, action: "converse", body: body)
+    public func converse(modelID: String, region: String? = nil, body: Data) async throws -> InvokeModelResponse {
+        try await whole(modelID: modelID, region: region, action: "converse", body: body)
     }
 
-    private func whole(modelID: String, action: String, body: Data) async throws -> InvokeModelResponse {
+    private func whole(modelID: String, region: String?, action: String, body: Data) async throws -> InvokeModelResponse {
         var random = SystemRandomNumberGenerator()
         var attempt = 1
         while true {
             do {
-                let response = try await send(modelID: modelID, action: action, body: body, streaming: false)
+                let response = try await send(modelID: modelID, region: region, action: action, body: body, streaming: false)
                 let bytes = try await withTimeLimit(configuration.chunkTimeout, error: { BedrockError(code: "ChunkTimeout", message: "the response body stalled") }) {
                     try await response.body.collect(upTo: 64 * 1024 * 1024)
                 }
@@ -81,7 +85,7 @@ public final class BedrockClient: Sendable {
                 return InvokeModelResponse(
                     body: Data(buffer: bytes), requestID: response.headers.first(name: "x-amzn-RequestId"), headerUsage: headerUsage, attempts: attempt
                 )
-            } catch let error as BedrockError where error.isRetryable && attempt < configuration.maxAttempts {
+            } catch let error as BedrockError where error.isRetryable && attempt < (Self.attemptLimit ?? configuration.maxAttempts) {
                 try await pause(beforeRetry: attempt, after: error, random: &random)
                 attempt += 1
             }
@@ -90,22 +94,22 @@ public final class BedrockClient: Sendable {
 
     /// InvokeModelWithResponseStream: the model's chunks as they come, with backpressure. Retries happen
     /// while opening the stream and on an exception before the first chunk; never after a chunk was handed out.
-    public func invokeModelWithResponseStream(modelID: String, body: Data) async throws -> BedrockResponseStream {
-        try await stream(modelID: modelID, action: "invoke-with-response-stream", body: body)
+    public func invokeModelWithResponseStream(modelID: String, region: String? = nil, body: Data) async throws -> BedrockResponseStream {
+        try await stream(modelID: modelID, region: region, action: "invoke-with-response-stream", body: body)
     }
 
     /// ConverseStream: the answer's events as they come (`{"<event type>": <payload>}` each), with the same
     /// backpressure and retries as `invokeModelWithResponseStream`.
-    public func converseStream(modelID: String, body: Data) async throws -> BedrockResponseStream {
-        try await stream(modelID: modelID, action: "converse-stream", body: body)
+    public func converseStream(modelID: String, region: String? = nil, body: Data) async throws -> BedrockResponseStream {
+        try await stream(modelID: modelID, region: region, action: "converse-stream", body: body)
     }
 
-    private func stream(modelID: String, action: String, body: Data) async throws -> BedrockResponseStream {
+    private func stream(modelID: String, region: String?, action: String, body: Data) async throws -> BedrockResponseStream {
         var random = SystemRandomNumberGenerator()
         var attempt = 1
         while true {
             do {
-                let response = try await send(modelID: modelID, action: action, body: body, streaming: true)
+                let response = try await send(modelID: modelID, region: region, action: action, body: body, streaming: true)
                 let stream = BedrockResponseStream(
                     response: response, requestID: response.headers.first(name: "x-amzn-RequestId"),
                     chunkTimeout: configuration.chunkTimeout, attempts: attempt, eventLoop: httpClient.eventLoopGroup.any(),
@@ -114,7 +118,7 @@ public final class BedrockClient: Sendable {
                 // Read up to the first chunk here, so that an exception before it can still be retried.
                 try await stream.prefetchFirstChunk(timeout: configuration.firstByteTimeout)
                 return stream
-            } catch let error as BedrockError where error.isRetryable && attempt < configuration.maxAttempts {
+            } catch let error as BedrockError where error.isRetryable && attempt < (Self.attemptLimit ?? configuration.maxAttempts) {
                 try await pause(beforeRetry: attempt, after: error, random: &random)
                 attempt += 1
             }
@@ -132,20 +136,25 @@ public final class BedrockClient: Sendable {
     /// Signs and sends one request; a non-200 answer is thrown as a `BedrockError` read from its headers and body.
     /// Sends the call inside a client span (recorded in the OTLP build); the job's trace continues into it through
     /// `traceparent` (not signed: a proxy may rewrite it).
-    private func send(modelID: String, action: String, body: Data, streaming: Bool) async throws -> HTTPClientResponse {
+    private func send(modelID: String, region: String?, action: String, body: Data, streaming: Bool) async throws -> HTTPClientResponse {
         try await withSpan("Bedrock \(action)", ofKind: .client) { span in
             span.attributes["rpc.system"] = "aws-api"
             span.attributes["rpc.service"] = "BedrockRuntime"
             span.attributes["aws.bedrock.model_id"] = modelID
-            let response = try await sendSigned(modelID: modelID, action: action, body: body, streaming: streaming, traceparent: TraceContext.outgoingTraceparent())
+            let response = try await sendSigned(
+                modelID: modelID, region: region ?? configuration.region, action: action, body: body, streaming: streaming,
+                traceparent: TraceContext.outgoingTraceparent()
+            )
             span.attributes["http.response.status_code"] = Int(response.status.code)
             return response
         }
     }
 
-    private func sendSigned(modelID: String, action: String, body: Data, streaming: Bool, traceparent: String?) async throws -> HTTPClientResponse {
+    private func sendSigned(
+        modelID: String, region: String, action: String, body: Data, streaming: Bool, traceparent: String?
+    ) async throws -> HTTPClientResponse {
         let path = "/model/\(Self.percentEncode(modelID))/\(action)"
-        let url = configuration.baseURL + path
+        let url = configuration.baseURL(region: region) + path
         guard let components = URLComponents(string: url), let host = components.host else {
             throw BedrockError(code: "InvalidEndpoint", message: "\(configuration.baseURL) is not a valid endpoint")
         }
@@ -161,7 +170,7 @@ public final class BedrockClient: Sendable {
         } catch {
             throw BedrockError(code: "CredentialsError", message: "\(error)")
         }
-        let signer = SigV4Signer(credentials: credentials, region: configuration.region, service: "bedrock")
+        let signer = SigV4Signer(credentials: credentials, region: region, service: "bedrock")
         let signature = signer.sign(method: "POST", path: path, headers: headers.map { (name: $0.0, value: $0.1) }, body: body, date: Date())
         headers += signature.headers.map { ($0.name, $0.value) }
 

@@ -37,7 +37,11 @@ public struct BedrockConfiguration: Sendable, Equatable {
     }
 
     /// The base URL requests go to, without a trailing slash.
-    public var baseURL: String {
+    public var baseURL: String { baseURL(region: region) }
+
+    /// The base URL of `region`'s endpoint: `endpoint` when set (one endpoint answers for every region, as the
+    /// emulator does), else `https://bedrock-runtime.{region}.amazonaws.com`.
+    public func baseURL(region: String) -> String {
         var url = endpoint ?? "https://bedrock-runtime.\(region).amazonaws.com"
         while url.hasSuffix("/") { url.removeLast() }
         return url

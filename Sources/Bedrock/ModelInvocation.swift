@@ -103,10 +103,10 @@ extension BedrockClient {
         switch api ?? model.api {
         case .converse:
             adapter = ConverseAdapter(family: model.family)
-            response = try await converse(modelID: model.id, body: try adapter.requestBody(for: request))
+            response = try await converse(modelID: model.invocationID(inRegion: configuration.region), region: model.region, body: try adapter.requestBody(for: request))
         case .invokeModel:
             adapter = ModelAdapters.adapter(for: model.family)
-            response = try await invokeModel(modelID: model.id, body: try adapter.requestBody(for: request))
+            response = try await invokeModel(modelID: model.invocationID(inRegion: configuration.region), region: model.region, body: try adapter.requestBody(for: request))
         }
         let completion: Completion
         do {
@@ -134,10 +134,10 @@ extension BedrockClient {
         switch api ?? model.api {
         case .converse:
             let adapter = ConverseAdapter(family: model.family)
-            return GenerationStream(response: try await converseStream(modelID: model.id, body: try adapter.requestBody(for: request)), adapter: adapter)
+            return GenerationStream(response: try await converseStream(modelID: model.invocationID(inRegion: configuration.region), region: model.region, body: try adapter.requestBody(for: request)), adapter: adapter)
         case .invokeModel:
             let adapter = ModelAdapters.adapter(for: model.family)
-            return GenerationStream(response: try await invokeModelWithResponseStream(modelID: model.id, body: try adapter.requestBody(for: request)), adapter: adapter)
+            return GenerationStream(response: try await invokeModelWithResponseStream(modelID: model.invocationID(inRegion: configuration.region), region: model.region, body: try adapter.requestBody(for: request)), adapter: adapter)
         }
     }
 }

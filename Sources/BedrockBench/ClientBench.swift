@@ -15,7 +15,7 @@ func runClientBenchmark() async throws -> [String] {
     )
     let http = BedrockClient.makeHTTPClient(configuration: configuration)
     let client = BedrockClient(configuration: configuration, credentials: FixedCredentials(value: credentials), httpClient: http)
-    let model = ModelCatalog.model(id: "anthropic.claude-3-haiku-20240307-v1:0")!
+    let model = ModelCatalog.builtIn.model(id: "anthropic.claude-3-haiku-20240307-v1:0")!
 
     func streamOnce(_ index: Int, tokens: Int) async throws -> Int {
         let request = GenerationRequest(turns: [ConversationTurn(role: .user, text: "bench \(index) [[tokens:\(tokens)]]")], maxTokens: 4_000)

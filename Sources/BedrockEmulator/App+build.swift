@@ -27,7 +27,10 @@ func buildRouter(configuration: EmulatorConfiguration, counters: FaultCounters) 
         await counters.reset()
         return Response(status: .noContent)
     }
-    InvocationController(configuration: configuration, signatureCheck: SignatureCheck(configuration: configuration), counters: counters)
+    InvocationController(
+        configuration: configuration, signatureCheck: SignatureCheck(configuration: configuration), counters: counters,
+        directory: ModelDirectory(catalog: configuration.catalog)
+    )
         .register(on: router)
     return router
 }

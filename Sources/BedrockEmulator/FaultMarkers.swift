@@ -21,6 +21,22 @@ struct FaultMarkers: Sendable {
 
     /// For each counted fault present: how many identical requests fail, nil meaning all of them.
     var counted: [CountedFault: Int?] = [:]
+    /// `[[throttle-model:ID]]`, `[[not-ready-model:ID]]` (the id as the request's path names it, a profile id or
+    /// ARN included), `[[throttle-region:R]]`, `[[not-ready-region:R]]` (the region the request is signed for):
+    /// every such request fails; others pass. What a model's fallback chain is tested with.
+    var targeted: [TargetedFault] = []
+
+    /// A fault for the requests to one model id or one region.
+    struct TargetedFault: Sendable, Equatable {
+        var fault: CountedFault
+        var modelID: String?
+        var region: String?
+
+        /// Whether a request to `modelID` signed for `region` fails with it.
+        func matches(modelID: String, region: String?) -> Bool {
+            (self.modelID.map { $0 == modelID } ?? true) && (self.region.map { $0 == region } ?? true)
+        }
+    }
     /// `[[exception:K:type]]`: an exception frame after K chunks with text (InvokeModel: the matching HTTP error).
     var exception: (afterTextChunks: Int, type: StreamException)?
     /// `[[stall:S]]`: silence after the first chunk with text.
@@ -74,6 +90,16 @@ struct FaultMarkers: Sendable {
             default: throw bad("expected [[\(name)]] or [[\(name):N]]")
             }
             return
+        }
+        for fault in [CountedFault.throttle, .notReady] {
+            if name == fault.rawValue + "-model" || name == fault.rawValue + "-region" {
+                let value = arguments.joined(separator: ":")
+                guard !value.isEmpty else { throw bad("expected [[\(name):value]]") }
+                targeted.append(
+                    name.hasSuffix("-model") ? TargetedFault(fault: fault, modelID: value) : TargetedFault(fault: fault, region: value)
+                )
+                return
+            }
         }
         switch name {
         case "exception":

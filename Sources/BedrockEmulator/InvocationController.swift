@@ -13,6 +13,8 @@ struct InvocationController: Sendable {
     var configuration: EmulatorConfiguration
     var signatureCheck: SignatureCheck
     var counters: FaultCounters
+    /// The models served, by the ids Bedrock takes.
+    var directory: ModelDirectory
 
     /// The operations, by their request's shape and their answer's.
     enum Operation: Sendable {
@@ -56,12 +58,17 @@ struct InvocationController: Sendable {
         if let failure = signatureCheck.failure(of: request, bodySHA256: bodySHA256) {
             throw failure
         }
-        guard let model = Self.model(rawID: rawModelID) else { throw .resourceNotFound }
+        let model = try directory.model(rawID: rawModelID)
         let prompt = operation.isConverse ? try ModelPrompt(converseBody: body, model: model) : try ModelPrompt(body: body, model: model)
         let markers = try FaultMarkers(parsing: prompt.seedText)
 
         if let delay = markers.slowFirstByte {
             try? await Task.sleep(for: delay)
+        }
+        let requestedID = rawModelID.removingPercentEncoding ?? rawModelID
+        let region = Self.signedRegion(request)
+        if let targeted = markers.targeted.first(where: { $0.matches(modelID: requestedID, region: region) }) {
+            throw targeted.fault.error
         }
         for fault in FaultMarkers.CountedFault.allCases {
             if let limit = markers.counted[fault], await counters.shouldFail(fault, bodySHA256: bodySHA256, limit: limit) {
@@ -82,13 +89,12 @@ struct InvocationController: Sendable {
         return operation.isConverse ? converseResponse(reply, timing: pace) : invokeResponse(reply, model: model, timing: pace)
     }
 
-    /// The model a path segment names: percent-decoded (`%3A` is `:`), either a model id or a foundation-model ARN.
-    static func model(rawID: String) -> ModelInfo? {
-        guard var id = rawID.removingPercentEncoding else { return nil }
-        if id.hasPrefix("arn:"), let slash = id.range(of: ":foundation-model/") {
-            id = String(id[slash.upperBound...])
-        }
-        return ModelCatalog.model(id: id)
+
+    /// The region of the `Authorization` header's credential scope (`Credential=AKID/date/region/service/aws4_request`).
+    static func signedRegion(_ request: Request) -> String? {
+        guard let authorization = request.headers[.authorization], let start = authorization.range(of: "Credential=") else { return nil }
+        let scope = authorization[start.upperBound...].prefix { $0 != "," && $0 != " " }.split(separator: "/")
+        return scope.count >= 3 ? String(scope[2]) : nil
     }
 
     private func invokeResponse(_ reply: Reply, model: ModelInfo, timing: ReplyTiming) -> Response {

@@ -51,7 +51,8 @@ extension ModelPrompt {
         if let system = try root.optional("system") {
             // Converse takes no system prompt for Titan Text, Mistral 7B Instruct or Mixtral (AWS's table of
             // Converse features by model).
-            guard model.family != .amazonTitan, !(model.family == .mistral && !model.id.contains("large")) else {
+            let instructOnly = model.family == .mistral && ["mistral-7b", "mixtral"].contains { (model.bedrockModelID ?? model.id).contains($0) }
+            guard model.family != .amazonTitan, !instructOnly else {
                 throw .validation("This model doesn't support system messages.")
             }
             for block in try system.array() {

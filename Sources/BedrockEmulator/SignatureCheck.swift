@@ -12,6 +12,7 @@ struct SignatureCheck: Sendable {
         verifier = SigV4Verifier(
             credentials: [configuration.accessKeyID: configuration.secretAccessKey],
             region: configuration.region,
+            otherRegions: Set(configuration.otherRegions),
             service: "bedrock"
         )
         sessionToken = configuration.sessionToken

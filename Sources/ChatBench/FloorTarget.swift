@@ -22,7 +22,7 @@ struct FloorTarget: StreamTarget {
         )
         let credentials = AWSCredentials(accessKeyID: settings.accessKeyID, secretAccessKey: settings.secretAccessKey)
         client = BedrockClient(configuration: configuration, credentials: EmulatorCredentials(value: credentials), httpClient: httpClient)
-        guard let model = ModelCatalog.model(id: settings.modelID) else {
+        guard let model = ModelCatalog.builtIn.model(id: settings.modelID) else {
             throw BenchHTTP.CallError(url: "-", status: 0, body: "unknown model \(settings.modelID)")
         }
         self.model = model

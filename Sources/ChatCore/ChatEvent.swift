@@ -79,13 +79,16 @@ public struct ModelEvent: Codable, Sendable, Equatable {
     public var streamingSessionId: String
     public var modelId: String
     public var attempt: Int
+    /// When a fallback answers: the model asked first, which was throttled or not ready (absent otherwise).
+    public var fallbackFrom: String?
 
     /// Creates the event.
-    public init(jobId: String, modelId: String, attempt: Int) {
+    public init(jobId: String, modelId: String, attempt: Int, fallbackFrom: String? = nil) {
         self.jobId = jobId
         self.streamingSessionId = jobId
         self.modelId = modelId
         self.attempt = attempt
+        self.fallbackFrom = fallbackFrom
     }
 }
 
@@ -138,12 +141,16 @@ public struct CompleteEvent: Codable, Sendable, Equatable {
     public var settlementPending: Bool
     public var latencyMs: Int
     public var spans: GenerationSpans?
+    /// When a fallback answered: the model asked first (absent otherwise); `modelId` is the one that answered and
+    /// whose prices were charged.
+    public var fallbackFrom: String?
 
     /// Creates the event.
     public init(
         jobId: String, messageId: String?, content: String, modelId: String, stopReason: String, inputTokens: Int, outputTokens: Int,
-        creditsCharged: Double, settlementPending: Bool, latencyMs: Int, spans: GenerationSpans?
+        creditsCharged: Double, settlementPending: Bool, latencyMs: Int, spans: GenerationSpans?, fallbackFrom: String? = nil
     ) {
+        self.fallbackFrom = fallbackFrom
         self.jobId = jobId
         self.streamingSessionId = jobId
         self.messageId = messageId
@@ -170,6 +177,7 @@ public struct CompleteEvent: Codable, Sendable, Equatable {
         try container.encode(stopReason, forKey: .stopReason)
         try container.encode(inputTokens, forKey: .inputTokens)
         try container.encode(outputTokens, forKey: .outputTokens)
+        try container.encodeIfPresent(fallbackFrom, forKey: .fallbackFrom)
         try container.encode(totalTokens, forKey: .totalTokens)
         try container.encode(creditsCharged, forKey: .creditsCharged)
         try container.encode(settlementPending, forKey: .settlementPending)

@@ -1,4 +1,5 @@
 import Metrics
+import Synchronization
 
 /// Every metric chat-api and chat-worker export, in one place: names in Prometheus style (`chat_` prefix, units
 /// in the name, `_total` on counters) and only bounded labels (a model from the catalog, an outcome, a policy, a
@@ -10,8 +11,9 @@ public enum ChatMetrics {
 
     /// Creates chat-api's series at zero for every model of the catalog and every known label value, so that
     /// dashboards and alerts see a flat line rather than no data before the first event (Prometheus's advice).
-    public static func prepareAPI(rateLimitPolicies: [String]) {
-        for model in ModelCatalog.models.map(\.id) {
+    public static func prepareAPI(rateLimitPolicies: [String], catalog: ModelCatalog) {
+        knownModels.withLock { $0 = Set(catalog.models.map(\.id)) }
+        for model in catalog.models.map(\.id) {
             _ = Counter(label: "chat_jobs_enqueued_total", dimensions: [("model", modelLabel(model))])
             _ = FloatingPointCounter(label: "chat_credits_reserved_total", dimensions: [("model", modelLabel(model))])
         }
@@ -21,8 +23,9 @@ public enum ChatMetrics {
     }
 
     /// Creates chat-worker's series at zero, as `prepareAPI` does for chat-api.
-    public static func prepareWorker() {
-        for model in ModelCatalog.models.map(\.id) {
+    public static func prepareWorker(catalog: ModelCatalog) {
+        knownModels.withLock { $0 = Set(catalog.models.map(\.id)) }
+        for model in catalog.models.map(\.id) {
             _ = Counter(label: "chat_jobs_started_total", dimensions: [("model", modelLabel(model))])
             for outcome in ["completed", "cancelled", "failed"] {
                 _ = Counter(label: "chat_jobs_finished_total", dimensions: [("model", modelLabel(model)), ("outcome", outcome)])
@@ -52,8 +55,11 @@ public enum ChatMetrics {
 
     /// A model id as a label: a model of the catalog, else `unknown`, so a malformed job cannot add series.
     static func modelLabel(_ id: String) -> String {
-        ModelCatalog.model(id: id)?.id ?? "unknown"
+        knownModels.withLock { $0.contains(id) } ? id : "unknown"
     }
+
+    /// The ids of the process's catalog, set by `prepareAPI` or `prepareWorker` (the built-in ones until then).
+    private static let knownModels = Mutex<Set<String>>(Set(ModelCatalog.builtIn.models.map(\.id)))
 
     // MARK: Jobs
 
@@ -125,6 +131,11 @@ public enum ChatMetrics {
     /// A Bedrock call was tried again after a retryable error.
     public static func bedrockRetry(exception: String) {
         Counter(label: "chat_bedrock_retries_total", dimensions: [("exception", BedrockExceptionName.bounded(exception))]).increment()
+    }
+
+    /// A model gave way to its fallback (throttled or not ready before its first chunk).
+    public static func modelFallback(from: String, to: String) {
+        Counter(label: "chat_model_fallbacks_total", dimensions: [("model", modelLabel(from)), ("fallback", modelLabel(to))]).increment()
     }
 
     // MARK: Credits

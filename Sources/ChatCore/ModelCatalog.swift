@@ -1,21 +1,60 @@
 /// The Bedrock model families the service speaks; each has its own request and response bodies.
-public enum ModelFamily: String, Codable, Sendable {
+public enum ModelFamily: String, Codable, Sendable, CaseIterable {
     case anthropicClaude = "anthropic"
     case amazonNova = "amazon-nova"
     case amazonTitan = "amazon-titan"
     case metaLlama3 = "meta-llama3"
     case mistral = "mistral"
+
+    /// The API a model of the family is called through unless its catalog entry says otherwise: Converse for the
+    /// families whose every model takes a system prompt there; InvokeModel for Titan Text and Mistral's 7B and
+    /// Mixtral, whose Converse refuses system prompts.
+    public var defaultAPI: BedrockAPI {
+        switch self {
+        case .anthropicClaude, .amazonNova, .metaLlama3: .converse
+        case .amazonTitan, .mistral: .invokeModel
+        }
+    }
 }
 
-/// One model the service offers, with what billing and context trimming need.
-public struct ModelInfo: Codable, Sendable, Equatable {
-    /// The Bedrock model id, e.g. `anthropic.claude-3-sonnet-20240229-v1:0`.
+/// The two ways to call a model on Bedrock Runtime.
+public enum BedrockAPI: String, Codable, Sendable, Equatable, CaseIterable {
+    /// `InvokeModel` / `InvokeModelWithResponseStream`, with the model family's own bodies.
+    case invokeModel
+    /// `Converse` / `ConverseStream`, one request shape for every model.
+    case converse
+}
+
+/// What the recommendation weighs about a model: what it is good at and three ratings from 1 to 5.
+public struct ModelTraits: Codable, Sendable, Equatable {
+    /// Words of tasks the model is good at (`coding`, `reasoning`, `long documents`…), matched against a task.
+    public var strengths: [String]
+    /// 5 is the fastest to answer.
+    public var speed: Int
+    /// 5 is the most capable.
+    public var quality: Int
+    /// 5 is the most expensive.
+    public var cost: Int
+
+    /// Creates traits.
+    public init(strengths: [String] = [], speed: Int = 3, quality: Int = 3, cost: Int = 3) {
+        self.strengths = strengths
+        self.speed = speed
+        self.quality = quality
+        self.cost = cost
+    }
+}
+
+/// One model the service offers, with what billing, context trimming, the Bedrock call and the recommendation need.
+public struct ModelInfo: Sendable, Equatable {
+    /// The id users name, e.g. `anthropic.claude-3-sonnet-20240229-v1:0`: a Bedrock model id, or any unique name
+    /// for an entry that reaches a model another way (`bedrockModelId`, `region`).
     public var id: String
     public var name: String
     public var family: ModelFamily
     /// Tokens of prompt plus reply the model accepts.
     public var contextWindow: Int
-    /// The largest reply the service asks for.
+    /// The largest reply the model gives.
     public var maxOutputTokens: Int
     /// Credits per 1,000 input tokens.
     public var inputCreditsPer1K: Double
@@ -23,15 +62,58 @@ public struct ModelInfo: Codable, Sendable, Equatable {
     public var outputCreditsPer1K: Double
     /// Roles allowed to use the model.
     public var roles: [UserRole]
+    /// Which Bedrock Runtime API the worker calls the model through.
+    public var api: BedrockAPI
+    /// What is sent to Bedrock when it is not `id`: a model id, an inference profile id or an ARN.
+    public var bedrockModelID: String?
+    /// Cross-region inference profiles by geography (`us`, `eu`, `apac`, `global`…), e.g.
+    /// `us` → `us.anthropic.claude-sonnet-4-20250514-v1:0`.
+    public var inferenceProfiles: [String: String]
+    /// Bedrock serves the model on demand only through an inference profile, never by its plain id.
+    public var requiresInferenceProfile: Bool
+    /// The region whose endpoint is called (nil: the worker's own, `AWS_REGION`).
+    public var region: String?
+    /// Catalog ids tried in order when this model is throttled or not ready before its first chunk.
+    public var fallbacks: [String]
+    /// Whether users see and may pick the model; an unlisted entry serves only as someone's fallback.
+    public var listed: Bool
+    /// What the recommendation weighs.
+    public var traits: ModelTraits
 
-    /// Which Bedrock Runtime API the worker calls the model through: Converse (one request shape, system prompts
-    /// and usage in its `metadata`) for the families whose every model takes a system prompt there; InvokeModel
-    /// for Titan Text and Mistral's 7B and Mixtral, whose Converse refuses system prompts.
-    public var api: BedrockAPI {
-        switch family {
-        case .anthropicClaude, .amazonNova, .metaLlama3: .converse
-        case .amazonTitan, .mistral: .invokeModel
-        }
+    /// Creates a model entry; the Bedrock API defaults to the family's.
+    public init(
+        id: String, name: String, family: ModelFamily, contextWindow: Int, maxOutputTokens: Int, inputCreditsPer1K: Double,
+        outputCreditsPer1K: Double, roles: [UserRole] = UserRole.allCases, api: BedrockAPI? = nil, bedrockModelID: String? = nil,
+        inferenceProfiles: [String: String] = [:], requiresInferenceProfile: Bool = false, region: String? = nil, fallbacks: [String] = [],
+        listed: Bool = true, traits: ModelTraits = ModelTraits()
+    ) {
+        self.id = id
+        self.name = name
+        self.family = family
+        self.contextWindow = contextWindow
+        self.maxOutputTokens = maxOutputTokens
+        self.inputCreditsPer1K = inputCreditsPer1K
+        self.outputCreditsPer1K = outputCreditsPer1K
+        self.roles = roles
+        self.api = api ?? family.defaultAPI
+        self.bedrockModelID = bedrockModelID
+        self.inferenceProfiles = inferenceProfiles
+        self.requiresInferenceProfile = requiresInferenceProfile
+        self.region = region
+        self.fallbacks = fallbacks
+        self.listed = listed
+        self.traits = traits
+    }
+
+    /// The id a call to Bedrock in `region` names: `bedrockModelID` when set; else, for a model served only through
+    /// an inference profile, the profile of the region's geography (`us-east-1` → `us`, `eu-west-1` → `eu`,
+    /// `ap-…` → `apac`), else the `global` one; else `id`.
+    public func invocationID(inRegion callerRegion: String) -> String {
+        if let bedrockModelID { return bedrockModelID }
+        guard requiresInferenceProfile else { return id }
+        let region = self.region ?? callerRegion
+        let geography = region.hasPrefix("us-gov-") ? "us-gov" : region.hasPrefix("ap-") ? "apac" : String(region.prefix { $0 != "-" })
+        return inferenceProfiles[geography] ?? inferenceProfiles["global"] ?? id
     }
 
     /// What `inputTokens` and `outputTokens` cost in whole credits, each at its own price, rounded up. Prices are
@@ -45,53 +127,100 @@ public struct ModelInfo: Codable, Sendable, Equatable {
     }
 }
 
-/// The two ways to call a model on Bedrock Runtime.
-public enum BedrockAPI: String, Sendable, Equatable {
-    /// `InvokeModel` / `InvokeModelWithResponseStream`, with the model family's own bodies.
-    case invokeModel
-    /// `Converse` / `ConverseStream`, one request shape for every model.
-    case converse
+/// The models a process offers: the built-in list (`ModelCatalog.builtIn`), or one read from `MODEL_CATALOG_PATH`
+/// at start. Checked when made: a catalog that exists is consistent (ids unique, fallbacks known, the default
+/// listed). An id not in it is refused with 400 `Invalid model ID`.
+public struct ModelCatalog: Sendable, Equatable {
+    /// Every entry, in the order shown to users (unlisted ones included).
+    public let models: [ModelInfo]
+    /// The model used when a request names none.
+    public let defaultModelID: String
+    private let index: [String: Int]
+
+    /// A catalog of `models`; throws a `CatalogError` naming the first entry that is wrong.
+    public init(models: [ModelInfo], defaultModelID: String) throws(CatalogError) {
+        var index: [String: Int] = [:]
+        for (position, model) in models.enumerated() {
+            let name = "model \(position + 1) (\(model.id.isEmpty ? "no id" : "\"\(model.id)\""))"
+            func fail(_ problem: String) -> CatalogError { CatalogError("\(name): \(problem)") }
+            guard !model.id.isEmpty, model.id.count <= 200, !model.id.contains(where: \.isWhitespace) else {
+                throw fail("id must be 1 to 200 characters without spaces")
+            }
+            guard index[model.id] == nil else { throw fail("the id appears twice") }
+            guard !model.name.trimmingCharacters(in: .whitespaces).isEmpty else { throw fail("name must not be empty") }
+            guard model.contextWindow > 0 else { throw fail("contextWindow must be a positive whole number") }
+            guard model.maxOutputTokens > 0, model.maxOutputTokens <= model.contextWindow else {
+                throw fail("maxOutputTokens must be positive and at most contextWindow (\(model.contextWindow))")
+            }
+            for (field, price) in [("inputCreditsPer1K", model.inputCreditsPer1K), ("outputCreditsPer1K", model.outputCreditsPer1K)] {
+                guard price.isFinite, price >= 0, price <= 1_000_000 else { throw fail("\(field) must be a number from 0 to 1000000") }
+            }
+            guard !model.roles.isEmpty else { throw fail("roles must name at least one role") }
+            for (field, rating) in [("speed", model.traits.speed), ("quality", model.traits.quality), ("cost", model.traits.cost)] {
+                guard (1...5).contains(rating) else { throw fail("recommendation.\(field) must be a whole number from 1 to 5") }
+            }
+            if let region = model.region, !Self.isRegion(region) { throw fail("region must look like us-west-2 (got \(region))") }
+            if model.requiresInferenceProfile, model.bedrockModelID == nil, model.inferenceProfiles.isEmpty {
+                throw fail("requiresInferenceProfile needs inferenceProfiles or bedrockModelId")
+            }
+            if let bedrock = model.bedrockModelID, bedrock.isEmpty || bedrock.contains(where: \.isWhitespace) {
+                throw fail("bedrockModelId must not be empty or contain spaces")
+            }
+            index[model.id] = position
+        }
+        for model in models {
+            for fallback in model.fallbacks {
+                guard fallback != model.id else { throw CatalogError("model \"\(model.id)\": a model cannot be its own fallback") }
+                guard index[fallback] != nil else { throw CatalogError("model \"\(model.id)\": fallback \"\(fallback)\" is not in the catalog") }
+            }
+        }
+        guard let position = index[defaultModelID] else { throw CatalogError("the default model \"\(defaultModelID)\" is not in the catalog") }
+        guard models[position].listed, models[position].roles.count == UserRole.allCases.count else {
+            throw CatalogError("the default model \"\(defaultModelID)\" must be listed and open to every role")
+        }
+        self.models = models
+        self.defaultModelID = defaultModelID
+        self.index = index
+    }
+
+    /// The entry with `id` (listed or not), or nil if the catalog has none.
+    public func model(id: String) -> ModelInfo? {
+        index[id].map { models[$0] }
+    }
+
+    /// The listed models `role` may use, in catalog order.
+    public func models(for role: UserRole) -> [ModelInfo] {
+        models.filter { $0.listed && $0.roles.contains(role) }
+    }
+
+    /// The model users may pick by `id`: listed and open to `role`; nil otherwise.
+    public func selectable(id: String, role: UserRole) -> ModelInfo? {
+        model(id: id).flatMap { $0.listed && $0.roles.contains(role) ? $0 : nil }
+    }
+
+    /// The models tried for a reply asked of `model`, in order: itself, then its fallbacks (theirs are not followed).
+    public func chain(for model: ModelInfo) -> [ModelInfo] {
+        [model] + model.fallbacks.compactMap { self.model(id: $0) }
+    }
+
+    /// The largest context window of the catalog.
+    public var largestContextWindow: Int {
+        models.map(\.contextWindow).max() ?? 200_000
+    }
+
+    /// Whether `text` looks like an AWS region (`us-east-1`).
+    static func isRegion(_ text: String) -> Bool {
+        let parts = text.split(separator: "-")
+        return parts.count >= 3 && parts.allSatisfy { !$0.isEmpty && $0.allSatisfy { $0.isASCII && ($0.isLowercase || $0.isNumber) } }
+    }
 }
 
-/// The models the service offers; an id not listed here is rejected with 400 `Invalid model ID`.
-public enum ModelCatalog {
-    /// The model used when a request names none.
-    public static let defaultModelID = "anthropic.claude-3-haiku-20240307-v1:0"
+/// A model catalog that cannot be used, with one line saying which entry and why.
+public struct CatalogError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var description: String
 
-    /// Every model, in the order shown to users.
-    public static let models: [ModelInfo] = [
-        model("anthropic.claude-3-haiku-20240307-v1:0", "Claude 3 Haiku", .anthropicClaude, 200_000, 4_096, 0.25, 1.25, UserRole.allCases),
-        model("anthropic.claude-3-sonnet-20240229-v1:0", "Claude 3 Sonnet", .anthropicClaude, 200_000, 4_096, 3, 15, UserRole.allCases),
-        model("anthropic.claude-3-5-sonnet-20240620-v1:0", "Claude 3.5 Sonnet", .anthropicClaude, 200_000, 8_192, 3, 15, UserRole.allCases),
-        model("anthropic.claude-3-opus-20240229-v1:0", "Claude 3 Opus", .anthropicClaude, 200_000, 4_096, 15, 75, [.admin, .supervisor]),
-        model("amazon.nova-micro-v1:0", "Amazon Nova Micro", .amazonNova, 128_000, 5_000, 0.035, 0.14, UserRole.allCases),
-        model("amazon.nova-lite-v1:0", "Amazon Nova Lite", .amazonNova, 300_000, 5_000, 0.06, 0.24, UserRole.allCases),
-        model("amazon.nova-pro-v1:0", "Amazon Nova Pro", .amazonNova, 300_000, 5_000, 0.8, 3.2, UserRole.allCases),
-        model("amazon.titan-text-express-v1", "Amazon Titan Text Express", .amazonTitan, 8_192, 4_096, 0.2, 0.6, UserRole.allCases),
-        model("amazon.titan-text-lite-v1", "Amazon Titan Text Lite", .amazonTitan, 4_096, 4_096, 0.15, 0.2, UserRole.allCases),
-        model("meta.llama3-8b-instruct-v1:0", "Llama 3 8B Instruct", .metaLlama3, 8_192, 2_048, 0.3, 0.6, UserRole.allCases),
-        model("meta.llama3-70b-instruct-v1:0", "Llama 3 70B Instruct", .metaLlama3, 8_192, 2_048, 2.65, 3.5, UserRole.allCases),
-        model("mistral.mistral-7b-instruct-v0:2", "Mistral 7B Instruct", .mistral, 32_000, 8_192, 0.15, 0.2, UserRole.allCases),
-        model("mistral.mixtral-8x7b-instruct-v0:1", "Mixtral 8x7B Instruct", .mistral, 32_000, 4_096, 0.45, 0.7, UserRole.allCases),
-        model("mistral.mistral-large-2402-v1:0", "Mistral Large (24.02)", .mistral, 32_000, 8_192, 4, 12, [.admin, .supervisor]),
-    ]
-
-    /// The model with `id`, or nil if the service does not offer it.
-    public static func model(id: String) -> ModelInfo? {
-        models.first { $0.id == id }
-    }
-
-    /// The models `role` may use.
-    public static func models(for role: UserRole) -> [ModelInfo] {
-        models.filter { $0.roles.contains(role) }
-    }
-
-    private static func model(
-        _ id: String, _ name: String, _ family: ModelFamily, _ context: Int, _ maxOutput: Int, _ input: Double, _ output: Double, _ roles: [UserRole]
-    ) -> ModelInfo {
-        ModelInfo(
-            id: id, name: name, family: family, contextWindow: context, maxOutputTokens: maxOutput,
-            inputCreditsPer1K: input, outputCreditsPer1K: output, roles: roles
-        )
+    /// An error with `description`.
+    public init(_ description: String) {
+        self.description = description
     }
 }

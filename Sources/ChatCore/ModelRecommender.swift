@@ -1,6 +1,16 @@
 /// What a caller cares about most when choosing a model.
 public enum ModelPriority: String, Sendable, CaseIterable {
     case quality, speed, cost, balanced
+
+    /// How much each rating counts: quality and speed for, cost against.
+    var weights: (quality: Double, speed: Double, cost: Double) {
+        switch self {
+        case .quality: (3, 0.5, 0.5)
+        case .speed: (1, 3, 0.5)
+        case .cost: (1, 0.5, 3)
+        case .balanced: (1.5, 1.5, 1.5)
+        }
+    }
 }
 
 /// A recommendation: the model, why, and the next best choices.
@@ -10,44 +20,54 @@ public struct ModelRecommendation: Sendable, Equatable {
     public var alternatives: [ModelInfo]
 }
 
-/// Recommends one of the models a role may use for a task and a priority, by a simple, explainable rule:
-/// quality ranks by price (the most capable models cost the most), cost by price the other way, speed by
-/// the small models' price with the fastest families first, balanced by closeness to a mid price. Tasks that
-/// name long documents prefer the largest context windows.
+/// Recommends one of the models a role may use for a task and a priority, by a simple, explainable score over
+/// each catalog entry's traits: its quality, speed and cost ratings (1 to 5) weighted by the priority, two points
+/// for each of its strengths the task names, and three for a large context window (100,000 tokens or more) when
+/// the task speaks of long inputs. Ties go to the lower price, then to catalog order.
 public enum ModelRecommender {
-    /// The recommendation for `task` and `priority` among the models `role` may use.
-    public static func recommend(task: String, priority: ModelPriority, role: UserRole) -> ModelRecommendation? {
-        let models = ModelCatalog.models(for: role)
+    /// Words of a task that ask for a large context window.
+    static let longInputWords = ["long", "document", "book", "summar", "transcript", "report", "contract"]
+
+    /// The recommendation for `task` and `priority` among the models of `catalog` that `role` may use.
+    public static func recommend(task: String, priority: ModelPriority, role: UserRole, catalog: ModelCatalog) -> ModelRecommendation? {
+        let models = catalog.models(for: role)
         guard !models.isEmpty else { return nil }
         let lowered = task.lowercased()
-        let longContext = ["long", "document", "book", "summar", "transcript"].contains { lowered.contains($0) }
-        func price(_ model: ModelInfo) -> Double { model.inputCreditsPer1K + model.outputCreditsPer1K }
-        var ranked: [ModelInfo]
-        let reason: String
-        switch priority {
-        case .quality:
-            ranked = models.sorted { price($0) > price($1) }
-            reason = "The most capable model available to you for \"\(task)\"."
-        case .cost:
-            ranked = models.sorted { price($0) < price($1) }
-            reason = "The least expensive model available to you; good enough for \"\(task)\"."
-        case .speed:
-            let fast: [ModelFamily] = [.anthropicClaude, .amazonNova, .mistral, .metaLlama3, .amazonTitan]
-            ranked = models.filter { price($0) < 2 }.sorted {
-                (fast.firstIndex(of: $0.family) ?? 9, price($0)) < (fast.firstIndex(of: $1.family) ?? 9, price($1))
+        let longInput = longInputWords.contains { lowered.contains($0) }
+        let weights = priority.weights
+        func matched(_ model: ModelInfo) -> [String] {
+            model.traits.strengths.filter { strength in
+                // A strength matches when the task names it or its first word's stem (`summaries` ~ `summar`).
+                let stem = strength.lowercased().split(separator: " ").first.map { String($0.prefix(max(4, $0.count - 3))) } ?? strength
+                return lowered.contains(strength.lowercased()) || lowered.contains(stem)
             }
-            if ranked.isEmpty { ranked = models.sorted { price($0) < price($1) } }
-            reason = "A small, fast model: the first words arrive soonest for \"\(task)\"."
-        case .balanced:
-            ranked = models.sorted { abs(price($0) - 1.5) < abs(price($1) - 1.5) }
-            reason = "A balance of quality, speed and price for \"\(task)\"."
         }
-        if longContext {
-            ranked = ranked.filter { $0.contextWindow >= 100_000 } + ranked.filter { $0.contextWindow < 100_000 }
+        func score(_ model: ModelInfo) -> Double {
+            let traits = model.traits
+            var score = weights.quality * Double(traits.quality) + weights.speed * Double(traits.speed) - weights.cost * Double(traits.cost)
+            score += 2 * Double(matched(model).count)
+            if longInput, model.contextWindow >= 100_000 { score += 3 }
+            return score
         }
-        return ModelRecommendation(
-            model: ranked[0], reason: reason + (longContext ? " It also has a large context window for long inputs." : ""),
-            alternatives: Array(ranked.dropFirst().prefix(2))
-        )
+        func price(_ model: ModelInfo) -> Double { model.inputCreditsPer1K + model.outputCreditsPer1K }
+        let ranked = models.enumerated().sorted { left, right in
+            let (a, b) = (score(left.element), score(right.element))
+            if a != b { return a > b }
+            if price(left.element) != price(right.element) { return price(left.element) < price(right.element) }
+            return left.offset < right.offset
+        }.map(\.element)
+        let best = ranked[0]
+        var reason: String
+        switch priority {
+        case .quality: reason = "The most capable model available to you for \"\(task)\""
+        case .cost: reason = "The least expensive model that does \"\(task)\" well"
+        case .speed: reason = "A fast model: the first words arrive soonest for \"\(task)\""
+        case .balanced: reason = "A balance of quality, speed and price for \"\(task)\""
+        }
+        reason += " (quality \(best.traits.quality)/5, speed \(best.traits.speed)/5, cost \(best.traits.cost)/5)."
+        let strengths = matched(best)
+        if !strengths.isEmpty { reason += " It is strong at \(strengths.joined(separator: ", "))." }
+        if longInput, best.contextWindow >= 100_000 { reason += " It also has a large context window for long inputs." }
+        return ModelRecommendation(model: best, reason: reason, alternatives: Array(ranked.dropFirst().prefix(2)))
     }
 }

@@ -89,12 +89,15 @@ public struct JobOutcome: Codable, Sendable, Equatable {
     public var spans: GenerationSpans?
     /// Why a failed run failed.
     public var failure: String?
+    /// The model that answered when it is not the job's (a fallback), whose prices are charged; nil: the job's.
+    public var modelID: String?
 
     /// Creates an outcome.
     public init(
         attempt: Int, status: JobStatus, text: String, stopReason: String, inputTokens: Int, outputTokens: Int, replyMessageID: String?,
-        latencyMs: Int = 0, spans: GenerationSpans? = nil, failure: String? = nil
+        latencyMs: Int = 0, spans: GenerationSpans? = nil, failure: String? = nil, modelID: String? = nil
     ) {
+        self.modelID = modelID
         self.attempt = attempt
         self.status = status
         self.text = text

@@ -51,8 +51,14 @@ public final class SessionCache: Sendable {
         self.maxHistoryBytes = maxHistoryBytes
     }
 
-    /// Four bytes per token of the largest context window in the catalog (the worker counts about three).
-    public static let defaultMaxHistoryBytes = 4 * (ModelCatalog.models.map(\.contextWindow).max() ?? 200_000)
+    /// Four bytes per token of the largest context window in the built-in catalog (the worker counts about three),
+    /// at most 2 MiB a session: a million-token model sees the newest half million or so from the cache.
+    public static let defaultMaxHistoryBytes = maxHistoryBytes(for: .builtIn)
+
+    /// Four bytes per token of `catalog`'s largest context window, at most 2 MiB.
+    public static func maxHistoryBytes(for catalog: ModelCatalog) -> Int {
+        min(4 * catalog.largestContextWindow, 2 << 20)
+    }
 
     static func metaKey(_ sessionID: String) -> String { "chat:session:{\(sessionID)}" }
     static func historyKey(_ sessionID: String) -> String { "chat:session:{\(sessionID)}:history" }

@@ -4,8 +4,10 @@ import Foundation
 ///
 /// It recomputes the canonical request from the headers named in `SignedHeaders`, with the signer's own code.
 public struct SigV4Verifier: Sendable {
-    /// The region a credential scope must name.
+    /// The region a credential scope must name (or one of `otherRegions`).
     public let region: String
+    /// Further regions a credential scope may name.
+    public let otherRegions: Set<String>
     /// The service signing name a credential scope must name.
     public let service: String
     /// How far `X-Amz-Date` may be from the verifier's clock, either way.
@@ -13,9 +15,12 @@ public struct SigV4Verifier: Sendable {
     private let secrets: [String: String]
 
     /// A verifier accepting these access keys (access key id → secret access key) for `region` and `service`.
-    public init(credentials: [String: String], region: String, service: String, allowedClockSkew: Duration = .seconds(300)) {
+    public init(
+        credentials: [String: String], region: String, otherRegions: Set<String> = [], service: String, allowedClockSkew: Duration = .seconds(300)
+    ) {
         secrets = credentials
         self.region = region
+        self.otherRegions = otherRegions
         self.service = service
         self.allowedClockSkew = allowedClockSkew
     }
@@ -89,7 +94,7 @@ public struct SigV4Verifier: Sendable {
                 "Credential should be scoped with a valid terminator: '\(SigV4CredentialScope.terminator)', not '\(authorization.terminator)'."
             )
         }
-        guard authorization.scope.region == region else {
+        guard authorization.scope.region == region || otherRegions.contains(authorization.scope.region) else {
             throw .invalid(
                 "Credential should be scoped to a valid region, not '\(authorization.scope.region)'. Expected region '\(region)'."
             )

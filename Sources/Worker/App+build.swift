@@ -30,8 +30,10 @@ func buildWorker(configuration: WorkerConfiguration) async throws -> ServiceGrou
         logger: Logger(label: "chat-worker.accounting")
     )
     let signer = UserTokenSigner(try AccessTokenVerifier(secret: configuration.jwtAccessSecret))
-    let pending = PendingSettlements(redis: redis, ledger: ledger, signer: signer, interval: .seconds(10), logger: logger)
-    let cache = SessionCache(redis: redis)
+    ChatMetrics.prepareWorker(catalog: configuration.catalog)
+    var pending = PendingSettlements(redis: redis, ledger: ledger, signer: signer, interval: .seconds(10), logger: logger)
+    pending.catalog = configuration.catalog
+    let cache = SessionCache(redis: redis, maxHistoryBytes: SessionCache.maxHistoryBytes(for: configuration.catalog))
     let state = GenerationState(redis: redis, cache: cache)
     let running = RunningJobs(redis: redis, state: state, logger: logger)
     var handler = GenerationHandler(
@@ -44,6 +46,8 @@ func buildWorker(configuration: WorkerConfiguration) async throws -> ServiceGrou
         maxOutputTokens: configuration.maxOutputTokens, maxAttempts: configuration.queue.maxAttempts, logger: logger
     )
     handler.reservationRenewal = configuration.reservationRenewal
+    handler.catalog = configuration.catalog
+    handler.fallbackAttempts = configuration.fallbackAttempts
     let processor = JobProcessor(queue: queue, handler: handler, configuration: configuration.processor, logger: logger)
     let sweeper = JobSweeper(state: state, store: store, stream: configuration.queue.stream, group: configuration.queue.group, logger: logger)
     let turns = PendingTurns(state: state, store: store, logger: logger)

@@ -10,7 +10,6 @@ struct ChatWorker {
         // Tasks run on the event loops that do the I/O, not on a second pool of threads handing work back and forth.
         NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
         MetricsExport.bootstrap()
-        ChatMetrics.prepareWorker()
         await ProcessEntry.start("chat-worker", configure: { try WorkerConfiguration(environment: $0) }) {
             try await buildWorker(configuration: $0).run()
         }

@@ -29,6 +29,13 @@ struct GenerationHandler: JobHandler {
     let running: RunningJobs
     let maxOutputTokens: Int
     let maxAttempts: Int
+    /// The models jobs name, with their fallback chains.
+    var catalog: ModelCatalog = .builtIn
+    /// Tries of a model's Bedrock call before a throttled or unready model gives way to its fallback (the last
+    /// model of a chain gets the client's full `maxAttempts`).
+    var fallbackAttempts = 2
+    /// The pause before a fallback is called grows from this (full jitter, doubling).
+    var fallbackBackoff = Backoff(base: .milliseconds(100), maximum: .seconds(2))
     /// How often a running reply makes its reservation again, which extends it (well under the accounting
     /// service's reservation lifetime).
     var reservationRenewal: Duration = .seconds(300)
@@ -40,8 +47,21 @@ struct GenerationHandler: JobHandler {
     /// What `prepare` hands on.
     struct Prepared {
         var model: ModelInfo
+        /// The request to `model`.
         var request: GenerationRequest
         var cancelledBeforeStart: Bool
+        /// `model`, then the models tried when it is throttled or not ready before its first chunk.
+        var chain: [ModelInfo] = []
+        /// The service's longest reply.
+        var maxOutputTokens = 0
+
+        /// The request to `other`: the same conversation and settings, its reply and context limits.
+        func request(for other: ModelInfo) -> GenerationRequest {
+            guard other.id != model.id else { return request }
+            var adjusted = request
+            adjusted.maxTokens = min(request.maxTokens, other.maxOutputTokens)
+            return ContextWindow.fit(adjusted, contextWindow: other.contextWindow)
+        }
     }
 
     /// What `prepare` found.
@@ -150,6 +170,7 @@ struct GenerationHandler: JobHandler {
             // A worker that lost the job or is draining leaves it to the next attempt without settling.
             try Task.checkCancellation()
             let partial = progress.withLockedValue { $0 }
+            let answered = partial.modelID ?? job.payload.modelId
             logger.warning("generation failed", metadata: ["jobId": "\(job.id)", "code": "\(error.code)", "chunks": "\(partial.chunks)"])
             if error.isRetryable && job.attempt < maxAttempts { throw error }
             // Nothing generated and nothing reported (a refused or throttled call): nothing is billed.
@@ -159,10 +180,10 @@ struct GenerationHandler: JobHandler {
                 job,
                 JobOutcome(
                     attempt: job.attempt, status: .failed, text: partial.accumulator.text, stopReason: "error", inputTokens: used.input,
-                    outputTokens: used.output, replyMessageID: nil, failure: "\(error.code): \(error.message)"
+                    outputTokens: used.output, replyMessageID: nil, failure: "\(error.code): \(error.message)", modelID: partial.modelID
                 )
             )
-            try await settle(job, modelID: job.payload.modelId, outcome: failed)
+            try await settle(job, modelID: answered, outcome: failed)
             throw JobFailure.permanent(failed.failure ?? "\(error.code): \(error.message)")
         }
         try Task.checkCancellation()
@@ -180,7 +201,7 @@ struct GenerationHandler: JobHandler {
                 attempt: job.attempt, status: outcome == .cancelled ? .cancelled : .completed, text: done.accumulator.text,
                 stopReason: outcome == .cancelled ? StopReason.cancelled.rawValue : (done.accumulator.stopReason ?? .endTurn).rawValue,
                 inputTokens: usage.input, outputTokens: usage.output, replyMessageID: ObjectID.make(),
-                latencyMs: Int((clock.now - started).milliseconds), spans: done.timings.spans(pickup: pickup)
+                latencyMs: Int((clock.now - started).milliseconds), spans: done.timings.spans(pickup: pickup), modelID: done.modelID
             )
         )
         try await finish(job, committed)
@@ -193,7 +214,7 @@ struct GenerationHandler: JobHandler {
         switch try await state.commit(jobID: job.id, outcome) {
         case .committed:
             // Counted where the outcome first stands: once per job, whatever attempt finishes or settles it.
-            ChatMetrics.tokens(model: job.payload.modelId, input: outcome.inputTokens, output: outcome.outputTokens)
+            ChatMetrics.tokens(model: outcome.modelID ?? job.payload.modelId, input: outcome.inputTokens, output: outcome.outputTokens)
             return outcome
         case .alreadyCommitted:
             // This attempt committed before (a retried call whose first answer was lost): that one stands.
@@ -209,7 +230,7 @@ struct GenerationHandler: JobHandler {
     /// Starts the run in Redis and assembles what the model will see.
     private func prepare(_ job: QueuedJob<InferenceJob>) async throws -> Start {
         let request = job.payload
-        guard let model = ModelCatalog.model(id: request.modelId) else { throw JobFailure.permanent("unknown model \(request.modelId)") }
+        guard let model = catalog.model(id: request.modelId) else { throw JobFailure.permanent("unknown model \(request.modelId)") }
         let start = try await state.startRun(
             jobID: job.id, sessionID: request.sessionId, attempt: job.attempt,
             reset: job.attempt > 1 ? .reset(ResetEvent(jobId: job.id, attempt: job.attempt)) : nil,
@@ -260,19 +281,61 @@ struct GenerationHandler: JobHandler {
             ),
             contextWindow: model.contextWindow
         )
-        return .run(Prepared(model: model, request: generation, cancelledBeforeStart: cancelled))
+        return .run(Prepared(model: model, request: generation, cancelledBeforeStart: cancelled, chain: catalog.chain(for: model)))
     }
 
-    /// Calls the model, streaming or not, and publishes each piece of text as a chunk.
+    /// Calls the job's model, or, while it is throttled or not ready before its first chunk, the next model of its
+    /// chain after a pause; the first that answers gives the reply. Past the first chunk there is no switch.
     private func generate(_ job: QueuedJob<InferenceJob>, _ prepared: Prepared, progress: NIOLockedValueBox<Progress>) async throws {
+        let chain = prepared.chain.isEmpty ? [prepared.model] : prepared.chain
+        var random = SystemRandomNumberGenerator()
+        for (index, model) in chain.enumerated() {
+            let last = index == chain.count - 1
+            do {
+                try await BedrockClient.$attemptLimit.withValue(last ? nil : fallbackAttempts) {
+                    try await generate(job, model: model, request: prepared.request(for: model), fallbackFrom: index == 0 ? nil : prepared.model.id, progress: progress)
+                }
+                return
+            } catch let error as BedrockError where !last && Self.givesWay(error) && progress.withLockedValue({ $0.chunks == 0 }) {
+                ChatMetrics.bedrockError(exception: error.code)
+                ChatMetrics.modelFallback(from: model.id, to: chain[index + 1].id)
+                progress.withLockedValue { $0.accumulator = GenerationAccumulator() }
+                let pause = fallbackBackoff.delay(beforeRetry: index + 1, using: &random)
+                logger.warning(
+                    "the model cannot answer now; trying its fallback",
+                    metadata: ["jobId": "\(job.id)", "model": "\(model.id)", "fallback": "\(chain[index + 1].id)", "code": "\(error.code)", "pauseMs": "\(pause.milliseconds)"]
+                )
+                try await Task.sleep(for: pause)
+            }
+        }
+    }
+
+    /// Whether `error` makes a model give way to its fallback: throttled, not ready, or the service unavailable.
+    static func givesWay(_ error: BedrockError) -> Bool {
+        ["ThrottlingException", "ModelNotReadyException", "ServiceUnavailableException"].contains(error.code)
+    }
+
+    /// Calls `model`, streaming or not, and publishes each piece of text as a chunk; a fallback's first chunk is
+    /// preceded by a `model` event naming it.
+    private func generate(
+        _ job: QueuedJob<InferenceJob>, model: ModelInfo, request: GenerationRequest, fallbackFrom: String?, progress: NIOLockedValueBox<Progress>
+    ) async throws {
         let clock = ContinuousClock()
         let called = clock.now
         let sessionID = job.payload.sessionId
+        let announce = { () async throws -> Void in
+            guard let fallbackFrom else { return }
+            progress.withLockedValue { $0.modelID = model.id }
+            try await state.publish(
+                jobID: job.id, sessionID: sessionID, attempt: job.attempt,
+                event: .model(ModelEvent(jobId: job.id, modelId: model.id, attempt: job.attempt, fallbackFrom: fallbackFrom))
+            )
+        }
         if job.payload.streaming {
             // Chunks are pipelined: each is written at once and its reply checked later. The first is waited
             // for, so that its publish span is measured.
             var publisher = state.chunkPublisher(jobID: job.id, sessionID: sessionID, attempt: job.attempt)
-            for try await delta in try await generator.stream(model: prepared.model, request: prepared.request) {
+            for try await delta in try await generator.stream(model: model, request: request) {
                 let index = progress.withLockedValue { progress -> Int? in
                     progress.accumulator.add(delta)
                     guard !delta.text.isEmpty else { return nil }
@@ -281,6 +344,7 @@ struct GenerationHandler: JobHandler {
                 }
                 guard let index else { continue }
                 let firstByte = clock.now
+                if index == 0 { try await announce() }
                 try await publisher.publish(ChunkEvent(content: delta.text, index: index), wait: index == 0)
                 if index == 0 {
                     progress.withLockedValue { $0.timings.firstChunk(firstByte: firstByte - called, publish: clock.now - firstByte) }
@@ -288,8 +352,9 @@ struct GenerationHandler: JobHandler {
             }
             try await publisher.flush()
         } else {
-            let result = try await generator.whole(model: prepared.model, request: prepared.request)
+            let result = try await generator.whole(model: model, request: request)
             let firstByte = clock.now
+            try await announce()
             progress.withLockedValue {
                 $0.accumulator.add(
                     ChunkDelta(text: result.text, stopReason: result.stopReason, usage: TokenUsage(inputTokens: result.inputTokens, outputTokens: result.outputTokens))
@@ -313,22 +378,24 @@ struct GenerationHandler: JobHandler {
     /// attempt that gets here writes the same documents and settles the same counts.
     private func finish(_ job: QueuedJob<InferenceJob>, _ outcome: JobOutcome) async throws {
         let request = job.payload
+        // The model that answered: the job's, or the fallback whose prices are charged.
+        let answered = outcome.modelID ?? request.modelId
         if outcome.status == .failed {
             // A failed run committed before it died: bill what it showed and give the job up.
-            try await settle(job, modelID: request.modelId, outcome: outcome)
+            try await settle(job, modelID: answered, outcome: outcome)
             throw JobFailure.permanent(outcome.failure ?? "the generation failed")
         }
         let reply = NewMessage(
-            sessionId: request.sessionId, jobId: job.id, role: .assistant, content: outcome.text, modelId: request.modelId,
+            sessionId: request.sessionId, jobId: job.id, role: .assistant, content: outcome.text, modelId: answered,
             status: outcome.status == .cancelled ? .cancelled : .complete, inputTokens: outcome.inputTokens, outputTokens: outcome.outputTokens,
             id: outcome.replyMessageID, attempt: outcome.attempt
         )
-        async let settled = settle(job, modelID: request.modelId, outcome: outcome)
+        async let settled = settle(job, modelID: answered, outcome: outcome)
         // The settlement is awaited whatever becomes of the write: a reply that was shown is billed even when
         // the database cannot take it now (the turn is then kept in Redis and stored later).
         let stored: Result<[ChatMessage]?, any Error>
         do {
-            stored = .success(try await storeTurn(job, modelID: request.modelId, reply: reply))
+            stored = .success(try await storeTurn(job, modelID: answered, reply: reply))
         } catch {
             stored = .failure(error)
         }
@@ -349,9 +416,10 @@ struct GenerationHandler: JobHandler {
         }
         let complete = CompleteEvent(
             jobId: job.id, messageId: turn?.first(where: { $0.role == .assistant })?.id ?? (pending == nil ? nil : outcome.replyMessageID),
-            content: outcome.text, modelId: request.modelId,
+            content: outcome.text, modelId: answered,
             stopReason: outcome.stopReason, inputTokens: outcome.inputTokens, outputTokens: outcome.outputTokens,
-            creditsCharged: settlement?.creditsUsed ?? 0, settlementPending: settlement == nil, latencyMs: outcome.latencyMs, spans: outcome.spans
+            creditsCharged: settlement?.creditsUsed ?? 0, settlementPending: settlement == nil, latencyMs: outcome.latencyMs, spans: outcome.spans,
+            fallbackFrom: outcome.modelID == nil ? nil : request.modelId
         )
         var ending = JobEnding(status: outcome.status, event: .complete(complete))
         ending.pendingTurn = pending
@@ -536,7 +604,7 @@ struct GenerationHandler: JobHandler {
             outputTokens: outcome.outputTokens, success: outcome.status == .completed, sessionID: job.payload.sessionId
         )
         do {
-            return try await Settler(ledger: ledger, signer: signer, redis: pending.redis, logger: logger).settle(settlement)
+            return try await Settler(ledger: ledger, signer: signer, redis: pending.redis, logger: logger, catalog: catalog).settle(settlement)
         } catch let error as ChatError where error.kind == .unavailable || error.kind == .unauthorized {
             logger.warning("accounting did not take the settlement now; kept for retry", metadata: ["jobId": "\(job.id)", "error": "\(error)"])
             ChatMetrics.settlementParked()
@@ -585,6 +653,8 @@ struct Progress: Sendable {
     var accumulator = GenerationAccumulator()
     /// Chunks of text published.
     var chunks = 0
+    /// The fallback that answered, when the job's own model could not (nil: the job's model).
+    var modelID: String?
     var timings = RunTimings()
 
     /// Bedrock's counts where it reported them. A reply cut short (cancelled, failed) has no final count:

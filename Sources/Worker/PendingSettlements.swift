@@ -17,6 +17,8 @@ struct PendingSettlements: Service {
     let logger: Logger
     /// How long a settlement may keep failing before it is given up, whatever the number of workers retrying.
     var maxAge: Duration = .seconds(86_400)
+    /// Prices for the settlement checks.
+    var catalog: ModelCatalog = .builtIn
     /// Where kept settlements wait, and where given-up ones go (tests use keys of their own).
     var pendingKey = Self.key
     var failedKey = GenerationState.failedSettlementsKey
@@ -53,7 +55,7 @@ struct PendingSettlements: Service {
             return false
         }
         do {
-            _ = try await Settler(ledger: ledger, signer: signer, redis: redis, logger: logger).settle(pending)
+            _ = try await Settler(ledger: ledger, signer: signer, redis: redis, logger: logger, catalog: catalog).settle(pending)
             _ = try await redis.send("HDEL", pendingKey, reservationID)
             return true
         } catch {

@@ -14,6 +14,8 @@ struct Settler: Sendable {
     let signer: UserTokenSigner
     let redis: RedisClient
     let logger: Logger
+    /// Prices for the `undercharged` check.
+    var catalog: ModelCatalog = .builtIn
 
     /// Settles `settlement`; throws what the accounting service's calls throw (`.unavailable`: retry later).
     /// What the first settlement of a reservation charged and refunded is added to the credit metrics.
@@ -31,7 +33,7 @@ struct Settler: Sendable {
         let key = "chat:settled:\(settlement.reservationID)"
         guard let first = try? await redis.send("SET", key, "1", "NX", "EX", "604800"), first.string == "OK" else { return }
         ChatMetrics.creditsSettled(model: settlement.modelID, charged: settled.creditsUsed, refunded: settled.refund)
-        if let reason = Self.mismatch(settled, of: settlement) {
+        if let reason = Self.mismatch(settled, of: settlement, catalog: catalog) {
             ChatMetrics.settlementMismatch(reason: reason)
             logger.error(
                 "the accounting service settled a reservation differently from what was reported",
@@ -48,13 +50,13 @@ struct Settler: Sendable {
     /// Why `settled` disagrees with `settlement` (one of `ChatMetrics.settlementMismatchReasons`), or nil when it
     /// agrees: other token counts than reported, when the service names them, or fewer credits charged than the
     /// reported tokens cost at the catalog's prices (a balance that ran dry also shows here).
-    static func mismatch(_ settled: CreditSettlement, of settlement: PendingSettlement) -> String? {
+    static func mismatch(_ settled: CreditSettlement, of settlement: PendingSettlement, catalog: ModelCatalog = .builtIn) -> String? {
         if !settled.expired, let input = settled.inputTokens, let output = settled.outputTokens,
             input != settlement.inputTokens || output != settlement.outputTokens
         {
             return "tokens"
         }
-        if let model = ModelCatalog.model(id: settlement.modelID), !settled.expired,
+        if let model = catalog.model(id: settlement.modelID), !settled.expired,
             settled.creditsUsed < Double(model.creditCost(inputTokens: settlement.inputTokens, outputTokens: settlement.outputTokens))
         {
             return "undercharged"

@@ -1,4 +1,5 @@
 import Bedrock
+import Catalog
 import ChatCore
 import ChatStore
 import Foundation
@@ -23,6 +24,10 @@ struct WorkerConfiguration: Sendable {
     var jwtAccessSecret: String
     /// The longest reply asked of a model (capped by the model's own maximum).
     var maxOutputTokens: Int
+    /// The models: the built-in catalog, or what `MODEL_CATALOG_PATH` makes of it.
+    var catalog: ModelCatalog
+    /// Tries of a model with a fallback before the fallback is called (`FALLBACK_AFTER_ATTEMPTS`, 2).
+    var fallbackAttempts: Int
     /// How often a running reply makes its reservation again, extending it (`RESERVATION_RENEWAL_MS`, 5 min;
     /// keep it well under the accounting service's reservation lifetime).
     var reservationRenewal: Duration
@@ -71,6 +76,8 @@ struct WorkerConfiguration: Sendable {
         jwtAccessSecret = try AccessTokenVerifier.secret(from: environment)
         try PublishedSecrets.refuse(jwtAccessSecret, setting: "JWT_ACCESS_SECRET", in: environment)
         maxOutputTokens = try environment.int("GENERATION_MAX_TOKENS", default: 1_024, in: 1...200_000)
+        catalog = try ModelCatalog.load(environment: environment)
+        fallbackAttempts = try environment.int("FALLBACK_AFTER_ATTEMPTS", default: 2, in: 1...10)
         reservationRenewal = try environment.milliseconds("RESERVATION_RENEWAL_MS", default: .seconds(300), in: 100...86_400_000)
         metricsHost = environment.string("WORKER_METRICS_HOST", default: "0.0.0.0")
         metricsPort = try environment.int("WORKER_METRICS_PORT", default: 3011, in: 0...65_535)

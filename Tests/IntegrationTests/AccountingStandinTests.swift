@@ -259,7 +259,7 @@ struct AccountingStandinTests {
             try await fixture.fund("user1", 150)  // 10 reservations of 1000 Sonnet tokens, 15 credits each
             // Half of them through a second store with connections of its own, as another process would.
             let other = try AccountStore(databasePath: fixture.path, reservationTTL: .seconds(900), logger: Logger(label: "other"))
-            let sonnet = try #require(ModelCatalog.model(id: AccountingFixture.sonnet))
+            let sonnet = try #require(ModelCatalog.builtIn.model(id: AccountingFixture.sonnet))
             let lowest = NIOLockedValueBox(Int.max)
             let done = NIOLockedValueBox(false)
             let statuses = try await withThrowingTaskGroup(of: UInt16?.self) { group in
@@ -343,7 +343,7 @@ struct AccountingStandinTests {
             )
             #expect(again.status == .finalized && again.settlement?.creditsUsed == 6 && again.settlement?.refund == 24)
             do {
-                let sonnet = try #require(ModelCatalog.model(id: AccountingFixture.sonnet))
+                let sonnet = try #require(ModelCatalog.builtIn.model(id: AccountingFixture.sonnet))
                 _ = try await restarted.reserve(userID: "user1", sessionID: "settled", chatSessionID: nil, model: sonnet, estimatedTokens: 2000)
                 Issue.record("a settled session was reserved again")
             } catch let error as ChatError {
@@ -654,8 +654,8 @@ struct AccountingStandinTests {
 
     @Test("prices round up from exact integer arithmetic; settings are checked at start")
     func pricingAndConfiguration() throws {
-        let sonnet = try #require(ModelCatalog.model(id: AccountingFixture.sonnet))
-        let micro = try #require(ModelCatalog.model(id: "amazon.nova-micro-v1:0"))
+        let sonnet = try #require(ModelCatalog.builtIn.model(id: AccountingFixture.sonnet))
+        let micro = try #require(ModelCatalog.builtIn.model(id: "amazon.nova-micro-v1:0"))
         #expect(Pricing.estimate(tokens: 2000, model: sonnet) == 30)
         #expect(Pricing.estimate(tokens: 0, model: sonnet) == 1)
         #expect(Pricing.cost(TokenUsage(inputTokens: 0, outputTokens: 0), model: sonnet) == 0)

@@ -58,7 +58,7 @@ struct BedrockClientTests {
 
     @Test("each family: the streamed text equals the whole reply, and the counts agree with it", arguments: familyModels)
     func familyRoundTrip(modelID: String) async throws {
-        let model = try #require(ModelCatalog.model(id: modelID))
+        let model = try #require(ModelCatalog.builtIn.model(id: modelID))
         try await EmulatorFixture.withClient { client in
             let request = EmulatorFixture.request("Tell me about quantum computing [[tokens:12]]")
             let whole = try await client.generate(model: model, request: request)
@@ -87,9 +87,9 @@ struct BedrockClientTests {
 
     @Test("Converse and InvokeModel give the same reply and counts for the same conversation; the catalog picks Converse where every model takes a system prompt", arguments: ["anthropic.claude-3-haiku-20240307-v1:0", "amazon.nova-lite-v1:0"])
     func converseAgreesWithInvokeModel(modelID: String) async throws {
-        let model = try #require(ModelCatalog.model(id: modelID))
+        let model = try #require(ModelCatalog.builtIn.model(id: modelID))
         #expect(model.api == .converse)
-        #expect(ModelCatalog.model(id: "amazon.titan-text-express-v1")?.api == .invokeModel)
+        #expect(ModelCatalog.builtIn.model(id: "amazon.titan-text-express-v1")?.api == .invokeModel)
         try await EmulatorFixture.withClient { client in
             var request = EmulatorFixture.request("Compare the two ways [[tokens:9]]")
             request.temperature = 0.2
@@ -119,7 +119,7 @@ struct BedrockClientTests {
 
     @Test("a reply cut by max tokens says so")
     func maxTokens() async throws {
-        let model = try #require(ModelCatalog.model(id: Self.familyModels[0]))
+        let model = try #require(ModelCatalog.builtIn.model(id: Self.familyModels[0]))
         try await EmulatorFixture.withClient { client in
             let result = try await client.generate(model: model, request: EmulatorFixture.request("Go on [[tokens:50]]", maxTokens: 5))
             #expect(result.outputTokens == 5)
@@ -129,7 +129,7 @@ struct BedrockClientTests {
 
     @Test("throttling before the answer is retried with backoff until it succeeds; the retries are counted")
     func throttlingRetried() async throws {
-        let model = try #require(ModelCatalog.model(id: Self.familyModels[0]))
+        let model = try #require(ModelCatalog.builtIn.model(id: Self.familyModels[0]))
         try await EmulatorFixture.withClient { client in
             let whole = try await client.generate(model: model, request: EmulatorFixture.request("Hi [[throttle:2]]"))
             #expect(whole.attempts == 3)
@@ -147,7 +147,7 @@ struct BedrockClientTests {
 
     @Test("retries stop after the last attempt, with the error typed by its exception name and carrying the request id")
     func retriesExhausted() async throws {
-        let model = try #require(ModelCatalog.model(id: Self.familyModels[1]))
+        let model = try #require(ModelCatalog.builtIn.model(id: Self.familyModels[1]))
         try await EmulatorFixture.withClient(maxAttempts: 3) { client in
             await #expect {
                 _ = try await client.generate(model: model, request: EmulatorFixture.request("Hi [[throttle]]"))
@@ -161,7 +161,7 @@ struct BedrockClientTests {
 
     @Test("an exception before the first chunk is retried; after a chunk it is not, and the chunks already sent stand")
     func exceptionsInStream() async throws {
-        let model = try #require(ModelCatalog.model(id: Self.familyModels[0]))
+        let model = try #require(ModelCatalog.builtIn.model(id: Self.familyModels[0]))
         try await EmulatorFixture.withClient(maxAttempts: 3) { client in
             await #expect {
                 _ = try await client.streamGeneration(model: model, request: EmulatorFixture.request("Hi [[exception:0:internalServerException]]"))
@@ -183,7 +183,7 @@ struct BedrockClientTests {
 
     @Test("a stall between chunks ends the stream with ChunkTimeout; a slow first byte with FirstByteTimeout; neither is retried")
     func timeouts() async throws {
-        let model = try #require(ModelCatalog.model(id: Self.familyModels[3]))
+        let model = try #require(ModelCatalog.builtIn.model(id: Self.familyModels[3]))
         try await EmulatorFixture.withClient(firstByteTimeout: .seconds(1), chunkTimeout: .milliseconds(700)) { client in
             var received = 0
             let clock = ContinuousClock()
@@ -204,7 +204,7 @@ struct BedrockClientTests {
 
     @Test("wrong credentials, region, model or body: typed errors, never retried")
     func clientErrors() async throws {
-        let model = try #require(ModelCatalog.model(id: Self.familyModels[0]))
+        let model = try #require(ModelCatalog.builtIn.model(id: Self.familyModels[0]))
         let body = try ModelAdapters.adapter(for: model.family).requestBody(for: EmulatorFixture.request("Hi"))
         var wrongSecret = EmulatorFixture.credentials
         wrongSecret.secretAccessKey += "x"

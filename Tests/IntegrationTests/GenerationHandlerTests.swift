@@ -244,7 +244,7 @@ struct HandlerFixture {
         let jobID = UUID().uuidString
         let messageID = ObjectIDs.next()
         guard case .started(let record, let summary) = try await state.begin(
-            jobID: jobID, sessionID: session.id, userID: session.userId, requestedModel: nil, defaultModel: ModelCatalog.defaultModelID,
+            jobID: jobID, sessionID: session.id, userID: session.userId, requestedModel: nil, defaultModel: ModelCatalog.builtIn.defaultModelID,
             message: message, messageID: messageID, reservationID: "r-" + jobID
         ) else { throw TestFailure("the job did not begin") }
         let payload = InferenceJob(

@@ -50,7 +50,7 @@ struct MetricsTests {
         let token = verifier.sign(userID: user, role: .enduser, lifetime: 300)
         let created = try await HTTPProbe.json(.POST, apiURL + "/api/chat/sessions", token: token, body: ["title": "metrics"])
         let sessionID = try #require(created.body["sessionId"] as? String)
-        let model = ModelCatalog.defaultModelID
+        let model = ModelCatalog.builtIn.defaultModelID
 
         let apiBefore = try await MetricsScrape.fetch(apiURL + "/metrics")
         let workerBefore = try await MetricsScrape.fetch(workerURL + "/metrics")

@@ -40,14 +40,14 @@ struct PendingSettlementsTests {
         try await Accounting.fund(user, credits: 100, accountingURL: TestEnvironment.accountingURL, verifier: verifier)
         let live = Accounting.client()
         _ = try await live.reserve(
-            reservationID: reservationID, sessionID: "s", modelID: ModelCatalog.defaultModelID, estimatedTokens: 1_000,
+            reservationID: reservationID, sessionID: "s", modelID: ModelCatalog.builtIn.defaultModelID, estimatedTokens: 1_000,
             token: verifier.sign(userID: user, role: .enduser, lifetime: 60)
         )
         let down = AccountingClient(baseURL: "http://127.0.0.1:\(TestEnvironment.freePort())", httpClient: HTTPClient.shared, timeout: .milliseconds(300))
         let logger = Logger(label: "test.settlements")
         var unreachable = PendingSettlements(redis: redis, ledger: down, signer: signer, interval: .seconds(60), logger: logger)
         unreachable.pendingKey = uniqueKey("pending")
-        let settlement = PendingSettlement(reservationID: reservationID, userID: user, modelID: ModelCatalog.defaultModelID, inputTokens: 100, outputTokens: 200, success: true)
+        let settlement = PendingSettlement(reservationID: reservationID, userID: user, modelID: ModelCatalog.builtIn.defaultModelID, inputTokens: 100, outputTokens: 200, success: true)
         try await unreachable.add(settlement)
         #expect(await unreachable.retry() == 0)
         #expect(try await redis.hgetall(unreachable.pendingKey)[reservationID] != nil)
@@ -57,7 +57,7 @@ struct PendingSettlementsTests {
         #expect(await reachable.retry() == 1)
         #expect(try await redis.hgetall(reachable.pendingKey)[reservationID] == nil)
         let again = try await live.finalize(
-            reservationID: reservationID, modelID: ModelCatalog.defaultModelID, inputTokens: 100, outputTokens: 200, success: true,
+            reservationID: reservationID, modelID: ModelCatalog.builtIn.defaultModelID, inputTokens: 100, outputTokens: 200, success: true,
             token: verifier.sign(userID: user, role: .enduser, lifetime: 60)
         )
         #expect(again.creditsUsed > 0)  // the first settlement's charge, reported again; nothing charged twice
@@ -115,13 +115,13 @@ struct PendingSettlementsTests {
         let ledger = AccountingClient(baseURL: TestEnvironment.accountingURL, httpClient: HTTPClient.shared, serviceCredential: TestEnvironment.serviceCredential)
         let token = verifier.sign(userID: user, role: .enduser, lifetime: 60)
         let reservationID = UUID().uuidString.lowercased()
-        _ = try await ledger.reserve(reservationID: reservationID, sessionID: "s", modelID: ModelCatalog.defaultModelID, estimatedTokens: 1_000, token: token)
+        _ = try await ledger.reserve(reservationID: reservationID, sessionID: "s", modelID: ModelCatalog.builtIn.defaultModelID, estimatedTokens: 1_000, token: token)
         // Whoever got hold of the reservation settles it for nothing first (the first settlement wins).
-        _ = try await ledger.finalize(reservationID: reservationID, modelID: ModelCatalog.defaultModelID, inputTokens: 0, outputTokens: 0, success: true, token: token)
+        _ = try await ledger.finalize(reservationID: reservationID, modelID: ModelCatalog.builtIn.defaultModelID, inputTokens: 0, outputTokens: 0, success: true, token: token)
         let log = LogRecord()
         let settler = Settler(ledger: ledger, signer: UserTokenSigner(verifier), redis: redis, logger: log.logger())
         let settled = try await settler.settle(PendingSettlement(
-            reservationID: reservationID, userID: user, modelID: ModelCatalog.defaultModelID, inputTokens: 300, outputTokens: 500, success: true, sessionID: "s"
+            reservationID: reservationID, userID: user, modelID: ModelCatalog.builtIn.defaultModelID, inputTokens: 300, outputTokens: 500, success: true, sessionID: "s"
         ))
         #expect(settled.creditsUsed == 0 && settled.inputTokens == 0 && settled.outputTokens == 0)
         let lines = log.lines(containing: "settled a reservation differently")
@@ -141,11 +141,11 @@ struct PendingSettlementsTests {
         let bare = AccountingClient(baseURL: TestEnvironment.accountingURL, httpClient: HTTPClient.shared)
         let token = verifier.sign(userID: user, role: .enduser, lifetime: 60)
         let error = await #expect(throws: ChatError.self) {
-            _ = try await bare.reserve(reservationID: UUID().uuidString, sessionID: "s", modelID: ModelCatalog.defaultModelID, estimatedTokens: 10, token: token)
+            _ = try await bare.reserve(reservationID: UUID().uuidString, sessionID: "s", modelID: ModelCatalog.builtIn.defaultModelID, estimatedTokens: 10, token: token)
         }
         #expect(error?.kind == .unavailable && error?.code == "ACCOUNTING_REFUSED")
         let settle = await #expect(throws: ChatError.self) {
-            _ = try await bare.finalize(reservationID: UUID().uuidString, modelID: ModelCatalog.defaultModelID, inputTokens: 1, outputTokens: 1, success: true, token: token)
+            _ = try await bare.finalize(reservationID: UUID().uuidString, modelID: ModelCatalog.builtIn.defaultModelID, inputTokens: 1, outputTokens: 1, success: true, token: token)
         }
         #expect(settle?.kind == .unavailable)
     }
@@ -189,7 +189,7 @@ struct PendingSettlementsTests {
         let ledger = AccountingClient(baseURL: url, httpClient: HTTPClient.shared, serviceCredential: TestEnvironment.serviceCredential)
         let token = verifier.sign(userID: user, role: .enduser, lifetime: 60)
         let reservationID = UUID().uuidString.lowercased()
-        _ = try await ledger.reserve(reservationID: reservationID, sessionID: "s", modelID: ModelCatalog.defaultModelID, estimatedTokens: 1_000, token: token)
+        _ = try await ledger.reserve(reservationID: reservationID, sessionID: "s", modelID: ModelCatalog.builtIn.defaultModelID, estimatedTokens: 1_000, token: token)
         func balance() async throws -> Int {
             try await HTTPProbe.json(.GET, url + "/api/credits/balance", token: token).body["totalCredits"] as? Int ?? -1
         }
@@ -201,7 +201,7 @@ struct PendingSettlementsTests {
         let expiredBefore = Int(try await redis.send("HGET", Settler.statsKey, "settlementsExpired").string ?? "0") ?? 0
         let settler = Settler(ledger: ledger, signer: signer, redis: redis, logger: Logger(label: "test.settler"))
         let settlement = PendingSettlement(
-            reservationID: reservationID, userID: user, modelID: ModelCatalog.defaultModelID, inputTokens: 300, outputTokens: 500, success: true, sessionID: "s"
+            reservationID: reservationID, userID: user, modelID: ModelCatalog.builtIn.defaultModelID, inputTokens: 300, outputTokens: 500, success: true, sessionID: "s"
         )
         let charged = try await settler.settle(settlement)
         #expect(charged.creditsUsed > 0 && !charged.expired)

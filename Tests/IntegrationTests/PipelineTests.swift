@@ -120,7 +120,7 @@ struct PipelineTests {
             #expect(usage.body["totalInputTokens"] as? Int == message.split(separator: " ").count)
             #expect(usage.body["totalCreditsUsed"] as? Int == complete["creditsCharged"] as? Int)
             // The emulator gives the same text for the same prompt: what the client saw is what it produced.
-            let emulatorModel = try #require(ModelCatalog.model(id: ModelCatalog.defaultModelID))
+            let emulatorModel = try #require(ModelCatalog.builtIn.model(id: ModelCatalog.builtIn.defaultModelID))
             try await EmulatorFixture.withClient { client in
                 let direct = try await client.generate(model: emulatorModel, request: GenerationRequestFixture.single(message))
                 #expect(direct.text == text)
@@ -366,13 +366,13 @@ struct PipelineTests {
             #expect(stored.last?["content"] as? String == chunkText(rerun))
             let ledger = Accounting.client()
             let again = try await ledger.finalize(
-                reservationID: reservationID, modelID: ModelCatalog.defaultModelID, inputTokens: 0, outputTokens: 0, success: true,
+                reservationID: reservationID, modelID: ModelCatalog.builtIn.defaultModelID, inputTokens: 0, outputTokens: 0, success: true,
                 token: fixture.token(user)
             )
             #expect(again.refund == 0 || again.creditsUsed == (complete.json["creditsCharged"] as? Double ?? -1))
             // What the client was shown settles nothing: there is no reservation by that id.
             let byJobID = try await ledger.finalize(
-                reservationID: jobID, modelID: ModelCatalog.defaultModelID, inputTokens: 0, outputTokens: 0, success: true, token: fixture.token(user)
+                reservationID: jobID, modelID: ModelCatalog.builtIn.defaultModelID, inputTokens: 0, outputTokens: 0, success: true, token: fixture.token(user)
             )
             #expect(byJobID.creditsUsed == 0 && byJobID.refund == 0)
         }
@@ -419,7 +419,7 @@ struct PipelineTests {
             #expect(try await next.collect { $0.event == "complete" || $0.event == "error" }.last?.event == "complete")
             // Billed as stored: the settlement stands with the reply's counts.
             let again = try await Accounting.client().finalize(
-                reservationID: try #require(payload.reservationId), modelID: ModelCatalog.defaultModelID, inputTokens: 0, outputTokens: 0, success: true,
+                reservationID: try #require(payload.reservationId), modelID: ModelCatalog.builtIn.defaultModelID, inputTokens: 0, outputTokens: 0, success: true,
                 token: fixture.token(user)
             )
             #expect(again.creditsUsed == (complete.json["creditsCharged"] as? Double ?? -1))
@@ -460,7 +460,7 @@ struct PipelineTests {
                 #expect(rerun.compactMap { $0.json["index"] as? Int } == Array(0..<30))
                 #expect(complete.json["content"] as? String == rerun.compactMap { $0.json["content"] as? String }.joined())
                 let again = try await Accounting.client().finalize(
-                    reservationID: try #require(payload.reservationId), modelID: ModelCatalog.defaultModelID, inputTokens: 0, outputTokens: 0, success: true,
+                    reservationID: try #require(payload.reservationId), modelID: ModelCatalog.builtIn.defaultModelID, inputTokens: 0, outputTokens: 0, success: true,
                     token: fixture.token(user)
                 )
                 #expect(again.creditsUsed == (complete.json["creditsCharged"] as? Double ?? -1))

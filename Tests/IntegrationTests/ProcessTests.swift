@@ -163,20 +163,20 @@ struct ProcessTests {
         try await Accounting.fund(user, credits: 100, accountingURL: TestEnvironment.accountingURL, verifier: verifier)
         let ledger = AccountingClient(baseURL: TestEnvironment.accountingURL, httpClient: HTTPClient.shared, serviceCredential: TestEnvironment.serviceCredential)
         let token = verifier.sign(userID: user, role: .enduser, lifetime: 300)
-        let reservation = try await ledger.reserve(reservationID: jobID, sessionID: sessionID, modelID: ModelCatalog.defaultModelID, estimatedTokens: 2_000, token: token)
+        let reservation = try await ledger.reserve(reservationID: jobID, sessionID: sessionID, modelID: ModelCatalog.builtIn.defaultModelID, estimatedTokens: 2_000, token: token)
         #expect(reservation.allocatedCredits > 0)
         // Begun as chat-api begins a job (the session claimed, the job recorded), then enqueued.
         let session = try #require(try await store.session(id: sessionID))
         let state = GenerationState(redis: redis)
         try await state.cache.fill(session)
         guard case .started = try await state.begin(
-            jobID: jobID, sessionID: sessionID, userID: user, requestedModel: nil, defaultModel: ModelCatalog.defaultModelID,
+            jobID: jobID, sessionID: sessionID, userID: user, requestedModel: nil, defaultModel: ModelCatalog.builtIn.defaultModelID,
             message: "one two three [[tokens:6]] [[tps:20]]", messageID: ObjectIDs.next()
         ) else { throw TestFailure("the job did not begin") }
         try await queue.enqueue(
             id: jobID,
             payload: InferenceJob(
-                sessionId: sessionID, userId: user, modelId: ModelCatalog.defaultModelID, message: "one two three [[tokens:6]] [[tps:20]]", streaming: true
+                sessionId: sessionID, userId: user, modelId: ModelCatalog.builtIn.defaultModelID, message: "one two three [[tokens:6]] [[tps:20]]", streaming: true
             )
         )
         // Ask the worker to stop as soon as the job has started: it must finish the job first.
@@ -209,7 +209,7 @@ struct ProcessTests {
         #expect(stored.last?.content == text)
         #expect(stored.last?.outputTokens == 6)
         // Finalized once: a second finalize refunds nothing more.
-        let again = try await ledger.finalize(reservationID: jobID, modelID: ModelCatalog.defaultModelID, inputTokens: 0, outputTokens: 0, success: true, token: token)
+        let again = try await ledger.finalize(reservationID: jobID, modelID: ModelCatalog.builtIn.defaultModelID, inputTokens: 0, outputTokens: 0, success: true, token: token)
         #expect(again.creditsUsed == (complete["creditsCharged"] as? Double ?? Double(complete["creditsCharged"] as? Int ?? -1)))
         try await store.dropDatabase()
         try await store.shutdown()

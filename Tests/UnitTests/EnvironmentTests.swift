@@ -29,26 +29,3 @@ struct EnvironmentTests {
         #expect(!SessionID.isValid("../../etc/passwd"))
     }
 }
-
-@Suite("model recommendations")
-struct ModelRecommenderTests {
-    @Test("quality picks the most capable model the role may use; cost the cheapest")
-    func priorities() throws {
-        let quality = try #require(ModelRecommender.recommend(task: "complex reasoning", priority: .quality, role: .enduser))
-        #expect(quality.model.roles.contains(.enduser))
-        #expect(quality.model.id != "anthropic.claude-3-opus-20240229-v1:0")  // admin and supervisor only
-        let adminQuality = try #require(ModelRecommender.recommend(task: "complex reasoning", priority: .quality, role: .admin))
-        #expect(adminQuality.model.id == "anthropic.claude-3-opus-20240229-v1:0")
-        let cost = try #require(ModelRecommender.recommend(task: "say hi", priority: .cost, role: .enduser))
-        let cheapest = ModelCatalog.models(for: .enduser).map { $0.inputCreditsPer1K + $0.outputCreditsPer1K }.min()
-        #expect(cost.model.inputCreditsPer1K + cost.model.outputCreditsPer1K == cheapest)
-        #expect(cost.alternatives.count == 2)
-        #expect(!cost.alternatives.contains(cost.model))
-    }
-
-    @Test("long documents prefer a large context window")
-    func longContext() throws {
-        let pick = try #require(ModelRecommender.recommend(task: "summarize this long document", priority: .cost, role: .enduser))
-        #expect(pick.model.contextWindow >= 100_000)
-    }
-}

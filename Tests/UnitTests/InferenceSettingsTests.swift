@@ -3,7 +3,7 @@ import Testing
 
 @Suite("a message's sampling settings")
 struct InferenceSettingsTests {
-    static let haiku = ModelCatalog.model(id: "anthropic.claude-3-haiku-20240307-v1:0")!
+    static let haiku = ModelCatalog.builtIn.model(id: "anthropic.claude-3-haiku-20240307-v1:0")!
 
     @Test("out-of-range settings are 400 VALIDATION_ERROR naming the field; in-range ones pass", arguments: [
         (InferenceSettings(temperature: 1.5), "temperature"), (InferenceSettings(temperature: -0.1), "temperature"),
@@ -30,7 +30,7 @@ struct InferenceSettingsTests {
 
     @Test("Titan Text takes only `User:` or runs of `|` as stop sequences")
     func titanStopSequences() throws {
-        let titan = try #require(ModelCatalog.models.first { $0.family == .amazonTitan })
+        let titan = try #require(ModelCatalog.builtIn.models.first { $0.family == .amazonTitan })
         try InferenceSettings(stopSequences: ["User:", "||"]).validate(for: titan, serviceLimit: 1_024)
         #expect(throws: ChatError.self) { try InferenceSettings(stopSequences: ["END"]).validate(for: titan, serviceLimit: 1_024) }
         try InferenceSettings(stopSequences: ["END"]).validate(for: Self.haiku, serviceLimit: 1_024)

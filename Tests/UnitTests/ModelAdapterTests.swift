@@ -353,15 +353,11 @@ struct ModelAdapterTests {
         }
     }
 
-    @Test("the lookup gives each family its adapter, and each catalog model its family's")
+    @Test("the lookup gives each family its adapter")
     func lookup() throws {
         for family in Self.families {
             #expect(ModelAdapters.adapter(for: family).family == family)
         }
-        for model in ModelCatalog.models {
-            #expect(ModelAdapters.adapter(forModelID: model.id)?.family == model.family)
-        }
-        #expect(ModelAdapters.adapter(forModelID: "openai.gpt-5") == nil)
     }
 
     // MARK: Context window

@@ -18,10 +18,12 @@ struct GenerationStarter: Sendable {
     let maxOutputTokens: Int
     /// Refuses new generations while the queue is full.
     var backlog: BacklogGate? = nil
+    /// The models callers may name.
+    var catalog: ModelCatalog = .builtIn
 
-    /// The model `id`, if the caller may use it.
-    static func model(id: String, role: UserRole) throws -> ModelInfo {
-        guard let model = ModelCatalog.model(id: id), model.roles.contains(role) else {
+    /// The model `id`, if the caller may use it (listed, and open to their role).
+    func model(id: String, role: UserRole) throws -> ModelInfo {
+        guard let model = catalog.selectable(id: id, role: role) else {
             throw ChatError(.badRequest, code: "INVALID_MODEL", message: "Invalid model ID")
         }
         return model
@@ -43,7 +45,7 @@ struct GenerationStarter: Sendable {
         streaming: Bool, queueBehind: Duration = .zero, timing: ServerTiming? = nil, requestID: String? = nil, trace: TraceContext? = nil
     ) async throws -> JobRecord {
         if let modelID {
-            let model = try Self.model(id: modelID, role: user.role)
+            let model = try self.model(id: modelID, role: user.role)
             try settings?.validate(for: model, serviceLimit: maxOutputTokens)
         }
         try await backlog?.admit()
@@ -65,7 +67,7 @@ struct GenerationStarter: Sendable {
             messageCreatedAt = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 * 1000).rounded(.down) / 1000)
             let result = try await Self.onceMore {
                 try await state.begin(
-                    jobID: jobID, sessionID: sessionID, userID: user.id, requestedModel: modelID, defaultModel: ModelCatalog.defaultModelID,
+                    jobID: jobID, sessionID: sessionID, userID: user.id, requestedModel: modelID, defaultModel: catalog.defaultModelID,
                     message: message, messageID: messageID, reservationID: reservationID, createdAt: messageCreatedAt
                 )
             }
@@ -102,7 +104,7 @@ struct GenerationStarter: Sendable {
         var reserved = false
         var reserveAttempted = false
         do {
-            let model = try Self.model(id: record.modelID, role: user.role)
+            let model = try self.model(id: record.modelID, role: user.role)
             // The session's model when the request named none: its limit is known only now.
             try settings?.validate(for: model, serviceLimit: maxOutputTokens)
             let estimate = Self.estimatedTokens(

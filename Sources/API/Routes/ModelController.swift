@@ -3,6 +3,9 @@ import Hummingbird
 
 /// `GET /api/models` (the models the caller's role may use) and `POST /api/models/recommend`.
 struct ModelController: Sendable {
+    /// The models offered.
+    let catalog: ModelCatalog
+
     func register(on group: RouterGroup<ChatRequestContext>) {
         group.get("/", use: list)
         group.post("/recommend", use: recommend)
@@ -10,7 +13,7 @@ struct ModelController: Sendable {
 
     @Sendable func list(_ request: Request, context: ChatRequestContext) async throws -> Response {
         let user = try context.requireUser()
-        return Response.json(status: .ok, ModelsBody(models: ModelCatalog.models(for: user.role).map(ModelView.init), defaultModelId: ModelCatalog.defaultModelID))
+        return Response.json(status: .ok, ModelsBody(models: catalog.models(for: user.role).map(ModelView.init), defaultModelId: catalog.defaultModelID))
     }
 
     @Sendable func recommend(_ request: Request, context: ChatRequestContext) async throws -> Response {
@@ -24,7 +27,7 @@ struct ModelController: Sendable {
                 message: "priority must be one of " + ModelPriority.allCases.map(\.rawValue).joined(separator: ", ")
             )
         }
-        guard let recommendation = ModelRecommender.recommend(task: task, priority: priority, role: user.role) else {
+        guard let recommendation = ModelRecommender.recommend(task: task, priority: priority, role: user.role, catalog: catalog) else {
             throw ChatError(.notFound, code: "NO_MODEL", message: "No model is available to you")
         }
         return Response.json(

@@ -12,6 +12,8 @@ struct ObserveController: Sendable {
     let relay: EventRelay
     /// The per-user cap on open observer streams.
     let limits: StreamLimits
+    /// The model shown for a session that names none.
+    var defaultModelID = ModelCatalog.builtIn.defaultModelID
 
     func register(on chat: RouterGroup<ChatRequestContext>) {
         chat.get("/sessions/active", use: active)
@@ -101,7 +103,7 @@ struct ObserveController: Sendable {
                 continue
             }
             guard let session = try await store.session(id: sessionID) else { continue }
-            var entry = SessionView(session)
+            var entry = SessionView(session, defaultModelID: defaultModelID)
             entry.activeJobId = jobID
             sessions.append(entry)
         }

@@ -78,11 +78,11 @@ struct SessionView: Encodable {
     /// The job generating now (on `GET /sessions/:id` and in supervisors' list of active sessions).
     var activeJobId: String?
 
-    init(_ session: ChatSession, messages: [ChatMessage]? = nil) {
+    init(_ session: ChatSession, messages: [ChatMessage]? = nil, defaultModelID: String) {
         sessionId = session.id
         userId = session.userId
         title = session.title
-        modelId = session.modelId ?? ModelCatalog.defaultModelID
+        modelId = session.modelId ?? defaultModelID
         systemPrompt = session.systemPrompt
         messageCount = session.messageCount
         createdAt = Timestamp.text(session.createdAt)
@@ -179,8 +179,14 @@ struct ModelView: Encodable {
     var contextWindow: Int
     var maxOutputTokens: Int
     var pricing: Pricing
+    var api: String
+    var recommendation: ModelTraits
+    var fallbacks: [String]
 
     init(_ model: ModelInfo) {
+        api = model.api.rawValue
+        recommendation = model.traits
+        fallbacks = model.fallbacks
         id = model.id
         name = model.name
         family = model.family.rawValue

@@ -36,12 +36,12 @@ struct SessionController: Sendable {
         let title = body.title!
         let modelID = body.modelId
         let initialMessage = body.initialMessage
-        if let modelID { _ = try GenerationStarter.model(id: modelID, role: user.role) }
+        if let modelID { _ = try starter.model(id: modelID, role: user.role) }
         let token = try context.requireToken()
         guard try await ledger.hasCredits(1, token: token) else { throw AccountingClient.insufficient }
         let session = try await store.createSession(userId: user.id, title: title, modelId: modelID, systemPrompt: body.systemPrompt)
         try await cache.created(session)
-        var response = SessionView(session)
+        var response = SessionView(session, defaultModelID: starter.catalog.defaultModelID)
         if let initialMessage {
             // The first message goes through the queue like any other; its reply lands in the session. Refused
             // (no credits, a full queue, too many replies at once), the session goes too: a client that tries
@@ -70,7 +70,7 @@ struct SessionController: Sendable {
         return Response.json(
             status: .ok,
             SessionListBody(
-                sessions: result.sessions.map { SessionView($0) },
+                sessions: result.sessions.map { SessionView($0, defaultModelID: starter.catalog.defaultModelID) },
                 pagination: SessionListBody.Pagination(page: page, limit: limit, total: result.total, pages: pages)
             )
         )
@@ -79,7 +79,7 @@ struct SessionController: Sendable {
     @Sendable func get(_ request: Request, context: ChatRequestContext) async throws -> Response {
         let session = try await ownedSession(request, context)
         let (messages, older) = try await messagesShown(session, before: nil, limit: Self.defaultMessagePage)
-        var view = SessionView(session, messages: messages)
+        var view = SessionView(session, messages: messages, defaultModelID: starter.catalog.defaultModelID)
         view.olderMessagesCursor = older?.token
         // The reply running now, so that a client that lost its stream (or reloaded) can follow it again.
         view.activeJobId = try await state.activeJob(sessionID: session.id)

@@ -57,9 +57,9 @@ struct CreditsController: Sendable {
             guard credits >= 0 else { throw ChatError(.badRequest, code: "VALIDATION_ERROR", message: "credits must not be negative") }
             required = credits
         } else if let tokens = try fields.integer("estimatedTokens", in: 0...Pricing.maxTokens) {
-            required = Double(Pricing.estimate(tokens: tokens, model: try fields.model()!))
+            required = Double(Pricing.estimate(tokens: tokens, model: try fields.model(in: store.catalog)!))
         } else {
-            _ = try fields.model()
+            _ = try fields.model(in: store.catalog)
             required = 1
         }
         let available = try await store.account(user.id).available

@@ -82,10 +82,11 @@ struct RequestFields {
         }
     }
 
-    /// The model `modelId` names, or `fallback` when absent; a model the catalog does not list is 400.
-    func model(fallback: String? = ModelCatalog.defaultModelID) throws -> ModelInfo? {
-        guard let id = try string("modelId") ?? fallback else { return nil }
-        guard let model = ModelCatalog.model(id: id) else { throw AccountingErrors.invalidModel }
+    /// The model `modelId` names, or `catalog`'s default when absent (nil with `orDefault` false); a model the
+    /// catalog does not list is 400.
+    func model(in catalog: ModelCatalog, orDefault: Bool = true) throws -> ModelInfo? {
+        guard let id = try string("modelId") ?? (orDefault ? catalog.defaultModelID : nil) else { return nil }
+        guard let model = catalog.model(id: id) else { throw AccountingErrors.invalidModel }
         return model
     }
 

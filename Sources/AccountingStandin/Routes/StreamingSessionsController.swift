@@ -23,7 +23,7 @@ struct StreamingSessionsController: Sendable {
         try requireService(request)
         let fields = try await RequestFields.body(of: request, context: context)
         let sessionID = try fields.string("sessionId", required: true)!
-        let model = try fields.model()!
+        let model = try fields.model(in: store.catalog)!
         let estimatedTokens = try fields.integer("estimatedTokens", required: true, in: 0...Pricing.maxTokens)!
         let chatSessionID = try fields.string("chatSessionId")
         let (entry, _) = try await store.reserve(
@@ -50,7 +50,7 @@ struct StreamingSessionsController: Sendable {
         let fields = try await RequestFields.body(of: request, context: context)
         let sessionID = try fields.string("sessionId", required: true)!
         let usage = try Self.usage(fields)
-        let model = try fields.model(fallback: nil)
+        let model = try fields.model(in: store.catalog, orDefault: false)
         let success = try fields.bool("success") ?? true
         let entry = try await store.finalize(userID: user.id, sessionID: sessionID, usage: usage, model: model, success: success)
         let settlement = entry.settlement

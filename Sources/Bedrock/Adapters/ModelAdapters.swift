@@ -13,11 +13,6 @@ public enum ModelAdapters {
         case .mistral: MistralAdapter()
         }
     }
-
-    /// The adapter for a model the catalog offers, or nil for an id `ModelCatalog` does not list.
-    public static func adapter(forModelID modelID: String) -> (any ModelAdapter)? {
-        ModelCatalog.model(id: modelID).map { adapter(for: $0.family) }
-    }
 }
 
 /// Reading and writing the families' JSON bodies, with decoding failures reported as `ModelResponseError`.
