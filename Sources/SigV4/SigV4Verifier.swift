@@ -74,7 +74,8 @@ public struct SigV4Verifier: Sendable {
         let signedHeaders = headers.filter { signedNames.contains($0.name.lowercased()) }
         let canonical = SigV4CanonicalRequest(method: method, path: path, query: query, headers: signedHeaders, bodySHA256: bodySHA256)
         let signer = SigV4Signer(
-            credentials: AWSCredentials(accessKeyID: authorization.accessKeyID, secretAccessKey: secret), region: region, service: service
+            credentials: AWSCredentials(accessKeyID: authorization.accessKeyID, secretAccessKey: secret), region: authorization.scope.region,
+            service: service
         )
         let stringToSign = signer.stringToSign(canonical, date: timestamp.date)
         let expected = signer.signature(stringToSign: stringToSign, date: timestamp.date)

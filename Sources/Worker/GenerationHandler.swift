@@ -493,8 +493,12 @@ struct GenerationHandler: JobHandler {
                 )
                 return
             }
+            // Throttled or not ready to the end of the model's chain: say so, for the client to try again later.
+            let busy = ["ThrottlingException", "ModelNotReadyException", "ServiceUnavailableException"].first { reason.contains($0) }
             let error = ErrorEvent(
-                jobId: job.id, code: "GENERATION_FAILED", message: "The reply could not be generated. You are charged only for what was delivered."
+                jobId: job.id, code: "GENERATION_FAILED",
+                message: busy.map { "The model and its fallbacks are busy now (\($0)); try again in a moment. You are charged only for what was delivered." }
+                    ?? "The reply could not be generated. You are charged only for what was delivered."
             )
             var ending = JobEnding(status: .failed, event: .error(error))
             // The user's message is kept (a run stores it only with its reply).
