@@ -396,14 +396,18 @@ class Accounts:
         return body
 
 
-def _catalog_prices():
-    """(input, output) credits per 1K tokens of MODEL, read from the model catalog's source."""
-    text = open(os.path.join(ROOT, "Sources/ChatCore/ModelCatalog.swift")).read()
-    m = re.search(r'model\("' + re.escape(MODEL) + r'",[^,]*,[^,]*,[^,]*,[^,]*,\s*([0-9.]+),\s*([0-9.]+)', text)
-    return (float(m.group(1)), float(m.group(2))) if m else (None, None)
+def _catalog_entry():
+    """MODEL's entry in the built-in catalog's source: its (input, output) credits per 1K tokens and its fallbacks."""
+    text = open(os.path.join(ROOT, "Sources/ChatCore/BuiltInModels.swift")).read()
+    start = text.find(f'id: "{MODEL}"')
+    entry = text[start:text.find("ModelInfo(", start)] if start >= 0 else ""
+    prices = re.search(r"inputCreditsPer1K: ([0-9.]+), outputCreditsPer1K: ([0-9.]+)", entry)
+    fallbacks = re.search(r"fallbacks: \[([^\]]*)\]", entry)
+    return ((float(prices.group(1)), float(prices.group(2))) if prices else (None, None),
+            len(re.findall(r'"[^"]+"', fallbacks.group(1))) if fallbacks else 0)
 
 
-PRICES = _catalog_prices()
+PRICES, FALLBACKS = _catalog_entry()
 
 
 def price(input_tokens, output_tokens):
@@ -1286,8 +1290,11 @@ def fault_throttle_storm(h, fault):
                f"{sorted(job_attempts.values())}; error messages: {sorted({(g.error or {}).get('message') for g in gens if g.error})}")
     fault.check(all(not g.chunks_seen() for g in gens), "no chunk reached a client")
     per_job = throttles / max(1, n)
-    fault.check(0 < per_job <= 4 * 3, f"bounded: {throttles:.0f} throttled Bedrock calls for {n} jobs ({per_job:.1f} per job; "
-                f"at most BEDROCK_MAX_ATTEMPTS 4 x JOB_MAX_ATTEMPTS 3)")
+    # Each attempt walks the model's fallback chain: FALLBACK_AFTER_ATTEMPTS (2) tries of each model but the last,
+    # BEDROCK_MAX_ATTEMPTS (4) of the last.
+    bound = (2 * FALLBACKS + 4) * 3
+    fault.check(0 < per_job <= bound, f"bounded: {throttles:.0f} throttled Bedrock calls for {n} jobs ({per_job:.1f} per job; "
+                f"at most (FALLBACK_AFTER_ATTEMPTS 2 x {FALLBACKS} fallbacks + BEDROCK_MAX_ATTEMPTS 4) x JOB_MAX_ATTEMPTS 3 = {bound})")
     fault.check(max(durations or [999]) < 120, f"the error reached every client within 120 s (slowest {max(durations or [0])} s)")
     fault.info(f"worker retries counted: {retries:.0f}; error codes: {codes}")
     fault.runs = f"{n} streams"

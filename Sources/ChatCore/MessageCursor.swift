@@ -15,10 +15,14 @@ public struct MessageCursor: Sendable, Equatable {
         id = message.id
     }
 
+    /// The last millisecond of the year 9999: no message is stored later, and some databases' drivers cannot
+    /// read a later date (a time past it is no cursor, 400, rather than a database error).
+    static let latestMilliseconds: Int64 = 253_402_300_799_999
+
     /// The cursor a token names; nil when it is not one.
     public init?(token: some StringProtocol) {
         let parts = token.split(separator: "_", omittingEmptySubsequences: false)
-        guard parts.count == 2, parts[0].count <= 15, let milliseconds = Int64(parts[0]), milliseconds >= 0,
+        guard parts.count == 2, parts[0].count <= 15, let milliseconds = Int64(parts[0]), (0...Self.latestMilliseconds).contains(milliseconds),
             parts[1].count == 24, parts[1].utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) })
         else { return nil }
         createdAt = Date(timeIntervalSince1970: Double(milliseconds) / 1000)

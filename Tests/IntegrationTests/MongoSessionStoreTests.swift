@@ -349,7 +349,10 @@ import Testing
             #expect(recent.map(\.id) == Array(all.suffix(20)).map(\.id))
             let more = try await store.recentMessages(sessionId: session.id, bytes: 5_000, pageSize: 20)
             #expect(more.map(\.id) == Array(all.suffix(60)).map(\.id))
-            for bad in ["", "12", "12_zz", "x_0123456789abcdef01234567", "1_0123456789ABCDEF01234567", "99999999999999999_0123456789abcdef01234567"] {
+            for bad in [
+                "", "12", "12_zz", "x_0123456789abcdef01234567", "1_0123456789ABCDEF01234567", "99999999999999999_0123456789abcdef01234567",
+                "479773337615080_69c2a50a3a61087ffaf00baf", "253402300800000_0123456789abcdef01234567",
+            ] {
                 #expect(MessageCursor(token: bad) == nil, "\(bad)")
             }
         }
