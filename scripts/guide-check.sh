@@ -2,7 +2,7 @@
 # Runs the automated script of the user's testing guide (../shared/seed/chat-service-testing-guide.md, section
 # "Automated Test Script"), exactly as written, against a stack on the guide's ports (auth 3000, accounting
 # 3001, chat-api 3002), and checks what it printed; then the Prometheus set-up against the same stack
-# (scripts/prometheus-check.sh). Used by `make test` once the other tests have passed; it
+# (scripts/prometheus-check.sh) and the OpenAI SDK's tests (Tests/OpenAI). Used by `make test` once the other tests have passed; it
 # expects Redis, MongoDB and the Bedrock emulator from test.sh (REDIS_URL, MONGO_URI, BEDROCK_ENDPOINT).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,6 +45,10 @@ expect "the session is deleted" 'Delete result: \{.*"message":"Session deleted"'
 expect "the script ends" 'Test completed!'
 if [ "$failures" -gt 0 ]; then echo "guide-check: $failures failed" >&2; exit 1; fi
 echo "guide-check: 8 passed, 0 failed"
+
+# The official OpenAI SDK, unmodified, against the same stack's OpenAI-compatible API (/v1).
+echo "guide-check: the openai SDK against http://127.0.0.1:3002/v1"
+CHAT_API_URL=http://127.0.0.1:3002 ACCOUNTING_URL=http://127.0.0.1:3001 timeout 300 .venv/bin/pytest -q -p no:cacheprovider Tests/OpenAI/
 
 # With the guide's traffic in their counters, the monitoring set-up is checked against this stack.
 emulator=${BEDROCK_ENDPOINT#http://}

@@ -202,6 +202,12 @@ func buildRoutes(_ dependencies: APIDependencies) -> RouteTable<ChatRequestConte
         starter: starter, relay: relay, state: dependencies.state, store: dependencies.store, messageWait: dependencies.messageWait, limits: limits
     )
     generation.register(on: chat, jobs: jobs)
+    let openAI = router.group("/v1")
+        .add(middleware: AuthenticationMiddleware(verifier: dependencies.verifier))
+        .add(middleware: RateLimitMiddleware(limiter: dependencies.rateLimiter, classify: RateLimitMiddleware.chatClass))
+    OpenAIController(
+        starter: starter, relay: relay, store: dependencies.store, cache: dependencies.cache, messageWait: dependencies.messageWait, limits: limits
+    ).register(on: openAI)
     OpenAPIController().register(on: router)
     ConsoleController(authURL: dependencies.consoleAuthURL, accountingURL: dependencies.consoleAccountingURL).register(on: router)
 

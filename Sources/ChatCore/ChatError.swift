@@ -10,6 +10,8 @@ public struct ChatError: Error, Sendable, Equatable, CustomStringConvertible {
         case paymentRequired
         case tooManyRequests
         case unavailable
+        /// An upstream (the model) could not produce what was asked: 502.
+        case badGateway
         case timeout
         case `internal`
     }

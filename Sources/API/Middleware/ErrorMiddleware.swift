@@ -17,10 +17,19 @@ struct ErrorMiddleware: RouterMiddleware {
             if status.code >= 500, (error as? ChatError)?.retryAfter == nil {
                 context.logger.error("request failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
             }
-            var response = Response.json(status: status, ErrorBody(message: message, code: code, requestId: context.requestID))
+            var response = Self.response(request, status: status, code: code, message: message, requestID: context.requestID)
             if let retryAfter = (error as? ChatError)?.retryAfter { response.headers[.retryAfter] = String(retryAfter) }
             return response
         }
+    }
+
+    /// An error's body: `{"message", "code", "requestId"}`, or under `/v1/` OpenAI's `{"error": {...}}`, which
+    /// OpenAI's SDKs turn into their typed errors.
+    static func response(_ request: Request, status: HTTPResponse.Status, code: String, message: String, requestID: String) -> Response {
+        if request.uri.path.hasPrefix("/v1/") {
+            return Response.json(status: status, OpenAIErrorBody(status: status.code, code: code, message: message))
+        }
+        return Response.json(status: status, ErrorBody(message: message, code: code, requestId: requestID))
     }
 
     static func describe(_ error: any Error) -> (HTTPResponse.Status, String, String) {
@@ -57,6 +66,7 @@ struct ErrorMiddleware: RouterMiddleware {
         case .paymentRequired: HTTPResponse.Status(code: 402, reasonPhrase: "Payment Required")
         case .tooManyRequests: .tooManyRequests
         case .unavailable: .serviceUnavailable
+        case .badGateway: .badGateway
         case .timeout: .gatewayTimeout
         case .internal: .internalServerError
         }

@@ -19,9 +19,8 @@ struct RateLimitMiddleware: RouterMiddleware {
         guard let decision = checked else { return try await next(request, context) }
         guard decision.allowed else {
             ChatMetrics.rateLimited(policy: kind.rawValue)
-            var response = Response.json(
-                status: .tooManyRequests,
-                ErrorBody(message: "Too many requests, please try again later", code: "RATE_LIMITED", requestId: context.requestID)
+            var response = ErrorMiddleware.response(
+                request, status: .tooManyRequests, code: "RATE_LIMITED", message: "Too many requests, please try again later", requestID: context.requestID
             )
             Self.addHeaders(decision, to: &response.headers)
             response.headers[.retryAfter] = String(decision.retryAfterSeconds)
@@ -43,7 +42,7 @@ struct RateLimitMiddleware: RouterMiddleware {
         let path = request.uri.path
         if request.method == .post && (path == "/api/chat/sessions" || path == "/api/chat/sessions/") { return .sessionCreate }
         if path.hasSuffix("/observe") { return .observe }
-        if (request.method == .post && path.hasSuffix("/messages")) || path.hasSuffix("/stream") { return .generation }
+        if (request.method == .post && path.hasSuffix("/messages")) || path.hasSuffix("/stream") || path == "/v1/chat/completions" { return .generation }
         if request.method == .get || request.method == .head { return .read }
         return .write
     }

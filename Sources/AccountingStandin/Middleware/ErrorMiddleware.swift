@@ -49,6 +49,7 @@ struct ErrorMiddleware: RouterMiddleware {
         case .paymentRequired: HTTPResponse.Status(code: 402, reasonPhrase: "Payment Required")
         case .tooManyRequests: .tooManyRequests
         case .unavailable: .serviceUnavailable
+        case .badGateway: .badGateway
         case .timeout: .gatewayTimeout
         case .internal: .internalServerError
         }
