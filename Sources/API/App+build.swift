@@ -202,9 +202,13 @@ func buildRoutes(_ dependencies: APIDependencies) -> RouteTable<ChatRequestConte
         starter: starter, relay: relay, state: dependencies.state, store: dependencies.store, messageWait: dependencies.messageWait, limits: limits
     )
     generation.register(on: chat, jobs: jobs)
+    // A completion opens a session as well as a generation: it counts against both limits.
     let openAI = router.group("/v1")
         .add(middleware: AuthenticationMiddleware(verifier: dependencies.verifier))
         .add(middleware: RateLimitMiddleware(limiter: dependencies.rateLimiter, classify: RateLimitMiddleware.chatClass))
+        .add(middleware: RateLimitMiddleware(limiter: dependencies.rateLimiter) { request in
+            request.method == .post && request.uri.path == "/v1/chat/completions" ? .sessionCreate : nil
+        })
     OpenAIController(
         starter: starter, relay: relay, store: dependencies.store, cache: dependencies.cache, messageWait: dependencies.messageWait, limits: limits
     ).register(on: openAI)

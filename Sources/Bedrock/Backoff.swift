@@ -1,7 +1,9 @@
 /// Exponential backoff with full jitter: before retry `n` (1-based) wait a uniformly random time in
 /// `0 ... min(maxBackoff, baseBackoff * 2^(n-1))`.
 public struct Backoff: Sendable {
+    /// The longest wait before the first retry.
     public var base: Duration
+    /// The longest wait before any retry.
     public var maximum: Duration
 
     /// Backoff from `base`, doubling up to `maximum`.

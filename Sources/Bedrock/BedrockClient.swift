@@ -55,7 +55,7 @@ public final class BedrockClient: Sendable {
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: settings)
     }
 
-    /// Tries per call for the calls made inside `BedrockClient.$attemptLimit.withValue(_:)`, instead of the
+    /// Tries per call for the calls made inside `BedrockClient.$attemptLimit.withValue(_:)`, when fewer than the
     /// configuration's `maxAttempts`: a model with a fallback gives up sooner and lets the next model answer.
     @TaskLocal public static var attemptLimit: Int?
 
@@ -85,7 +85,7 @@ public final class BedrockClient: Sendable {
                 return InvokeModelResponse(
                     body: Data(buffer: bytes), requestID: response.headers.first(name: "x-amzn-RequestId"), headerUsage: headerUsage, attempts: attempt
                 )
-            } catch let error as BedrockError where error.isRetryable && attempt < (Self.attemptLimit ?? configuration.maxAttempts) {
+            } catch let error as BedrockError where error.isRetryable && attempt < min(Self.attemptLimit ?? configuration.maxAttempts, configuration.maxAttempts) {
                 try await pause(beforeRetry: attempt, after: error, random: &random)
                 attempt += 1
             }
@@ -118,7 +118,7 @@ public final class BedrockClient: Sendable {
                 // Read up to the first chunk here, so that an exception before it can still be retried.
                 try await stream.prefetchFirstChunk(timeout: configuration.firstByteTimeout)
                 return stream
-            } catch let error as BedrockError where error.isRetryable && attempt < (Self.attemptLimit ?? configuration.maxAttempts) {
+            } catch let error as BedrockError where error.isRetryable && attempt < min(Self.attemptLimit ?? configuration.maxAttempts, configuration.maxAttempts) {
                 try await pause(beforeRetry: attempt, after: error, random: &random)
                 attempt += 1
             }

@@ -25,7 +25,8 @@ public final class BedrockResponseStream: AsyncSequence, Sendable {
 
     struct State: Sendable {
         var decoder = EventStreamDecoder()
-        var firstChunk: Data?
+        /// Chunks read ahead by `prefetchFirstChunk`, handed out first.
+        var prefetched: [Data] = []
         var finished = false
     }
 
@@ -48,9 +49,23 @@ public final class BedrockResponseStream: AsyncSequence, Sendable {
 
     /// Reads until the first chunk and keeps it for the consumer; an exception before it is thrown from here.
     func prefetchFirstChunk(timeout: Duration) async throws {
-        let first = try await nextChunk(timeout: timeout)
-        state.withLockedValue { $0.firstChunk = first }
-        if first == nil { state.withLockedValue { $0.finished = true } }
+        var wait = timeout
+        while true {
+            guard let chunk = try await nextChunk(timeout: wait) else {
+                state.withLockedValue { $0.finished = true }
+                return
+            }
+            state.withLockedValue { $0.prefetched.append(chunk) }
+            // ConverseStream opens with events that carry no text (`messageStart`, `contentBlockStart`): an
+            // exception right after them is still before the first chunk, and may be retried.
+            guard typedEvents, Self.opensMessage(chunk) else { return }
+            wait = chunkTimeout
+        }
+    }
+
+    /// Whether a Converse event is one of those that open a message before its text.
+    static func opensMessage(_ event: Data) -> Bool {
+        event.starts(with: Data(#"{"messageStart""#.utf8)) || event.starts(with: Data(#"{"contentBlockStart""#.utf8))
     }
 
     /// Iterates the chunks.
@@ -64,8 +79,7 @@ public final class BedrockResponseStream: AsyncSequence, Sendable {
 
         public mutating func next() async throws -> Data? {
             if let first = stream.state.withLockedValue({ state -> Data? in
-                defer { state.firstChunk = nil }
-                return state.firstChunk
+                state.prefetched.isEmpty ? nil : state.prefetched.removeFirst()
             }) {
                 return first
             }

@@ -42,9 +42,10 @@ struct ReplyStream: Sendable {
     var outputTokens: Int
     /// Pace, stall and start time.
     var timing: ReplyTiming
-    /// `[[exception:K:type]]`: an exception frame ends the stream once K chunks with text are out (K = 0: before
-    /// any chunk; a K past the reply: after the last chunk). Counting text chunks makes K mean the same in every
-    /// family, whatever framing chunks (Claude's `message_start`, Nova's `messageStart`) come before the words.
+    /// `[[exception:K:type]]`: an exception frame ends the stream once K chunks with text are out, in place of the
+    /// next chunk with text (K = 0: before any text, after the framing events that open a message, such as
+    /// Claude's `message_start` or Converse's `messageStart`; a K past the reply: after the last chunk). Counting
+    /// text chunks makes K mean the same in every family.
     var exception: (afterTextChunks: Int, type: StreamException)?
 
     /// Sends every frame, then finishes the body.
@@ -57,7 +58,7 @@ struct ReplyStream: Sendable {
         var firstByteLatency: Int?
         var wordsSent = 0
         for (index, chunk) in chunks.enumerated() {
-            if let exception, wordsSent >= exception.afterTextChunks {
+            if chunk.carriesWord, let exception, wordsSent >= exception.afterTextChunks {
                 return try await finish(writer: &writer, exception: exception.type)
             }
             if chunk.carriesWord {

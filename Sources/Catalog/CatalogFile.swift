@@ -15,13 +15,13 @@ public struct CatalogFile: Decodable, Sendable {
     }
 
     /// One entry as written; every field optional, so that an `extend` entry may change only some.
-    public struct Entry: Decodable, Sendable {
-        public struct Pricing: Decodable, Sendable {
+    struct Entry: Decodable, Sendable {
+        struct Pricing: Decodable, Sendable {
             var inputCreditsPer1K: Double?
             var outputCreditsPer1K: Double?
         }
 
-        public struct Recommendation: Decodable, Sendable {
+        struct Recommendation: Decodable, Sendable {
             var strengths: [String]?
             var speed: Int?
             var quality: Int?
@@ -45,9 +45,12 @@ public struct CatalogFile: Decodable, Sendable {
         var recommendation: Recommendation?
     }
 
-    public var mode: Mode?
-    public var defaultModel: String?
-    public var models: [Entry]
+    /// `extend` (the default) or `replace`.
+    var mode: Mode?
+    /// The model used when a request names none (default: the base catalog's, if kept; else the first entry).
+    var defaultModel: String?
+    /// The entries, in the order users see them after the base catalog's.
+    var models: [Entry]
 
     /// Reads the file at `path`: JSON when it ends in `.json`, YAML otherwise. A missing file, a syntax error, a
     /// field of the wrong type or an unknown value throws a `CatalogError` naming the entry.

@@ -209,7 +209,7 @@ enum BuiltInModels {
         ),
         ModelInfo(
             id: "mistral.mistral-large-2407-v1:0", name: "Mistral Large 2 (24.07)", family: .mistral, contextWindow: 128_000, maxOutputTokens: 8_191,
-            inputCreditsPer1K: 2, outputCreditsPer1K: 6, api: .converse, fallbacks: ["mistral.mistral-large-2402-v1:0"],
+            inputCreditsPer1K: 2, outputCreditsPer1K: 6, api: .converse,
             traits: traits(["coding", "reasoning", "multilingual"], speed: 3, quality: 4, cost: 3)
         ),
         ModelInfo(

@@ -50,7 +50,9 @@ public struct ModelInfo: Sendable, Equatable {
     /// The id users name, e.g. `anthropic.claude-3-sonnet-20240229-v1:0`: a Bedrock model id, or any unique name
     /// for an entry that reaches a model another way (`bedrockModelId`, `region`).
     public var id: String
+    /// The name shown to users.
     public var name: String
+    /// Whose request and response bodies the model speaks.
     public var family: ModelFamily
     /// Tokens of prompt plus reply the model accepts.
     public var contextWindow: Int
@@ -148,7 +150,7 @@ public struct ModelCatalog: Sendable, Equatable {
             }
             guard index[model.id] == nil else { throw fail("the id appears twice") }
             guard !model.name.trimmingCharacters(in: .whitespaces).isEmpty else { throw fail("name must not be empty") }
-            guard model.contextWindow > 0 else { throw fail("contextWindow must be a positive whole number") }
+            guard (1...Self.largestWindow).contains(model.contextWindow) else { throw fail("contextWindow must be a whole number from 1 to \(Self.largestWindow)") }
             guard model.maxOutputTokens > 0, model.maxOutputTokens <= model.contextWindow else {
                 throw fail("maxOutputTokens must be positive and at most contextWindow (\(model.contextWindow))")
             }
@@ -163,15 +165,28 @@ public struct ModelCatalog: Sendable, Equatable {
             if model.requiresInferenceProfile, model.bedrockModelID == nil, model.inferenceProfiles.isEmpty {
                 throw fail("requiresInferenceProfile needs inferenceProfiles or bedrockModelId")
             }
-            if let bedrock = model.bedrockModelID, bedrock.isEmpty || bedrock.contains(where: \.isWhitespace) {
-                throw fail("bedrockModelId must not be empty or contain spaces")
+            if let bedrock = model.bedrockModelID, !Self.isIdentifier(bedrock) {
+                throw fail("bedrockModelId must be 1 to 2048 characters without spaces")
+            }
+            if let (geography, profile) = model.inferenceProfiles.first(where: { !Self.isIdentifier($0.key) || !Self.isIdentifier($0.value) }) {
+                throw fail("inferenceProfiles.\(geography) must be a profile id without spaces (got \"\(profile)\")")
+            }
+            guard model.fallbacks.count <= Self.longestChain, Set(model.fallbacks).count == model.fallbacks.count else {
+                throw fail("fallbacks must name at most \(Self.longestChain) models, each once")
             }
             index[model.id] = position
         }
         for model in models {
             for fallback in model.fallbacks {
                 guard fallback != model.id else { throw CatalogError("model \"\(model.id)\": a model cannot be its own fallback") }
-                guard index[fallback] != nil else { throw CatalogError("model \"\(model.id)\": fallback \"\(fallback)\" is not in the catalog") }
+                guard let position = index[fallback] else { throw CatalogError("model \"\(model.id)\": fallback \"\(fallback)\" is not in the catalog") }
+                // A fallback answers whoever may use the model: it must be open to every one of them.
+                let closed = model.roles.filter { !models[position].roles.contains($0) }
+                guard closed.isEmpty else {
+                    throw CatalogError(
+                        "model \"\(model.id)\": fallback \"\(fallback)\" is not open to \(closed.map(\.rawValue).joined(separator: ", ")), who may use the model"
+                    )
+                }
             }
         }
         guard let position = index[defaultModelID] else { throw CatalogError("the default model \"\(defaultModelID)\" is not in the catalog") }
@@ -203,6 +218,22 @@ public struct ModelCatalog: Sendable, Equatable {
         [model] + model.fallbacks.compactMap { self.model(id: $0) }
     }
 
+    /// The largest context window an entry may have, in tokens.
+    public static let largestWindow = 10_000_000
+    /// The most fallbacks a model may have.
+    public static let longestChain = 4
+
+    /// The model of `model`'s chain with the highest price per token (input and output together): a reservation
+    /// made at its price covers whichever of the chain answers.
+    public func dearest(inChainOf model: ModelInfo) -> ModelInfo {
+        chain(for: model).max { $0.inputCreditsPer1K + $0.outputCreditsPer1K < $1.inputCreditsPer1K + $1.outputCreditsPer1K } ?? model
+    }
+
+    /// Whether `text` can be an id sent to Bedrock: 1 to 2,048 characters, no whitespace.
+    static func isIdentifier(_ text: String) -> Bool {
+        !text.isEmpty && text.utf8.count <= 2_048 && !text.contains(where: \.isWhitespace)
+    }
+
     /// The largest context window of the catalog.
     public var largestContextWindow: Int {
         models.map(\.contextWindow).max() ?? 200_000
@@ -217,6 +248,7 @@ public struct ModelCatalog: Sendable, Equatable {
 
 /// A model catalog that cannot be used, with one line saying which entry and why.
 public struct CatalogError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The line: which entry, and what is wrong with it.
     public var description: String
 
     /// An error with `description`.

@@ -28,6 +28,20 @@ public enum ModelRecommender {
     /// Words of a task that ask for a large context window.
     static let longInputWords = ["long", "document", "book", "summar", "transcript", "report", "contract"]
 
+    /// The lower-case words of `text` (letters and digits).
+    static func words(_ text: String) -> [Substring] {
+        text.lowercased().split { !$0.isLetter && !$0.isNumber }
+    }
+
+    /// Whether the task's words name `strength`: each of its words appears among them, a long word (seven letters
+    /// or more) also by its stem, all but its last three letters (`summaries` ~ "summarize", `contracts` ~ "contract").
+    static func task(_ taskWords: [Substring], names strength: String) -> Bool {
+        let wanted = words(strength)
+        return !wanted.isEmpty && wanted.allSatisfy { word in
+            taskWords.contains { $0 == word || (word.count >= 7 && $0.hasPrefix(word.prefix(word.count - 3))) }
+        }
+    }
+
     /// The recommendation for `task` and `priority` among the models of `catalog` that `role` may use.
     public static func recommend(task: String, priority: ModelPriority, role: UserRole, catalog: ModelCatalog) -> ModelRecommendation? {
         let models = catalog.models(for: role)
@@ -35,12 +49,9 @@ public enum ModelRecommender {
         let lowered = task.lowercased()
         let longInput = longInputWords.contains { lowered.contains($0) }
         let weights = priority.weights
+        let taskWords = Self.words(lowered)
         func matched(_ model: ModelInfo) -> [String] {
-            model.traits.strengths.filter { strength in
-                // A strength matches when the task names it or its first word's stem (`summaries` ~ `summar`).
-                let stem = strength.lowercased().split(separator: " ").first.map { String($0.prefix(max(4, $0.count - 3))) } ?? strength
-                return lowered.contains(strength.lowercased()) || lowered.contains(stem)
-            }
+            model.traits.strengths.filter { Self.task(taskWords, names: $0) }
         }
         func score(_ model: ModelInfo) -> Double {
             let traits = model.traits

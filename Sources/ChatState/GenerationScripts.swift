@@ -372,16 +372,18 @@ enum GenerationScripts {
           redis.call('DEL', KEYS[9])
         end
         if r[3] and r[3] ~= '' then
-          local input, output, success = 0, 0, false
+          local input, output, success, model = 0, 0, false, r[5] or ''
           if r[9] then
             local ok, outcome = pcall(cjson.decode, r[9])
             if ok and type(outcome) == 'table' then
               input = tonumber(outcome.inputTokens) or 0
               output = tonumber(outcome.outputTokens) or 0
               success = outcome.status == 'completed'
+              -- A fallback that answered is billed at its own prices.
+              if type(outcome.modelID) == 'string' and outcome.modelID ~= '' then model = outcome.modelID end
             end
           end
-          redis.call('HSET', KEYS[10], r[3], cjson.encode({reservationID = r[3], userID = r[4] or '', modelID = r[5] or '',
+          redis.call('HSET', KEYS[10], r[3], cjson.encode({reservationID = r[3], userID = r[4] or '', modelID = model,
             inputTokens = input, outputTokens = output, success = success, sessionID = ARGV[2]}))
         end
         return {'ended', cause}

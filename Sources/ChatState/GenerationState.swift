@@ -351,12 +351,14 @@ public final class GenerationState: Sendable {
         guard values.count == 7, let kind = values[0].string.flatMap(PendingTurnKind.init(rawValue:)), let sessionID = values[1].string,
             let text = values[3].string
         else { return nil }
-        let modelID = values[2].string
+        let outcome = values[6].string.flatMap { try? JobOutcome(json: $0) }
+        // The model that answered (a fallback's, when one did), as the worker stores a finished turn.
+        let modelID = outcome?.modelID ?? values[2].string
         let createdAt = values[5].int.map { Date(timeIntervalSince1970: Double($0) / 1000) }
         var turn = [
             NewMessage(sessionId: sessionID, jobId: jobID, role: .user, content: text, modelId: modelID, id: values[4].string, createdAt: createdAt)
         ]
-        if kind == .reply, let json = values[6].string, let outcome = try? JobOutcome(json: json), outcome.status != .failed {
+        if kind == .reply, let outcome, outcome.status != .failed {
             turn.append(
                 NewMessage(
                     sessionId: sessionID, jobId: jobID, role: .assistant, content: outcome.text, modelId: modelID,

@@ -52,8 +52,6 @@ struct GenerationHandler: JobHandler {
         var cancelledBeforeStart: Bool
         /// `model`, then the models tried when it is throttled or not ready before its first chunk.
         var chain: [ModelInfo] = []
-        /// The service's longest reply.
-        var maxOutputTokens = 0
 
         /// The request to `other`: the same conversation and settings, its reply and context limits.
         func request(for other: ModelInfo) -> GenerationRequest {
@@ -287,8 +285,10 @@ struct GenerationHandler: JobHandler {
     /// Calls the job's model, or, while it is throttled or not ready before its first chunk, the next model of its
     /// chain after a pause; the first that answers gives the reply. Past the first chunk there is no switch.
     private func generate(_ job: QueuedJob<InferenceJob>, _ prepared: Prepared, progress: NIOLockedValueBox<Progress>) async throws {
-        let chain = prepared.chain.isEmpty ? [prepared.model] : prepared.chain
+        let chain = usableChain(prepared, settings: job.payload.settings)
         var random = SystemRandomNumberGenerator()
+        // The first busy answer: what the attempt fails with if no fallback can take the request.
+        var busy: BedrockError?
         for (index, model) in chain.enumerated() {
             let last = index == chain.count - 1
             do {
@@ -296,8 +296,15 @@ struct GenerationHandler: JobHandler {
                     try await generate(job, model: model, request: prepared.request(for: model), fallbackFrom: index == 0 ? nil : prepared.model.id, progress: progress)
                 }
                 return
-            } catch let error as BedrockError where !last && Self.givesWay(error) && progress.withLockedValue({ $0.chunks == 0 }) {
+            } catch let error as BedrockError where progress.withLockedValue({ $0.chunks == 0 }) && (Self.givesWay(error) || busy != nil) {
                 ChatMetrics.bedrockError(exception: error.code)
+                guard Self.givesWay(error) else {
+                    // A fallback refused what the busy model would have taken: the queue tries the job again later.
+                    logger.warning("a fallback refused the request", metadata: ["jobId": "\(job.id)", "model": "\(model.id)", "code": "\(error.code)"])
+                    throw busy ?? error
+                }
+                busy = busy ?? error
+                guard !last else { throw error }
                 ChatMetrics.modelFallback(from: model.id, to: chain[index + 1].id)
                 progress.withLockedValue { $0.accumulator = GenerationAccumulator() }
                 let pause = fallbackBackoff.delay(beforeRetry: index + 1, using: &random)
@@ -310,13 +317,30 @@ struct GenerationHandler: JobHandler {
         }
     }
 
-    /// Whether `error` makes a model give way to its fallback: throttled, not ready, or the service unavailable.
-    static func givesWay(_ error: BedrockError) -> Bool {
-        ["ThrottlingException", "ModelNotReadyException", "ServiceUnavailableException"].contains(error.code)
+    /// The job's model, then those of its fallbacks that take the message's settings (a fallback's own reply
+    /// limit caps `maxTokens`, so only the other settings can rule one out: Titan's stop sequences, say).
+    func usableChain(_ prepared: Prepared, settings: InferenceSettings?) -> [ModelInfo] {
+        guard var others = settings else { return prepared.chain.isEmpty ? [prepared.model] : prepared.chain }
+        others.maxTokens = nil
+        let fallbacks = prepared.chain.dropFirst().filter { (try? others.validate(for: $0, serviceLimit: maxOutputTokens)) != nil }
+        return [prepared.model] + fallbacks
     }
 
-    /// Calls `model`, streaming or not, and publishes each piece of text as a chunk; a fallback's first chunk is
-    /// preceded by a `model` event naming it.
+    /// The model a job's reservation is priced at, as chat-api made it: the dearest of its model's chain.
+    func reservedModel(_ job: QueuedJob<InferenceJob>) -> String {
+        catalog.model(id: job.payload.modelId).map { catalog.dearest(inChainOf: $0).id } ?? job.payload.modelId
+    }
+
+    /// The Bedrock exceptions that say a model is busy rather than that the request is wrong.
+    static let busyExceptions = ["ThrottlingException", "ModelNotReadyException", "ServiceUnavailableException"]
+
+    /// Whether `error` makes a model give way to its fallback: throttled, not ready, or the service unavailable.
+    static func givesWay(_ error: BedrockError) -> Bool {
+        busyExceptions.contains(error.code)
+    }
+
+    /// Calls `model`, streaming or not, and publishes each piece of text as a chunk; a fallback that takes the call
+    /// is named by a `model` event before its first chunk.
     private func generate(
         _ job: QueuedJob<InferenceJob>, model: ModelInfo, request: GenerationRequest, fallbackFrom: String?, progress: NIOLockedValueBox<Progress>
     ) async throws {
@@ -335,7 +359,9 @@ struct GenerationHandler: JobHandler {
             // Chunks are pipelined: each is written at once and its reply checked later. The first is waited
             // for, so that its publish span is measured.
             var publisher = state.chunkPublisher(jobID: job.id, sessionID: sessionID, attempt: job.attempt)
-            for try await delta in try await generator.stream(model: model, request: request) {
+            let stream = try await generator.stream(model: model, request: request)
+            try await announce()
+            for try await delta in stream {
                 let index = progress.withLockedValue { progress -> Int? in
                     progress.accumulator.add(delta)
                     guard !delta.text.isEmpty else { return nil }
@@ -344,7 +370,6 @@ struct GenerationHandler: JobHandler {
                 }
                 guard let index else { continue }
                 let firstByte = clock.now
-                if index == 0 { try await announce() }
                 try await publisher.publish(ChunkEvent(content: delta.text, index: index), wait: index == 0)
                 if index == 0 {
                     progress.withLockedValue { $0.timings.firstChunk(firstByte: firstByte - called, publish: clock.now - firstByte) }
@@ -485,7 +510,7 @@ struct GenerationHandler: JobHandler {
             // parked (accounting and Redis both failing) leaves the job open: the sweeper ends it when its lease
             // runs out and parks its settlement in the same step, so the reservation is never forgotten.
             do {
-                _ = try await settle(job, modelID: request.modelId, outcome: committed ?? nothing)
+                _ = try await settle(job, modelID: committed?.modelID ?? request.modelId, outcome: committed ?? nothing)
             } catch {
                 logger.error(
                     "could not settle a given-up job's reservation; leaving the job to the sweeper",
@@ -494,16 +519,17 @@ struct GenerationHandler: JobHandler {
                 return
             }
             // Throttled or not ready to the end of the model's chain: say so, for the client to try again later.
-            let busy = ["ThrottlingException", "ModelNotReadyException", "ServiceUnavailableException"].first { reason.contains($0) }
+            let busy = Self.busyExceptions.first { reason.contains($0) }
+            let chained = (catalog.model(id: request.modelId)?.fallbacks.isEmpty == false) ? "The model and its fallbacks are" : "The model is"
             let error = ErrorEvent(
                 jobId: job.id, code: "GENERATION_FAILED",
-                message: busy.map { "The model and its fallbacks are busy now (\($0)); try again in a moment. You are charged only for what was delivered." }
+                message: busy.map { "\(chained) busy now (\($0)); try again in a moment. You are charged only for what was delivered." }
                     ?? "The reply could not be generated. You are charged only for what was delivered."
             )
             var ending = JobEnding(status: .failed, event: .error(error))
             // The user's message is kept (a run stores it only with its reply).
             do {
-                if try await storeTurn(job, modelID: request.modelId, reply: nil) != nil {
+                if try await storeTurn(job, modelID: committed?.modelID ?? request.modelId, reply: nil) != nil {
                     ending.turns = [HistoryTurn(jobID: job.id, role: .user, text: request.message)]
                     ending.storedMessages = 1
                     ending.storedBytes = request.message.utf8.count
@@ -534,7 +560,7 @@ struct GenerationHandler: JobHandler {
         let token = signer.token(for: job.payload.userId)
         func reserve(_ id: String) async throws {
             _ = try await ledger.reserve(
-                reservationID: id, sessionID: job.payload.sessionId, modelID: job.payload.modelId, estimatedTokens: estimate, token: token
+                reservationID: id, sessionID: job.payload.sessionId, modelID: reservedModel(job), estimatedTokens: estimate, token: token
             )
         }
         do {
@@ -574,7 +600,7 @@ struct GenerationHandler: JobHandler {
                         try await Task.sleep(for: reservationRenewal)
                         do {
                             _ = try await ledger.reserve(
-                                reservationID: reservationID, sessionID: job.payload.sessionId, modelID: job.payload.modelId,
+                                reservationID: reservationID, sessionID: job.payload.sessionId, modelID: reservedModel(job),
                                 estimatedTokens: estimate, token: signer.token(for: job.payload.userId)
                             )
                         } catch is CancellationError {

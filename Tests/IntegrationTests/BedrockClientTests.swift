@@ -159,9 +159,10 @@ struct BedrockClientTests {
         }
     }
 
-    @Test("an exception before the first chunk is retried; after a chunk it is not, and the chunks already sent stand")
+    @Test("an exception before the first chunk of text is retried (after Converse's messageStart too); after text it is not, and the chunks already sent stand")
     func exceptionsInStream() async throws {
         let model = try #require(ModelCatalog.builtIn.model(id: Self.familyModels[0]))
+        #expect(model.api == .converse)
         try await EmulatorFixture.withClient(maxAttempts: 3) { client in
             await #expect {
                 _ = try await client.streamGeneration(model: model, request: EmulatorFixture.request("Hi [[exception:0:internalServerException]]"))

@@ -12,7 +12,8 @@ struct CatalogAndFallbackTests {
     static let novaLite = "amazon.nova-lite-v1:0"
 
     /// Adds a model for supervisors and admins (Claude 3 Haiku on Bedrock under a house name and price), the same
-    /// Haiku through us-west-2 (unlisted: a fallback only), and gives Haiku the chain west, then Nova Lite.
+    /// Haiku through us-west-2 (unlisted: a fallback only), and gives Haiku the chain west, then Nova Lite. Each
+    /// answering model has its own, very different price, so that a bill shows which one was charged.
     static let catalogFile = """
         mode: extend
         models:
@@ -30,12 +31,14 @@ struct CatalogAndFallbackTests {
             family: anthropic
             contextWindow: 200000
             maxOutputTokens: 4096
-            pricing: { inputCreditsPer1K: 0.3, outputCreditsPer1K: 1.5 }
+            pricing: { inputCreditsPer1K: 20, outputCreditsPer1K: 40 }
             bedrockModelId: anthropic.claude-3-haiku-20240307-v1:0
             region: us-west-2
             listed: false
           - id: anthropic.claude-3-haiku-20240307-v1:0
             fallbacks: [haiku-west, amazon.nova-lite-v1:0]
+          - id: amazon.nova-lite-v1:0
+            pricing: { inputCreditsPer1K: 5, outputCreditsPer1K: 10 }
         """
 
     /// An accounting stand-in and a pair of chat-api and chat-worker, all reading `catalogFile`.
@@ -114,14 +117,15 @@ struct CatalogAndFallbackTests {
             #expect((recommended.body["recommendedModel"] as? [String: Any])?["id"] as? String == "acme.house-haiku-v1:0", "\(recommended.body)")
 
             let before = try await Self.balance(token: supervisor, accountingURL: accountingURL)
-            let events = try await Self.stream("Hello house model [[tokens:12]]", model: "acme.house-haiku-v1:0", token: supervisor, apiURL: pair.apiURL).events
+            let events = try await Self.stream("Hello house model [[tokens:200]]", model: "acme.house-haiku-v1:0", token: supervisor, apiURL: pair.apiURL).events
             let complete = try #require(events.last?.event == "complete" ? events.last?.json : nil, "\(events)")
             #expect(events.first { $0.event == "model" }?.json["modelId"] as? String == "acme.house-haiku-v1:0")
             #expect(complete["modelId"] as? String == "acme.house-haiku-v1:0" && complete["fallbackFrom"] == nil)
             let house = try #require(catalog.model(id: "acme.house-haiku-v1:0"))
             let cost = house.creditCost(inputTokens: complete["inputTokens"] as? Int ?? -1, outputTokens: complete["outputTokens"] as? Int ?? -1)
             #expect(complete["creditsCharged"] as? Double == Double(cost))
-            #expect(complete["outputTokens"] as? Int == 12)
+            #expect(complete["outputTokens"] as? Int == 200)
+            #expect(cost == 3)  // 2 per 1K in (a few tokens), 10 per 1K out: 2 credits and a fraction, rounded up
             try await expectEventually(.seconds(10)) { (try? await Self.balance(token: supervisor, accountingURL: accountingURL)) == before - Double(cost) }
 
             for model in ["acme.house-haiku-v1:0", "haiku-west"] {
@@ -142,7 +146,7 @@ struct CatalogAndFallbackTests {
             ]
             for (marker, answered) in cases {
                 let before = try await Self.balance(token: token, accountingURL: accountingURL)
-                let (sessionID, events) = try await Self.stream("Fall back please \(marker) [[tokens:10]]", token: token, apiURL: pair.apiURL)
+                let (sessionID, events) = try await Self.stream("Fall back please \(marker) [[tokens:200]]", token: token, apiURL: pair.apiURL)
                 let complete = try #require(events.last?.event == "complete" ? events.last?.json : nil, "\(marker): \(events)")
                 let models = events.filter { $0.event == "model" }.map(\.json)
                 #expect(models.map { $0["modelId"] as? String } == [Self.haiku, answered], "\(marker)")
@@ -154,6 +158,9 @@ struct CatalogAndFallbackTests {
                 let model = try #require(catalog.model(id: answered))
                 let cost = model.creditCost(inputTokens: complete["inputTokens"] as? Int ?? -1, outputTokens: complete["outputTokens"] as? Int ?? -1)
                 #expect(complete["creditsCharged"] as? Double == Double(cost), "\(marker)")
+                // At the job's own model's price the same tokens would cost another amount: the bill tells them apart.
+                let asked = try #require(catalog.model(id: Self.haiku))
+                #expect(asked.creditCost(inputTokens: complete["inputTokens"] as? Int ?? -1, outputTokens: complete["outputTokens"] as? Int ?? -1) != cost)
                 try await expectEventually(.seconds(10)) { (try? await Self.balance(token: token, accountingURL: accountingURL)) == before - Double(cost) }
                 // The stored reply names it too.
                 let stored = try await HTTPProbe.json(.GET, pair.apiURL + "/api/chat/sessions/\(sessionID)", token: token)

@@ -92,7 +92,10 @@ final class RecordingLedger: CreditLedger {
     struct Settlement: Equatable { var reservationID: String; var input: Int; var output: Int; var success: Bool }
     private let settlements = NIOLockedValueBox([Settlement]())
     private let reservations = NIOLockedValueBox([(id: String, tokens: Int)]())
+    private let models = NIOLockedValueBox([String]())
     var settled: [Settlement] { settlements.withLockedValue { $0 } }
+    /// The model of each settlement, in order.
+    var settledModels: [String] { models.withLockedValue { $0 } }
     /// Every reservation asked for, in order (the same one again extends it).
     var reserved: [(id: String, tokens: Int)] { reservations.withLockedValue { $0 } }
 
@@ -103,6 +106,7 @@ final class RecordingLedger: CreditLedger {
     }
     func finalize(reservationID: String, modelID: String, inputTokens: Int, outputTokens: Int, success: Bool, token: String) async throws -> CreditSettlement {
         settlements.withLockedValue { $0.append(Settlement(reservationID: reservationID, input: inputTokens, output: outputTokens, success: success)) }
+        models.withLockedValue { $0.append(modelID) }
         return CreditSettlement(creditsUsed: Double(inputTokens + outputTokens), refund: 0)
     }
 }
@@ -158,16 +162,27 @@ final class ScriptedGenerator: TextGenerator {
     let words: [String]
     let pace: Duration
     let hold: (index: Int, gate: Gate)?
+    /// Models that answer ThrottlingException, and models that answer ValidationException, before any chunk.
+    let busy: Set<String>
+    let refusing: Set<String>
     private let asked = NIOLockedValueBox([GenerationRequest]())
+    private let called = NIOLockedValueBox([String]())
     var requests: [GenerationRequest] { asked.withLockedValue { $0 } }
+    /// The model of every call, in order.
+    var models: [String] { called.withLockedValue { $0 } }
 
-    init(words: [String], pace: Duration = .zero, hold: (index: Int, gate: Gate)? = nil) {
+    init(words: [String], pace: Duration = .zero, hold: (index: Int, gate: Gate)? = nil, busy: Set<String> = [], refusing: Set<String> = []) {
         self.words = words
         self.pace = pace
         self.hold = hold
+        self.busy = busy
+        self.refusing = refusing
     }
 
     func stream(model: ModelInfo, request: GenerationRequest) async throws -> any AsyncSequence<ChunkDelta, any Error> {
+        called.withLockedValue { $0.append(model.id) }
+        if busy.contains(model.id) { throw BedrockError(code: "ThrottlingException", message: "Too many requests", statusCode: 429) }
+        if refusing.contains(model.id) { throw BedrockError(code: "ValidationException", message: "No", statusCode: 400) }
         asked.withLockedValue { $0.append(request) }
         let (words, pace, hold) = (self.words, self.pace, self.hold)
         return AsyncThrowingStream<ChunkDelta, any Error> { continuation in
@@ -269,6 +284,49 @@ struct HandlerFixture {
 
 @Suite("The generation handler's stages with an in-memory store, ledger and model over real Redis", .timeLimit(.minutes(1)))
 struct GenerationHandlerTests {
+    @Test("a model busy before its first chunk gives way to its fallback: the events, the stored reply, the commit and the bill name the fallback")
+    func fallback() async throws {
+        let fixture = try HandlerFixture()
+        defer { fixture.redis.shutdown() }
+        let haiku = ModelCatalog.builtIn.defaultModelID
+        let nova = try #require(ModelCatalog.builtIn.model(id: haiku)?.fallbacks.first)
+        let generator = ScriptedGenerator(words: ["from", "the", "fallback"], busy: [haiku])
+        var handler = try fixture.handler(generator)
+        handler.fallbackBackoff = Backoff(base: .milliseconds(1), maximum: .milliseconds(1))
+        let (job, record) = try await fixture.job("hello there")
+        try await handler.run(job)
+        #expect(generator.models == [haiku, nova])
+        let stored = try await fixture.events.read(sessionID: fixture.session.id, after: record.startEventID)
+        #expect(stored.map(\.type) == ["model", "model", "chunk", "chunk", "chunk", "complete"])
+        guard case .model(let switched)? = try ChatEvent.decode(type: .model, data: stored[1].data),
+            case .complete(let complete)? = try ChatEvent.decode(type: .complete, data: stored.last?.data ?? "")
+        else { throw TestFailure("no model or complete event") }
+        #expect(switched.modelId == nova && switched.fallbackFrom == haiku)
+        #expect(complete.modelId == nova && complete.fallbackFrom == haiku && complete.content == "from the fallback")
+        #expect(fixture.store.stored.map(\.modelId) == [nova, nova])
+        #expect(try await fixture.state.outcome(jobID: job.id)?.modelID == nova)
+        #expect(fixture.ledger.settledModels == [nova])
+
+        // A fallback that refuses the request: the attempt fails with the first model's throttling, for the queue
+        // to try again; nothing is billed or stored.
+        let refused = ScriptedGenerator(words: ["x"], busy: [haiku], refusing: [nova])
+        var second = try fixture.handler(refused)
+        second.fallbackBackoff = Backoff(base: .milliseconds(1), maximum: .milliseconds(1))
+        let (other, _) = try await fixture.job("again")
+        await #expect { try await second.run(other) } throws: { ($0 as? BedrockError)?.code == "ThrottlingException" }
+        #expect(refused.models == [haiku, nova])
+        #expect(fixture.ledger.settledModels == [nova])
+
+        // A fallback that cannot take the message's settings is passed over.
+        var prepared = GenerationHandler.Prepared(
+            model: try #require(ModelCatalog.builtIn.model(id: haiku)), request: GenerationRequest(turns: [], maxTokens: 10), cancelledBeforeStart: false
+        )
+        let titan = try #require(ModelCatalog.builtIn.model(id: "amazon.titan-text-express-v1"))
+        prepared.chain = [prepared.model, titan, try #require(ModelCatalog.builtIn.model(id: nova))]
+        #expect(handler.usableChain(prepared, settings: InferenceSettings(maxTokens: 4_000, stopSequences: ["END"])).map(\.id) == [haiku, nova])
+        #expect(handler.usableChain(prepared, settings: InferenceSettings(maxTokens: 4_000)).map(\.id) == [haiku, titan.id, nova])
+    }
+
     @Test("a run streams the model's words as chunks, stores both messages, settles once with the model's counts, ends with complete, and feeds the next run's history")
     func completeRun() async throws {
         let fixture = try HandlerFixture()

@@ -220,3 +220,18 @@ def test_typed_errors_for_a_bad_token_an_unknown_model_and_no_credits():
     # A refused completion leaves no session behind.
     status, sessions = http("GET", f"{API}/api/chat/sessions", token=broke)
     assert status == 200 and sessions["pagination"]["total"] == 0
+
+
+def test_a_failed_completion_is_not_retried_by_the_sdk():
+    """OpenAI's SDK retries 5xx answers by default; each try would be a new paid job. chat-api's 502 says
+    `x-should-retry: false`, so the SDK with its default retries gives up after one: one session, nothing charged."""
+    _, token = new_user()
+    before = balance(token)
+    retrying = openai.OpenAI(api_key=token, base_url=API + "/v1", timeout=120)  # the SDK's default max_retries (2)
+    with pytest.raises(openai.InternalServerError) as caught:
+        retrying.chat.completions.create(model=HAIKU, messages=[{"role": "user", "content": "Everyone is busy [[throttle]]"}])
+    assert caught.value.status_code == 502 and caught.value.response.headers.get("x-should-retry") == "false"
+    assert "busy" in caught.value.message
+    status, sessions = http("GET", f"{API}/api/chat/sessions", token=token)
+    assert status == 200 and sessions["pagination"]["total"] == 1
+    assert wait_for(lambda: balance(token) == before)

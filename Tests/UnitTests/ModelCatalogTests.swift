@@ -1,5 +1,5 @@
 import Catalog
-import ChatCore
+@testable import ChatCore
 import Foundation
 import Testing
 
@@ -134,6 +134,12 @@ struct ModelCatalogTests {
             ("models:\n  - id: x.new\n    name: New\n    family: openai\n    contextWindow: 5", "models[0].family"),
             ("models:\n  - id: x.new\n    name: New\n    family: anthropic\n    contextWindow: 100\n    maxOutputTokens: 500\n    pricing: {inputCreditsPer1K: 1, outputCreditsPer1K: 1}", "maxOutputTokens must be positive and at most contextWindow"),
             ("mode: replace\nmodels:\n  - id: x.new\n    name: New\n    \(newModel)\n    roles: [admin]", #"the default model "x.new" must be listed and open to every role"#),
+            ("models:\n  - id: x.new\n    name: New\n    \(newModel)\n    fallbacks: [anthropic.claude-opus-4-20250514-v1:0]",
+             #"fallback "anthropic.claude-opus-4-20250514-v1:0" is not open to enduser, who may use the model"#),
+            ("models:\n  - id: x.new\n    name: New\n    \(newModel)\n    fallbacks: [amazon.nova-lite-v1:0, amazon.nova-lite-v1:0]", "fallbacks must name at most 4 models, each once"),
+            ("models:\n  - id: x.new\n    name: New\n    family: anthropic\n    contextWindow: 9223372036854775807\n    maxOutputTokens: 100\n    pricing: {inputCreditsPer1K: 1, outputCreditsPer1K: 1}",
+             "contextWindow must be a whole number from 1 to 10000000"),
+            ("models:\n  - id: x.new\n    name: New\n    \(newModel)\n    inferenceProfiles: {us: \"us. x\"}", "inferenceProfiles.us must be a profile id without spaces"),
             ("models: [", "is not valid YAML"),
         ]
         for (text, expected) in cases {
@@ -174,5 +180,20 @@ struct ModelCatalogTests {
         let legal = try #require(ModelRecommender.recommend(task: "review these contracts", priority: .balanced, role: .enduser, catalog: pair))
         #expect(legal.model.id == "b.legal" && legal.reason.contains("strong at contracts"))
         #expect(ModelRecommender.recommend(task: "say hi", priority: .balanced, role: .enduser, catalog: pair)?.model.id == "a.plain")
+        // Strengths match whole words, and long ones by their stem; a word that merely begins the same does not.
+        let words = ModelRecommender.words("Summarize the contract, then review legacy code")
+        #expect(ModelRecommender.task(words, names: "summaries") && ModelRecommender.task(words, names: "contracts"))
+        #expect(!ModelRecommender.task(words, names: "legal") && !ModelRecommender.task(words, names: "agents"))
+        #expect(ModelRecommender.task(ModelRecommender.words("long documents, please"), names: "long documents"))
+    }
+
+    @Test("a reservation is priced at the dearest model of the chain")
+    func dearest() throws {
+        let haiku = try #require(Self.builtIn.model(id: "anthropic.claude-3-haiku-20240307-v1:0"))
+        #expect(Self.builtIn.dearest(inChainOf: haiku).id == "anthropic.claude-3-haiku-20240307-v1:0")
+        let micro = try #require(Self.builtIn.model(id: "amazon.nova-micro-v1:0"))
+        #expect(Self.builtIn.dearest(inChainOf: micro).id == "amazon.nova-lite-v1:0")
+        let titan = try #require(Self.builtIn.model(id: "amazon.titan-text-express-v1"))
+        #expect(Self.builtIn.dearest(inChainOf: titan) == titan)
     }
 }

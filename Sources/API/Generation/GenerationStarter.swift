@@ -113,8 +113,9 @@ struct GenerationStarter: Sendable {
             )
             var step = clock.now
             reserveAttempted = true
+            // Priced at the dearest model of its fallback chain: the reservation covers whichever answers.
             let reservation = try await ledger.reserve(
-                reservationID: reservationID, sessionID: sessionID, modelID: model.id, estimatedTokens: estimate, token: token
+                reservationID: reservationID, sessionID: sessionID, modelID: catalog.dearest(inChainOf: model).id, estimatedTokens: estimate, token: token
             )
             reserved = true
             ChatMetrics.creditsReserved(model: model.id, reservation.allocatedCredits)

@@ -1,5 +1,6 @@
 import ChatCore
 import Foundation
+import HTTPTypes
 import Hummingbird
 import NIOCore
 import Queue
@@ -27,7 +28,11 @@ struct ErrorMiddleware: RouterMiddleware {
     /// OpenAI's SDKs turn into their typed errors.
     static func response(_ request: Request, status: HTTPResponse.Status, code: String, message: String, requestID: String) -> Response {
         if request.uri.path.hasPrefix("/v1/") {
-            return Response.json(status: status, OpenAIErrorBody(status: status.code, code: code, message: message))
+            var response = Response.json(status: status, OpenAIErrorBody(status: status.code, code: code, message: message))
+            // OpenAI's SDKs retry 5xx answers on their own; a reply that failed or is still running must not be asked
+            // for again (each try is a new paid job).
+            if status == .badGateway || status == .gatewayTimeout { response.headers[HTTPField.Name("x-should-retry")!] = "false" }
+            return response
         }
         return Response.json(status: status, ErrorBody(message: message, code: code, requestId: requestID))
     }

@@ -20,17 +20,17 @@ struct HeaderLimitMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if request.uri.string.utf8.count > maxTargetBytes {
-            return Response.json(
-                status: .uriTooLong, ErrorBody(message: "The request's URI is too long", code: "URI_TOO_LONG", requestId: context.requestID)
+            return ErrorMiddleware.response(
+                request, status: .uriTooLong, code: "URI_TOO_LONG", message: "The request's URI is too long", requestID: context.requestID
             )
         }
         var total = 0
         for field in request.headers {
             total += field.name.rawName.utf8.count + field.value.utf8.count + 4
             if total > maxBytes {
-                return Response.json(
-                    status: HTTPResponse.Status(code: 431, reasonPhrase: "Request Header Fields Too Large"),
-                    ErrorBody(message: "The request's header fields are too large", code: "HEADERS_TOO_LARGE", requestId: context.requestID)
+                return ErrorMiddleware.response(
+                    request, status: HTTPResponse.Status(code: 431, reasonPhrase: "Request Header Fields Too Large"), code: "HEADERS_TOO_LARGE",
+                    message: "The request's header fields are too large", requestID: context.requestID
                 )
             }
         }

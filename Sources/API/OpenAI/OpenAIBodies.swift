@@ -4,8 +4,8 @@ import Foundation
 /// `POST /v1/chat/completions` as OpenAI's clients send it. Only what the service can honour is read; fields it
 /// cannot (tools, several choices, images) are refused by name, and the rest of OpenAI's options are ignored.
 struct ChatCompletionRequest: RequestBody {
-    /// Conversations up to 4 MiB of JSON: the whole history comes with every request.
-    static var maxBodyBytes: Int { 4 * 1024 * 1024 }
+    /// Conversations up to 2 MiB of JSON (the server's largest body): the whole history comes with every request.
+    static var maxBodyBytes: Int { 2 * 1024 * 1024 }
     /// The most messages a request may carry.
     static let maxMessages = 500
 
@@ -81,6 +81,30 @@ struct ChatCompletionRequest: RequestBody {
         var includeUsage: Bool
         /// The name the request gave its token limit, for errors about it.
         var maxTokensName: String
+
+        /// A settings message in OpenAI's field names.
+        func openAINames(_ message: String) -> String {
+            Self.names(message, maxTokens: maxTokensName)
+        }
+
+        /// `message` with the service's setting names replaced by OpenAI's (`maxTokens` by `maxTokens`'s name).
+        static func names(_ message: String, maxTokens: String) -> String {
+            message.replacingOccurrences(of: "maxTokens", with: maxTokens).replacingOccurrences(of: "topP", with: "top_p")
+                .replacingOccurrences(of: "stopSequences", with: "stop")
+        }
+
+        /// The earlier turns the model can use, newest kept: at most about four bytes a token of `contextWindow`,
+        /// so that a request cannot store more history than its model will ever read.
+        func earlier(within contextWindow: Int) -> [(role: MessageRole, text: String)] {
+            var budget = contextWindow * 4 - message.utf8.count
+            var kept: [(role: MessageRole, text: String)] = []
+            for turn in earlier.reversed() {
+                budget -= turn.text.utf8.count
+                guard budget >= 0 else { break }
+                kept.append(turn)
+            }
+            return kept.reversed()
+        }
     }
 
     func validated() throws -> ChatCompletionRequest { self }
@@ -123,24 +147,18 @@ struct ChatCompletionRequest: RequestBody {
         var settings = InferenceSettings(
             temperature: temperature, topP: top_p, maxTokens: max_completion_tokens ?? max_tokens, stopSequences: stop?.sequences
         )
+        let maxTokensName = max_completion_tokens != nil ? "max_completion_tokens" : "max_tokens"
         do {
             try settings.validate()
         } catch let error as ChatError {
-            throw ChatError(error.kind, code: error.code, message: openAINames(error.message))
+            throw ChatError(error.kind, code: error.code, message: Conversation.names(error.message, maxTokens: maxTokensName))
         }
         if settings.stopSequences?.isEmpty == true { settings.stopSequences = nil }
         return Conversation(
             model: model, system: systemPrompt.isEmpty ? nil : systemPrompt, earlier: Array(turns.dropLast()), message: last.text,
             settings: settings.isEmpty ? nil : settings, streaming: stream ?? false, includeUsage: stream_options?.include_usage ?? false,
-            maxTokensName: max_completion_tokens != nil ? "max_completion_tokens" : "max_tokens"
+            maxTokensName: maxTokensName
         )
-    }
-
-    /// A settings message in OpenAI's field names.
-    func openAINames(_ message: String) -> String {
-        let maxTokens = max_completion_tokens != nil ? "max_completion_tokens" : "max_tokens"
-        return message.replacingOccurrences(of: "maxTokens", with: maxTokens).replacingOccurrences(of: "topP", with: "top_p")
-            .replacingOccurrences(of: "stopSequences", with: "stop")
     }
 }
 

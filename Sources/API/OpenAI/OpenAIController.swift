@@ -1,3 +1,4 @@
+import Accounting
 import ChatCore
 import ChatState
 import Foundation
@@ -46,25 +47,16 @@ struct OpenAIController: Sendable {
         let token = try context.requireToken()
         let conversation = try await request.decodeBody(ChatCompletionRequest.self, context: context).conversation()
         guard let model = starter.catalog.selectable(id: conversation.model, role: user.role) else { throw Self.modelNotFound(conversation.model) }
+        // Nothing is written for a caller without credits (the reservation below is the real check).
+        guard try await starter.ledger.hasCredits(1, token: token) else { throw AccountingClient.insufficient }
         // A waiting or streaming completion holds a connection, and counts as a stream.
         let lease = try await limits.open(.streams, userID: user.id, id: UUID().uuidString)
         let record: JobRecord
         do {
-            let sessionID = try await openSession(for: conversation, model: model, user: user)
-            do {
-                record = try await starter.start(
-                    user: user, token: token, sessionID: sessionID, message: conversation.message, modelID: model.id, settings: conversation.settings,
-                    streaming: conversation.streaming, requestID: context.requestID, trace: context.trace
-                )
-            } catch {
-                // Nothing will answer in it: the session goes, so a client that tries again leaves no trail.
-                try? await cache.deleted(sessionID: sessionID)
-                _ = try? await store.deleteSession(id: sessionID, userId: user.id)
-                throw error
-            }
-        } catch let error as ChatError where error.kind == .badRequest && error.message.hasPrefix("maxTokens") {
+            record = try await start(conversation, model: model, user: user, token: token, context: context)
+        } catch let error as ChatError where error.kind == .badRequest {
             await lease.release()
-            throw ChatError(error.kind, code: error.code, message: conversation.maxTokensName + error.message.dropFirst("maxTokens".count))
+            throw ChatError(error.kind, code: error.code, message: conversation.openAINames(error.message))
         } catch {
             await lease.release()
             throw error
@@ -92,24 +84,42 @@ struct OpenAIController: Sendable {
         )
     }
 
-    /// A new session of the caller's for the conversation: its system prompt, and its earlier turns stored as
-    /// complete messages and put in the session's cached history, so the worker sends them to the model.
-    private func openSession(for conversation: ChatCompletionRequest.Conversation, model: ModelInfo, user: AuthenticatedUser) async throws -> String {
-        let title = String(conversation.message.trimmingCharacters(in: .whitespacesAndNewlines).prefix(60))
+    /// Opens the conversation's session and starts its job. Whatever fails after the session was made takes the
+    /// session with it, so a client that tries again leaves no trail.
+    private func start(
+        _ conversation: ChatCompletionRequest.Conversation, model: ModelInfo, user: AuthenticatedUser, token: String, context: ChatRequestContext
+    ) async throws -> JobRecord {
+        // The title: the message's first 60 Unicode scalars (a character may hide any number of combining marks).
+        let title = String(String.UnicodeScalarView(conversation.message.trimmingCharacters(in: .whitespacesAndNewlines).unicodeScalars.prefix(60)))
         let session = try await store.createSession(userId: user.id, title: title, modelId: model.id, systemPrompt: conversation.system)
-        guard !conversation.earlier.isEmpty else {
+        do {
+            try await storeHistory(conversation.earlier(within: model.contextWindow), of: session, model: model)
+            return try await starter.start(
+                user: user, token: token, sessionID: session.id, message: conversation.message, modelID: model.id, settings: conversation.settings,
+                streaming: conversation.streaming, requestID: context.requestID, trace: context.trace
+            )
+        } catch {
+            try? await cache.deleted(sessionID: session.id)
+            _ = try? await store.deleteSession(id: session.id, userId: user.id)
+            throw error
+        }
+    }
+
+    /// Stores the earlier turns as the session's complete messages and puts them in its cached history, so the
+    /// worker sends them to the model (only what the model's context can use was kept).
+    private func storeHistory(_ turns: [(role: MessageRole, text: String)], of session: ChatSession, model: ModelInfo) async throws {
+        guard !turns.isEmpty else {
             try await cache.created(session)
-            return session.id
+            return
         }
         let prefix = "openai-" + UUID().uuidString.lowercased()
         let stored = try await store.appendMessages(
-            conversation.earlier.enumerated().map { index, turn in
+            turns.enumerated().map { index, turn in
                 NewMessage(sessionId: session.id, jobId: "\(prefix)-\(index)", role: turn.role, content: turn.text, modelId: model.id)
             }
         )
         try await cache.fill(session)
         try await cache.fillHistory(sessionID: session.id, messages: stored)
-        return session.id
     }
 
     /// Waits for the job's end: the completion (200), the generation's error (502), or 504 past the wait.

@@ -13,7 +13,7 @@ struct ModelController: Sendable {
 
     @Sendable func list(_ request: Request, context: ChatRequestContext) async throws -> Response {
         let user = try context.requireUser()
-        return Response.json(status: .ok, ModelsBody(models: catalog.models(for: user.role).map(ModelView.init), defaultModelId: catalog.defaultModelID))
+        return Response.json(status: .ok, ModelsBody(models: catalog.models(for: user.role).map { ModelView($0, catalog: catalog, role: user.role) }, defaultModelId: catalog.defaultModelID))
     }
 
     @Sendable func recommend(_ request: Request, context: ChatRequestContext) async throws -> Response {
@@ -33,8 +33,8 @@ struct ModelController: Sendable {
         return Response.json(
             status: .ok,
             RecommendationBody(
-                recommendedModel: ModelView(recommendation.model), reason: recommendation.reason,
-                alternatives: recommendation.alternatives.map(ModelView.init), priority: priority.rawValue
+                recommendedModel: ModelView(recommendation.model, catalog: catalog, role: user.role), reason: recommendation.reason,
+                alternatives: recommendation.alternatives.map { ModelView($0, catalog: catalog, role: user.role) }, priority: priority.rawValue
             )
         )
     }

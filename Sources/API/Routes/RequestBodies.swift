@@ -18,7 +18,7 @@ extension RequestBody {
 /// The body limit of the routes that carry a message: room for `maxMessageBytes` of text written as JSON
 /// escapes where a client escapes what is not ASCII (`\uXXXX` is at most three times the UTF-8 bytes of such a
 /// character), plus the other fields. A client that escapes ASCII too may need to send shorter messages.
-private let messageBodyBytes = 3 * SessionController.maxMessageBytes + 16 * 1024
+private let messageBodyBytes = 3 * (SessionController.maxMessageBytes + SessionController.maxSystemPromptBytes) + 16 * 1024
 
 extension Request {
     /// Reads and decodes the body as `T`, then validates it. Empty, not JSON (invalid UTF-8 and nesting deeper than
@@ -39,7 +39,9 @@ extension Request {
     private static func describe(_ error: DecodingError) -> ChatError {
         switch error {
         case .typeMismatch(let type, let context) where !context.codingPath.isEmpty:
-            let field = context.codingPath.map(\.stringValue).joined(separator: ".")
+            let field = context.codingPath.reduce("") { path, key in
+                key.intValue.map { path + "[\($0)]" } ?? (path.isEmpty ? key.stringValue : path + "." + key.stringValue)
+            }
             let expected = type == String.self ? "a string" : type == Int.self ? "an integer" : "of another type"
             return ChatError(.badRequest, code: "VALIDATION_ERROR", message: "\(field) must be \(expected)")
         default:

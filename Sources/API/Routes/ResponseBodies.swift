@@ -183,10 +183,16 @@ struct ModelView: Encodable {
     var recommendation: ModelTraits
     var fallbacks: [String]
 
+    /// The model as `role` sees it: only the fallbacks `role` could pick itself are named.
+    init(_ model: ModelInfo, catalog: ModelCatalog, role: UserRole) {
+        self.init(model)
+        fallbacks = model.fallbacks.filter { catalog.selectable(id: $0, role: role) != nil }
+    }
+
     init(_ model: ModelInfo) {
         api = model.api.rawValue
         recommendation = model.traits
-        fallbacks = model.fallbacks
+        fallbacks = []
         id = model.id
         name = model.name
         family = model.family.rawValue
