@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Keeps chat-bench working: a chat-api (port 3023) and a chat-worker of their own on test.sh's Redis, MongoDB,
 # emulator and stand-ins (their own job stream and databases), then `chat-bench` (debug build) with target full,
-# 2 virtual users, 2 messages each, short replies. Fails if any request failed or the JSON file is missing.
+# 2 virtual users, 2 messages each, short replies, and its idle probe with 30 observers. Fails if any request failed,
+# the JSON file is missing, or an observer was refused.
 # Used by `make test`; expects REDIS_URL, MONGO_URI, BEDROCK_ENDPOINT, ACCOUNTING_URL (and AUTH_URL) from test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +16,7 @@ mongo_base="${MONGO_URI%/*}"
 json=.data/test/chat-bench.json
 rm -f "$json"
 
-export RATE_LIMIT_ENABLED=false JOB_STREAM=chat:jobs:bench MONGO_URI="$mongo_base/chat_bench"
+export RATE_LIMIT_ENABLED=false JOB_STREAM=chat:jobs:bench MONGO_URI="$mongo_base/chat_bench" MAX_OBSERVERS_PER_USER=100
 start_process chat-worker .data/test/bench-worker.log "$bin/chat-worker"
 worker_pid=${STACK_PIDS[${#STACK_PIDS[@]}-1]}
 start_process chat-api .data/test/bench-api.log env PORT=3023 "$bin/chat-api"
@@ -31,5 +32,10 @@ steps = json.load(open(sys.argv[1]))["steps"]
 assert steps and all(s["requests"] == 4 and s["completed"] == 4 and s["chunks"] == 20 for s in steps), steps
 PY
 then status=1; fi
-if [ "$status" -eq 0 ]; then echo "bench-check: 1 passed, 0 failed"; else echo "bench-check: 0 passed, 1 failed" >&2; fi
-exit $status
+# The idle probe of `make bench` too, small: one supervisor's observers held open (it fails when any is refused).
+idle=0
+"$bin/chat-bench" idle --connections 30 --sessions 3 --settle 1 --chat-url http://127.0.0.1:3023 --pid "chat-api=$api_pid" \
+  --json .data/test/chat-bench-idle.json >.data/test/chat-bench-idle.md || idle=$?
+passed=$(( (status == 0) + (idle == 0) ))
+echo "bench-check: $passed passed, $(( 2 - passed )) failed"
+[ "$status" -eq 0 ] && [ "$idle" -eq 0 ]

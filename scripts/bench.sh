@@ -57,6 +57,8 @@ export BEDROCK_ENDPOINT=http://127.0.0.1:3091 ACCOUNTING_URL=http://127.0.0.1:30
 # The 1,000 step saturates both cores: a reservation may wait seconds for the accounting stand-in (on the Python
 # MongoDB) without anything being wrong, so calls to it get a 30 s timeout and enough connections to all be in flight.
 export RATE_LIMIT_ENABLED=false LOG_LEVEL=warning WORKER_CONCURRENCY=1100 ACCOUNTING_TIMEOUT_MS=30000 ACCOUNTING_MAX_CONNECTIONS=1100
+# The idle probe holds 1,000 observers as one supervisor, past the per-user cap that protects production.
+export MAX_OBSERVERS_PER_USER=2000
 start_process bedrock-emulator "$dir/emulator.log" env PORT=3091 "$bin/bedrock-emulator"; emulator_pid=$(last_pid)
 start_process auth-standin "$dir/auth.log" env PORT=3092 PASSWORD_HASH_ROUNDS=1000 "$bin/auth-standin"; auth_pid=$(last_pid)
 start_process accounting-standin "$dir/accounting.log" env PORT=3093 ACCOUNTING_DATABASE_PATH="$dir/accounting.sqlite3" "$bin/accounting-standin"
