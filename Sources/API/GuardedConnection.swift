@@ -34,12 +34,7 @@ struct GuardedConnection<Base: ServerChildChannel>: ServerChildChannel {
         } onGracefulShutdown: {
             channel.eventLoop.execute {
                 let waitingForHead = (try? channel.pipeline.syncOperations.handler(type: FirstHeadDeadlineHandler.self)) != nil
-                if waitingForHead || !channel.isWritable {
-                    // Told as the peer's half-close first: the upgrade handler then ends its wait quietly, where a
-                    // bare close would be logged as an error.
-                    channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
-                    channel.close(promise: nil)
-                }
+                if waitingForHead || !channel.isWritable { channel.closeQuietly() }
             }
         }
     }
@@ -105,12 +100,7 @@ final class FirstHeadDeadlineHandler: ChannelInboundHandler, RemovableChannelHan
     private func start(_ context: ChannelHandlerContext) {
         guard deadline == nil else { return }
         let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        deadline = context.eventLoop.scheduleTask(in: timeout) {
-            // Told as the peer's half-close first: the upgrade handler then ends its wait quietly, where a bare
-            // close would be logged as an error once per such connection.
-            bound.value.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
-            bound.value.close(promise: nil)
-        }
+        deadline = context.eventLoop.scheduleTask(in: timeout) { bound.value.channel.closeQuietly() }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -152,5 +142,14 @@ final class FirstHeadDeadlineHandler: ChannelInboundHandler, RemovableChannelHan
             }
         }
         return false
+    }
+}
+
+extension Channel {
+    /// Closes the connection as if its peer had half-closed it first: the upgrade handler then ends its wait
+    /// quietly, where a bare close would be logged as an error once per such connection.
+    func closeQuietly() {
+        pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        close(promise: nil)
     }
 }

@@ -74,9 +74,7 @@ struct CatalogAndFallbackTests {
 
     /// A funded user's token.
     static func user(_ name: String, role: UserRole, accountingURL: String) async throws -> String {
-        let user = "\(name)-\(UUID().uuidString.prefix(8))"
-        try await Accounting.fund(user, credits: 10_000, accountingURL: accountingURL, verifier: verifier)
-        return verifier.sign(userID: user, role: role, lifetime: 600)
+        try await Accounting.fundedUser(name, role: role, credits: 10_000, accountingURL: accountingURL, verifier: verifier).token
     }
 
     /// Streams `message` in a new session (of `model`, if given) and returns the session and its events up to the last.

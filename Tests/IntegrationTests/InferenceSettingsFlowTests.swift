@@ -11,9 +11,7 @@ struct InferenceSettingsFlowTests {
     @Test("temperature, topP, maxTokens and stop sequences reach the model through Converse; out-of-range values are 400 naming the field", .timeLimit(.minutes(2)))
     func settingsReachTheModel() async throws {
         try await APIProcess.withPair { pair in
-            let user = "settings-\(UUID().uuidString.prefix(8))"
-            try await Accounting.fund(user, credits: 1_000, accountingURL: TestEnvironment.accountingURL, verifier: Self.verifier)
-            let token = Self.verifier.sign(userID: user, role: .enduser, lifetime: 600)
+            let token = try await Accounting.fundedUser("settings", verifier: Self.verifier).token
             let created = try await HTTPProbe.json(.POST, pair.apiURL + "/api/chat/sessions", token: token, body: ["title": "settings"])
             let sessionID = try #require(created.body["sessionId"] as? String)
             let messages = pair.apiURL + "/api/chat/sessions/\(sessionID)/messages"
@@ -58,9 +56,7 @@ struct InferenceSettingsFlowTests {
     @Test("a session's system prompt is stored, shown, survives the cache, and reaches the model before every turn", .timeLimit(.minutes(2)))
     func systemPromptReachesTheModel() async throws {
         try await APIProcess.withPair { pair in
-            let user = "system-\(UUID().uuidString.prefix(8))"
-            try await Accounting.fund(user, credits: 1_000, accountingURL: TestEnvironment.accountingURL, verifier: Self.verifier)
-            let token = Self.verifier.sign(userID: user, role: .enduser, lifetime: 600)
+            let token = try await Accounting.fundedUser("system", verifier: Self.verifier).token
             let created = try await HTTPProbe.json(
                 .POST, pair.apiURL + "/api/chat/sessions", token: token, body: ["title": "system", "systemPrompt": "  You answer as a pirate.  "]
             )

@@ -24,9 +24,7 @@ struct LogsTests {
         defer { pair.kill() }
         try await pair.ready()
         let verifier = try AccessTokenVerifier(secret: APIFixture.secret)
-        let user = "l-\(UUID().uuidString.prefix(8))"
-        try await Accounting.fund(user, credits: 1_000, accountingURL: TestEnvironment.accountingURL, verifier: verifier)
-        let token = verifier.sign(userID: user, role: .enduser, lifetime: 300)
+        let (user, token) = try await Accounting.fundedUser("l", verifier: verifier, lifetime: 300)
         let created = try await HTTPProbe.json(.POST, pair.apiURL + "/api/chat/sessions", token: token, body: ["title": "logs"])
         let sessionID = try #require(created.body["sessionId"] as? String)
 

@@ -45,9 +45,7 @@ struct MetricsTests {
         #expect(try await HTTPProbe.status(workerURL + "/livez") == 200)
 
         let verifier = try AccessTokenVerifier(secret: APIFixture.secret)
-        let user = "m-\(UUID().uuidString.prefix(8))"
-        try await Accounting.fund(user, credits: 1_000, accountingURL: TestEnvironment.accountingURL, verifier: verifier)
-        let token = verifier.sign(userID: user, role: .enduser, lifetime: 300)
+        let (user, token) = try await Accounting.fundedUser("m", verifier: verifier, lifetime: 300)
         let created = try await HTTPProbe.json(.POST, apiURL + "/api/chat/sessions", token: token, body: ["title": "metrics"])
         let sessionID = try #require(created.body["sessionId"] as? String)
         let model = ModelCatalog.builtIn.defaultModelID

@@ -89,6 +89,16 @@ enum Accounting {
         _ = try await response.body.collect(upTo: 1 << 20)
         #expect(response.status == .created, "allocating credits to \(user) answered \(response.status)")
     }
+
+    /// A new user (`prefix` and a random suffix) with `credits` allocated at `accountingURL`, and a token of theirs.
+    static func fundedUser(
+        _ prefix: String, role: UserRole = .enduser, credits: Int = 1_000, accountingURL: String = TestEnvironment.accountingURL,
+        verifier: AccessTokenVerifier, lifetime: Int = 600
+    ) async throws -> (id: String, token: String) {
+        let user = "\(prefix)-\(UUID().uuidString.prefix(8))"
+        try await fund(user, credits: credits, accountingURL: accountingURL, verifier: verifier)
+        return (user, verifier.sign(userID: user, role: role, lifetime: lifetime))
+    }
 }
 
 /// The response body as a JSON object; empty (so every expectation on it fails) when it is not one.

@@ -60,6 +60,23 @@ export async function signIn(username, password) {
 }
 
 /** Creates a chat session for the token's user: the new session's id. */
+/**
+ * The page's sign-in button: signs in with the username and password fields, shows the outcome in
+ * #signin-state, and hands the access token to `onToken`.
+ */
+export function wireSignIn(onToken) {
+  byId("signin").addEventListener("click", async () => {
+    setState("signin-state", "working", "signing in…");
+    try {
+      const signed = await signIn(byId("username").value, byId("password").value);
+      onToken(signed.token);
+      setState("signin-state", "signed-in", `${signed.user.username} (${signed.user.role})`);
+    } catch (error) {
+      setState("signin-state", "failed", `${error.name}: ${error.message}`);
+    }
+  });
+}
+
 export async function createSession(token, title, apiBase = services.api) {
   const { status, body } = await callJSON(`${apiBase}/api/chat/sessions`, { method: "POST", token, body: { title } });
   if (status !== 201 || !body || !body.sessionId) {

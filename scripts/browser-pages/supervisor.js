@@ -2,7 +2,7 @@
 // object {"id", "event", "data"}, the first an `observer`. What arrives lands in the DOM: the greeting, the
 // reply's chunks as spans, an event log, `complete`/`error` as JSON, the socket's state and close code, and
 // any breach of the protocol.
-import { byId, logLine, services, setState, signIn } from "./common.js";
+import { byId, logLine, services, setState, wireSignIn } from "./common.js";
 
 const EVENTS = new Set(["observer", "model", "chunk", "complete", "error", "reset"]);
 let token = null;
@@ -18,15 +18,8 @@ window.observerPage = {
   },
 };
 
-byId("signin").addEventListener("click", async () => {
-  setState("signin-state", "working", "signing in…");
-  try {
-    const signed = await signIn(byId("username").value, byId("password").value);
-    token = signed.token;
-    setState("signin-state", "signed-in", `${signed.user.username} (${signed.user.role})`);
-  } catch (error) {
-    setState("signin-state", "failed", `${error.name}: ${error.message}`);
-  }
+wireSignIn((value) => {
+  token = value;
 });
 
 function violation(text) {

@@ -1,6 +1,6 @@
 // TC-09: the end user's page. Each step is a button, so the harness drives it like a person would; every
 // outcome lands in the DOM (status elements with data-state, the reply's chunks as spans, `complete` as JSON).
-import { byId, createSession, followReply, services, setState, signIn, streamURL } from "./common.js";
+import { byId, createSession, followReply, services, setState, streamURL, wireSignIn } from "./common.js";
 
 let token = null;
 let sessionId = null;
@@ -8,15 +8,8 @@ let source = null;
 
 byId("origin").textContent = location.origin;
 
-byId("signin").addEventListener("click", async () => {
-  setState("signin-state", "working", "signing in…");
-  try {
-    const signed = await signIn(byId("username").value, byId("password").value);
-    token = signed.token;
-    setState("signin-state", "signed-in", `${signed.user.username} (${signed.user.role})`);
-  } catch (error) {
-    setState("signin-state", "failed", `${error.name}: ${error.message}`);
-  }
+wireSignIn((value) => {
+  token = value;
 });
 
 byId("create").addEventListener("click", async () => {
