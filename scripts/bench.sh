@@ -34,8 +34,8 @@ rm -rf "$dir" && mkdir -p "$dir"
 
 # LiteLLM in a virtualenv of its own (git-ignored); without it the run goes on with the two other targets.
 litellm_note=""
-if [ -n "${BENCH_PROFILE:-}" ]; then
-  litellm_note="profiling"
+if [ -n "${BENCH_PROFILE:-}" ] || [ "${BENCH_IDLE_ONLY:-}" = 1 ]; then
+  litellm_note="not run"
 elif [ ! -x .venv-litellm/bin/litellm ]; then
   echo "==> installing LiteLLM (PyPI litellm[proxy]) into .venv-litellm"
   if ! { python3 -m venv .venv-litellm && .venv-litellm/bin/pip install -q --upgrade pip &&
@@ -132,6 +132,13 @@ if [ -n "${BENCH_PROFILE:-}" ]; then
   cat "$dir/run.md"
   echo "==> Redis commands: $dir/redis-commandstats.txt"; cat "$dir/redis-commandstats.txt"
   echo "==> profiles: $dir/perf-api.txt, $dir/perf-worker.txt (self) and $dir/perf-*-children.txt (with callees)"
+  exit 0
+fi
+
+# BENCH_IDLE_ONLY=1: the idle probe alone (chat-api's memory per idle open stream), docs untouched.
+if [ "${BENCH_IDLE_ONLY:-}" = 1 ]; then
+  "$bin/chat-bench" idle --connections 1000 --pid "chat-api=$api_pid" --redis-port 6491 --json "$dir/idle.json" >"$dir/idle.md"
+  cat "$dir/idle.md"
   exit 0
 fi
 

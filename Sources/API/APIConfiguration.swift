@@ -52,6 +52,9 @@ struct APIConfiguration: Sendable {
     var httpIdleTimeout: Duration
     /// The origins whose pages may call the API from a browser (`CORS_ALLOWED_ORIGINS`; none by default).
     var cors: CORSPolicy
+    /// Whether `/stream` and `/observe` also speak WebSocket (`WEBSOCKETS_ENABLED`, true): off, connections skip the
+    /// upgrade handler and the API is HTTP/1.1 alone.
+    var webSockets: Bool
     /// The auth service as a browser reaches it, for the console's sign-in (`CONSOLE_AUTH_URL`, default
     /// `AUTH_URL`; empty: the console takes a pasted token).
     var consoleAuthURL: String
@@ -89,6 +92,7 @@ struct APIConfiguration: Sendable {
         queueMaxWaiting = try environment.int("QUEUE_MAX_WAITING", default: 2_000, in: 0...10_000_000)
         httpIdleTimeout = try environment.milliseconds("HTTP_IDLE_TIMEOUT_MS", default: .seconds(60), in: 100...3_600_000)
         cors = try CORSPolicy(parsing: environment.string("CORS_ALLOWED_ORIGINS", default: ""))
+        webSockets = try environment.bool("WEBSOCKETS_ENABLED", default: true)
         consoleAuthURL = environment.string("CONSOLE_AUTH_URL", default: environment.string("AUTH_URL", default: ""))
         consoleAccountingURL = environment.string("CONSOLE_ACCOUNTING_URL", default: accountingURL)
         for (name, url) in [("CONSOLE_AUTH_URL", consoleAuthURL), ("CONSOLE_ACCOUNTING_URL", consoleAccountingURL)]

@@ -107,6 +107,7 @@ func buildApplication(configuration: APIConfiguration) async throws -> some Appl
         logger.warning("could not create the job queue's consumer group at start", metadata: ["error": "\(error)"])
     }
     let routes = buildRoutes(dependencies)
+    if !configuration.webSockets { routes.webSockets = nil }
     var app = Application(
         router: MeteredRouter(routes.router),
         server: serverBuilder(routes, idleTimeout: configuration.httpIdleTimeout, pingInterval: configuration.heartbeatInterval),

@@ -215,3 +215,30 @@ struct ResourceLimitsTests {
         }
     }
 }
+
+@Suite("stream slots renewed while their stream lives", .timeLimit(.minutes(1)))
+struct StreamLeaseTests {
+    @Test("a stream that outlives several leases keeps its slot, and gives it back when it ends")
+    func renewedWhileHeld() async throws {
+        let redis = try testRedisClient()
+        defer { redis.shutdown() }
+        var slots = UserSlots(redis: redis, lease: .milliseconds(600))
+        slots.keyPrefix = uniqueKey("slots") + ":"
+        let limits = StreamLimits(slots: slots, maxStreams: 1, maxObservers: 1)
+        let user = "lease-\(UUID().uuidString.prefix(6))"
+        let lease = try await limits.open(.observers, userID: user, id: "first")
+        try await lease.hold {
+            // Four leases long: without renewals the slot would lapse and a second observer would be let in.
+            let clock = ContinuousClock()
+            let end = clock.now + .milliseconds(2_400)
+            while clock.now < end {
+                #expect(try await slots.held(.observers, userID: user) == 1)
+                await #expect(throws: ChatError.self) { _ = try await limits.open(.observers, userID: user, id: "second") }
+                try await Task.sleep(for: .milliseconds(300))
+            }
+        }
+        #expect(try await slots.held(.observers, userID: user) == 0)
+        let next = try await limits.open(.observers, userID: user, id: "third")
+        await next.release()
+    }
+}

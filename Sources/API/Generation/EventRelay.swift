@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOPosix
 import ServiceLifecycle
 
 /// Relays a session's events to one client, through an `EventSink` (Server-Sent Events or a WebSocket), from the
@@ -52,22 +53,20 @@ struct EventRelay: Sendable {
         _ subscription: EventSubscription, until deadline: ContinuousClock.Instant?, _ body: () async throws -> T
     ) async throws -> (T, OutsideEnd?) {
         let ended = NIOLockedValueBox<OutsideEnd?>(nil)
-        let result = try await withThrowingTaskGroup(of: Void.self) { group in
-            if let deadline {
-                group.addTask {
-                    try? await Task.sleep(until: deadline)
-                    guard !Task.isCancelled else { return }
-                    ended.withLockedValue { $0 = $0 ?? .expired }
-                    subscription.finish()
-                }
-            }
-            defer { group.cancelAll() }
-            return try await withGracefulShutdownHandler {
-                try await body()
-            } onGracefulShutdown: {
-                ended.withLockedValue { $0 = $0 ?? .shutdown }
+        // A timer on an event loop rather than a task sleeping beside the stream (a few hundred bytes per idle
+        // observer, not a task's stack).
+        let expiry = deadline.map { deadline in
+            NIOSingletons.posixEventLoopGroup.any().scheduleTask(in: .nanoseconds((deadline - .now).nanoseconds)) {
+                ended.withLockedValue { $0 = $0 ?? .expired }
                 subscription.finish()
             }
+        }
+        defer { expiry?.cancel() }
+        let result = try await withGracefulShutdownHandler {
+            try await body()
+        } onGracefulShutdown: {
+            ended.withLockedValue { $0 = $0 ?? .shutdown }
+            subscription.finish()
         }
         return (result, ended.withLockedValue { $0 })
     }
