@@ -173,6 +173,20 @@ struct WebSocketTests {
         _ = try await pair.stop()
     }
 
+    @Test("WEBSOCKETS_ENABLED=false: an upgrade is not taken; the same route answers as Server-Sent Events", .timeLimit(.minutes(1)))
+    func webSocketsOff() async throws {
+        let pair = try ServicePair(apiEnvironment: ["WEBSOCKETS_ENABLED": "false"])
+        defer { pair.kill() }
+        try await pair.ready()
+        let token = try await Accounting.fundedUser("wsoff", credits: 100, verifier: Self.verifier).token
+        let created = try await HTTPProbe.json(.POST, pair.apiURL + "/api/chat/sessions", token: token, body: ["title": "no sockets"])
+        let sessionID = try #require(created.body["sessionId"] as? String)
+        let supervisor = Self.verifier.sign(userID: "supervisor1", role: .supervisor, lifetime: 600)
+        let answer = try await SocketUpgrade.exchange(port: pair.apiPort, "/api/chat/sessions/\(sessionID)/observe?access_token=\(supervisor)")
+        #expect(answer.status == 200 && answer.close == nil && answer.messages.isEmpty)
+        _ = try await pair.stop()
+    }
+
     @Test("SIGTERM closes every socket (1001 or 1000) and chat-api exits promptly, a connection that never sent a request notwithstanding", .timeLimit(.minutes(1)))
     func shutdownClosesSockets() async throws {
         let pair = try ServicePair()
