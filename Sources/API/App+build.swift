@@ -208,7 +208,7 @@ func buildRoutes(_ dependencies: APIDependencies) -> RouteTable<ChatRequestConte
         .add(middleware: AuthenticationMiddleware(verifier: dependencies.verifier))
         .add(middleware: RateLimitMiddleware(limiter: dependencies.rateLimiter, classify: RateLimitMiddleware.chatClass))
         .add(middleware: RateLimitMiddleware(limiter: dependencies.rateLimiter) { request in
-            request.method == .post && request.uri.path == "/v1/chat/completions" ? .sessionCreate : nil
+            request.method == .post && RateLimitMiddleware.isCompletion(request.uri.path) ? .sessionCreate : nil
         })
     OpenAIController(
         starter: starter, relay: relay, store: dependencies.store, cache: dependencies.cache, messageWait: dependencies.messageWait, limits: limits

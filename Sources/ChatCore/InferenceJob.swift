@@ -25,6 +25,9 @@ public struct InferenceJob: Codable, Sendable, Equatable {
     public var settings: InferenceSettings?
     /// The session's system prompt (nil: none).
     public var systemPrompt: String?
+    /// The model the reservation is priced at (the dearest of the chain), which its renewals must name again; nil
+    /// in jobs enqueued before it was kept: `modelId`.
+    public var reservedModelId: String?
     /// The id of the request that started the job, for the worker's log lines.
     public var requestId: String?
     /// The trace the job belongs to (W3C `traceparent`, a span of the request's trace), carried to the worker
@@ -35,8 +38,9 @@ public struct InferenceJob: Codable, Sendable, Equatable {
     public init(
         sessionId: String, userId: String, modelId: String, message: String, streaming: Bool, requestedAt: Date = Date(), messageId: String? = nil,
         messageCreatedAt: Date? = nil, reservationId: String? = nil, estimatedTokens: Int? = nil, requestId: String? = nil,
-        traceparent: String? = nil, settings: InferenceSettings? = nil, systemPrompt: String? = nil
+        traceparent: String? = nil, settings: InferenceSettings? = nil, systemPrompt: String? = nil, reservedModelId: String? = nil
     ) {
+        self.reservedModelId = reservedModelId
         self.systemPrompt = systemPrompt
         self.settings = settings
         self.requestId = requestId

@@ -223,10 +223,10 @@ public struct ModelCatalog: Sendable, Equatable {
     /// The most fallbacks a model may have.
     public static let longestChain = 4
 
-    /// The model of `model`'s chain with the highest price per token (input and output together): a reservation
-    /// made at its price covers whichever of the chain answers.
+    /// The model of `model`'s chain with the highest output price (then input price): a reservation, which the
+    /// accounting service prices at the output rate, made at its price covers whichever of the chain answers.
     public func dearest(inChainOf model: ModelInfo) -> ModelInfo {
-        chain(for: model).max { $0.inputCreditsPer1K + $0.outputCreditsPer1K < $1.inputCreditsPer1K + $1.outputCreditsPer1K } ?? model
+        chain(for: model).max { ($0.outputCreditsPer1K, $0.inputCreditsPer1K) < ($1.outputCreditsPer1K, $1.inputCreditsPer1K) } ?? model
     }
 
     /// Whether `text` can be an id sent to Bedrock: 1 to 2,048 characters, no whitespace.

@@ -297,16 +297,22 @@ struct GenerationHandler: JobHandler {
                 }
                 return
             } catch let error as BedrockError where progress.withLockedValue({ $0.chunks == 0 }) && (Self.givesWay(error) || busy != nil) {
-                ChatMetrics.bedrockError(exception: error.code)
-                guard Self.givesWay(error) else {
-                    // A fallback refused what the busy model would have taken: the queue tries the job again later.
+                // Nothing of this model was shown: the run forgets it (a `model` event may have named it).
+                progress.withLockedValue {
+                    $0.accumulator = GenerationAccumulator()
+                    $0.modelID = nil
+                }
+                if !Self.givesWay(error), error.code == "ValidationException" || last {
+                    // A fallback refused what the busy model would have taken (or the last one could not answer):
+                    // the attempt fails with the busy error, and the queue tries the job again later.
                     logger.warning("a fallback refused the request", metadata: ["jobId": "\(job.id)", "model": "\(model.id)", "code": "\(error.code)"])
                     throw busy ?? error
                 }
-                busy = busy ?? error
+                if Self.givesWay(error) { busy = busy ?? error }
+                // The error that ends the attempt is counted where the attempt ends; those passed over, here.
                 guard !last else { throw error }
+                ChatMetrics.bedrockError(exception: error.code)
                 ChatMetrics.modelFallback(from: model.id, to: chain[index + 1].id)
-                progress.withLockedValue { $0.accumulator = GenerationAccumulator() }
                 let pause = fallbackBackoff.delay(beforeRetry: index + 1, using: &random)
                 logger.warning(
                     "the model cannot answer now; trying its fallback",
@@ -326,9 +332,10 @@ struct GenerationHandler: JobHandler {
         return [prepared.model] + fallbacks
     }
 
-    /// The model a job's reservation is priced at, as chat-api made it: the dearest of its model's chain.
+    /// The model a job's reservation is priced at, as chat-api made it (the dearest of its model's chain; the job's
+    /// own model in jobs enqueued before the job named it).
     func reservedModel(_ job: QueuedJob<InferenceJob>) -> String {
-        catalog.model(id: job.payload.modelId).map { catalog.dearest(inChainOf: $0).id } ?? job.payload.modelId
+        job.payload.reservedModelId ?? job.payload.modelId
     }
 
     /// The Bedrock exceptions that say a model is busy rather than that the request is wrong.

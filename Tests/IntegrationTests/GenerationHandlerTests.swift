@@ -165,13 +165,19 @@ final class ScriptedGenerator: TextGenerator {
     /// Models that answer ThrottlingException, and models that answer ValidationException, before any chunk.
     let busy: Set<String>
     let refusing: Set<String>
+    /// Models that answer AccessDeniedException (not enabled in the account) before any chunk.
+    let denied: Set<String>
     private let asked = NIOLockedValueBox([GenerationRequest]())
     private let called = NIOLockedValueBox([String]())
     var requests: [GenerationRequest] { asked.withLockedValue { $0 } }
     /// The model of every call, in order.
     var models: [String] { called.withLockedValue { $0 } }
 
-    init(words: [String], pace: Duration = .zero, hold: (index: Int, gate: Gate)? = nil, busy: Set<String> = [], refusing: Set<String> = []) {
+    init(
+        words: [String], pace: Duration = .zero, hold: (index: Int, gate: Gate)? = nil, busy: Set<String> = [], refusing: Set<String> = [],
+        denied: Set<String> = []
+    ) {
+        self.denied = denied
         self.words = words
         self.pace = pace
         self.hold = hold
@@ -183,6 +189,7 @@ final class ScriptedGenerator: TextGenerator {
         called.withLockedValue { $0.append(model.id) }
         if busy.contains(model.id) { throw BedrockError(code: "ThrottlingException", message: "Too many requests", statusCode: 429) }
         if refusing.contains(model.id) { throw BedrockError(code: "ValidationException", message: "No", statusCode: 400) }
+        if denied.contains(model.id) { throw BedrockError(code: "AccessDeniedException", message: "Not enabled", statusCode: 403) }
         asked.withLockedValue { $0.append(request) }
         let (words, pace, hold) = (self.words, self.pace, self.hold)
         return AsyncThrowingStream<ChunkDelta, any Error> { continuation in
@@ -316,6 +323,24 @@ struct GenerationHandlerTests {
         await #expect { try await second.run(other) } throws: { ($0 as? BedrockError)?.code == "ThrottlingException" }
         #expect(refused.models == [haiku, nova])
         #expect(fixture.ledger.settledModels == [nova])
+
+        // A fallback not enabled in the account is passed over for the next one.
+        func model(_ id: String) -> ModelInfo {
+            ModelInfo(id: id, name: id, family: .amazonNova, contextWindow: 10_000, maxOutputTokens: 1_000, inputCreditsPer1K: 1, outputCreditsPer1K: 1)
+        }
+        var primary = try #require(ModelCatalog.builtIn.model(id: haiku))
+        primary.fallbacks = ["x.denied", "y.fine"]
+        let skipping = ScriptedGenerator(words: ["third", "time"], busy: [haiku], denied: ["x.denied"])
+        // (In a session of its own: the job above still holds its session, for the queue to try it again.)
+        let fresh = try HandlerFixture()
+        defer { fresh.redis.shutdown() }
+        var third = try fresh.handler(skipping)
+        third.catalog = try ModelCatalog(models: [primary, model("x.denied"), model("y.fine")], defaultModelID: haiku)
+        third.fallbackBackoff = Backoff(base: .milliseconds(1), maximum: .milliseconds(1))
+        let (last, _) = try await fresh.job("once more")
+        try await third.run(last)
+        #expect(skipping.models == [haiku, "x.denied", "y.fine"])
+        #expect(try await fresh.state.outcome(jobID: last.id)?.modelID == "y.fine")
 
         // A fallback that cannot take the message's settings is passed over.
         var prepared = GenerationHandler.Prepared(

@@ -238,6 +238,9 @@ struct StreamLeaseTests {
             }
         }
         #expect(try await slots.held(.observers, userID: user) == 0)
+        // Longer than a lease later, nothing took the slot again (a renewal after the release would have).
+        try await Task.sleep(for: .milliseconds(700))
+        #expect(try await slots.held(.observers, userID: user) == 0)
         let next = try await limits.open(.observers, userID: user, id: "third")
         await next.release()
     }

@@ -182,8 +182,13 @@ struct WebSocketTests {
         let created = try await HTTPProbe.json(.POST, pair.apiURL + "/api/chat/sessions", token: token, body: ["title": "no sockets"])
         let sessionID = try #require(created.body["sessionId"] as? String)
         let supervisor = Self.verifier.sign(userID: "supervisor1", role: .supervisor, lifetime: 600)
-        let answer = try await SocketUpgrade.exchange(port: pair.apiPort, "/api/chat/sessions/\(sessionID)/observe?access_token=\(supervisor)")
-        #expect(answer.status == 200 && answer.close == nil && answer.messages.isEmpty)
+        let path = "/api/chat/sessions/\(sessionID)/observe?access_token=\(supervisor)"
+        let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(pair.apiPort)\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+            + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        let answer = String(decoding: try await RawConnection.exchange(port: pair.apiPort, bytes: request, limit: .seconds(3)), as: UTF8.self)
+        #expect(answer.hasPrefix("HTTP/1.1 200"), "\(answer.prefix(300))")
+        #expect(answer.lowercased().contains("content-type: text/event-stream"))
+        #expect(answer.contains("event: observer"))
         _ = try await pair.stop()
     }
 

@@ -114,8 +114,9 @@ struct GenerationStarter: Sendable {
             var step = clock.now
             reserveAttempted = true
             // Priced at the dearest model of its fallback chain: the reservation covers whichever answers.
+            let reservedModel = catalog.dearest(inChainOf: model).id
             let reservation = try await ledger.reserve(
-                reservationID: reservationID, sessionID: sessionID, modelID: catalog.dearest(inChainOf: model).id, estimatedTokens: estimate, token: token
+                reservationID: reservationID, sessionID: sessionID, modelID: reservedModel, estimatedTokens: estimate, token: token
             )
             reserved = true
             ChatMetrics.creditsReserved(model: model.id, reservation.allocatedCredits)
@@ -127,7 +128,7 @@ struct GenerationStarter: Sendable {
                     sessionId: sessionID, userId: user.id, modelId: model.id, message: message, streaming: streaming, messageId: messageID,
                     messageCreatedAt: messageCreatedAt, reservationId: reservationID, estimatedTokens: estimate, requestId: requestID,
                     traceparent: TraceContext.outgoingTraceparent(fallback: trace), settings: settings,
-                    systemPrompt: outcome.summary.systemPrompt
+                    systemPrompt: outcome.summary.systemPrompt, reservedModelId: reservedModel
                 )
             )
             guard try await Self.onceMore({ try await state.enqueue(jobID: jobID, stream: queue.configuration.stream, fields: fields) }) != nil else {

@@ -1,5 +1,6 @@
 import ChatCore
 import ChatState
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
@@ -38,19 +39,35 @@ struct StreamLease: Sendable {
     func hold<T>(_ body: () async throws -> T) async throws -> T {
         guard let slots else { return try await body() }
         // A timer on an event loop rather than a task sleeping beside the stream: an idle stream holds a few hundred
-        // bytes for it, not a task's stack (measured per idle connection by `make bench`).
+        // bytes for it, not a task's stack (measured per idle connection by `make bench`). A tick skips while the
+        // last renewal still runs; at the end the timer is stopped and the renewal in flight awaited before the slot
+        // is given back, so no renewal lands after the release (it would take the slot again for a lease).
         let (kind, userID, id) = (kind, userID, id)
+        let loop = NIOSingletons.posixEventLoopGroup.any()
         let period = TimeAmount.nanoseconds((slots.lease / 3).nanoseconds)
-        let renewal = NIOSingletons.posixEventLoopGroup.any().scheduleRepeatedTask(initialDelay: period, delay: period) { _ in
-            Task { try? await slots.renew(kind, userID: userID, id: id) }
+        let inFlight = NIOLockedValueBox<Task<Void, Never>?>(nil)
+        let renewal = loop.scheduleRepeatedTask(initialDelay: period, delay: period) { _ in
+            inFlight.withLockedValue { current in
+                guard current == nil else { return }
+                current = Task {
+                    try? await slots.renew(kind, userID: userID, id: id)
+                    inFlight.withLockedValue { $0 = nil }
+                }
+            }
         }
-        defer { renewal.cancel() }
+        func giveBack() async {
+            let stopped = loop.makePromise(of: Void.self)
+            renewal.cancel(promise: stopped)
+            try? await stopped.futureResult.get()
+            await inFlight.withLockedValue { $0 }?.value
+            try? await slots.release(kind, userID: userID, id: id)
+        }
         do {
             let result = try await body()
-            try? await slots.release(kind, userID: userID, id: id)
+            await giveBack()
             return result
         } catch {
-            try? await slots.release(kind, userID: userID, id: id)
+            await giveBack()
             throw error
         }
     }

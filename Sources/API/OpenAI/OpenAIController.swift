@@ -67,7 +67,18 @@ struct OpenAIController: Sendable {
         headers[.init("X-Chat-Session-Id")!] = record.sessionID
         headers[.init("X-Chat-Job-Id")!] = record.jobID
         guard conversation.streaming else {
-            return try await lease.hold { try await whole(record, id: id, created: created, model: model.id, headers: headers) }
+            do {
+                return try await lease.hold { try await whole(record, id: id, created: created, model: model.id, headers: headers) }
+            } catch let error as ChatError where error.kind == .timeout || error.kind == .badGateway {
+                throw error
+            } catch {
+                // The job runs (or ran): whatever failed now is answered 502 with `x-should-retry: false`, for a client
+                // asking again would buy another reply; the job's outcome is at /api/jobs/{id}.
+                throw ChatError(
+                    .badGateway, code: "REPLY_UNREADABLE",
+                    message: "The reply's outcome could not be read now; it will be saved when done (job \(record.jobID))"
+                )
+            }
         }
         return Response(
             status: .ok, headers: headers,

@@ -37,12 +37,17 @@ struct RateLimitMiddleware: RouterMiddleware {
         headers[.rateLimitReset] = String(decision.resetSeconds)
     }
 
+    /// Whether `path` is the OpenAI-compatible completions route (with or without a trailing slash).
+    static func isCompletion(_ path: String) -> Bool {
+        path == "/v1/chat/completions" || path == "/v1/chat/completions/"
+    }
+
     /// The class of an authenticated chat request, by method and path; every request has one.
     static func chatClass(_ request: Request) -> RateLimitClass? {
         let path = request.uri.path
         if request.method == .post && (path == "/api/chat/sessions" || path == "/api/chat/sessions/") { return .sessionCreate }
         if path.hasSuffix("/observe") { return .observe }
-        if (request.method == .post && path.hasSuffix("/messages")) || path.hasSuffix("/stream") || path == "/v1/chat/completions" { return .generation }
+        if (request.method == .post && path.hasSuffix("/messages")) || path.hasSuffix("/stream") || isCompletion(path) { return .generation }
         if request.method == .get || request.method == .head { return .read }
         return .write
     }
