@@ -23,6 +23,8 @@ enum GenerationScripts {
         local meta = redis.call('HMGET', KEYS[1], 'userId', 'modelId', 'messageCount', 'contentBytes', 'deleted', 'systemPrompt')
         if meta[1] == false then return {'miss'} end
         if meta[5] == '1' or meta[1] ~= ARGV[4] then return {'notfound'} end
+        -- An entry an older process wrote, without the session's system prompt: filled from the database first.
+        if meta[6] == false then return {'miss'} end
         if redis.call('GET', KEYS[2]) == ARGV[1] then
           local mine = redis.call('HMGET', KEYS[3], 'status', 'startEventId', 'modelId')
           if mine[1] == 'queued' then return {'ok', mine[2], mine[3], tonumber(meta[3] or '0'), tonumber(meta[4] or '0'), meta[6] or ''} end

@@ -138,10 +138,16 @@ public final class SessionCache: Sendable {
 
 /// The Lua scripts of `SessionCache`.
 enum SessionCacheScripts {
-    /// KEYS: meta. ARGV: userId, modelId, messageCount, contentBytes, ttl, systemPrompt.
+    /// KEYS: meta. ARGV: userId, modelId, messageCount, contentBytes, ttl, systemPrompt. An entry written before
+    /// sessions had system prompts (by an older process) only gains the field.
     static let fill = RedisScript(
         """
-        if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+        if redis.call('EXISTS', KEYS[1]) == 1 then
+          if redis.call('HEXISTS', KEYS[1], 'systemPrompt') == 0 and redis.call('HGET', KEYS[1], 'deleted') ~= '1' then
+            redis.call('HSET', KEYS[1], 'systemPrompt', ARGV[6] or '')
+          end
+          return 0
+        end
         redis.call('HSET', KEYS[1], 'userId', ARGV[1], 'modelId', ARGV[2], 'messageCount', ARGV[3], 'contentBytes', ARGV[4],
           'history', '0', 'historyBytes', '0', 'systemPrompt', ARGV[6] or '')
         redis.call('PEXPIRE', KEYS[1], ARGV[5])

@@ -77,6 +77,10 @@ struct InferenceSettingsFlowTests {
             _ = try await redis.send("DEL", "chat:session:{\(sessionID)}", "chat:session:{\(sessionID)}:history")
             let refilled = try await HTTPProbe.json(.POST, messages, token: token, body: ["message": "Turn 3 [[echo-settings]]"])
             #expect((refilled.body["reply"] as? [String: Any])?["content"] as? String == "system=You_answer_as_a_pirate. maxTokens=1024")
+            // An entry as a process of the version before wrote it (no system prompt field): the prompt is not lost.
+            #expect(try await redis.send("HDEL", "chat:session:{\(sessionID)}", "systemPrompt").int == 1)
+            let older = try await HTTPProbe.json(.POST, messages, token: token, body: ["message": "Turn 4 [[echo-settings]]"])
+            #expect((older.body["reply"] as? [String: Any])?["content"] as? String == "system=You_answer_as_a_pirate. maxTokens=1024", "\(older.body)")
 
             // A session without one sends none; a prompt of the wrong type or too long is 400 naming the field.
             let plain = try await HTTPProbe.json(.POST, pair.apiURL + "/api/chat/sessions", token: token, body: ["title": "plain", "systemPrompt": "   "])
