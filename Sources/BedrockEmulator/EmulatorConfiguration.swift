@@ -51,14 +51,15 @@ struct EmulatorConfiguration: Sendable {
 
     /// Reads and checks the settings; a bad one throws a `ConfigurationError` with one clear line.
     init(environment: Environment) throws {
+        let regions = Self.regions(environment)
         self.init(
             host: environment.string("HOST", default: "127.0.0.1"),
             port: try environment.int("PORT", default: 3010, in: 1...65535),
             accessKeyID: environment.string("EMULATOR_ACCESS_KEY_ID", default: Self.defaultAccessKeyID),
             secretAccessKey: environment.string("EMULATOR_SECRET_ACCESS_KEY", default: Self.defaultSecretAccessKey),
             sessionToken: environment["EMULATOR_SESSION_TOKEN"],
-            region: Self.regions(environment)[0],
-            otherRegions: Array(Self.regions(environment).dropFirst()),
+            region: regions[0],
+            otherRegions: Array(regions.dropFirst()),
             tokensPerSecond: try environment.int("EMULATOR_TOKENS_PER_SECOND", default: 100, in: 0...1_000_000),
             replyTokens: try environment.int("EMULATOR_REPLY_TOKENS", default: 24, in: 0...1_000_000),
             catalog: try ModelCatalog.load(environment: environment)

@@ -119,11 +119,7 @@ public struct CatalogFile: Decodable, Sendable {
 
     /// Says where in the file a decoding error is, as `models[2].contextWindow`.
     static func describe(_ error: DecodingError) -> String {
-        func path(_ codingPath: [any CodingKey]) -> String {
-            codingPath.reduce("") { text, key in
-                key.intValue.map { text + "[\($0)]" } ?? (text.isEmpty ? key.stringValue : text + "." + key.stringValue)
-            }
-        }
+        let path = CodingPathText.of
         switch error {
         case .typeMismatch(_, let context), .valueNotFound(_, let context):
             return "\(path(context.codingPath)) has the wrong type (\(context.debugDescription))"

@@ -39,9 +39,7 @@ extension Request {
     private static func describe(_ error: DecodingError) -> ChatError {
         switch error {
         case .typeMismatch(let type, let context) where !context.codingPath.isEmpty:
-            let field = context.codingPath.reduce("") { path, key in
-                key.intValue.map { path + "[\($0)]" } ?? (path.isEmpty ? key.stringValue : path + "." + key.stringValue)
-            }
+            let field = CodingPathText.of(context.codingPath)
             let expected = type == String.self ? "a string" : type == Int.self ? "an integer" : "of another type"
             return ChatError(.badRequest, code: "VALIDATION_ERROR", message: "\(field) must be \(expected)")
         default:

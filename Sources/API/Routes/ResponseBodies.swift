@@ -185,14 +185,9 @@ struct ModelView: Encodable {
 
     /// The model as `role` sees it: only the fallbacks `role` could pick itself are named.
     init(_ model: ModelInfo, catalog: ModelCatalog, role: UserRole) {
-        self.init(model)
-        fallbacks = model.fallbacks.filter { catalog.selectable(id: $0, role: role) != nil }
-    }
-
-    init(_ model: ModelInfo) {
         api = model.api.rawValue
         recommendation = model.traits
-        fallbacks = []
+        fallbacks = model.fallbacks.filter { catalog.selectable(id: $0, role: role) != nil }
         id = model.id
         name = model.name
         family = model.family.rawValue
