@@ -187,15 +187,13 @@ struct BedrockClientTests {
         let model = try #require(ModelCatalog.builtIn.model(id: Self.familyModels[3]))
         try await EmulatorFixture.withClient(firstByteTimeout: .seconds(1), chunkTimeout: .milliseconds(700)) { client in
             var received = 0
-            let clock = ContinuousClock()
-            let start = clock.now
             await #expect {
                 for try await delta in try await client.streamGeneration(model: model, request: EmulatorFixture.request("Hi [[stall:5]]")) {
                     if !delta.text.isEmpty { received += 1 }
                 }
             } throws: { ($0 as? BedrockError)?.code == "ChunkTimeout" }
+            // The stall (5 s) would have ended the stream normally: ChunkTimeout shows the client gave up first.
             #expect(received == 1)
-            #expect(clock.now - start < .seconds(4))
             await #expect {
                 _ = try await client.streamGeneration(model: model, request: EmulatorFixture.request("Hi [[slow-first-byte:4]]"))
             } throws: { ($0 as? BedrockError)?.code == "FirstByteTimeout" }

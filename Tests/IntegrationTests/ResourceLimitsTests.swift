@@ -222,24 +222,26 @@ struct StreamLeaseTests {
     func renewedWhileHeld() async throws {
         let redis = try testRedisClient()
         defer { redis.shutdown() }
-        var slots = UserSlots(redis: redis, lease: .milliseconds(600))
+        // Leases of 2 s renewed every 2/3 s: a renewal has more than a second of slack, so a loaded machine's
+        // scheduling delays do not let the slot lapse (in production a lease is at least 30 s).
+        var slots = UserSlots(redis: redis, lease: .seconds(2))
         slots.keyPrefix = uniqueKey("slots") + ":"
         let limits = StreamLimits(slots: slots, maxStreams: 1, maxObservers: 1)
         let user = "lease-\(UUID().uuidString.prefix(6))"
         let lease = try await limits.open(.observers, userID: user, id: "first")
         try await lease.hold {
-            // Four leases long: without renewals the slot would lapse and a second observer would be let in.
+            // Three leases long: without renewals the slot would lapse and a second observer would be let in.
             let clock = ContinuousClock()
-            let end = clock.now + .milliseconds(2_400)
+            let end = clock.now + .seconds(6)
             while clock.now < end {
                 #expect(try await slots.held(.observers, userID: user) == 1)
                 await #expect(throws: ChatError.self) { _ = try await limits.open(.observers, userID: user, id: "second") }
-                try await Task.sleep(for: .milliseconds(300))
+                try await Task.sleep(for: .milliseconds(500))
             }
         }
         #expect(try await slots.held(.observers, userID: user) == 0)
         // Longer than a lease later, nothing took the slot again (a renewal after the release would have).
-        try await Task.sleep(for: .milliseconds(700))
+        try await Task.sleep(for: .milliseconds(2_200))
         #expect(try await slots.held(.observers, userID: user) == 0)
         let next = try await limits.open(.observers, userID: user, id: "third")
         await next.release()
