@@ -5,13 +5,21 @@ import Queue
 import ServiceLifecycle
 
 /// The one reader of session events in a process: every relay, observer and waiting request subscribes here,
-/// and one blocking `XREAD` over all their sessions' streams fans the events out in the process, so the
-/// process's Redis connections do not grow with its open streams.
+/// and the events of all their sessions arrive in one stream of the process's own, its inbox, which one blocking
+/// `XREAD` reads and fans out in the process; so the process's Redis connections do not grow with its open
+/// streams, and a read costs what it returns, not how many sessions are open.
+///
+/// The hub registers as a reader of each session it has subscribers for (`SessionEvents.readersKey`, a lease it
+/// renews); every script that publishes a session event also copies it to each registered reader's inbox, with
+/// the id of the event before it. An event whose predecessor a subscriber has not seen (its registration came
+/// later, or a copy was lost: a lapsed registration, a trimmed inbox, a Redis that restarted) makes the hub read
+/// the session's own stream from the subscriber's cursor, as it does for a new subscriber and, as a safety net,
+/// for every session every `resyncInterval`. So events reach each subscriber in order, each once, none missed.
 ///
 /// Each subscriber has its own cursor and a bounded buffer; a subscriber too slow to keep its buffer from
 /// filling is dropped (its sequence ends with `overflowed` set) and resumes with `Last-Event-ID`. A subscriber
-/// that waits longer than the heartbeat interval for an event gets `SessionEvent.heartbeat`. New subscribers
-/// wake a read in progress through a stream of the process's own (`chat:api:wake:<id>`).
+/// that waits longer than the heartbeat interval for an event gets `SessionEvent.heartbeat`. A new subscriber
+/// wakes a read in progress by adding to the inbox.
 public final class EventHub: Service, Sendable {
     /// The hub's limits and timings.
     public struct Configuration: Sendable {
@@ -19,23 +27,33 @@ public final class EventHub: Service, Sendable {
         public var heartbeatInterval: Duration
         /// Events buffered per subscriber before it counts as too slow.
         public var bufferSize: Int
-        /// Entries read per stream and read.
+        /// Entries read per read.
         public var batchSize: Int
+        /// How long a registration as a session's reader lasts unless renewed (renewed every third of it).
+        public var readerLease: Duration
+        /// How often every open session's stream is read besides the inbox, for events whose copy was lost.
+        public var resyncInterval: Duration
 
-        /// Defaults: 15 s heartbeats, 1,024 buffered events, 512 entries a read.
-        public init(heartbeatInterval: Duration = .seconds(15), bufferSize: Int = 1_024, batchSize: Int = 512) {
+        /// Defaults: 15 s heartbeats, 1,024 buffered events, 512 entries a read, 60 s reader leases, a resync every 5 s.
+        public init(
+            heartbeatInterval: Duration = .seconds(15), bufferSize: Int = 1_024, batchSize: Int = 512, readerLease: Duration = .seconds(60),
+            resyncInterval: Duration = .seconds(5)
+        ) {
             self.heartbeatInterval = heartbeatInterval
             self.bufferSize = bufferSize
             self.batchSize = batchSize
+            self.readerLease = readerLease
+            self.resyncInterval = resyncInterval
         }
     }
 
     /// The limits and timings in use.
     public let configuration: Configuration
+    /// This process's inbox: copies of the events of the sessions it reads, and wake-ups.
+    public let inboxKey: String
     private let redis: RedisClient
     private let events: SessionEvents
     private let logger: Logger
-    private let wakeKey: String
     private let state = NIOLockedValueBox(State())
     /// Subscriptions whose consumer stopped, to be taken out of `state` by the next holder of its lock. A
     /// stream's termination handler runs while the Swift runtime holds its task's status lock (when the task is
@@ -52,10 +70,14 @@ public final class EventHub: Service, Sendable {
         var lastSent: ContinuousClock.Instant
     }
 
-    /// The subscribers of one session's stream, and the oldest cursor among them (where the next read starts).
+    /// The subscribers of one session's stream, the oldest cursor among them (where a read of the stream starts),
+    /// whether the hub is registered as its reader, and whether its stream must be read.
     private struct Session {
+        var sessionID: String
         var subscribers: [Int: Subscriber] = [:]
         var cursor: EntryID
+        var registered = false
+        var needsRead = true
 
         mutating func recomputeCursor() {
             if let oldest = subscribers.values.map(\.cursor).min() { cursor = oldest }
@@ -65,10 +87,25 @@ public final class EventHub: Service, Sendable {
     private struct State {
         var nextID = 0
         var sessions: [String: Session] = [:]
+        /// The loop waits on the inbox (a new subscriber must wake it).
         var reading = false
-        var wakeCursor = "0-0"
+        var inboxCursor = "0-0"
         var stopped = false
+        /// Sessions whose last subscriber left while registered: their registration is dropped by the loop.
+        var unregister: [String] = []
+        /// Set after a failed read: every session registers and is read again.
+        var lost = false
         var lastSweep = ContinuousClock.now
+        var lastRenewal = ContinuousClock.now
+        var lastResync = ContinuousClock.now
+    }
+
+    /// What one turn of the loop does before it waits on the inbox.
+    private struct Plan {
+        var unregister: [String] = []
+        var register: [String] = []
+        var reads: [(key: String, cursor: EntryID)] = []
+        var isEmpty: Bool { unregister.isEmpty && register.isEmpty && reads.isEmpty }
     }
 
     /// A hub reading through `redis`; `events` gives the stream keys and the newest event of a session.
@@ -77,7 +114,7 @@ public final class EventHub: Service, Sendable {
         self.events = events
         self.configuration = configuration
         self.logger = logger
-        self.wakeKey = "chat:api:wake:\(UInt64.random(in: 1...UInt64.max))"
+        self.inboxKey = "chat:api:inbox:\(UInt64.random(in: 1...UInt64.max))"
         (idle, idleContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
@@ -103,8 +140,12 @@ public final class EventHub: Service, Sendable {
             if state.stopped { return (0, false, true) }
             state.nextID += 1
             let subscriber = Subscriber(cursor: cursor, continuation: continuation, overflowed: overflowed, lastSent: .now)
-            state.sessions[key, default: Session(cursor: cursor)].subscribers[state.nextID] = subscriber
-            state.sessions[key]!.cursor = min(state.sessions[key]!.cursor, cursor)
+            var session = state.sessions[key] ?? Session(sessionID: sessionID, cursor: cursor)
+            session.subscribers[state.nextID] = subscriber
+            session.cursor = min(session.cursor, cursor)
+            // Its stream is read from its cursor once the hub is registered: nothing before the registration is missed.
+            session.needsRead = true
+            state.sessions[key] = session
             return (state.nextID, state.reading, false)
         }
         if stopped {
@@ -114,8 +155,8 @@ public final class EventHub: Service, Sendable {
         continuation.onTermination = { [weak self] _ in self?.terminated.withLockedValue { $0.append((key, id)) } }
         if wasReading {
             _ = try? await redis.pipeline([
-                RedisClient.xaddCommand(wakeKey, maxLength: 64, fields: [("s", "1")]),
-                RedisCommand("PEXPIRE", wakeKey, "60000"),
+                RedisClient.xaddCommand(inboxKey, maxLength: SessionEvents.inboxMaxLength, fields: [("wake", "1")]),
+                RedisCommand("PEXPIRE", inboxKey, String((configuration.readerLease * 2).milliseconds)),
             ])
         } else {
             idleContinuation.yield()
@@ -123,7 +164,8 @@ public final class EventHub: Service, Sendable {
         return EventSubscription(stream: stream, overflowedBox: overflowed, continuation: continuation)
     }
 
-    /// Takes the subscriptions whose consumers stopped out of `state` (its lock held by the caller).
+    /// Takes the subscriptions whose consumers stopped out of `state` (its lock held by the caller); a session
+    /// left without subscribers is forgotten, and its registration dropped by the loop.
     private func removeTerminated(_ state: inout State) {
         let gone = terminated.withLockedValue { gone in
             defer { gone.removeAll() }
@@ -132,6 +174,7 @@ public final class EventHub: Service, Sendable {
         for (key, id) in gone {
             guard state.sessions[key]?.subscribers.removeValue(forKey: id) != nil else { continue }
             if state.sessions[key]!.subscribers.isEmpty {
+                if state.sessions[key]!.registered { state.unregister.append(state.sessions[key]!.sessionID) }
                 state.sessions[key] = nil
             } else {
                 state.sessions[key]!.recomputeCursor()
@@ -139,70 +182,153 @@ public final class EventHub: Service, Sendable {
         }
     }
 
-    /// Reads and fans out until graceful shutdown; then ends every subscription.
+    /// Reads and fans out until graceful shutdown; then ends every subscription and drops the registrations.
     public func run() async throws {
         await cancelWhenGracefulShutdown { await self.readLoop() }
-        let open = state.withLockedValue { state -> [AsyncStream<SessionEvent>.Continuation] in
+        let (open, registered) = state.withLockedValue { state -> ([AsyncStream<SessionEvent>.Continuation], [String]) in
             state.stopped = true
             defer { state.sessions = [:] }
-            return state.sessions.values.flatMap { $0.subscribers.values.map(\.continuation) }
+            return (
+                state.sessions.values.flatMap { $0.subscribers.values.map(\.continuation) },
+                state.unregister + state.sessions.values.filter(\.registered).map(\.sessionID)
+            )
         }
         open.forEach { $0.finish() }
-        _ = try? await redis.send("DEL", wakeKey)
+        if !registered.isEmpty { _ = try? await redis.send(readersCommand(registered, lease: .zero)) }
+        _ = try? await redis.send("DEL", inboxKey)
     }
 
     private func readLoop() async {
         var failures = 0
         let block = min(configuration.heartbeatInterval / 2, .seconds(2))
         while !Task.isCancelled {
-            let (plan, wakeCursor) = state.withLockedValue { state -> ([(key: String, cursor: EntryID)], String) in
-                removeTerminated(&state)
-                let plan = state.sessions.map { key, session in (key: key, cursor: session.cursor) }
-                state.reading = !plan.isEmpty
-                return (plan, state.wakeCursor)
-            }
-            if plan.isEmpty {
+            guard let plan = nextPlan() else {
                 for await _ in idle { break }
                 continue
             }
-            var streams: [(key: String, after: String)] = [(key: wakeKey, after: wakeCursor)]
-            streams.reserveCapacity(plan.count + 1)
-            for (key, cursor) in plan { streams.append((key: key, after: cursor.description)) }
-            let read: [String: [StreamEntry]]
             do {
-                read = try await redis.xread(streams: streams, count: configuration.batchSize, block: block)
+                if plan.isEmpty {
+                    // Nothing to register or read: wait for the inbox (new subscribers wake it).
+                    let entries = try await redis.xread(inboxKey, after: state.withLockedValue { $0.inboxCursor }, count: configuration.batchSize, block: block)
+                    deliverInbox(entries)
+                } else {
+                    try await carryOut(plan)
+                }
                 failures = 0
             } catch {
                 if Task.isCancelled { return }
                 failures += 1
+                // Redis may have lost the registrations (a restart): register every session and read it again.
+                state.withLockedValue { state in
+                    state.reading = false
+                    state.lost = true
+                }
                 logger.warning("reading session events failed", metadata: ["error": "\(error)"])
                 try? await Task.sleep(for: .milliseconds(min(2_000, 50 * failures)))
-                continue
             }
-            // Where this read started, for the sessions it returned entries of (the others need nothing).
-            var starts: [String: EntryID] = [:]
-            starts.reserveCapacity(read.count)
-            if !read.isEmpty {
-                for (key, cursor) in plan where read[key] != nil { starts[key] = cursor }
-            }
-            deliver(read, starts: starts)
         }
     }
 
-    /// Hands the subscribers of each session that had events the entries after their cursors; about twice a
-    /// heartbeat interval (at most every second) also heartbeats every subscriber that waited long enough.
-    /// Only the sessions in `read` are touched otherwise, so a read costs what it returned, not what is open.
-    /// A subscriber whose cursor is older than where the read started (it joined during the read, resuming
-    /// from further back) gets nothing from it: the next read starts at its cursor, so it misses nothing.
-    private func deliver(_ read: [String: [StreamEntry]], starts: [String: EntryID]) {
+    /// What to do before waiting on the inbox: registrations to drop, make or renew, and streams to read. Nil
+    /// when no session is open and nothing is left to drop (the loop waits for a subscriber); an empty plan
+    /// marks the hub as waiting on the inbox.
+    private func nextPlan() -> Plan? {
         let now = ContinuousClock.now
-        let heartbeat = configuration.heartbeatInterval
+        return state.withLockedValue { state -> Plan? in
+            removeTerminated(&state)
+            let renew = now - state.lastRenewal >= configuration.readerLease / 3
+            if renew { state.lastRenewal = now }
+            let resync = now - state.lastResync >= configuration.resyncInterval
+            if resync { state.lastResync = now }
+            let lost = state.lost
+            state.lost = false
+            var plan = Plan()
+            plan.unregister = state.unregister
+            state.unregister = []
+            for key in Array(state.sessions.keys) {
+                var session = state.sessions[key]!
+                if !session.registered || renew || lost {
+                    plan.register.append(session.sessionID)
+                    session.registered = true
+                }
+                if session.needsRead || resync || lost {
+                    plan.reads.append((key: key, cursor: session.cursor))
+                    session.needsRead = false
+                }
+                state.sessions[key] = session
+            }
+            if plan.isEmpty {
+                if state.sessions.isEmpty { return nil }
+                state.reading = true
+            }
+            return plan
+        }
+    }
+
+    /// Drops and makes registrations, then reads the planned streams without waiting, in one pipeline (so a
+    /// stream is read after the registration that makes its later events reach the inbox), and delivers.
+    private func carryOut(_ plan: Plan) async throws {
+        var commands: [RedisCommand] = []
+        if !plan.unregister.isEmpty { commands.append(readersCommand(plan.unregister, lease: .zero)) }
+        if !plan.register.isEmpty { commands.append(readersCommand(plan.register, lease: configuration.readerLease)) }
+        if !plan.reads.isEmpty {
+            var arguments = ["XREAD", "COUNT", String(configuration.batchSize), "STREAMS"]
+            arguments.reserveCapacity(4 + plan.reads.count * 2)
+            arguments += plan.reads.map(\.key)
+            arguments += plan.reads.map(\.cursor.description)
+            commands.append(RedisCommand(arguments: arguments))
+        }
+        let replies = try await redis.pipelineChecked(commands)
+        guard !plan.reads.isEmpty, let reply = replies.last else { return }
+        let read = try RedisClient.streamsReply(reply)
+        var starts: [String: EntryID] = [:]
+        starts.reserveCapacity(read.count)
+        for (key, cursor) in plan.reads where read[key] != nil { starts[key] = cursor }
+        deliver(read, starts: starts)
+    }
+
+    /// The `readers` script for `sessionIDs`: registers the inbox for `lease` (zero: drops it).
+    private func readersCommand(_ sessionIDs: [String], lease: Duration) -> RedisCommand {
+        RedisCommand(
+            arguments: ["EVAL", Self.readersScript.source, String(sessionIDs.count)] + sessionIDs.map { SessionEvents.readersKey(sessionID: $0) }
+                + [inboxKey, String(lease.milliseconds), String((lease * 2).milliseconds)]
+        )
+    }
+
+    /// KEYS: readers sets. ARGV: inbox, lease ms (0: drop), inbox ttl ms. Registers the inbox as a reader of each
+    /// session until now + lease (dropping lapsed readers, and making sure the inbox exists with a ttl longer than
+    /// any registration of it, so no copy ever lands in an inbox without one), or drops it.
+    static let readersScript = RedisScript(
+        """
+        local lease = tonumber(ARGV[2])
+        if lease == 0 then
+          for _, key in ipairs(KEYS) do redis.call('ZREM', key, ARGV[1]) end
+          return 0
+        end
+        local clock = redis.call('TIME')
+        local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+        if redis.call('EXISTS', ARGV[1]) == 0 then
+          redis.call('XADD', ARGV[1], 'MAXLEN', '~', \(SessionEvents.inboxMaxLength), '*', 'wake', '1')
+        end
+        redis.call('PEXPIRE', ARGV[1], ARGV[3])
+        for _, key in ipairs(KEYS) do
+          redis.call('ZADD', key, now + lease, ARGV[1])
+          redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+          if redis.call('PTTL', key) < lease then redis.call('PEXPIRE', key, lease) end
+        end
+        return #KEYS
+        """
+    )
+
+    /// Hands each session's subscribers the entries of its stream after their cursors (`read`, from `carryOut`);
+    /// a session that returned a full batch is read again. A subscriber whose cursor is older than where the read
+    /// started (it joined during the read, resuming from further back) gets nothing from it: it is read again.
+    private func deliver(_ read: [String: [StreamEntry]], starts: [String: EntryID]) {
+        let batchSize = configuration.batchSize
         let dropped = state.withLockedValue { state -> [AsyncStream<SessionEvent>.Continuation] in
             removeTerminated(&state)
-            state.reading = false
-            if let wake = read[wakeKey]?.last { state.wakeCursor = wake.id }
             var dropped: [AsyncStream<SessionEvent>.Continuation] = []
-            for (key, entries) in read where key != wakeKey {
+            for (key, entries) in read {
                 guard var session = state.sessions[key] else { continue }
                 let events = entries.compactMap { entry in EntryID(entry.id).map { ($0, SessionEvents.event(entry)) } }
                 let start = starts[key]
@@ -215,7 +341,7 @@ public final class EventHub: Service, Sendable {
                             break
                         }
                         subscriber.cursor = entryID
-                        subscriber.lastSent = now
+                        subscriber.lastSent = .now
                     }
                     if overflow {
                         subscriber.overflowed.withLockedValue { $0 = true }
@@ -225,8 +351,49 @@ public final class EventHub: Service, Sendable {
                         session.subscribers[id] = subscriber
                     }
                 }
-                session.recomputeCursor()
-                state.sessions[key] = session.subscribers.isEmpty ? nil : session
+                if entries.count >= batchSize { session.needsRead = true }
+                store(session, at: key, in: &state)
+            }
+            return dropped
+        }
+        // Outside the lock: finishing runs the subscription's termination handler, which takes the lock.
+        dropped.forEach { $0.finish() }
+    }
+
+    /// Hands the subscribers of each session the inbox's copies in order: an event whose predecessor a subscriber
+    /// has seen is delivered, one it already has is skipped, and one after a gap makes the session's stream be
+    /// read instead (from the subscriber's cursor). About twice a heartbeat interval (at most every second) it
+    /// also heartbeats every subscriber that waited long enough.
+    private func deliverInbox(_ entries: [StreamEntry]) {
+        let now = ContinuousClock.now
+        let heartbeat = configuration.heartbeatInterval
+        let dropped = state.withLockedValue { state -> [AsyncStream<SessionEvent>.Continuation] in
+            removeTerminated(&state)
+            state.reading = false
+            if let last = entries.last { state.inboxCursor = last.id }
+            var dropped: [AsyncStream<SessionEvent>.Continuation] = []
+            for entry in entries {
+                guard let key = entry.fields["key"], var session = state.sessions[key],
+                    let eventID = entry.fields["id"], let id = EntryID(eventID), let previous = entry.fields["previous"].flatMap(EntryID.init)
+                else { continue }
+                var event: SessionEvent?
+                for (subscriberID, var subscriber) in session.subscribers where subscriber.cursor < id {
+                    guard subscriber.cursor >= previous else {
+                        session.needsRead = true
+                        continue
+                    }
+                    if event == nil { event = SessionEvents.event(StreamEntry(id: eventID, fields: entry.fields)) }
+                    if case .dropped = subscriber.continuation.yield(event!) {
+                        subscriber.overflowed.withLockedValue { $0 = true }
+                        dropped.append(subscriber.continuation)
+                        session.subscribers[subscriberID] = nil
+                        continue
+                    }
+                    subscriber.cursor = id
+                    subscriber.lastSent = now
+                    session.subscribers[subscriberID] = subscriber
+                }
+                store(session, at: key, in: &state)
             }
             if now - state.lastSweep >= min(heartbeat / 2, .seconds(1)) {
                 state.lastSweep = now
@@ -243,13 +410,25 @@ public final class EventHub: Service, Sendable {
                             session.subscribers[id] = subscriber
                         }
                     }
-                    if changed { state.sessions[key] = session.subscribers.isEmpty ? nil : session }
+                    if changed { store(session, at: key, in: &state) }
                 }
             }
             return dropped
         }
-        // Outside the lock: finishing runs the subscription's termination handler, which takes the lock.
         dropped.forEach { $0.finish() }
+    }
+
+    /// Puts `session` back after a delivery: its cursor recomputed, or, with no subscriber left, forgotten (its
+    /// registration dropped by the loop).
+    private func store(_ session: Session, at key: String, in state: inout State) {
+        guard !session.subscribers.isEmpty else {
+            if session.registered { state.unregister.append(session.sessionID) }
+            state.sessions[key] = nil
+            return
+        }
+        var session = session
+        session.recomputeCursor()
+        state.sessions[key] = session
     }
 }
 

@@ -2,6 +2,29 @@ import Queue
 
 /// The Lua scripts of `GenerationState`. Each is one atomic step of a generation's life.
 enum GenerationScripts {
+    /// A Lua function for every script that publishes a session event: `relay(events, readers, maxLength, fields...)`
+    /// appends the event to the session's stream and copies it, with the id of the entry before it, to the inbox of
+    /// each chat-api process reading the session (the live members of `readers`, `SessionEvents.readersKey`), so a
+    /// process reads its own inbox rather than every open session's stream (`EventHub`). Returns the event's id.
+    static let relayFunction = """
+        local function relay(events, readers, maxLength, ...)
+          local clock = redis.call('TIME')
+          local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+          local inboxes = redis.call('ZRANGEBYSCORE', readers, now, '+inf')
+          local previous = '0-0'
+          if #inboxes > 0 then
+            local last = redis.call('XREVRANGE', events, '+', '-', 'COUNT', 1)
+            if last[1] then previous = last[1][1] end
+          end
+          local id = redis.call('XADD', events, 'MAXLEN', '~', maxLength, '*', ...)
+          for _, inbox in ipairs(inboxes) do
+            redis.call('XADD', inbox, 'MAXLEN', '~', \(SessionEvents.inboxMaxLength), '*', 'key', events, 'previous', previous, 'id', id, ...)
+          end
+          return id
+        end
+
+        """
+
     /// KEYS: lock, active set. ARGV: sessionId. Removes the session from the active set unless it is locked.
     static let forgetInactive = RedisScript(
         """
@@ -80,14 +103,14 @@ enum GenerationScripts {
         """
     )
 
-    /// KEYS: job, lock, active set, session meta, history, events, cancel flag, open jobs. ARGV: jobId, attempt,
+    /// KEYS: job, lock, active set, session meta, history, events, cancel flag, open jobs, readers. ARGV: jobId, attempt,
     /// lock ttl, sessionId, events max length, events ttl, reset event ('' for none), model event, lease ms (the
     /// job is due for the sweeper if its worker does not renew it within the lease).
     /// Returns {'gone'} (no record), {'ended'}, {'stale'} (this attempt or a later one already started),
     /// {'committed', outcome} (an earlier attempt committed its outcome: finish from it; no event published),
     /// {'deleted'}, {'miss', cancelled}, {'nohistory', cancelled} or {'ok', cancelled, turns}.
     static let startRun = RedisScript(
-        """
+        relayFunction + """
         local record = redis.call('HMGET', KEYS[1], 'status', 'attempt', 'outcome')
         local status = record[1]
         if status == false then return {'gone'} end
@@ -106,9 +129,9 @@ enum GenerationScripts {
         local meta = redis.call('HMGET', KEYS[4], 'userId', 'deleted', 'history', 'historyBytes')
         if meta[2] == '1' then return {'deleted'} end
         if ARGV[7] ~= '' then
-          redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[5], '*', 'jobId', ARGV[1], 'attempt', ARGV[2], 'type', 'reset', 'data', ARGV[7])
+          relay(KEYS[6], KEYS[9], ARGV[5], 'jobId', ARGV[1], 'attempt', ARGV[2], 'type', 'reset', 'data', ARGV[7])
         end
-        redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[5], '*', 'jobId', ARGV[1], 'attempt', ARGV[2], 'type', 'model', 'data', ARGV[8])
+        relay(KEYS[6], KEYS[9], ARGV[5], 'jobId', ARGV[1], 'attempt', ARGV[2], 'type', 'model', 'data', ARGV[8])
         redis.call('PEXPIRE', KEYS[6], ARGV[6])
         local cancelled = redis.call('EXISTS', KEYS[7])
         if meta[1] == false then return {'miss', cancelled} end
@@ -120,14 +143,14 @@ enum GenerationScripts {
         """
     )
 
-    /// KEYS: job, events. ARGV: attempt, events max length, jobId, type, data. Publishes one event of a running
-    /// attempt; returns its id, or 0 (nothing published) when the attempt is no longer the job's current one
-    /// or the job is not running.
+    /// KEYS: job, events, readers. ARGV: attempt, events max length, jobId, type, data. Publishes one event of a
+    /// running attempt; returns its id, or 0 (nothing published) when the attempt is no longer the job's current
+    /// one or the job is not running.
     static let publish = RedisScript(
-        """
+        relayFunction + """
         local record = redis.call('HMGET', KEYS[1], 'attempt', 'status')
         if record[1] ~= ARGV[1] or record[2] ~= 'running' then return 0 end
-        return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'jobId', ARGV[3], 'attempt', ARGV[1], 'type', ARGV[4], 'data', ARGV[5])
+        return relay(KEYS[2], KEYS[3], ARGV[2], 'jobId', ARGV[3], 'attempt', ARGV[1], 'type', ARGV[4], 'data', ARGV[5])
         """
     )
 
@@ -146,7 +169,7 @@ enum GenerationScripts {
         """
     )
 
-    /// KEYS: lock, job, active set, cancel flag, events, session meta, history, open jobs, pending turns. ARGV:
+    /// KEYS: lock, job, active set, cancel flag, events, session meta, history, open jobs, pending turns, readers. ARGV:
     /// jobId, status, event type, event body, record ttl, sessionId, events max length, events ttl, stored
     /// messages, stored bytes, history max bytes, meta ttl, failed ('1': forget the history), attempt, pending
     /// turn ('' when the turn is stored; 'user' or 'reply' when the database could not take it: the record keeps
@@ -155,12 +178,12 @@ enum GenerationScripts {
     /// and so does the end of a job with no record (Redis lost it); nor does the end of an attempt older than the
     /// one that started last (returns -1).
     static let end = RedisScript(
-        """
+        relayFunction + """
         local record = redis.call('HMGET', KEYS[2], 'status', 'attempt')
         local status = record[1]
         if status == false or status == 'completed' or status == 'failed' or status == 'cancelled' then return 0 end
         if tonumber(record[2] or '0') > tonumber(ARGV[14]) then return -1 end
-        redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[7], '*', 'jobId', ARGV[1], 'attempt', ARGV[14], 'type', ARGV[3], 'data', ARGV[4])
+        relay(KEYS[5], KEYS[10], ARGV[7], 'jobId', ARGV[1], 'attempt', ARGV[14], 'type', ARGV[3], 'data', ARGV[4])
         redis.call('PEXPIRE', KEYS[5], ARGV[8])
         if ARGV[3] == 'error' then
           redis.call('HSET', KEYS[2], 'status', ARGV[2], 'result', '', 'error', ARGV[4])
@@ -319,7 +342,7 @@ enum GenerationScripts {
     /// keeps the user's message in the record, the job among the pending turns, until it is stored.
     /// Returns {'notdue'}, {'gone'}, {'final'} or {'ended', cause}.
     static let sweep = RedisScript(
-        """
+        relayFunction + """
         local clock = redis.call('TIME')
         local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
         local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
@@ -354,7 +377,7 @@ enum GenerationScripts {
           end
         end
         local attempt = tonumber(r[10] or '0') + 1
-        redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[5], '*', 'jobId', ARGV[1], 'attempt', attempt, 'type', 'error', 'data', errorEvent)
+        relay(KEYS[6], KEYS[12], ARGV[5], 'jobId', ARGV[1], 'attempt', attempt, 'type', 'error', 'data', errorEvent)
         redis.call('PEXPIRE', KEYS[6], ARGV[6])
         redis.call('HSET', KEYS[2], 'status', 'failed', 'attempt', attempt, 'result', '', 'error', errorEvent)
         if r[6] then

@@ -129,6 +129,7 @@ public final class GenerationState: Sendable {
             keys: [
                 Self.jobKey(jobID), Self.lockKey(sessionID), Self.activeSessionsKey, SessionCache.metaKey(sessionID),
                 SessionCache.historyKey(sessionID), SessionEvents.key(sessionID: sessionID), Self.cancelKey(jobID), openJobsKey,
+                SessionEvents.readersKey(sessionID: sessionID),
             ],
             arguments: [
                 jobID, String(attempt), String(lockTTL.milliseconds), sessionID, String(events.maxLength), String(events.idleExpiry.milliseconds),
@@ -166,6 +167,7 @@ public final class GenerationState: Sendable {
             keys: [
                 Self.lockKey(sessionID), Self.jobKey(jobID), Self.activeSessionsKey, Self.cancelKey(jobID), SessionEvents.key(sessionID: sessionID),
                 SessionCache.metaKey(sessionID), SessionCache.historyKey(sessionID), openJobsKey, pendingTurnsKey,
+                SessionEvents.readersKey(sessionID: sessionID),
             ],
             arguments: [
                 jobID, ending.status.rawValue, ending.event.type.rawValue, body, String(recordTTL.milliseconds), sessionID,
@@ -238,7 +240,7 @@ public final class GenerationState: Sendable {
     /// The keys and arguments of `GenerationScripts.publish` for one event of `attempt`.
     func publishCall(jobID: String, sessionID: String, attempt: Int, event: ChatEvent) throws -> (keys: [String], arguments: [String]) {
         (
-            [Self.jobKey(jobID), SessionEvents.key(sessionID: sessionID)],
+            [Self.jobKey(jobID), SessionEvents.key(sessionID: sessionID), SessionEvents.readersKey(sessionID: sessionID)],
             [String(attempt), String(events.maxLength), jobID, event.type.rawValue, try event.encoded()]
         )
     }

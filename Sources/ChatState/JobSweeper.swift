@@ -70,7 +70,7 @@ public final class JobSweeper: Service, Sendable {
             keys: [
                 state.openJobsKey, GenerationState.jobKey(jobID), GenerationState.lockKey(sessionID), GenerationState.activeSessionsKey,
                 GenerationState.cancelKey(jobID), SessionEvents.key(sessionID: sessionID), stream, SessionCache.metaKey(sessionID),
-                SessionCache.historyKey(sessionID), state.settlementsKey, state.pendingTurnsKey,
+                SessionCache.historyKey(sessionID), state.settlementsKey, state.pendingTurnsKey, SessionEvents.readersKey(sessionID: sessionID),
             ],
             arguments: [
                 jobID, sessionID, group, String(state.recordTTL.milliseconds), String(state.events.maxLength), String(state.events.idleExpiry.milliseconds),

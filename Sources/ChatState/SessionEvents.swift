@@ -63,6 +63,15 @@ public final class SessionEvents: Sendable {
         "chat:events:{\(sessionID)}"
     }
 
+    /// The sorted set of the chat-api processes reading a session live: each member is a process's inbox (see
+    /// `EventHub`), scored by when its registration lapses unless renewed. Publishing an event copies it to each.
+    public static func readersKey(sessionID: String) -> String {
+        "chat:readers:{\(sessionID)}"
+    }
+
+    /// Entries an inbox keeps (`MAXLEN ~`): a process further behind than this reads the sessions' own streams.
+    public static let inboxMaxLength = 10_000
+
     /// The events after `entryID` that are already stored, oldest first, without waiting.
     public func read(sessionID: String, after entryID: String, count: Int? = nil) async throws -> [SessionEvent] {
         try await redis.xrange(Self.key(sessionID: sessionID), start: "(" + entryID, count: count).map(Self.event)

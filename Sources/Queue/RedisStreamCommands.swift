@@ -60,7 +60,11 @@ extension RedisClient {
         arguments.append("STREAMS")
         arguments += streams.map(\.key)
         arguments += streams.map(\.after)
-        let value = try await send(RedisCommand(arguments: arguments))
+        return try Self.streamsReply(try await send(RedisCommand(arguments: arguments)))
+    }
+
+    /// The entries of an `XREAD` reply over several streams (sent in a pipeline, say), by stream key.
+    public static func streamsReply(_ value: RedisValue) throws -> [String: [StreamEntry]] {
         if value.isNull { return [:] }
         guard let replies = value.array else { throw RedisClientError(.unexpectedReply, "stream read returned \(value)") }
         var result: [String: [StreamEntry]] = [:]

@@ -150,6 +150,47 @@ struct EventHubTests {
         }
     }
 
+    @Test("an event whose inbox copy was lost still arrives, in order: after a gap from the session's stream, and the last one by the resync")
+    func lostCopies() async throws {
+        let configuration = EventHub.Configuration(heartbeatInterval: .seconds(10), resyncInterval: .milliseconds(500))
+        try await withEventHub(configuration) { hub, events in
+            let session = UUID().uuidString
+            let subscription = try await hub.subscribe(sessionID: session, after: nil)
+            async let seen = collect(subscription, count: 6)
+            try await expectEventually(.seconds(5)) {
+                (try? await events.redis.send("ZSCORE", SessionEvents.readersKey(sessionID: session), hub.inboxKey))?.string != nil
+            }
+            try await events.append(sessionID: session, jobID: "j", type: "chunk", data: "0")
+            // Two events whose copies never reached the inbox, then one that did: the gap is read from the stream.
+            try await events.appendUncopied(sessionID: session, jobID: "j", type: "chunk", data: "1")
+            try await events.appendUncopied(sessionID: session, jobID: "j", type: "chunk", data: "2")
+            try await events.append(sessionID: session, jobID: "j", type: "chunk", data: "3")
+            try await events.append(sessionID: session, jobID: "j", type: "chunk", data: "4")
+            // The last event's copy is lost and nothing follows it: the periodic read of the stream brings it.
+            try await events.appendUncopied(sessionID: session, jobID: "j", type: "chunk", data: "5")
+            #expect(await seen.map(\.data) == ["0", "1", "2", "3", "4", "5"])
+        }
+    }
+
+    @Test("the hub is registered as a session's reader while it has subscribers there, and drops the registration when the last leaves")
+    func registration() async throws {
+        try await withEventHub { hub, events in
+            let session = UUID().uuidString
+            let readers = SessionEvents.readersKey(sessionID: session)
+            let subscription = try await hub.subscribe(sessionID: session, after: nil)
+            try await expectEventually(.seconds(5)) { (try? await events.redis.send("ZSCORE", readers, hub.inboxKey))?.string != nil }
+            // The registration lapses unless renewed; the key itself expires no sooner than the registration.
+            let score = try #require(Double(try await events.redis.send("ZSCORE", readers, hub.inboxKey).string ?? ""))
+            #expect(score > Date().timeIntervalSince1970 * 1000)
+            #expect(try await events.redis.send("PTTL", readers).int ?? 0 > 0)
+            #expect(try await events.redis.send("PTTL", hub.inboxKey).int ?? 0 > 0)
+            let consumer = Task { for await _ in subscription {} }
+            consumer.cancel()
+            await consumer.value
+            try await expectEventually(.seconds(5)) { (try? await events.redis.send("ZSCORE", readers, hub.inboxKey))?.isNull == true }
+        }
+    }
+
     @Test("a subscriber resuming from further back while a read for a newer cursor is in flight still gets every event after its own id")
     func joinBehindAReadInFlight() async throws {
         try await withEventHub(EventHub.Configuration(heartbeatInterval: .seconds(10))) { hub, events in
@@ -173,9 +214,22 @@ struct EventHubTests {
 }
 
 extension SessionEvents {
-    /// Appends a raw event, as a test stands in for a worker; returns its entry id.
+    /// Appends an event as a worker's scripts do (copied to the inbox of each registered reader), as a test stands
+    /// in for a worker; returns its entry id.
     @discardableResult
     func append(sessionID: String, jobID: String, type: String, data: String) async throws -> String {
+        let script = GenerationScripts.relayFunction + "return relay(KEYS[1], KEYS[2], ARGV[1], 'jobId', ARGV[2], 'type', ARGV[3], 'data', ARGV[4])"
+        let reply = try await redis.send(
+            RedisCommand(
+                arguments: ["EVAL", script, "2", Self.key(sessionID: sessionID), Self.readersKey(sessionID: sessionID), String(configuration.maxLength), jobID, type, data]
+            )
+        )
+        return try #require(reply.string)
+    }
+
+    /// Appends an event to the session's stream alone, with no copy to any reader's inbox (a copy lost).
+    @discardableResult
+    func appendUncopied(sessionID: String, jobID: String, type: String, data: String) async throws -> String {
         try await redis.xadd(Self.key(sessionID: sessionID), maxLength: configuration.maxLength, fields: [("jobId", jobID), ("type", type), ("data", data)])
     }
 }
