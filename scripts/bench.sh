@@ -155,11 +155,22 @@ if [ -z "$quick" ]; then
 fi
 
 # Other work on the machine skews every figure: say how busy it was when the streams started.
+# BENCH_IDLE_DURING=N (with BENCH_LEVELS): N idle observers, one per session, stay open while the streams run.
+idle_pid=""
+if [ -n "${BENCH_IDLE_DURING:-}" ] && [ -n "$quick" ]; then
+  "$bin/chat-bench" idle --connections "$BENCH_IDLE_DURING" --sessions "$BENCH_IDLE_DURING" --settle 1 --hold 3600 \
+    --pid "chat-api=$api_pid" --json "$dir/idle-during.json" >"$dir/idle-during.md" 2>"$dir/idle-during.log" &
+  idle_pid=$!
+  for _ in $(seq 1 600); do grep -q "holding" "$dir/idle-during.log" 2>/dev/null && break; sleep 0.5; done
+  grep -q "holding" "$dir/idle-during.log" || { echo "error: the idle observers did not open" >&2; exit 1; }
+  echo "==> $BENCH_IDLE_DURING idle observers open, one per session"
+fi
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "==> streaming: $targets at $levels concurrent streams (load average $load_before)"
 "$bin/chat-bench" run --target "$targets" --concurrency "$levels" --cap litellm=100 --messages 3 --min-requests 30 \
   --tokens 12 --pace-ms 20 --warmup 4 --redis-port 6491 "${pids[@]}" --json "$dir/chat-bench.json" --markdown "$dir/run.md" >/dev/null
 cat "$dir/run.md"
+[ -n "$idle_pid" ] && { kill "$idle_pid" 2>/dev/null || true; }
 [ -n "$quick" ] && { echo "==> BENCH_LEVELS given: docs/benchmarks.md left as it was"; exit 0; }
 
 {

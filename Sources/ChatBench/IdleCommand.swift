@@ -16,6 +16,8 @@ struct IdleCommand: AsyncParsableCommand {
     var redisPort: Int?
     @Option(help: "Seconds to let chat-api settle before each reading (default 3).")
     var settle: Int = 3
+    @Option(help: "Seconds to keep the streams open after the reading, while another load runs (default 0).")
+    var hold: Int = 0
     @Option(help: "The JSON file to write (default chat-bench-idle.json).")
     var json: String = "chat-bench-idle.json"
     @Option(help: "chat-api (env CHAT_URL; default http://127.0.0.1:3002).")
@@ -39,7 +41,7 @@ struct IdleCommand: AsyncParsableCommand {
         let probe = IdleConnectionProbe(settings: settings, http: http, api: api, redisPort: redisPort ?? env("BENCH_REDIS_PORT").flatMap(Int.init))
         let result: IdleConnectionProbe.Result
         do {
-            result = try await probe.run(connections: connections, sessions: sessions, settle: .seconds(settle))
+            result = try await probe.run(connections: connections, sessions: sessions, settle: .seconds(settle), hold: .seconds(hold))
         } catch {
             try? await http.shutdown()
             throw error

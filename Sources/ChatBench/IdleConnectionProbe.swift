@@ -36,8 +36,8 @@ struct IdleConnectionProbe: Sendable {
     }
 
     /// Opens `connections` observers over `sessions` sessions, waits until each has its `observer` event, lets
-    /// chat-api settle, reads it, then closes them all.
-    func run(connections: Int, sessions: Int, settle: Duration) async throws -> Result {
+    /// chat-api settle, reads it, keeps them open `hold` longer (while another load runs), then closes them all.
+    func run(connections: Int, sessions: Int, settle: Duration, hold holding: Duration = .zero) async throws -> Result {
         let tokens = try await TokenSource(settings: settings, http: http)
         let owner = tokens.user(0, step: "idle-\(UInt32.random(in: 0...UInt32.max))")
         let supervisor = tokens.supervisorToken
@@ -66,6 +66,10 @@ struct IdleConnectionProbe: Sendable {
             try? await Task.sleep(for: settle)
             openRSS = rss()
             redisOpen = redis()
+            if holding > .zero {
+                log("idle: holding \(connections) open for \(holding)")
+                try? await Task.sleep(for: holding)
+            }
         }
         try await Task.sleep(for: settle)
         let closed = rss()

@@ -180,6 +180,58 @@ struct ModelAdapterTests {
         #expect(try body(NovaAdapter(), conversation) == expected)
     }
 
+    @Test("Nova and Converse: the hand-written body is byte for byte what JSONEncoder wrote", arguments: [
+        GenerationRequest(
+            system: "sys \"q\" / \u{1}", turns: [ConversationTurn(role: .user, text: "He said \"hi\" \\ </s> 🎉 é\u{0}\n\t\r\u{8}\u{c}\u{1f}")],
+            maxTokens: 20, temperature: 0.25, topP: 1, stopSequences: ["\"\n", "END"]
+        ),
+        GenerationRequest(turns: [ConversationTurn(role: .user, text: "Hi"), ConversationTurn(role: .assistant, text: "Yo"), ConversationTurn(role: .user, text: "")], maxTokens: 4096),
+        GenerationRequest(system: "", turns: [ConversationTurn(role: .user, text: "x")], maxTokens: 1, temperature: 1e-7, topP: 0.999, stopSequences: []),
+    ])
+    func novaBodyBytes(request: GenerationRequest) throws {
+        for adapter in [NovaAdapter(), NovaAdapter(family: .anthropicClaude, schemaVersion: nil)] {
+            let written = String(decoding: try adapter.requestBody(for: request), as: UTF8.self)
+            #expect(written == String(decoding: try adapter.encodedRequestBody(for: request), as: UTF8.self))
+        }
+    }
+
+    @Test("Nova and Converse: text deltas read without the decoder say exactly what the decoder says; other shapes go to the decoder")
+    func novaFastDeltas() throws {
+        let texts = ["Teal", "", " a/b ", "quote \" back \\ slash", "line\nbreak\ttab\r\u{8}\u{c}", "é 中文 😀👩‍👩‍👧", "}}\"}}"]
+        let adapter = ConverseAdapter(family: .anthropicClaude)
+        for text in texts {
+            let literal = String(decoding: try JSONEncoder().encode(text), as: UTF8.self).replacingOccurrences(of: "\\/", with: "/")
+            // As the emulator writes it, as Bedrock's ConverseStream writes it (index first, padding last), and as Nova's InvokeModel stream.
+            for payload in [
+                #"{"delta":{"text":"# + literal + #"},"contentBlockIndex":0}"#,
+                #"{"contentBlockIndex":0,"delta":{"text":"# + literal + #"},"p":"abcdefghijklmnopqrstuvwxyzABCDEFGHIJ"}"#,
+                #"{"contentBlockIndex":12,"delta":{"text":"# + literal + "}}",
+            ] {
+                let body = Data((#"{"contentBlockDelta":"# + payload + "}").utf8)
+                #expect(NovaAdapter.plainTextDelta(body) == text, "the common case takes the fast path: \(payload)")
+                #expect(try adapter.parseChunk(body).text == text)
+                #expect(try NovaAdapter().parseChunk(body).text == text)
+            }
+        }
+        for other in [
+            #"{"contentBlockDelta":{"delta":{"toolUse":{"input":"{}"}},"contentBlockIndex":0}}"#,
+            #"{"contentBlockDelta":{"delta":{"text":"a"},"contentBlockIndex":0,"extra":{"x":1}}}"#,
+            #"{"contentBlockDelta":{"delta":{"text":"a"},"delta":{"text":"b"}}}"#,
+            #"{"contentBlockDelta":{"delta":{"text":"a"},"contentBlockIndex":0}}x"#,
+            #"{"contentBlockDelta":{"delta": {"text":"a"},"contentBlockIndex":0}}"#,
+            #"{"contentBlockDelta":{"delta":{"text":"\u0041"},"contentBlockIndex":0}}"#,
+            #"{"contentBlockDelta":{"contentBlockIndex":0}}"#,
+            #"{"contentBlockDelta":{"contentBlockIndex":-1,"delta":{"text":"a"}}}"#,
+            #"{"messageStop":{"stopReason":"end_turn"}}"#,
+            #"{"metadata":{"usage":{"inputTokens":3,"outputTokens":4}}}"#,
+        ] {
+            #expect(NovaAdapter.plainTextDelta(Data(other.utf8)) == nil, "\(other)")
+        }
+        #expect(NovaAdapter.plainTextDelta(Data(#"{"contentBlockDelta":{"delta":{"text":""#.utf8) + [0xFF] + Data(#""},"contentBlockIndex":0}}"#.utf8)) == nil)
+        // The decoder still reads what the fast path leaves to it.
+        #expect(try adapter.parseChunk(Data(#"{"contentBlockDelta":{"delta":{"text":"\u0041"},"contentBlockIndex":0}}"#.utf8)).text == "A")
+    }
+
     @Test("Nova: a response yields text, stop reason and usage")
     func novaResponse() throws {
         let response = #"""

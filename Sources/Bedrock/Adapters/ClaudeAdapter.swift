@@ -39,18 +39,10 @@ public struct ClaudeAdapter: ModelAdapter {
             JSONText.appendEscaped(system, to: &json)
             json += #"""#
         }
-        if let temperature = request.temperature { json += #","temperature":"# + (try Self.number(temperature, "temperature")) }
-        if let topP = request.topP { json += #","top_p":"# + (try Self.number(topP, "top_p")) }
+        if let temperature = request.temperature { json += #","temperature":"# + (try ModelAdapters.jsonNumber(temperature, "temperature")) }
+        if let topP = request.topP { json += #","top_p":"# + (try ModelAdapters.jsonNumber(topP, "top_p")) }
         json += "}"
         return Data(json.utf8)
-    }
-
-    /// A finite number as JSON text; NaN and infinities are refused as `JSONEncoder` refuses them.
-    private static func number(_ value: Double, _ field: String) throws -> String {
-        guard value.isFinite else {
-            throw EncodingError.invalidValue(value, EncodingError.Context(codingPath: [], debugDescription: "\(field) is not a finite number"))
-        }
-        return value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
     }
 
     /// The text of all text blocks joined, the stop reason and `usage`.
@@ -100,47 +92,11 @@ public struct ClaudeAdapter: ModelAdapter {
     /// through the decoder.
     static func plainTextDelta(_ chunk: Data) -> String? {
         chunk.withUnsafeBytes { raw -> String? in
-            var index = 0
-            func expect(_ literal: StaticString) -> Bool {
-                let count = literal.utf8CodeUnitCount
-                guard raw.count - index >= count else { return false }
-                for offset in 0..<count where raw[index + offset] != literal.utf8Start[offset] { return false }
-                index += count
-                return true
-            }
-            guard expect(#"{"type":"content_block_delta","index":"#) else { return nil }
-            let digits = index
-            while index < raw.count, raw[index] >= UInt8(ascii: "0"), raw[index] <= UInt8(ascii: "9") { index += 1 }
-            guard index > digits, expect(#","delta":{"type":"text_delta","text":""#) else { return nil }
-            var text: [UInt8] = []
-            text.reserveCapacity(raw.count - index)
-            while index < raw.count {
-                let byte = raw[index]
-                index += 1
-                switch byte {
-                case UInt8(ascii: "\""):
-                    guard expect("}}"), index == raw.count else { return nil }
-                    return String(validating: text, as: UTF8.self)
-                case UInt8(ascii: "\\"):
-                    guard index < raw.count else { return nil }
-                    let escaped = raw[index]
-                    index += 1
-                    switch escaped {
-                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): text.append(escaped)
-                    case UInt8(ascii: "n"): text.append(0x0A)
-                    case UInt8(ascii: "r"): text.append(0x0D)
-                    case UInt8(ascii: "t"): text.append(0x09)
-                    case UInt8(ascii: "b"): text.append(0x08)
-                    case UInt8(ascii: "f"): text.append(0x0C)
-                    default: return nil  // \u escapes and anything invalid: the decoder's business
-                    }
-                case 0..<0x20:
-                    return nil  // a raw control character is not JSON
-                default:
-                    text.append(byte)
-                }
-            }
-            return nil
+            var scanner = JSONScanner(raw)
+            guard scanner.expect(#"{"type":"content_block_delta","index":"#), scanner.digits(),
+                scanner.expect(#","delta":{"type":"text_delta","text":""#), let text = scanner.stringBody(), scanner.expect("}}"), scanner.atEnd
+            else { return nil }
+            return JSONScanner.text(text)
         }
     }
 

@@ -56,6 +56,15 @@ enum AdapterJSON {
 }
 
 extension ModelAdapters {
+    /// A finite number as JSON text, as `JSONEncoder` writes it (for the bodies written by hand); NaN and
+    /// infinities are refused as `JSONEncoder` refuses them.
+    static func jsonNumber(_ value: Double, _ field: String) throws -> String {
+        guard value.isFinite else {
+            throw EncodingError.invalidValue(value, EncodingError.Context(codingPath: [], debugDescription: "\(field) is not a finite number"))
+        }
+        return value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
+    }
+
     /// `amazon-bedrock-invocationMetrics`, which Bedrock adds to the last chunk of every family's stream
     /// (latencies are left out: only the token counts are used).
     struct InvocationMetrics: Decodable {

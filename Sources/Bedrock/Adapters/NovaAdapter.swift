@@ -20,7 +20,48 @@ public struct NovaAdapter: ModelAdapter {
     }
 
     /// The messages-v1 body: alternating turns starting with the user, optional fields left out when unset.
+    /// Written by hand, keys sorted as `AdapterJSON.encode` sorts them (byte for byte what it wrote, checked by a
+    /// test): `JSONEncoder` was a twentieth of the worker's time, growing with the history a request carries.
     public func requestBody(for request: GenerationRequest) throws -> Data {
+        var json = #"{"inferenceConfig":{"maxTokens":"#
+        json += String(request.maxTokens)
+        if let stops = ModelAdapters.stopSequences(of: request) {
+            json += #","stopSequences":["#
+            for (index, stop) in stops.enumerated() {
+                json += index > 0 ? #",""# : #"""#
+                JSONText.appendEscaped(stop, to: &json)
+                json += #"""#
+            }
+            json += "]"
+        }
+        if let temperature = request.temperature { json += #","temperature":"# + (try ModelAdapters.jsonNumber(temperature, "temperature")) }
+        if let topP = request.topP { json += #","topP":"# + (try ModelAdapters.jsonNumber(topP, "topP")) }
+        json += #"},"messages":["#
+        for (index, turn) in ModelAdapters.alternatingTurns(of: request).enumerated() {
+            if index > 0 { json += "," }
+            json += #"{"content":[{"text":""#
+            JSONText.appendEscaped(turn.text, to: &json)
+            json += #""}],"role":""#
+            json += turn.role.rawValue
+            json += #""}"#
+        }
+        json += "]"
+        if let schemaVersion {
+            json += #","schemaVersion":""#
+            JSONText.appendEscaped(schemaVersion, to: &json)
+            json += #"""#
+        }
+        if let system = ModelAdapters.systemPrompt(of: request) {
+            json += #","system":[{"text":""#
+            JSONText.appendEscaped(system, to: &json)
+            json += #""}]"#
+        }
+        json += "}"
+        return Data(json.utf8)
+    }
+
+    /// The same body through `JSONEncoder` (the hand-written one is checked against it).
+    func encodedRequestBody(for request: GenerationRequest) throws -> Data {
         let messages = ModelAdapters.alternatingTurns(of: request).map {
             Message(role: $0.role.rawValue, content: [TextContent(text: $0.text)])
         }
@@ -48,6 +89,7 @@ public struct NovaAdapter: ModelAdapter {
 
     /// One stream chunk: text from `contentBlockDelta`, the reason from `messageStop`, totals from `metadata.usage`.
     public func parseChunk(_ chunk: Data) throws -> ChunkDelta {
+        if let text = Self.plainTextDelta(chunk) { return ChunkDelta(text: text) }
         let event = try AdapterJSON.decode(StreamEvent.self, from: chunk, family: family)
         guard event.hasFields else { throw ModelResponseError(family: family, message: "empty chunk") }
         var delta = ChunkDelta(text: "", invocationMetrics: event.invocationMetrics?.usage)
@@ -62,6 +104,33 @@ public struct NovaAdapter: ModelAdapter {
             delta.usage = ModelAdapters.usage(input: usage.inputTokens, output: usage.outputTokens)
         }
         return delta
+    }
+
+    /// The text of the commonest event, read without a JSON decoder: `{"contentBlockDelta":{...}}` whose members
+    /// are `"delta":{"text":"..."}` and scalars (`contentBlockIndex`, ConverseStream's padding `p`), in any order,
+    /// with a text free of `\u` escapes and no spaces between tokens. Anything else returns nil and goes through the
+    /// decoder.
+    static func plainTextDelta(_ chunk: Data) -> String? {
+        chunk.withUnsafeBytes { raw -> String? in
+            var scanner = JSONScanner(raw)
+            guard scanner.expect(#"{"contentBlockDelta":{""#) else { return nil }
+            var text: [UInt8]?
+            while true {
+                guard let key = scanner.stringBody(), scanner.expect(":") else { return nil }
+                if key.elementsEqual("delta".utf8) {
+                    guard text == nil, scanner.expect(#"{"text":""#), let body = scanner.stringBody(), scanner.expect("}") else { return nil }
+                    text = body
+                } else if scanner.next == UInt8(ascii: "\"") {
+                    _ = scanner.expect("\"")
+                    guard scanner.stringBody() != nil else { return nil }
+                } else if !scanner.digits() {
+                    return nil
+                }
+                if scanner.expect(",\"") { continue }
+                guard scanner.expect("}}"), scanner.atEnd, let text else { return nil }
+                return JSONScanner.text(text)
+            }
+        }
     }
 
     /// Nova's `stopReason` as a `StopReason`; nil for values with no counterpart (e.g. `tool_use`).

@@ -1,0 +1,70 @@
+/// A forward reader of JSON bytes for the few exact shapes read on the hot path (a model's text deltas), so they
+/// skip a decoder; it answers nil for anything it does not know, and the caller goes through `JSONDecoder`.
+struct JSONScanner {
+    private let bytes: UnsafeRawBufferPointer
+    private(set) var index = 0
+
+    init(_ bytes: UnsafeRawBufferPointer) {
+        self.bytes = bytes
+    }
+
+    /// Whether every byte was read.
+    var atEnd: Bool { index == bytes.count }
+
+    /// The next byte, not consumed.
+    var next: UInt8? { index < bytes.count ? bytes[index] : nil }
+
+    /// Consumes `literal` if the bytes continue with it exactly.
+    mutating func expect(_ literal: StaticString) -> Bool {
+        let count = literal.utf8CodeUnitCount
+        guard bytes.count - index >= count else { return false }
+        for offset in 0..<count where bytes[index + offset] != literal.utf8Start[offset] { return false }
+        index += count
+        return true
+    }
+
+    /// Consumes one or more ASCII digits.
+    mutating func digits() -> Bool {
+        let start = index
+        while index < bytes.count, bytes[index] >= UInt8(ascii: "0"), bytes[index] <= UInt8(ascii: "9") { index += 1 }
+        return index > start
+    }
+
+    /// Reads the rest of a string whose opening quote was consumed, through its closing quote: its UTF-8 bytes
+    /// with the short escapes decoded; nil for `\u` escapes, raw control characters or a missing closing quote.
+    mutating func stringBody() -> [UInt8]? {
+        var text: [UInt8] = []
+        text.reserveCapacity(bytes.count - index)
+        while index < bytes.count {
+            let byte = bytes[index]
+            index += 1
+            switch byte {
+            case UInt8(ascii: "\""):
+                return text
+            case UInt8(ascii: "\\"):
+                guard index < bytes.count else { return nil }
+                let escaped = bytes[index]
+                index += 1
+                switch escaped {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): text.append(escaped)
+                case UInt8(ascii: "n"): text.append(0x0A)
+                case UInt8(ascii: "r"): text.append(0x0D)
+                case UInt8(ascii: "t"): text.append(0x09)
+                case UInt8(ascii: "b"): text.append(0x08)
+                case UInt8(ascii: "f"): text.append(0x0C)
+                default: return nil  // \u escapes and anything invalid: the decoder's business
+                }
+            case 0..<0x20:
+                return nil  // a raw control character is not JSON
+            default:
+                text.append(byte)
+            }
+        }
+        return nil
+    }
+
+    /// A string's text as valid UTF-8, or nil.
+    static func text(_ bytes: [UInt8]) -> String? {
+        String(validating: bytes, as: UTF8.self)
+    }
+}
