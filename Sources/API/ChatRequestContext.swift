@@ -20,6 +20,8 @@ struct ChatRequestContext: RequestContext, WebSocketRequestContext {
 
     /// The spans of this request, for `Server-Timing`.
     let timing = ServerTiming()
+    /// When chat-api began the request (its head was read), for the `server` span.
+    let started = ContinuousClock.now
     /// Who made the request, once known, for its access log line (written after the inner middleware returned).
     let caller = NIOLockedValueBox<String?>(nil)
 

@@ -2,7 +2,8 @@ import HTTPTypes
 import NIOConcurrencyHelpers
 
 /// Where a request's time went inside chat-api, sent back as `Server-Timing` (`name;dur=<ms>`): the steps
-/// before a generation is queued (auth, rate limit, session check, credit reservation, enqueue).
+/// before a generation is queued (auth, rate limit, stream slot, session check, credit reservation, enqueue), and
+/// `server`, all of chat-api's time until the response head (on a stream).
 final class ServerTiming: Sendable {
     private let spans = NIOLockedValueBox<[(String, Duration)]>([])
 

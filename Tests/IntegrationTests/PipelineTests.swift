@@ -137,7 +137,15 @@ struct PipelineTests {
             let sse = try await SSEConnection.open(fixture.url("/api/chat/sessions/\(sessionID)/stream"), headers: ["Authorization": "Bearer \(token)"], json: ["message": message])
             #expect(sse.status == 200)
             let timing = sse.headers.first(name: "Server-Timing") ?? ""
-            for span in ["auth", "ratelimit", "session", "reserve", "enqueue"] { #expect(timing.contains("\(span);dur=")) }
+            for span in ["auth", "ratelimit", "slot", "session", "reserve", "enqueue", "server"] { #expect(timing.contains("\(span);dur=")) }
+            // chat-api's whole time covers each of its steps.
+            let parsed = Dictionary(
+                timing.split(separator: ",").compactMap { entry -> (String, Double)? in
+                    let parts = entry.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+                    guard parts.count == 2, let value = Double(parts[1].dropFirst(4)) else { return nil }
+                    return (parts[0], value)
+                }, uniquingKeysWith: +)
+            #expect((parsed["server"] ?? 0) >= ["slot", "session", "reserve", "enqueue"].compactMap { parsed[$0] }.reduce(0, +) - 0.01)
             let first = try await sse.collect { $0.event == "chunk" }
             #expect(first.last?.event == "chunk")
             let during = try await fixture.messages(sessionID, token: token)

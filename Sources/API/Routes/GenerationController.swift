@@ -46,7 +46,9 @@ struct GenerationController: Sendable {
             return try await resume(sessionID: sessionID, user: user, after: lastEventID)
         }
         let (message, modelID, settings) = try await Self.messageAndModel(request, context: context)
+        let slotStart = ContinuousClock.now
         let lease = try await limits.open(.streams, userID: user.id, id: UUID().uuidString)
+        context.timing.record("slot", since: slotStart)
         do {
             let record = try await starter.start(
                 user: user, token: try context.requireToken(), sessionID: sessionID, message: message, modelID: modelID, settings: settings,
@@ -78,6 +80,7 @@ struct GenerationController: Sendable {
                 try await sink.writer.finish(nil)
             }
         )
+        context.timing.record("server", since: context.started)
         context.timing.apply(to: &response.headers)
         return response
     }
