@@ -20,7 +20,7 @@ struct ChatRequestContext: RequestContext, WebSocketRequestContext {
 
     /// The spans of this request, for `Server-Timing`.
     let timing = ServerTiming()
-    /// When chat-api began the request (its head was read), for the `server` span.
+    /// When chat-api began the request (its head was read; the body's upload counts in), for the `server` span.
     let started = ContinuousClock.now
     /// Who made the request, once known, for its access log line (written after the inner middleware returned).
     let caller = NIOLockedValueBox<String?>(nil)

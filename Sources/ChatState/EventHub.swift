@@ -195,12 +195,13 @@ public final class EventHub: Service, Sendable {
         }
         open.forEach { $0.finish() }
         if !registered.isEmpty { _ = try? await redis.send(readersCommand(registered, lease: .zero)) }
-        _ = try? await redis.send("DEL", inboxKey)
+        // The inbox is left to its ttl: a registration that outlives this (a failed drop) finds it there.
     }
 
     private func readLoop() async {
         var failures = 0
-        let block = min(configuration.heartbeatInterval / 2, .seconds(2))
+        // Waits no longer than a renewal or a resync may be late by.
+        let block = min(configuration.heartbeatInterval / 2, .seconds(2), configuration.readerLease / 3, configuration.resyncInterval)
         while !Task.isCancelled {
             guard let plan = nextPlan() else {
                 for await _ in idle { break }
@@ -209,8 +210,9 @@ public final class EventHub: Service, Sendable {
             do {
                 if plan.isEmpty {
                     // Nothing to register or read: wait for the inbox (new subscribers wake it).
-                    let entries = try await redis.xread(inboxKey, after: state.withLockedValue { $0.inboxCursor }, count: configuration.batchSize, block: block)
-                    deliverInbox(entries)
+                    let cursor = state.withLockedValue { $0.inboxCursor }
+                    let entries = try await redis.xread(inboxKey, after: cursor, count: configuration.batchSize, block: block)
+                    deliverInbox(entries, after: cursor)
                 } else {
                     try await carryOut(plan)
                 }
@@ -218,10 +220,12 @@ public final class EventHub: Service, Sendable {
             } catch {
                 if Task.isCancelled { return }
                 failures += 1
-                // Redis may have lost the registrations (a restart): register every session and read it again.
+                // Redis may have lost the registrations (a restart): register every session and read it again; the
+                // registrations this plan was to drop are dropped by the next.
                 state.withLockedValue { state in
                     state.reading = false
                     state.lost = true
+                    state.unregister += plan.unregister
                 }
                 logger.warning("reading session events failed", metadata: ["error": "\(error)"])
                 try? await Task.sleep(for: .milliseconds(min(2_000, 50 * failures)))
@@ -265,8 +269,10 @@ public final class EventHub: Service, Sendable {
         }
     }
 
-    /// Drops and makes registrations, then reads the planned streams without waiting, in one pipeline (so a
-    /// stream is read after the registration that makes its later events reach the inbox), and delivers.
+    /// Drops and makes registrations, then reads the planned streams and the inbox without waiting, in one
+    /// pipeline (so a stream is read after the registration that makes its later events reach the inbox), and
+    /// delivers. Reading the inbox here too keeps the other sessions' events flowing while new subscribers keep
+    /// the loop from waiting on the inbox.
     private func carryOut(_ plan: Plan) async throws {
         var commands: [RedisCommand] = []
         if !plan.unregister.isEmpty { commands.append(readersCommand(plan.unregister, lease: .zero)) }
@@ -278,13 +284,17 @@ public final class EventHub: Service, Sendable {
             arguments += plan.reads.map(\.cursor.description)
             commands.append(RedisCommand(arguments: arguments))
         }
+        let inboxCursor = state.withLockedValue { $0.inboxCursor }
+        commands.append(RedisCommand("XREAD", "COUNT", String(configuration.batchSize), "STREAMS", inboxKey, inboxCursor))
         let replies = try await redis.pipelineChecked(commands)
-        guard !plan.reads.isEmpty, let reply = replies.last else { return }
-        let read = try RedisClient.streamsReply(reply)
-        var starts: [String: EntryID] = [:]
-        starts.reserveCapacity(read.count)
-        for (key, cursor) in plan.reads where read[key] != nil { starts[key] = cursor }
-        deliver(read, starts: starts)
+        if !plan.reads.isEmpty {
+            let read = try RedisClient.streamsReply(replies[replies.count - 2])
+            var starts: [String: EntryID] = [:]
+            starts.reserveCapacity(read.count)
+            for (key, cursor) in plan.reads where read[key] != nil { starts[key] = cursor }
+            deliver(read, starts: starts)
+        }
+        deliverInbox(try RedisClient.streamsReply(replies[replies.count - 1])[inboxKey] ?? [], after: inboxCursor)
     }
 
     /// The `readers` script for `sessionIDs`: registers the inbox for `lease` (zero: drops it).
@@ -364,18 +374,24 @@ public final class EventHub: Service, Sendable {
     /// has seen is delivered, one it already has is skipped, and one after a gap makes the session's stream be
     /// read instead (from the subscriber's cursor). About twice a heartbeat interval (at most every second) it
     /// also heartbeats every subscriber that waited long enough.
-    private func deliverInbox(_ entries: [StreamEntry]) {
+    private func deliverInbox(_ entries: [StreamEntry], after cursor: String) {
         let now = ContinuousClock.now
         let heartbeat = configuration.heartbeatInterval
         let dropped = state.withLockedValue { state -> [AsyncStream<SessionEvent>.Continuation] in
             removeTerminated(&state)
             state.reading = false
+            // Only a read from where the hub was moves it on (a read of the same entries may have come first).
+            guard state.inboxCursor == cursor else { return [] }
             if let last = entries.last { state.inboxCursor = last.id }
             var dropped: [AsyncStream<SessionEvent>.Continuation] = []
             for entry in entries {
-                guard let key = entry.fields["key"], var session = state.sessions[key],
-                    let eventID = entry.fields["id"], let id = EntryID(eventID), let previous = entry.fields["previous"].flatMap(EntryID.init)
-                else { continue }
+                guard let key = entry.fields["key"], var session = state.sessions[key] else { continue }
+                guard let eventID = entry.fields["id"], let id = EntryID(eventID), let previous = entry.fields["previous"].flatMap(EntryID.init) else {
+                    // A copy that cannot be read: the session's stream has the event.
+                    session.needsRead = true
+                    state.sessions[key] = session
+                    continue
+                }
                 var event: SessionEvent?
                 for (subscriberID, var subscriber) in session.subscribers where subscriber.cursor < id {
                     guard subscriber.cursor >= previous else {

@@ -5,7 +5,10 @@ enum GenerationScripts {
     /// A Lua function for every script that publishes a session event: `relay(events, readers, maxLength, fields...)`
     /// appends the event to the session's stream and copies it, with the id of the entry before it, to the inbox of
     /// each chat-api process reading the session (the live members of `readers`, `SessionEvents.readersKey`), so a
-    /// process reads its own inbox rather than every open session's stream (`EventHub`). Returns the event's id.
+    /// process reads its own inbox rather than every open session's stream (`EventHub`). An inbox that is gone (its
+    /// process stopped; evicted) is dropped from `readers` rather than written to, so no copy lands in a key without
+    /// a ttl. The inboxes are keys the script is not given, as some other scripts here build keys (one Redis, not a
+    /// cluster: docs/decisions.md). Returns the event's id.
     static let relayFunction = """
         local function relay(events, readers, maxLength, ...)
           local clock = redis.call('TIME')
@@ -18,7 +21,11 @@ enum GenerationScripts {
           end
           local id = redis.call('XADD', events, 'MAXLEN', '~', maxLength, '*', ...)
           for _, inbox in ipairs(inboxes) do
-            redis.call('XADD', inbox, 'MAXLEN', '~', \(SessionEvents.inboxMaxLength), '*', 'key', events, 'previous', previous, 'id', id, ...)
+            if redis.call('EXISTS', inbox) == 0 then
+              redis.call('ZREM', readers, inbox)
+            else
+              redis.call('XADD', inbox, 'MAXLEN', '~', \(SessionEvents.inboxMaxLength), '*', 'key', events, 'previous', previous, 'id', id, ...)
+            end
           end
           return id
         end

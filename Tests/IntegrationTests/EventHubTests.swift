@@ -172,6 +172,62 @@ struct EventHubTests {
         }
     }
 
+    @Test("subscribers joining other sessions all the time do not hold up a session's events (they come from the inbox, not the resync)")
+    func churnDoesNotStarve() async throws {
+        let configuration = EventHub.Configuration(heartbeatInterval: .seconds(10), resyncInterval: .seconds(600))
+        try await withEventHub(configuration) { hub, events in
+            let session = UUID().uuidString
+            let subscription = try await hub.subscribe(sessionID: session, after: nil)
+            try await expectEventually(.seconds(5)) {
+                (try? await events.redis.send("ZSCORE", SessionEvents.readersKey(sessionID: session), hub.inboxKey))?.string != nil
+            }
+            let churn = Task {
+                var held: [EventSubscription] = []
+                while !Task.isCancelled {
+                    guard let joined = try? await hub.subscribe(sessionID: UUID().uuidString, after: nil) else { break }
+                    held.append(joined)
+                    if held.count > 50 { held.removeFirst().finish() }
+                }
+                held.forEach { $0.finish() }
+            }
+            defer { churn.cancel() }
+            let seen = Task { await collect(subscription, count: 20) }
+            for index in 0..<20 {
+                try await events.append(sessionID: session, jobID: "j", type: "chunk", data: "\(index)")
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            // Within a deadline far below the resync interval (600 s), the only other way the events could come.
+            let arrived = try await withThrowingTaskGroup(of: [SessionEvent]?.self) { group in
+                group.addTask { await seen.value }
+                group.addTask {
+                    try await Task.sleep(for: .seconds(15))
+                    return nil
+                }
+                defer { group.cancelAll() }
+                return try await group.next() ?? nil
+            }
+            seen.cancel()
+            subscription.finish()
+            #expect(arrived?.map(\.data) == (0..<20).map(String.init))
+        }
+    }
+
+    @Test("an inbox that is gone is not recreated by a copy (it would have no ttl): the reader is dropped instead")
+    func goneInbox() async throws {
+        try await withEventHub(EventHub.Configuration(heartbeatInterval: .seconds(10), resyncInterval: .seconds(600))) { hub, events in
+            let session = UUID().uuidString
+            let readers = SessionEvents.readersKey(sessionID: session)
+            let subscription = try await hub.subscribe(sessionID: session, after: nil)
+            try await expectEventually(.seconds(5)) { (try? await events.redis.send("ZSCORE", readers, hub.inboxKey))?.string != nil }
+            #expect(try await events.redis.send("PTTL", hub.inboxKey).int ?? 0 > 0)
+            try await events.redis.send("DEL", hub.inboxKey)
+            try await events.append(sessionID: session, jobID: "j", type: "chunk", data: "after")
+            #expect(try await events.redis.send("EXISTS", hub.inboxKey).int == 0)
+            #expect(try await events.redis.send("ZSCORE", readers, hub.inboxKey).isNull)
+            subscription.finish()
+        }
+    }
+
     @Test("the hub is registered as a session's reader while it has subscribers there, and drops the registration when the last leaves")
     func registration() async throws {
         try await withEventHub { hub, events in

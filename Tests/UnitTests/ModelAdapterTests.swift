@@ -65,6 +65,7 @@ struct ModelAdapterTests {
             maxTokens: 20, temperature: 0.25, topP: 1, stopSequences: ["\"\n", "END"]
         ),
         GenerationRequest(turns: [ConversationTurn(role: .user, text: "Hi"), ConversationTurn(role: .assistant, text: "Yo"), ConversationTurn(role: .user, text: "")], maxTokens: 4096),
+        GenerationRequest(turns: [ConversationTurn(role: .user, text: "x")], maxTokens: 1, temperature: -0.0, topP: 1e16),
     ])
     func claudeBodyBytes(request: GenerationRequest) throws {
         let expected = try AdapterJSON.encode(
@@ -187,6 +188,7 @@ struct ModelAdapterTests {
         ),
         GenerationRequest(turns: [ConversationTurn(role: .user, text: "Hi"), ConversationTurn(role: .assistant, text: "Yo"), ConversationTurn(role: .user, text: "")], maxTokens: 4096),
         GenerationRequest(system: "", turns: [ConversationTurn(role: .user, text: "x")], maxTokens: 1, temperature: 1e-7, topP: 0.999, stopSequences: []),
+        GenerationRequest(turns: [ConversationTurn(role: .user, text: "x")], maxTokens: 1, temperature: -0.0, topP: 1e16),
     ])
     func novaBodyBytes(request: GenerationRequest) throws {
         for adapter in [NovaAdapter(), NovaAdapter(family: .anthropicClaude, schemaVersion: nil)] {

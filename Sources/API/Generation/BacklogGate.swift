@@ -13,13 +13,14 @@ final class BacklogGate: Sendable {
     let maxWaiting: Int
     let refresh: Duration
     let maxAge: Duration
-    private let last = NIOLockedValueBox<Count?>(nil)
-    /// Requests admitted so far: those admitted while a read runs are added to what it returns.
-    private let admitted = NIOLockedValueBox(0)
+    private let state = NIOLockedValueBox(State())
 
-    private struct Count {
-        var at: ContinuousClock.Instant
-        var waiting: Int
+    private struct State {
+        /// The last count and when it was read (nil: none yet, or too old to use).
+        var count: (at: ContinuousClock.Instant, waiting: Int)?
+        /// Requests admitted so far: those admitted while a read runs are added to what it returns.
+        var admitted = 0
+        /// A read runs (at most one at a time, whoever started it).
         var reading = false
     }
 
@@ -33,51 +34,59 @@ final class BacklogGate: Sendable {
     /// Throws 503 `QUEUE_FULL` when the backlog is at its cap.
     func admit() async throws {
         guard maxWaiting > 0 else { return }
-        let now = ContinuousClock.now
-        enum Known { case fresh(Int), stale(Int), none }
-        let known = last.withLockedValue { last -> Known in
-            guard let value = last, now - value.at < maxAge else { return .none }
-            guard now - value.at >= refresh, !value.reading else { return .fresh(value.waiting) }
-            last?.reading = true
-            return .stale(value.waiting)
+        /// Whether the request is admitted (nil: no count to go on), and the admissions count a refresh to start
+        /// now is to add to (nil: none).
+        typealias Decision = (admitted: Bool?, refreshFrom: Int?)
+        // Decides, and counts the request, in one hold of the lock; a stale count starts a refresh either way.
+        func decide(now: ContinuousClock.Instant) -> Decision {
+            state.withLockedValue { state in
+                guard let count = state.count, now - count.at < maxAge else { return (nil, nil) }
+                var refreshFrom: Int?
+                if now - count.at >= refresh, !state.reading {
+                    state.reading = true
+                    refreshFrom = state.admitted
+                }
+                guard count.waiting < maxWaiting else { return (false, refreshFrom) }
+                state.admitted += 1
+                state.count?.waiting += 1
+                return (true, refreshFrom)
+            }
         }
-        var waiting: Int
-        switch known {
-        case .fresh(let count):
-            waiting = count
-        case .stale(let count):
-            waiting = count
-            // Taken before this request is counted: the read adds it (and every later one) to what Redis says.
-            let before = admitted.withLockedValue { $0 }
-            Task { await self.read(admittedBefore: before) }
-        case .none:
-            let before = admitted.withLockedValue { $0 }
-            waiting = try await queue.waitingCount() + admitted.withLockedValue { $0 } - before
-            last.withLockedValue { $0 = Count(at: now, waiting: waiting) }
+        var decision = decide(now: .now)
+        if decision.admitted == nil {
+            // No count to go on: this request waits for one (a failure to read Redis is its error).
+            try await read(background: false)
+            decision = decide(now: .now)
         }
-        guard waiting < maxWaiting else {
+        if let before = decision.refreshFrom {
+            Task { try? await self.read(background: true, admittedBefore: before) }
+        }
+        guard decision.admitted == true else {
             ChatMetrics.rateLimited(policy: "queue-full")
             throw ChatError(
                 .unavailable, code: "QUEUE_FULL", message: "Too many replies are waiting for a worker; try again shortly", retryAfter: 5
             )
         }
-        // Counted at once, so the requests of one refresh interval cannot overshoot the cap by much.
-        admitted.withLockedValue { $0 += 1 }
-        last.withLockedValue { $0?.waiting += 1 }
     }
 
-    /// Reads the count again (one read at a time), plus the requests admitted meanwhile (some of which the read
-    /// may have counted already: the error is on the side of refusing); a failed read leaves the last count to age out.
-    private func read(admittedBefore before: Int) async {
+    /// Reads the count, plus the requests admitted since `admittedBefore` (some of which Redis may have counted
+    /// already: the error is on the side of refusing). A failed read leaves the last count to age out. The
+    /// `background` read is the one `reading` stands for.
+    private func read(background: Bool, admittedBefore: Int? = nil) async throws {
         let at = ContinuousClock.now
-        let waiting = try? await queue.waitingCount()
-        let since = admitted.withLockedValue { $0 } - before
-        last.withLockedValue { last in
-            guard let waiting else {
-                last?.reading = false
-                return
-            }
-            last = Count(at: at, waiting: waiting + since)
+        let before = admittedBefore ?? state.withLockedValue { $0.admitted }
+        let waiting: Int
+        do {
+            waiting = try await queue.waitingCount()
+        } catch {
+            if background { state.withLockedValue { $0.reading = false } }
+            throw error
+        }
+        state.withLockedValue { state in
+            if background { state.reading = false }
+            // A newer count (another read that started later) stands.
+            if let count = state.count, count.at > at { return }
+            state.count = (at, waiting + state.admitted - before)
         }
     }
 }

@@ -32,9 +32,10 @@ struct JSONScanner {
 
     /// Reads the rest of a string whose opening quote was consumed, through its closing quote: its UTF-8 bytes
     /// with the short escapes decoded; nil for `\u` escapes, raw control characters or a missing closing quote.
-    mutating func stringBody() -> [UInt8]? {
+    /// `reserve` caps the bytes set aside up front (the rest of the input by default).
+    mutating func stringBody(reserve: Int = .max) -> [UInt8]? {
         var text: [UInt8] = []
-        text.reserveCapacity(bytes.count - index)
+        text.reserveCapacity(min(reserve, bytes.count - index))
         while index < bytes.count {
             let byte = bytes[index]
             index += 1

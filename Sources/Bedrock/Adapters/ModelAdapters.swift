@@ -62,7 +62,10 @@ extension ModelAdapters {
         guard value.isFinite else {
             throw EncodingError.invalidValue(value, EncodingError.Context(codingPath: [], debugDescription: "\(field) is not a finite number"))
         }
-        return value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
+        // JSONEncoder writes a Double's description without a trailing ".0" (so -0.0 is "-0", 1e16 is "1e+16").
+        var text = value.description
+        if text.hasSuffix(".0") { text.removeLast(2) }
+        return text
     }
 
     /// `amazon-bedrock-invocationMetrics`, which Bedrock adds to the last chunk of every family's stream

@@ -116,13 +116,13 @@ public struct NovaAdapter: ModelAdapter {
             guard scanner.expect(#"{"contentBlockDelta":{""#) else { return nil }
             var text: [UInt8]?
             while true {
-                guard let key = scanner.stringBody(), scanner.expect(":") else { return nil }
+                guard let key = scanner.stringBody(reserve: 16), JSONScanner.text(key) != nil, scanner.expect(":") else { return nil }
                 if key.elementsEqual("delta".utf8) {
                     guard text == nil, scanner.expect(#"{"text":""#), let body = scanner.stringBody(), scanner.expect("}") else { return nil }
                     text = body
                 } else if scanner.next == UInt8(ascii: "\"") {
                     _ = scanner.expect("\"")
-                    guard scanner.stringBody() != nil else { return nil }
+                    guard let value = scanner.stringBody(reserve: 64), JSONScanner.text(value) != nil else { return nil }
                 } else if !scanner.digits() {
                     return nil
                 }
