@@ -39,13 +39,10 @@ struct GenerationStarter: Sendable {
 
     /// Validates, reserves and enqueues; returns the job's record (its `startEventID` is where its events begin).
     /// With `queueBehind`, a generation already running in the session is waited for (up to that long) instead
-    /// of refused: a plain message sent right after a session's initial message simply follows it. `alongside`
-    /// (taking the request's stream slot) runs at the same time as the session's claim, saving a round trip; when
-    /// it throws, the claim is given back and its error (429) is the answer, whatever the claim found.
+    /// of refused: a plain message sent right after a session's initial message simply follows it.
     func start(
         user: AuthenticatedUser, token: String, sessionID: String, message: String, modelID: String?, settings: InferenceSettings? = nil,
-        streaming: Bool, queueBehind: Duration = .zero, timing: ServerTiming? = nil, requestID: String? = nil, trace: TraceContext? = nil,
-        alongside: (@Sendable () async throws -> Void)? = nil
+        streaming: Bool, queueBehind: Duration = .zero, timing: ServerTiming? = nil, requestID: String? = nil, trace: TraceContext? = nil
     ) async throws -> JobRecord {
         if let modelID {
             let model = try self.model(id: modelID, role: user.role)
@@ -63,34 +60,16 @@ struct GenerationStarter: Sendable {
         var outcome: (record: JobRecord, summary: SessionSummary)
         var messageID = ""
         var messageCreatedAt = Date()
-        var alongside = alongside
         while true {
             began = clock.now
             // Taken at each claim, so a message that waited behind a reply is dated after that reply.
             messageID = ObjectID.make()
             messageCreatedAt = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 * 1000).rounded(.down) / 1000)
-            let (id, createdAt) = (messageID, messageCreatedAt)
-            let claim = {
-                try await Self.onceMore {
-                    try await state.begin(
-                        jobID: jobID, sessionID: sessionID, userID: user.id, requestedModel: modelID, defaultModel: catalog.defaultModelID,
-                        message: message, messageID: id, reservationID: reservationID, createdAt: createdAt
-                    )
-                }
-            }
-            let result: BeginOutcome
-            if let step = alongside {
-                alongside = nil
-                async let claimed = Self.result(of: claim)
-                let stepResult = await Self.result(of: step)
-                let claimResult = await claimed
-                if case .failure(let error) = stepResult {
-                    if case .success(.started) = claimResult { _ = try? await state.abandonBeforeEnqueue(jobID: jobID, sessionID: sessionID) }
-                    throw error
-                }
-                result = try claimResult.get()
-            } else {
-                result = try await claim()
+            let result = try await Self.onceMore {
+                try await state.begin(
+                    jobID: jobID, sessionID: sessionID, userID: user.id, requestedModel: modelID, defaultModel: catalog.defaultModelID,
+                    message: message, messageID: messageID, reservationID: reservationID, createdAt: messageCreatedAt
+                )
             }
             switch result {
             case .started(let record, let summary):
@@ -181,15 +160,6 @@ struct GenerationStarter: Sendable {
             throw error
         }
         return record
-    }
-
-    /// What `body` returned or threw.
-    static func result<T: Sendable>(of body: () async throws -> T) async -> Result<T, any Error> {
-        do {
-            return .success(try await body())
-        } catch {
-            return .failure(error)
-        }
     }
 
     /// Runs `step` (idempotent for its job) once more when Redis's answer was lost (a timeout or a dropped

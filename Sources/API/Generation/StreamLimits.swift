@@ -15,26 +15,14 @@ struct StreamLimits: Sendable {
 
     /// Takes a slot of `kind` for `userID` under `id` (the request's id), or throws 429.
     func open(_ kind: UserSlots.Kind, userID: String, id: String) async throws -> StreamLease {
-        let lease = self.lease(kind, userID: userID, id: id)
-        try await acquire(lease)
-        return lease
-    }
-
-    /// The lease of a slot not taken yet (`acquire` takes it); releasing it before then is harmless.
-    func lease(_ kind: UserSlots.Kind, userID: String, id: String) -> StreamLease {
         let cap = kind == .streams ? maxStreams : maxObservers
-        return StreamLease(slots: cap > 0 ? slots : nil, kind: kind, userID: userID, id: id)
-    }
-
-    /// Takes `lease`'s slot, or throws 429.
-    func acquire(_ lease: StreamLease) async throws {
-        guard let slots = lease.slots else { return }
-        let cap = lease.kind == .streams ? maxStreams : maxObservers
-        guard try await slots.acquire(lease.kind, userID: lease.userID, id: lease.id, cap: cap) else {
-            ChatMetrics.rateLimited(policy: lease.kind == .streams ? "streams" : "observers")
-            let what = lease.kind == .streams ? "streams" : "observer streams"
+        guard cap > 0 else { return StreamLease(slots: nil, kind: kind, userID: userID, id: id) }
+        guard try await slots.acquire(kind, userID: userID, id: id, cap: cap) else {
+            ChatMetrics.rateLimited(policy: kind == .streams ? "streams" : "observers")
+            let what = kind == .streams ? "streams" : "observer streams"
             throw ChatError(.tooManyRequests, code: "TOO_MANY_STREAMS", message: "You have \(cap) \(what) open; close one first", retryAfter: 5)
         }
+        return StreamLease(slots: slots, kind: kind, userID: userID, id: id)
     }
 }
 

@@ -46,19 +46,14 @@ struct GenerationController: Sendable {
             return try await resume(sessionID: sessionID, user: user, after: lastEventID)
         }
         let (message, modelID, settings) = try await Self.messageAndModel(request, context: context)
-        let lease = limits.lease(.streams, userID: user.id, id: UUID().uuidString)
-        let (limits, timing) = (limits, context.timing)
+        let slotStart = ContinuousClock.now
+        let lease = try await limits.open(.streams, userID: user.id, id: UUID().uuidString)
+        context.timing.record("slot", since: slotStart)
         do {
-            // The slot is taken while the session is claimed (one round trip for both).
             let record = try await starter.start(
                 user: user, token: try context.requireToken(), sessionID: sessionID, message: message, modelID: modelID, settings: settings,
                 streaming: true,
-                timing: context.timing, requestID: context.requestID, trace: context.trace,
-                alongside: {
-                    let slotStart = ContinuousClock.now
-                    try await limits.acquire(lease)
-                    timing.record("slot", since: slotStart)
-                }
+                timing: context.timing, requestID: context.requestID, trace: context.trace
             )
             return ReplyStream(lease: lease, sessionID: record.sessionID, jobID: record.jobID, after: record.startEventID)
         } catch {
@@ -109,19 +104,15 @@ struct GenerationController: Sendable {
         let (message, modelID, settings) = try await Self.messageAndModel(request, context: context)
         let respondAsync = request.headers[HTTPField.Name("Prefer")!]?.lowercased().contains("respond-async") == true
         // A waiting request holds a connection as a stream does, and counts as one.
-        let lease = respondAsync ? nil : limits.lease(.streams, userID: user.id, id: UUID().uuidString)
+        let lease = respondAsync ? nil : try await limits.open(.streams, userID: user.id, id: UUID().uuidString)
         // A plain message sent while a reply runs (say, right after a session's initial message) waits for it
         // briefly rather than failing; an asynchronous one answers at once.
         let record: JobRecord
-        let limits = limits
-        var takeSlot: (@Sendable () async throws -> Void)?
-        if let lease { takeSlot = { try await limits.acquire(lease) } }
         do {
             record = try await starter.start(
                 user: user, token: try context.requireToken(), sessionID: sessionID, message: message, modelID: modelID, settings: settings,
                 streaming: false,
-                queueBehind: respondAsync ? .zero : min(messageWait, .seconds(15)), requestID: context.requestID, trace: context.trace,
-                alongside: takeSlot
+                queueBehind: respondAsync ? .zero : min(messageWait, .seconds(15)), requestID: context.requestID, trace: context.trace
             )
         } catch {
             await lease?.release()
