@@ -201,7 +201,7 @@ public final class EventHub: Service, Sendable {
     private func readLoop() async {
         var failures = 0
         // Waits no longer than a renewal or a resync may be late by.
-        let block = min(configuration.heartbeatInterval / 2, .seconds(2), configuration.readerLease / 3, configuration.resyncInterval)
+        let block = max(.milliseconds(50), min(configuration.heartbeatInterval / 2, .seconds(2), configuration.readerLease / 3, configuration.resyncInterval))
         while !Task.isCancelled {
             guard let plan = nextPlan() else {
                 for await _ in idle { break }
@@ -212,7 +212,7 @@ public final class EventHub: Service, Sendable {
                     // Nothing to register or read: wait for the inbox (new subscribers wake it).
                     let cursor = state.withLockedValue { $0.inboxCursor }
                     let entries = try await redis.xread(inboxKey, after: cursor, count: configuration.batchSize, block: block)
-                    deliverInbox(entries, after: cursor)
+                    deliverInbox(entries)
                 } else {
                     try await carryOut(plan)
                 }
@@ -222,11 +222,16 @@ public final class EventHub: Service, Sendable {
                 failures += 1
                 // Redis may have lost the registrations (a restart): register every session and read it again; the
                 // registrations this plan was to drop are dropped by the next.
-                state.withLockedValue { state in
+                let dropped = state.withLockedValue { state -> [AsyncStream<SessionEvent>.Continuation] in
                     state.reading = false
                     state.lost = true
                     state.unregister += plan.unregister
+                    // Subscribers still get their heartbeats while Redis cannot be read.
+                    var dropped: [AsyncStream<SessionEvent>.Continuation] = []
+                    sweep(&state, now: .now, dropping: &dropped)
+                    return dropped
                 }
+                dropped.forEach { $0.finish() }
                 logger.warning("reading session events failed", metadata: ["error": "\(error)"])
                 try? await Task.sleep(for: .milliseconds(min(2_000, 50 * failures)))
             }
@@ -294,7 +299,7 @@ public final class EventHub: Service, Sendable {
             for (key, cursor) in plan.reads where read[key] != nil { starts[key] = cursor }
             deliver(read, starts: starts)
         }
-        deliverInbox(try RedisClient.streamsReply(replies[replies.count - 1])[inboxKey] ?? [], after: inboxCursor)
+        deliverInbox(try RedisClient.streamsReply(replies[replies.count - 1])[inboxKey] ?? [])
     }
 
     /// The `readers` script for `sessionIDs`: registers the inbox for `lease` (zero: drops it).
@@ -374,14 +379,11 @@ public final class EventHub: Service, Sendable {
     /// has seen is delivered, one it already has is skipped, and one after a gap makes the session's stream be
     /// read instead (from the subscriber's cursor). About twice a heartbeat interval (at most every second) it
     /// also heartbeats every subscriber that waited long enough.
-    private func deliverInbox(_ entries: [StreamEntry], after cursor: String) {
+    private func deliverInbox(_ entries: [StreamEntry]) {
         let now = ContinuousClock.now
-        let heartbeat = configuration.heartbeatInterval
         let dropped = state.withLockedValue { state -> [AsyncStream<SessionEvent>.Continuation] in
             removeTerminated(&state)
             state.reading = false
-            // Only a read from where the hub was moves it on (a read of the same entries may have come first).
-            guard state.inboxCursor == cursor else { return [] }
             if let last = entries.last { state.inboxCursor = last.id }
             var dropped: [AsyncStream<SessionEvent>.Continuation] = []
             for entry in entries {
@@ -411,27 +413,33 @@ public final class EventHub: Service, Sendable {
                 }
                 store(session, at: key, in: &state)
             }
-            if now - state.lastSweep >= min(heartbeat / 2, .seconds(1)) {
-                state.lastSweep = now
-                for (key, var session) in state.sessions {
-                    var changed = false
-                    for (id, var subscriber) in session.subscribers where now - subscriber.lastSent >= heartbeat {
-                        changed = true
-                        subscriber.lastSent = now
-                        if case .dropped = subscriber.continuation.yield(.heartbeat) {
-                            subscriber.overflowed.withLockedValue { $0 = true }
-                            dropped.append(subscriber.continuation)
-                            session.subscribers[id] = nil
-                        } else {
-                            session.subscribers[id] = subscriber
-                        }
-                    }
-                    if changed { store(session, at: key, in: &state) }
-                }
-            }
+            sweep(&state, now: now, dropping: &dropped)
             return dropped
         }
         dropped.forEach { $0.finish() }
+    }
+
+    /// Heartbeats the subscribers that waited long enough (at most about twice a heartbeat interval, at most every
+    /// second), also while Redis cannot be read; `dropped` collects those whose buffer was full.
+    private func sweep(_ state: inout State, now: ContinuousClock.Instant, dropping dropped: inout [AsyncStream<SessionEvent>.Continuation]) {
+        let heartbeat = configuration.heartbeatInterval
+        guard now - state.lastSweep >= min(heartbeat / 2, .seconds(1)) else { return }
+        state.lastSweep = now
+        for (key, var session) in state.sessions {
+            var changed = false
+            for (id, var subscriber) in session.subscribers where now - subscriber.lastSent >= heartbeat {
+                changed = true
+                subscriber.lastSent = now
+                if case .dropped = subscriber.continuation.yield(.heartbeat) {
+                    subscriber.overflowed.withLockedValue { $0 = true }
+                    dropped.append(subscriber.continuation)
+                    session.subscribers[id] = nil
+                } else {
+                    session.subscribers[id] = subscriber
+                }
+            }
+            if changed { store(session, at: key, in: &state) }
+        }
     }
 
     /// Puts `session` back after a delivery: its cursor recomputed, or, with no subscriber left, forgotten (its

@@ -21,10 +21,8 @@ enum GenerationScripts {
           end
           local id = redis.call('XADD', events, 'MAXLEN', '~', maxLength, '*', ...)
           for _, inbox in ipairs(inboxes) do
-            if redis.call('EXISTS', inbox) == 0 then
+            if not redis.call('XADD', inbox, 'NOMKSTREAM', 'MAXLEN', '~', \(SessionEvents.inboxMaxLength), '*', 'key', events, 'previous', previous, 'id', id, ...) then
               redis.call('ZREM', readers, inbox)
-            else
-              redis.call('XADD', inbox, 'MAXLEN', '~', \(SessionEvents.inboxMaxLength), '*', 'key', events, 'previous', previous, 'id', id, ...)
             end
           end
           return id

@@ -16,8 +16,8 @@ final class BacklogGate: Sendable {
     private let state = NIOLockedValueBox(State())
 
     private struct State {
-        /// The last count and when it was read (nil: none yet, or too old to use).
-        var count: (at: ContinuousClock.Instant, waiting: Int)?
+        /// The last count, when the read that gave it ended (its age) and began (a read begun later stands).
+        var count: (at: ContinuousClock.Instant, began: ContinuousClock.Instant, waiting: Int)?
         /// Requests admitted so far: those admitted while a read runs are added to what it returns.
         var admitted = 0
         /// A read runs (at most one at a time, whoever started it).
@@ -59,7 +59,8 @@ final class BacklogGate: Sendable {
             decision = decide(now: .now)
         }
         if let before = decision.refreshFrom {
-            Task { try? await self.read(background: true, admittedBefore: before) }
+            // Detached: the refresh is not part of this request (nor of its trace).
+            Task.detached { try? await self.read(background: true, admittedBefore: before) }
         }
         guard decision.admitted == true else {
             ChatMetrics.rateLimited(policy: "queue-full")
@@ -73,7 +74,7 @@ final class BacklogGate: Sendable {
     /// already: the error is on the side of refusing). A failed read leaves the last count to age out. The
     /// `background` read is the one `reading` stands for.
     private func read(background: Bool, admittedBefore: Int? = nil) async throws {
-        let at = ContinuousClock.now
+        let began = ContinuousClock.now
         let before = admittedBefore ?? state.withLockedValue { $0.admitted }
         let waiting: Int
         do {
@@ -84,9 +85,10 @@ final class BacklogGate: Sendable {
         }
         state.withLockedValue { state in
             if background { state.reading = false }
-            // A newer count (another read that started later) stands.
-            if let count = state.count, count.at > at { return }
-            state.count = (at, waiting + state.admitted - before)
+            // A newer count (a read that began later) stands. The age runs from now: a slow read (Redis stalled)
+            // still gives a count to decide on, rather than no count and a refusal.
+            if let count = state.count, count.began > began { return }
+            state.count = (.now, began, waiting + state.admitted - before)
         }
     }
 }

@@ -1,0 +1,43 @@
+import ChatCore
+import Foundation
+import Testing
+
+@testable import API
+@testable import Queue
+
+@Suite("The backlog gate's cached count", .timeLimit(.minutes(1)))
+struct BacklogGateTests {
+    @Test("a Redis slower than the count's age limit still gives a count: an empty queue admits, it is not called full")
+    func slowRead() async throws {
+        // A server of its own: DEBUG SLEEP stalls the whole server.
+        let server = try await ManagedServer.redis(port: TestEnvironment.freePort(), extraArguments: ["--enable-debug-command", "local"])
+        defer { Task { await server.shutdown() } }
+        let redis = RedisClient(configuration: RedisConfiguration(host: "127.0.0.1", port: server.port))
+        defer { redis.shutdown() }
+        let stream = uniqueKey("jobs")
+        let queue = JobQueue<InferenceJob>(redis: redis, configuration: JobQueueConfiguration(stream: stream, deadLetterStream: stream + ":dead"))
+        try await queue.prepare()
+        let gate = BacklogGate(queue: queue, maxWaiting: 10, refresh: .milliseconds(100), maxAge: .milliseconds(300))
+        // Written first on the same connection, the stall holds the gate's read (it has no count yet) for a second,
+        // three times the age limit.
+        let stall = try await redis.sendWithoutWaiting(RedisCommand("DEBUG", "SLEEP", "1"))
+        try await gate.admit()
+        _ = try? await stall.get()
+    }
+
+    @Test("a full queue is refused until its count is read again and shows room")
+    func refusesWhenFull() async throws {
+        let redis = try testRedisClient()
+        defer { redis.shutdown() }
+        let stream = uniqueKey("jobs")
+        let queue = JobQueue<InferenceJob>(redis: redis, configuration: JobQueueConfiguration(stream: stream, deadLetterStream: stream + ":dead"))
+        try await queue.prepare()
+        let gate = BacklogGate(queue: queue, maxWaiting: 2, refresh: .milliseconds(50), maxAge: .seconds(5))
+        try await gate.admit()
+        try await gate.admit()
+        // Two admitted and counted at once, though neither reached the queue: the third is refused.
+        await #expect { try await gate.admit() } throws: { ($0 as? ChatError)?.code == "QUEUE_FULL" }
+        // The count read again (nothing is queued): room again.
+        try await expectEventually(.seconds(5)) { (try? await gate.admit()) != nil }
+    }
+}
