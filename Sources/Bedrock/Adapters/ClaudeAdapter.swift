@@ -26,13 +26,8 @@ public struct ClaudeAdapter: ModelAdapter {
         }
         json += "]"
         if let stops = ModelAdapters.stopSequences(of: request) {
-            json += #","stop_sequences":["#
-            for (index, stop) in stops.enumerated() {
-                json += index > 0 ? #",""# : #"""#
-                JSONText.appendEscaped(stop, to: &json)
-                json += #"""#
-            }
-            json += "]"
+            json += #","stop_sequences":"#
+            ModelAdapters.appendJSONArray(of: stops, to: &json)
         }
         if let system = ModelAdapters.systemPrompt(of: request) {
             json += #","system":""#

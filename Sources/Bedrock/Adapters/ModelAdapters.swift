@@ -56,6 +56,17 @@ enum AdapterJSON {
 }
 
 extension ModelAdapters {
+    /// Appends `strings` as a JSON array of strings, as `JSONEncoder` writes it (for the bodies written by hand).
+    static func appendJSONArray(of strings: [String], to json: inout String) {
+        json += "["
+        for (index, string) in strings.enumerated() {
+            json += index > 0 ? #",""# : #"""#
+            JSONText.appendEscaped(string, to: &json)
+            json += #"""#
+        }
+        json += "]"
+    }
+
     /// A finite number as JSON text, as `JSONEncoder` writes it (for the bodies written by hand); NaN and
     /// infinities are refused as `JSONEncoder` refuses them.
     static func jsonNumber(_ value: Double, _ field: String) throws -> String {

@@ -26,13 +26,8 @@ public struct NovaAdapter: ModelAdapter {
         var json = #"{"inferenceConfig":{"maxTokens":"#
         json += String(request.maxTokens)
         if let stops = ModelAdapters.stopSequences(of: request) {
-            json += #","stopSequences":["#
-            for (index, stop) in stops.enumerated() {
-                json += index > 0 ? #",""# : #"""#
-                JSONText.appendEscaped(stop, to: &json)
-                json += #"""#
-            }
-            json += "]"
+            json += #","stopSequences":"#
+            ModelAdapters.appendJSONArray(of: stops, to: &json)
         }
         if let temperature = request.temperature { json += #","temperature":"# + (try ModelAdapters.jsonNumber(temperature, "temperature")) }
         if let topP = request.topP { json += #","topP":"# + (try ModelAdapters.jsonNumber(topP, "topP")) }
