@@ -68,6 +68,13 @@ public final class EventHub: Service, Sendable {
         var continuation: AsyncStream<SessionEvent>.Continuation
         var overflowed: NIOLockedValueBox<Bool>
         var lastSent: ContinuousClock.Instant
+
+        /// Yields `event`; false, with the subscriber marked as overflowed, when its buffer is full.
+        func offer(_ event: SessionEvent) -> Bool {
+            guard case .dropped = continuation.yield(event) else { return true }
+            overflowed.withLockedValue { $0 = true }
+            return false
+        }
     }
 
     /// The subscribers of one session's stream, the oldest cursor among them (where a read of the stream starts),
@@ -172,13 +179,8 @@ public final class EventHub: Service, Sendable {
             return gone
         }
         for (key, id) in gone {
-            guard state.sessions[key]?.subscribers.removeValue(forKey: id) != nil else { continue }
-            if state.sessions[key]!.subscribers.isEmpty {
-                if state.sessions[key]!.registered { state.unregister.append(state.sessions[key]!.sessionID) }
-                state.sessions[key] = nil
-            } else {
-                state.sessions[key]!.recomputeCursor()
-            }
+            guard var session = state.sessions[key], session.subscribers.removeValue(forKey: id) != nil else { continue }
+            store(session, at: key, in: &state)
         }
     }
 
@@ -283,14 +285,10 @@ public final class EventHub: Service, Sendable {
         if !plan.unregister.isEmpty { commands.append(readersCommand(plan.unregister, lease: .zero)) }
         if !plan.register.isEmpty { commands.append(readersCommand(plan.register, lease: configuration.readerLease)) }
         if !plan.reads.isEmpty {
-            var arguments = ["XREAD", "COUNT", String(configuration.batchSize), "STREAMS"]
-            arguments.reserveCapacity(4 + plan.reads.count * 2)
-            arguments += plan.reads.map(\.key)
-            arguments += plan.reads.map(\.cursor.description)
-            commands.append(RedisCommand(arguments: arguments))
+            commands.append(RedisClient.xreadCommand(streams: plan.reads.map { (key: $0.key, after: $0.cursor.description) }, count: configuration.batchSize))
         }
         let inboxCursor = state.withLockedValue { $0.inboxCursor }
-        commands.append(RedisCommand("XREAD", "COUNT", String(configuration.batchSize), "STREAMS", inboxKey, inboxCursor))
+        commands.append(RedisClient.xreadCommand(streams: [(key: inboxKey, after: inboxCursor)], count: configuration.batchSize))
         let replies = try await redis.pipelineChecked(commands)
         if !plan.reads.isEmpty {
             let read = try RedisClient.streamsReply(replies[replies.count - 2])
@@ -339,6 +337,7 @@ public final class EventHub: Service, Sendable {
     /// a session that returned a full batch is read again. A subscriber whose cursor is older than where the read
     /// started (it joined during the read, resuming from further back) gets nothing from it: it is read again.
     private func deliver(_ read: [String: [StreamEntry]], starts: [String: EntryID]) {
+        let now = ContinuousClock.now
         let batchSize = configuration.batchSize
         let dropped = state.withLockedValue { state -> [AsyncStream<SessionEvent>.Continuation] in
             removeTerminated(&state)
@@ -351,15 +350,14 @@ public final class EventHub: Service, Sendable {
                     if let start, subscriber.cursor < start { continue }
                     var overflow = false
                     for (entryID, event) in events where entryID > subscriber.cursor {
-                        if case .dropped = subscriber.continuation.yield(event) {
+                        guard subscriber.offer(event) else {
                             overflow = true
                             break
                         }
                         subscriber.cursor = entryID
-                        subscriber.lastSent = .now
+                        subscriber.lastSent = now
                     }
                     if overflow {
-                        subscriber.overflowed.withLockedValue { $0 = true }
                         dropped.append(subscriber.continuation)
                         session.subscribers[id] = nil
                     } else {
@@ -401,8 +399,7 @@ public final class EventHub: Service, Sendable {
                         continue
                     }
                     if event == nil { event = SessionEvents.event(StreamEntry(id: eventID, fields: entry.fields)) }
-                    if case .dropped = subscriber.continuation.yield(event!) {
-                        subscriber.overflowed.withLockedValue { $0 = true }
+                    guard subscriber.offer(event!) else {
                         dropped.append(subscriber.continuation)
                         session.subscribers[subscriberID] = nil
                         continue
@@ -430,12 +427,11 @@ public final class EventHub: Service, Sendable {
             for (id, var subscriber) in session.subscribers where now - subscriber.lastSent >= heartbeat {
                 changed = true
                 subscriber.lastSent = now
-                if case .dropped = subscriber.continuation.yield(.heartbeat) {
-                    subscriber.overflowed.withLockedValue { $0 = true }
+                if subscriber.offer(.heartbeat) {
+                    session.subscribers[id] = subscriber
+                } else {
                     dropped.append(subscriber.continuation)
                     session.subscribers[id] = nil
-                } else {
-                    session.subscribers[id] = subscriber
                 }
             }
             if changed { store(session, at: key, in: &state) }

@@ -51,16 +51,14 @@ extension RedisClient {
         return try Self.streamEntries(of: key, in: try await send(RedisCommand(arguments: arguments)))
     }
 
-    /// XREAD of several streams, each after its own id, blocking up to `block` when given; the entries that
-    /// came, by stream key (a stream with none is absent).
-    public func xread(streams: [(key: String, after: String)], count: Int? = nil, block: Duration? = nil) async throws -> [String: [StreamEntry]] {
-        var arguments = ["XREAD"]
-        if let count { arguments += ["COUNT", String(count)] }
-        if let block { arguments += ["BLOCK", String(block.milliseconds)] }
-        arguments.append("STREAMS")
+    /// XREAD of several streams, each after its own id, without waiting (for a pipeline; its reply through
+    /// `streamsReply`).
+    public static func xreadCommand(streams: [(key: String, after: String)], count: Int) -> RedisCommand {
+        var arguments = ["XREAD", "COUNT", String(count), "STREAMS"]
+        arguments.reserveCapacity(4 + streams.count * 2)
         arguments += streams.map(\.key)
         arguments += streams.map(\.after)
-        return try Self.streamsReply(try await send(RedisCommand(arguments: arguments)))
+        return RedisCommand(arguments: arguments)
     }
 
     /// The entries of an `XREAD` reply over several streams (sent in a pipeline, say), by stream key.
