@@ -1,3 +1,5 @@
+import ChatCore
+
 /// Reads a request body into a `JSONValue` in one pass over its bytes (RFC 8259: no trailing commas, no leading
 /// zeros, no control characters in strings, valid UTF-8 and surrogate pairs). It replaces a `Decodable` walk
 /// that tried every kind of value in turn, each failed try building an error; `make profile` had shown that walk
@@ -131,17 +133,11 @@ struct JSONParser {
             case UInt8(ascii: "\\"):
                 guard let escaped = current else { return nil }
                 index += 1
-                switch escaped {
-                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): text.append(escaped)
-                case UInt8(ascii: "b"): text.append(0x08)
-                case UInt8(ascii: "f"): text.append(0x0C)
-                case UInt8(ascii: "n"): text.append(0x0A)
-                case UInt8(ascii: "r"): text.append(0x0D)
-                case UInt8(ascii: "t"): text.append(0x09)
-                case UInt8(ascii: "u"):
-                    guard let scalar = unicodeEscape() else { return nil }
+                if let unescaped = JSONText.unescaped(escaped) {
+                    text.append(unescaped)
+                } else {
+                    guard escaped == UInt8(ascii: "u"), let scalar = unicodeEscape() else { return nil }
                     text.append(contentsOf: String(Character(scalar)).utf8)
-                default: return nil
                 }
             default:
                 guard byte >= 0x20 else { return nil }

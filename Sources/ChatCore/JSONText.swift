@@ -30,4 +30,18 @@ public enum JSONText {
         }
         text += string[start..<utf8.endIndex]
     }
+
+    /// The byte a JSON short escape `\<letter>` stands for (`"`, `\`, `/`, `b`, `f`, `n`, `r`, `t`); nil for `u`
+    /// (whose four hex digits the reader decodes itself) and for anything that is not an escape.
+    public static func unescaped(_ letter: UInt8) -> UInt8? {
+        switch letter {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): letter
+        case UInt8(ascii: "b"): 0x08
+        case UInt8(ascii: "f"): 0x0C
+        case UInt8(ascii: "n"): 0x0A
+        case UInt8(ascii: "r"): 0x0D
+        case UInt8(ascii: "t"): 0x09
+        default: nil
+        }
+    }
 }

@@ -1,3 +1,5 @@
+import ChatCore
+
 /// A forward reader of JSON bytes for the few exact shapes read on the hot path (a model's text deltas), so they
 /// skip a decoder; it answers nil for anything it does not know, and the caller goes through `JSONDecoder`.
 struct JSONScanner {
@@ -43,18 +45,10 @@ struct JSONScanner {
             case UInt8(ascii: "\""):
                 return text
             case UInt8(ascii: "\\"):
-                guard index < bytes.count else { return nil }
-                let escaped = bytes[index]
+                // \u escapes and anything invalid: the decoder's business.
+                guard index < bytes.count, let unescaped = JSONText.unescaped(bytes[index]) else { return nil }
                 index += 1
-                switch escaped {
-                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): text.append(escaped)
-                case UInt8(ascii: "n"): text.append(0x0A)
-                case UInt8(ascii: "r"): text.append(0x0D)
-                case UInt8(ascii: "t"): text.append(0x09)
-                case UInt8(ascii: "b"): text.append(0x08)
-                case UInt8(ascii: "f"): text.append(0x0C)
-                default: return nil  // \u escapes and anything invalid: the decoder's business
-                }
+                text.append(unescaped)
             case 0..<0x20:
                 return nil  // a raw control character is not JSON
             default:
