@@ -157,9 +157,7 @@ struct EventHubTests {
             let session = UUID().uuidString
             let subscription = try await hub.subscribe(sessionID: session, after: nil)
             async let seen = collect(subscription, count: 6)
-            try await expectEventually(.seconds(5)) {
-                (try? await events.redis.send("ZSCORE", SessionEvents.readersKey(sessionID: session), hub.inboxKey))?.string != nil
-            }
+            try await hub.waitUntilRegistered(sessionID: session, redis: events.redis)
             try await events.append(sessionID: session, jobID: "j", type: "chunk", data: "0")
             // Two events whose copies never reached the inbox, then one that did: the gap is read from the stream.
             try await events.appendUncopied(sessionID: session, jobID: "j", type: "chunk", data: "1")
@@ -178,9 +176,7 @@ struct EventHubTests {
         try await withEventHub(configuration) { hub, events in
             let session = UUID().uuidString
             let subscription = try await hub.subscribe(sessionID: session, after: nil)
-            try await expectEventually(.seconds(5)) {
-                (try? await events.redis.send("ZSCORE", SessionEvents.readersKey(sessionID: session), hub.inboxKey))?.string != nil
-            }
+            try await hub.waitUntilRegistered(sessionID: session, redis: events.redis)
             let churn = Task {
                 var held: [EventSubscription] = []
                 while !Task.isCancelled {
@@ -218,7 +214,7 @@ struct EventHubTests {
             let session = UUID().uuidString
             let readers = SessionEvents.readersKey(sessionID: session)
             let subscription = try await hub.subscribe(sessionID: session, after: nil)
-            try await expectEventually(.seconds(5)) { (try? await events.redis.send("ZSCORE", readers, hub.inboxKey))?.string != nil }
+            try await hub.waitUntilRegistered(sessionID: session, redis: events.redis)
             #expect(try await events.redis.send("PTTL", hub.inboxKey).int ?? 0 > 0)
             try await events.redis.send("DEL", hub.inboxKey)
             try await events.append(sessionID: session, jobID: "j", type: "chunk", data: "after")
@@ -234,7 +230,7 @@ struct EventHubTests {
             let session = UUID().uuidString
             let readers = SessionEvents.readersKey(sessionID: session)
             let subscription = try await hub.subscribe(sessionID: session, after: nil)
-            try await expectEventually(.seconds(5)) { (try? await events.redis.send("ZSCORE", readers, hub.inboxKey))?.string != nil }
+            try await hub.waitUntilRegistered(sessionID: session, redis: events.redis)
             // The registration lapses unless renewed; the key itself expires no sooner than the registration.
             let score = try #require(Double(try await events.redis.send("ZSCORE", readers, hub.inboxKey).string ?? ""))
             #expect(score > Date().timeIntervalSince1970 * 1000)
@@ -266,6 +262,14 @@ struct EventHubTests {
                 #expect(await collect(ahead, count: 1).map(\.data) == ["5"])
             }
         }
+    }
+}
+
+extension EventHub {
+    /// Waits (up to 5 s) until the hub is registered as a reader of the session.
+    func waitUntilRegistered(sessionID: String, redis: RedisClient) async throws {
+        let readers = SessionEvents.readersKey(sessionID: sessionID)
+        try await expectEventually(.seconds(5)) { (try? await redis.send("ZSCORE", readers, self.inboxKey))?.string != nil }
     }
 }
 
