@@ -38,7 +38,7 @@ bench-bedrock: bootstrap
 bench: bootstrap
 	@scripts/bench.sh
 
-## chat-api and chat-worker under perf at PROFILE_STREAMS (default 100) streams; profiles in .data/bench/perf-*.txt.
+## chat-api, chat-worker, redis-server and the accounting stand-in under perf at PROFILE_STREAMS (default 100) streams; profiles in .data/bench/perf-*.txt.
 profile: bootstrap
 	@BENCH_PROFILE=$${PROFILE_STREAMS:-100} scripts/bench.sh
 

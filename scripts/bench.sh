@@ -5,7 +5,7 @@
 # BENCH_SKIP_1000=1 skips the 1,000 step), plus chat-api's memory per idle open SSE connection. Release builds,
 # a stack of its own on ports 6491, 27091 and 3091-3095. Writes the `bench` section of docs/benchmarks.md.
 # With BENCH_PROFILE=N (make profile) it runs instead the full path alone at N streams under `perf record` of
-# chat-api and chat-worker, and writes their profiles to .data/bench/perf-*.txt (docs untouched).
+# chat-api, chat-worker, redis-server and the accounting stand-in, and writes their profiles to .data/bench/perf-*.txt (docs untouched).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/stack.sh
@@ -106,9 +106,9 @@ if [ -n "${BENCH_PROFILE:-}" ]; then
     $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq linux-perf >/dev/null
   fi
   # perf's own reports: where chat-api's and chat-worker's CPU goes, by function (self) and with callees.
-  echo "==> profiling chat-api and chat-worker at $BENCH_PROFILE streams"
+  echo "==> profiling chat-api, chat-worker, redis-server and the accounting stand-in at $BENCH_PROFILE streams"
   perf_pids=()
-  for name in api worker; do
+  for name in api worker redis accounting; do
     pid_var=${name}_pid
     perf record -e cpu-clock -F 1999 -g -p "${!pid_var}" -o "$dir/perf-$name.data" >"$dir/perf-$name.log" 2>&1 &
     perf_pids+=($!)
@@ -123,7 +123,7 @@ if [ -n "${BENCH_PROFILE:-}" ]; then
   redis-cli -p 6491 INFO commandstats | tr -d '\r' | grep '^cmdstat' | sort -t= -k3 -n -r >"$dir/redis-commandstats.txt" || true
   # Scripts apart, by their first key's kind (every command was logged, with its microseconds).
   python3 scripts/redis-slowlog-summary.py 6491 >>"$dir/redis-commandstats.txt" || true
-  for name in api worker; do
+  for name in api worker redis accounting; do
     perf report -i "$dir/perf-$name.data" --no-children --sort dso,symbol --percent-limit 0.7 --stdio -g none 2>/dev/null |
       grep -v '^$' >"$dir/perf-$name.txt" || true
     perf report -i "$dir/perf-$name.data" --children --sort symbol --percent-limit 3 --stdio -g none 2>/dev/null |
@@ -131,7 +131,7 @@ if [ -n "${BENCH_PROFILE:-}" ]; then
   done
   cat "$dir/run.md"
   echo "==> Redis commands: $dir/redis-commandstats.txt"; cat "$dir/redis-commandstats.txt"
-  echo "==> profiles: $dir/perf-api.txt, $dir/perf-worker.txt (self) and $dir/perf-*-children.txt (with callees)"
+  echo "==> profiles: $dir/perf-{api,worker,redis,accounting}.txt (self) and $dir/perf-*-children.txt (with callees)"
   exit 0
 fi
 
@@ -144,9 +144,11 @@ fi
 
 levels=1,20,100
 [ "${BENCH_SKIP_1000:-}" = 1 ] || levels=1,20,100,1000
-# BENCH_LEVELS=1,20 (say) runs those steps alone, for a quick look: no idle probe, docs untouched.
+# BENCH_LEVELS=1,20 (say) runs those steps alone, for a quick look: no idle probe, docs untouched; with it,
+# BENCH_TARGETS=floor,full (say) picks the targets and BENCH_MESSAGES=N the replies each virtual user streams.
 quick=""
 [ -n "${BENCH_LEVELS:-}" ] && { levels=$BENCH_LEVELS; quick=1; }
+[ -z "$quick" ] && unset BENCH_TARGETS BENCH_MESSAGES
 
 if [ -z "$quick" ]; then
   echo "==> chat-api's memory per idle open SSE connection"
@@ -167,7 +169,7 @@ if [ -n "${BENCH_IDLE_DURING:-}" ] && [ -n "$quick" ]; then
 fi
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "==> streaming: $targets at $levels concurrent streams (load average $load_before)"
-"$bin/chat-bench" run --target "$targets" --concurrency "$levels" --cap litellm=100 --messages 3 --min-requests 30 \
+"$bin/chat-bench" run --target "${BENCH_TARGETS:-$targets}" --concurrency "$levels" --cap litellm=100 --messages "${BENCH_MESSAGES:-3}" --min-requests 30 \
   --tokens 12 --pace-ms 20 --warmup 4 --redis-port 6491 "${pids[@]}" --json "$dir/chat-bench.json" --markdown "$dir/run.md" >/dev/null
 cat "$dir/run.md"
 [ -n "$idle_pid" ] && { kill "$idle_pid" 2>/dev/null || true; }

@@ -54,15 +54,10 @@ public struct TraceContext: Sendable, Equatable {
         (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "f"))
     }
 
+    /// Random hex digits, drawn again in the (2^-64 or less) case they are all zero, which W3C does not allow.
     private static func randomHex(bytes: Int) -> String {
-        var text = ""
-        repeat {
-            text = ""
-            for _ in 0..<bytes {
-                let byte = UInt8.random(in: 0...255)
-                text += byte < 16 ? "0" + String(byte, radix: 16) : String(byte, radix: 16)
-            }
-        } while text.allSatisfy { $0 == "0" }
+        var text: String
+        repeat { text = RandomID.hex(bytes: bytes) } while text.utf8.allSatisfy { $0 == UInt8(ascii: "0") }
         return text
     }
 }

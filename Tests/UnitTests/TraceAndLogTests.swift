@@ -37,6 +37,32 @@ struct TraceAndLogTests {
         #expect(TraceContext(traceparent: first.traceparent) == first)
     }
 
+    @Test("random ids: version 4 UUIDs that Foundation reads back, hex of every length, each digit in use")
+    func randomIDs() throws {
+        var seen = Set<String>()
+        var digitsSeen = Set<Character>()
+        for _ in 0..<2_000 {
+            let text = RandomID.uuid()
+            let parsed = try #require(UUID(uuidString: text), "\(text)")
+            #expect(parsed.uuidString.lowercased() == text)
+            let bytes = Array(text.utf8)
+            #expect(bytes.count == 36 && [8, 13, 18, 23].allSatisfy { bytes[$0] == UInt8(ascii: "-") })
+            #expect(bytes[14] == UInt8(ascii: "4"), "version: \(text)")
+            #expect("89ab".utf8.contains(bytes[19]), "variant: \(text)")
+            seen.insert(text)
+            digitsSeen.formUnion(text.filter { $0 != "-" })
+        }
+        #expect(seen.count == 2_000)
+        #expect(digitsSeen == Set("0123456789abcdef"))
+        for count in [1, 7, 8, 9, 16, 24] {
+            let hex = RandomID.hex(bytes: count)
+            #expect(hex.count == 2 * count && hex.allSatisfy { "0123456789abcdef".contains($0) }, "\(hex)")
+        }
+        // Every byte of a multi-word id is drawn: no position stays fixed over many draws.
+        let draws = (0..<64).map { _ in Array(RandomID.hex(bytes: 24).utf8) }
+        for position in 0..<48 { #expect(Set(draws.map { $0[position] }).count > 1, "position \(position)") }
+    }
+
     @Test("a log line is one JSON object: fixed fields first, then the metadata, escaped")
     func logLine() throws {
         let date = Date(timeIntervalSince1970: 1_764_459_461.123)
