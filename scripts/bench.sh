@@ -105,7 +105,8 @@ if [ -n "${BENCH_PROFILE:-}" ]; then
     sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
     $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq linux-perf >/dev/null
   fi
-  # perf's own reports: where chat-api's and chat-worker's CPU goes, by function (self) and with callees.
+  # perf's own reports: where the CPU of chat-api, chat-worker, redis-server and the accounting stand-in goes,
+  # by function (self) and with callees.
   echo "==> profiling chat-api, chat-worker, redis-server and the accounting stand-in at $BENCH_PROFILE streams"
   perf_pids=()
   for name in api worker redis accounting; do
@@ -148,7 +149,10 @@ levels=1,20,100
 # BENCH_TARGETS=floor,full (say) picks the targets and BENCH_MESSAGES=N the replies each virtual user streams.
 quick=""
 [ -n "${BENCH_LEVELS:-}" ] && { levels=$BENCH_LEVELS; quick=1; }
-[ -z "$quick" ] && unset BENCH_TARGETS BENCH_MESSAGES
+if [ -z "$quick" ] && [ -n "${BENCH_TARGETS:-}${BENCH_MESSAGES:-}" ]; then
+  echo "note: BENCH_TARGETS and BENCH_MESSAGES apply with BENCH_LEVELS only; this run keeps the documented settings"
+  unset BENCH_TARGETS BENCH_MESSAGES
+fi
 
 if [ -z "$quick" ]; then
   echo "==> chat-api's memory per idle open SSE connection"

@@ -37,30 +37,39 @@ struct TraceAndLogTests {
         #expect(TraceContext(traceparent: first.traceparent) == first)
     }
 
-    @Test("random ids: version 4 UUIDs that Foundation reads back, hex of every length, each digit in use")
+    @Test("random ids: version 4 UUIDs that Foundation reads back, hex of every length, every byte drawn")
     func randomIDs() throws {
         var seen = Set<String>()
         var digitsSeen = Set<Character>()
+        var uuids: [[UInt8]] = []
         for _ in 0..<2_000 {
-            let text = RandomID.uuid()
+            let text = RandomID.uuidString()
             let parsed = try #require(UUID(uuidString: text), "\(text)")
             #expect(parsed.uuidString.lowercased() == text)
             let bytes = Array(text.utf8)
-            #expect(bytes.count == 36 && [8, 13, 18, 23].allSatisfy { bytes[$0] == UInt8(ascii: "-") })
+            try #require(bytes.count == 36, "\(text)")
+            #expect([8, 13, 18, 23].allSatisfy { bytes[$0] == UInt8(ascii: "-") })
             #expect(bytes[14] == UInt8(ascii: "4"), "version: \(text)")
             #expect("89ab".utf8.contains(bytes[19]), "variant: \(text)")
             seen.insert(text)
             digitsSeen.formUnion(text.filter { $0 != "-" })
+            uuids.append(Array(text.utf8.filter { $0 != UInt8(ascii: "-") }))
         }
         #expect(seen.count == 2_000)
         #expect(digitsSeen == Set("0123456789abcdef"))
-        for count in [1, 7, 8, 9, 16, 24] {
+        // Every digit but the version's varies, and the two 64-bit halves are drawn apart.
+        for position in 0..<32 where position != 12 {
+            #expect(Set(uuids.prefix(64).map { $0[position] }).count > 1, "UUID digit \(position)")
+        }
+        #expect(uuids.allSatisfy { $0[1..<12] != $0[17..<28] })
+        for count in [0, 1, 7, 8, 9, 16, 24] {
             let hex = RandomID.hex(bytes: count)
             #expect(hex.count == 2 * count && hex.allSatisfy { "0123456789abcdef".contains($0) }, "\(hex)")
         }
-        // Every byte of a multi-word id is drawn: no position stays fixed over many draws.
+        // Every byte of a multi-word id is drawn: no position stays fixed, and no 8-byte word repeats another.
         let draws = (0..<64).map { _ in Array(RandomID.hex(bytes: 24).utf8) }
         for position in 0..<48 { #expect(Set(draws.map { $0[position] }).count > 1, "position \(position)") }
+        #expect(draws.allSatisfy { $0[0..<16] != $0[16..<32] && $0[16..<32] != $0[32..<48] && $0[0..<16] != $0[32..<48] })
     }
 
     @Test("a log line is one JSON object: fixed fields first, then the metadata, escaped")

@@ -49,10 +49,10 @@ struct GenerationStarter: Sendable {
             try settings?.validate(for: model, serviceLimit: maxOutputTokens)
         }
         try await backlog?.admit()
-        let jobID = RandomID.uuid()
+        let jobID = RandomID.uuidString()
         // The reservation's id is random and never leaves the server: a client that knew it could settle its
         // own reservation for nothing.
-        let reservationID = RandomID.uuid()
+        let reservationID = RandomID.uuidString()
         let clock = ContinuousClock()
         let deadline = clock.now + queueBehind
         var filled = false

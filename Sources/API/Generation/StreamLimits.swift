@@ -13,7 +13,7 @@ struct StreamLimits: Sendable {
     /// The most observer streams one user may hold open (`MAX_OBSERVERS_PER_USER`); 0 for no cap.
     let maxObservers: Int
 
-    /// Takes a slot of `kind` for `userID` under `id` (the request's id), or throws 429.
+    /// Takes a slot of `kind` for `userID` under `id` (a fresh random id per slot), or throws 429.
     func open(_ kind: UserSlots.Kind, userID: String, id: String) async throws -> StreamLease {
         let cap = kind == .streams ? maxStreams : maxObservers
         guard cap > 0 else { return StreamLease(slots: nil, kind: kind, userID: userID, id: id) }

@@ -17,7 +17,7 @@ struct RequestIDMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let started = ContinuousClock.now
         var context = context
-        context.requestID = Self.acceptable(request.headers[.xRequestID]) ?? RandomID.uuid()
+        context.requestID = Self.acceptable(request.headers[.xRequestID]) ?? RandomID.uuidString()
         // A client's trace is continued, but whether it is recorded is decided here, not by the client's flags.
         var trace = request.headers[.traceparent].flatMap(TraceContext.init(traceparent:)) ?? .start()
         trace.sampled = true

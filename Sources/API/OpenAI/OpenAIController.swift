@@ -50,7 +50,7 @@ struct OpenAIController: Sendable {
         // Nothing is written for a caller without credits (the reservation below is the real check).
         guard try await starter.ledger.hasCredits(1, token: token) else { throw AccountingClient.insufficient }
         // A waiting or streaming completion holds a connection, and counts as a stream.
-        let lease = try await limits.open(.streams, userID: user.id, id: RandomID.uuid())
+        let lease = try await limits.open(.streams, userID: user.id, id: RandomID.uuidString())
         let record: JobRecord
         do {
             record = try await start(conversation, model: model, user: user, token: token, context: context)
@@ -123,7 +123,7 @@ struct OpenAIController: Sendable {
             try await cache.created(session)
             return
         }
-        let prefix = "openai-" + RandomID.uuid()
+        let prefix = "openai-" + RandomID.uuidString()
         let stored = try await store.appendMessages(
             turns.enumerated().map { index, turn in
                 NewMessage(sessionId: session.id, jobId: "\(prefix)-\(index)", role: turn.role, content: turn.text, modelId: model.id)

@@ -47,7 +47,7 @@ struct GenerationController: Sendable {
         }
         let (message, modelID, settings) = try await Self.messageAndModel(request, context: context)
         let slotStart = ContinuousClock.now
-        let lease = try await limits.open(.streams, userID: user.id, id: RandomID.uuid())
+        let lease = try await limits.open(.streams, userID: user.id, id: RandomID.uuidString())
         context.timing.record("slot", since: slotStart)
         do {
             let record = try await starter.start(
@@ -94,7 +94,7 @@ struct GenerationController: Sendable {
         guard try await relay.cache.owns(userID: user.id, sessionID: sessionID, store: store) else { throw SessionController.notFound }
         guard let event = try await relay.events.event(sessionID: sessionID, id: entryID) else { throw Self.eventNotFound }
         if ChatEventType(rawValue: event.type)?.isTerminal == true { return nil }
-        let lease = try await limits.open(.streams, userID: user.id, id: RandomID.uuid())
+        let lease = try await limits.open(.streams, userID: user.id, id: RandomID.uuidString())
         return ReplyStream(lease: lease, sessionID: sessionID, jobID: event.jobID, after: entryID)
     }
 
@@ -104,7 +104,7 @@ struct GenerationController: Sendable {
         let (message, modelID, settings) = try await Self.messageAndModel(request, context: context)
         let respondAsync = request.headers[HTTPField.Name("Prefer")!]?.lowercased().contains("respond-async") == true
         // A waiting request holds a connection as a stream does, and counts as one.
-        let lease = respondAsync ? nil : try await limits.open(.streams, userID: user.id, id: RandomID.uuid())
+        let lease = respondAsync ? nil : try await limits.open(.streams, userID: user.id, id: RandomID.uuidString())
         // A plain message sent while a reply runs (say, right after a session's initial message) waits for it
         // briefly rather than failing; an asynchronous one answers at once.
         let record: JobRecord
@@ -167,7 +167,7 @@ struct GenerationController: Sendable {
         guard try await relay.cache.owns(userID: user.id, sessionID: sessionID, store: store) else { throw SessionController.notFound }
         if let jobID, let record = try await state.record(jobID: jobID), record.sessionID == sessionID, !record.status.isFinal {
             // A waiting request holds a connection as a stream does, and counts as one.
-            let lease = try await limits.open(.streams, userID: user.id, id: RandomID.uuid())
+            let lease = try await limits.open(.streams, userID: user.id, id: RandomID.uuidString())
             _ = try await lease.hold { try await relay.waitForEnd(of: record, timeout: messageWait) }
         }
         return Response.json(status: .ok, NoticeBody(message: "Session updated", sessionId: sessionID))

@@ -65,7 +65,7 @@ struct ObserveController: Sendable {
 
     /// Takes an observer slot for `start`'s observer (429 past the cap).
     func lease(_ start: Start) async throws -> StreamLease {
-        try await limits.open(.observers, userID: start.observerID, id: RandomID.uuid())
+        try await limits.open(.observers, userID: start.observerID, id: RandomID.uuidString())
     }
 
     /// Writes `start`'s stream to `sink` while holding `lease`: the `observer` event, then every job's events,
