@@ -146,12 +146,13 @@ fi
 levels=1,20,100
 [ "${BENCH_SKIP_1000:-}" = 1 ] || levels=1,20,100,1000
 # BENCH_LEVELS=1,20 (say) runs those steps alone, for a quick look: no idle probe, docs untouched; with it,
-# BENCH_TARGETS=floor,full (say) picks the targets and BENCH_MESSAGES=N the replies each virtual user streams.
+# BENCH_TARGETS=floor,full (say) picks the targets, BENCH_MESSAGES=N the replies each virtual user streams and
+# BENCH_TOKENS=N the chunks of each reply.
 quick=""
 [ -n "${BENCH_LEVELS:-}" ] && { levels=$BENCH_LEVELS; quick=1; }
-if [ -z "$quick" ] && [ -n "${BENCH_TARGETS:-}${BENCH_MESSAGES:-}" ]; then
-  echo "note: BENCH_TARGETS and BENCH_MESSAGES apply with BENCH_LEVELS only; this run keeps the documented settings"
-  unset BENCH_TARGETS BENCH_MESSAGES
+if [ -z "$quick" ] && [ -n "${BENCH_TARGETS:-}${BENCH_MESSAGES:-}${BENCH_TOKENS:-}" ]; then
+  echo "note: BENCH_TARGETS, BENCH_MESSAGES and BENCH_TOKENS apply with BENCH_LEVELS only; this run keeps the documented settings"
+  unset BENCH_TARGETS BENCH_MESSAGES BENCH_TOKENS
 fi
 
 if [ -z "$quick" ]; then
@@ -174,7 +175,7 @@ fi
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "==> streaming: $targets at $levels concurrent streams (load average $load_before)"
 "$bin/chat-bench" run --target "${BENCH_TARGETS:-$targets}" --concurrency "$levels" --cap litellm=100 --messages "${BENCH_MESSAGES:-3}" --min-requests 30 \
-  --tokens 12 --pace-ms 20 --warmup 4 --redis-port 6491 "${pids[@]}" --json "$dir/chat-bench.json" --markdown "$dir/run.md" >/dev/null
+  --tokens "${BENCH_TOKENS:-12}" --pace-ms 20 --warmup 4 --redis-port 6491 "${pids[@]}" --json "$dir/chat-bench.json" --markdown "$dir/run.md" >/dev/null
 cat "$dir/run.md"
 [ -n "$idle_pid" ] && { kill "$idle_pid" 2>/dev/null || true; }
 [ -n "$quick" ] && { echo "==> BENCH_LEVELS given: docs/benchmarks.md left as it was"; exit 0; }

@@ -25,6 +25,29 @@ struct BacklogGateTests {
         _ = try? await stall.get()
     }
 
+    @Test("requests that find no count wait for one read together: a burst after a quiet spell reads Redis once")
+    func oneReadForABurst() async throws {
+        let server = try await ManagedServer.redis(port: TestEnvironment.freePort(), extraArguments: ["--enable-debug-command", "local"])
+        defer { Task { await server.shutdown() } }
+        let redis = RedisClient(configuration: RedisConfiguration(host: "127.0.0.1", port: server.port))
+        defer { redis.shutdown() }
+        let stream = uniqueKey("jobs")
+        let queue = JobQueue<InferenceJob>(redis: redis, configuration: JobQueueConfiguration(stream: stream, deadLetterStream: stream + ":dead"))
+        try await queue.prepare()
+        let gate = BacklogGate(queue: queue, maxWaiting: 100, refresh: .seconds(30), maxAge: .seconds(60))
+        _ = try await redis.send(RedisCommand("CONFIG", "RESETSTAT"))
+        // The stall holds the first read long enough for all twenty requests to find no count.
+        let stall = try await redis.sendWithoutWaiting(RedisCommand("DEBUG", "SLEEP", "0.5"))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<20 { group.addTask { try await gate.admit() } }
+            try await group.waitForAll()
+        }
+        _ = try? await stall.get()
+        let stats = try #require(try await redis.send(RedisCommand("INFO", "commandstats")).string)
+        let xlen = stats.split(whereSeparator: \.isNewline).first { $0.hasPrefix("cmdstat_xlen:") }
+        #expect(xlen?.hasPrefix("cmdstat_xlen:calls=1,") == true, "\(xlen ?? "no XLEN at all")")
+    }
+
     @Test("a full queue is refused until its count is read again and shows room")
     func refusesWhenFull() async throws {
         let redis = try testRedisClient()

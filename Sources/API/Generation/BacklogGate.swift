@@ -5,8 +5,9 @@ import Queue
 /// Refuses new generations while the job queue holds `maxWaiting` jobs no worker has taken yet: 503
 /// `QUEUE_FULL` with `Retry-After`, instead of a wait without bound. The count read from Redis is reused (and
 /// raised by each request it admits); once older than `refresh` it is read again in the background while
-/// requests go on with the last count, and only a count older than `maxAge` (or none yet) is waited for. So a
-/// request does not pay a round trip for it, and the cap is approximate by that much, per replica.
+/// requests go on with the last count, and only a count older than `maxAge` (or none yet) is waited for, by every
+/// request that finds none on one read. So a request does not pay a round trip for it, a burst after a quiet
+/// spell pays one in all, and the cap is approximate by that much, per replica.
 final class BacklogGate: Sendable {
     let queue: JobQueue<InferenceJob>
     /// The most jobs that may wait for a worker; 0 for no cap.
@@ -22,6 +23,8 @@ final class BacklogGate: Sendable {
         var admitted = 0
         /// A read runs (at most one at a time, whoever started it).
         var reading = false
+        /// The read the requests that found no count wait for, while it runs.
+        var awaited: Task<Void, any Error>?
     }
 
     init(queue: JobQueue<InferenceJob>, maxWaiting: Int, refresh: Duration = .milliseconds(200), maxAge: Duration = .seconds(2)) {
@@ -54,8 +57,9 @@ final class BacklogGate: Sendable {
         }
         var decision = decide(now: .now)
         if decision.admitted == nil {
-            // No count to go on: this request waits for one (a failure to read Redis is its error).
-            try await read(background: false)
+            // No count to go on: this request waits for one, with every other request that found none (a failure
+            // to read Redis is the error of each).
+            try await awaitedRead().value
             decision = decide(now: .now)
         }
         if let before = decision.refreshFrom {
@@ -67,6 +71,21 @@ final class BacklogGate: Sendable {
             throw ChatError(
                 .unavailable, code: "QUEUE_FULL", message: "Too many replies are waiting for a worker; try again shortly", retryAfter: 5
             )
+        }
+    }
+
+    /// The read under way for requests that found no count, or a new one. Detached: not a child of the request
+    /// that starts it (the others still get their count if that request is cancelled), nor part of its trace.
+    private func awaitedRead() -> Task<Void, any Error> {
+        state.withLockedValue { state in
+            if let running = state.awaited { return running }
+            // The task's own end takes the lock, so it cannot clear `awaited` before it is set here.
+            let task = Task<Void, any Error>.detached {
+                defer { self.state.withLockedValue { $0.awaited = nil } }
+                try await self.read(background: false)
+            }
+            state.awaited = task
+            return task
         }
     }
 
