@@ -149,6 +149,21 @@ struct ModelCatalogTests {
         }
         #expect(try Self.failure("{\"models\": [{\"name\": \"no id\"}]}", suffix: ".json").contains("model 1: id is required"))
         #expect(try Self.failure("just words").contains("the file must hold an object with a models list"))
+        // Nine levels of ten aliases each stand for 10^9 values in 12 lines: refused at once, not built.
+        var bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+        for level in 1...9 {
+            bomb += "a\(level): &a\(level) [" + Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ", ") + "]\n"
+        }
+        // Without the check this would never end: the suite's time limit fails it.
+        #expect(try Self.failure(bomb + "models: []").contains("stands for more than 100000 values once its aliases are repeated"))
+        // Aliases within the limit are fine: one price block shared by two entries.
+        let shared = "models:\n"
+            + "  - {id: x.one, name: One, family: anthropic, contextWindow: 1000, maxOutputTokens: 100, pricing: &prices {inputCreditsPer1K: 1, outputCreditsPer1K: 2}}\n"
+            + "  - {id: x.two, name: Two, family: anthropic, contextWindow: 1000, maxOutputTokens: 100, pricing: *prices}\n"
+        let path = try Self.file(shared, suffix: ".yaml")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let catalog = try ModelCatalog.load(environment: Environment(["MODEL_CATALOG_PATH": path]))
+        #expect(catalog.models.filter { $0.id.hasPrefix("x.") }.map(\.outputCreditsPer1K) == [2, 2])
         do {
             _ = try ModelCatalog.load(environment: Environment(["MODEL_CATALOG_PATH": "/nonexistent/catalog.yaml"]))
             Issue.record("a missing file was accepted")
