@@ -23,6 +23,7 @@ struct BacklogGateTests {
         let stall = try await redis.sendWithoutWaiting(RedisCommand("DEBUG", "SLEEP", "1"))
         try await gate.admit()
         _ = try? await stall.get()
+        await server.shutdown()
     }
 
     @Test("requests that find no count wait for one read together: a burst after a quiet spell reads Redis once")
@@ -46,6 +47,7 @@ struct BacklogGateTests {
         let stats = try #require(try await redis.send(RedisCommand("INFO", "commandstats")).string)
         let xlen = stats.split(whereSeparator: \.isNewline).first { $0.hasPrefix("cmdstat_xlen:") }
         #expect(xlen?.hasPrefix("cmdstat_xlen:calls=1,") == true, "\(xlen ?? "no XLEN at all")")
+        await server.shutdown()
     }
 
     @Test("a full queue is refused until its count is read again and shows room")

@@ -5,8 +5,8 @@ import Queue
 /// Refuses new generations while the job queue holds `maxWaiting` jobs no worker has taken yet: 503
 /// `QUEUE_FULL` with `Retry-After`, instead of a wait without bound. The count read from Redis is reused (and
 /// raised by each request it admits); once older than `refresh` it is read again in the background while
-/// requests go on with the last count, and only a count older than `maxAge` (or none yet) is waited for, by every
-/// request that finds none on one read. So a request does not pay a round trip for it, a burst after a quiet
+/// requests go on with the last count, and only a count older than `maxAge` (or none yet) is waited for; the
+/// requests that find none share one read. So a request does not pay a round trip for it, a burst after a quiet
 /// spell pays one in all, and the cap is approximate by that much, per replica.
 final class BacklogGate: Sendable {
     let queue: JobQueue<InferenceJob>
@@ -21,10 +21,10 @@ final class BacklogGate: Sendable {
         var count: (at: ContinuousClock.Instant, began: ContinuousClock.Instant, waiting: Int)?
         /// Requests admitted so far: those admitted while a read runs are added to what it returns.
         var admitted = 0
-        /// A read runs (at most one at a time, whoever started it).
+        /// A background refresh runs (at most one at a time).
         var reading = false
         /// The read the requests that found no count wait for, while it runs.
-        var awaited: Task<Void, any Error>?
+        var shared: Task<Void, any Error>?
     }
 
     init(queue: JobQueue<InferenceJob>, maxWaiting: Int, refresh: Duration = .milliseconds(200), maxAge: Duration = .seconds(2)) {
@@ -59,7 +59,7 @@ final class BacklogGate: Sendable {
         if decision.admitted == nil {
             // No count to go on: this request waits for one, with every other request that found none (a failure
             // to read Redis is the error of each).
-            try await awaitedRead().value
+            try await sharedRead(now: .now)?.value
             decision = decide(now: .now)
         }
         if let before = decision.refreshFrom {
@@ -74,17 +74,19 @@ final class BacklogGate: Sendable {
         }
     }
 
-    /// The read under way for requests that found no count, or a new one. Detached: not a child of the request
-    /// that starts it (the others still get their count if that request is cancelled), nor part of its trace.
-    private func awaitedRead() -> Task<Void, any Error> {
+    /// The read under way for requests that found no count, or a new one; nil when a usable count came in since the
+    /// caller looked. Detached, so it carries neither the trace nor the priority of the request that happens to
+    /// start it. Waiting for it is not cancellable; Redis's command timeout bounds it.
+    private func sharedRead(now: ContinuousClock.Instant) -> Task<Void, any Error>? {
         state.withLockedValue { state in
-            if let running = state.awaited { return running }
-            // The task's own end takes the lock, so it cannot clear `awaited` before it is set here.
+            if let count = state.count, now - count.at < maxAge { return nil }
+            if let running = state.shared { return running }
+            // The task takes the lock (as it starts and as it ends), so it cannot clear `shared` before it is set here.
             let task = Task<Void, any Error>.detached {
-                defer { self.state.withLockedValue { $0.awaited = nil } }
+                defer { self.state.withLockedValue { $0.shared = nil } }
                 try await self.read(background: false)
             }
-            state.awaited = task
+            state.shared = task
             return task
         }
     }
