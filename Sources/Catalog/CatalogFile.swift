@@ -58,7 +58,7 @@ public struct CatalogFile: Decodable, Sendable {
         guard let data = FileManager.default.contents(atPath: path) else { throw CatalogError("cannot read the model catalog \(path)") }
         let json = path.lowercased().hasSuffix(".json")
         do {
-            if !json { try checkExpansion(try Yams.compose(yaml: String(decoding: data, as: UTF8.self))) }
+            if !json { try YAMLShape.check(String(decoding: data, as: UTF8.self)) }
             let tree: Any? = json ? try JSONSerialization.jsonObject(with: data) : try Yams.load(yaml: String(decoding: data, as: UTF8.self))
             try checkFields(tree)
             if json {
@@ -99,33 +99,6 @@ public struct CatalogFile: Decodable, Sendable {
     ]
     static let pricingFields: Set<String> = ["inputCreditsPer1K", "outputCreditsPer1K"]
     static let recommendationFields: Set<String> = ["strengths", "speed", "quality", "cost"]
-
-    /// The most values a YAML file may stand for, each alias counted as all it repeats.
-    static let maxValues = 100_000
-
-    /// Refuses a YAML file whose aliases make it stand for more than `maxValues` values (a few lines of nested
-    /// aliases can stand for billions, and building them would never end), before anything is built from it.
-    /// Composing the file is linear in its size: an alias is the node it names, shared.
-    static func checkExpansion(_ root: Node?) throws(CatalogError) {
-        var budget = maxValues
-        func visit(_ node: Node) throws(CatalogError) {
-            budget -= 1
-            guard budget >= 0 else {
-                throw CatalogError("the file stands for more than \(maxValues) values once its aliases are repeated; write the entries out")
-            }
-            switch node {
-            case .scalar, .alias: break
-            case .mapping(let mapping):
-                for (key, value) in mapping {
-                    try visit(key)
-                    try visit(value)
-                }
-            case .sequence(let sequence):
-                for element in sequence { try visit(element) }
-            }
-        }
-        if let root { try visit(root) }
-    }
 
     /// Refuses a field the format does not have (a misspelt one would otherwise be ignored), naming the entry.
     static func checkFields(_ tree: Any?) throws(CatalogError) {

@@ -155,7 +155,13 @@ struct ModelCatalogTests {
             bomb += "a\(level): &a\(level) [" + Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ", ") + "]\n"
         }
         // Without the check this would never end: the suite's time limit fails it.
-        #expect(try Self.failure(bomb + "models: []").contains("stands for more than 100000 values once its aliases are repeated"))
+        #expect(try Self.failure(bomb + "models: []").contains("stands for more than 100000 values, counting each alias as a copy of what it names"))
+        // As a key, an alias (or a list) would make the YAML library hash the whole expanded tree while composing.
+        #expect(try Self.failure("a: &a [1, 2]\n*a : x\nmodels: []").contains("an alias is used as a key"))
+        #expect(try Self.failure("? [a, b]\n: x\nmodels: []").contains("a list or an object is used as a key"))
+        // A large file without aliases counts the same way.
+        let big = "models:\n" + String(repeating: "  - [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n", count: 10_000)
+        #expect(try Self.failure(big).contains("stands for more than 100000 values"))
         // Aliases within the limit are fine: one price block shared by two entries.
         let shared = "models:\n"
             + "  - {id: x.one, name: One, family: anthropic, contextWindow: 1000, maxOutputTokens: 100, pricing: &prices {inputCreditsPer1K: 1, outputCreditsPer1K: 2}}\n"
