@@ -58,8 +58,9 @@ public struct CatalogFile: Decodable, Sendable {
         guard let data = FileManager.default.contents(atPath: path) else { throw CatalogError("cannot read the model catalog \(path)") }
         let json = path.lowercased().hasSuffix(".json")
         do {
-            if !json { try YAMLShape.check(String(decoding: data, as: UTF8.self)) }
-            let tree: Any? = json ? try JSONSerialization.jsonObject(with: data) : try Yams.load(yaml: String(decoding: data, as: UTF8.self))
+            let text = json ? "" : String(decoding: data, as: UTF8.self)
+            if !json { try YAMLShape.check(text) }
+            let tree: Any? = json ? try JSONSerialization.jsonObject(with: data) : try Yams.load(yaml: text)
             try checkFields(tree)
             if json {
                 return try JSONDecoder().decode(CatalogFile.self, from: data)

@@ -162,6 +162,12 @@ struct ModelCatalogTests {
         // A large file without aliases counts the same way.
         let big = "models:\n" + String(repeating: "  - [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n", count: 10_000)
         #expect(try Self.failure(big).contains("stands for more than 100000 values"))
+        // One mapping of many keys, written out or merged in: the YAML library would look each key up one by one.
+        let manyKeys = "models: []\nx: {" + (0..<1_001).map { "k\($0): 1" }.joined(separator: ", ") + "}\n"
+        #expect(try Self.failure(manyKeys).contains("line 2: a mapping has more than 1000 keys"))
+        let merged = "base: &base {" + (0..<600).map { "k\($0): 1" }.joined(separator: ", ") + "}\n"
+            + "models: []\nx: {<<: *base, y: {<<: [*base, *base]}}\n"
+        #expect(try Self.failure(merged).contains("a mapping has more than 1000 keys, merged ones included"))
         // Aliases within the limit are fine: one price block shared by two entries.
         let shared = "models:\n"
             + "  - {id: x.one, name: One, family: anthropic, contextWindow: 1000, maxOutputTokens: 100, pricing: &prices {inputCreditsPer1K: 1, outputCreditsPer1K: 2}}\n"
