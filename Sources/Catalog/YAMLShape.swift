@@ -57,7 +57,7 @@ enum YAMLShape {
                 var event = yaml_event_t()
                 guard yaml_parser_parse(parser, &event) == 1 else { return nil }
                 defer { yaml_event_delete(&event) }
-                let line = "line \(event.start_mark.line + 1)"
+                let line = event.start_mark.line + 1
                 switch event.type {
                 case YAML_STREAM_END_EVENT:
                     return nil
@@ -68,12 +68,12 @@ enum YAMLShape {
                     let isMerge = scalar.length == 2 && scalar.value[0] == UInt8(ascii: "<") && scalar.value[1] == UInt8(ascii: "<")
                     nodeEnded(values: 1, mergeKey: keyExpected && isMerge)
                 case YAML_ALIAS_EVENT:
-                    if keyExpected { return "\(line): an alias is used as a key; keys must be plain field names" }
+                    if keyExpected { return "line \(line): an alias is used as a key; keys must be plain field names" }
                     let values = anchorName(event.data.alias.anchor).flatMap { anchors[$0] } ?? 1
                     count += values
                     nodeEnded(values: values)
                 case YAML_SEQUENCE_START_EVENT, YAML_MAPPING_START_EVENT:
-                    if keyExpected { return "\(line): a list or an object is used as a key; keys must be plain field names" }
+                    if keyExpected { return "line \(line): a list or an object is used as a key; keys must be plain field names" }
                     let isMapping = event.type == YAML_MAPPING_START_EVENT
                     let anchor = isMapping ? anchorName(event.data.mapping_start.anchor) : anchorName(event.data.sequence_start.anchor)
                     stack.append(Frame(isMapping: isMapping, anchor: anchor, start: count))
@@ -87,10 +87,10 @@ enum YAMLShape {
                     break
                 }
                 if count > maxValues {
-                    return "\(line): the file stands for more than \(maxValues) values, counting each alias as a copy of what it names"
+                    return "line \(line): the file stands for more than \(maxValues) values, counting each alias as a copy of what it names"
                 }
                 if let frame = stack.last, frame.keys > maxKeys {
-                    return "\(line): a mapping has more than \(maxKeys) keys, merged ones included"
+                    return "line \(line): a mapping has more than \(maxKeys) keys, merged ones included"
                 }
             }
         }

@@ -1,22 +1,12 @@
 /// Random identifiers from the system's cryptographically secure generator (`SystemRandomNumberGenerator`),
 /// drawn 64 bits per call, written as lowercase hex.
 public enum RandomID {
-    private static let digits = Array("0123456789abcdef".utf8)
-
     /// `count` random bytes as `2 × count` lowercase hex digits.
     public static func hex(bytes count: Int) -> String {
         precondition(count >= 0, "RandomID.hex: a negative byte count")
         var generator = SystemRandomNumberGenerator()
-        var word: UInt64 = 0
-        return String(unsafeUninitializedCapacity: 2 * count) { text in
-            for index in 0..<count {
-                if index % 8 == 0 { word = generator.next() }
-                let byte = UInt8(truncatingIfNeeded: word >> (8 * UInt64(index % 8)))
-                text[2 * index] = digits[Int(byte >> 4)]
-                text[2 * index + 1] = digits[Int(byte & 0x0f)]
-            }
-            return 2 * count
-        }
+        let words = (0..<(count + 7) / 8).map { _ in generator.next() as UInt64 }
+        return words.withUnsafeBytes { Hex.lowercase($0.prefix(count)) }
     }
 
     /// A random (version 4, RFC 9562) UUID in its lowercase text form, `xxxxxxxx-xxxx-4xxx-[89ab]xxx-xxxxxxxxxxxx`.
@@ -34,8 +24,8 @@ public enum RandomID {
                 }
                 let word = index < 8 ? high : low
                 let byte = UInt8(truncatingIfNeeded: word >> (8 * UInt64(7 - index % 8)))
-                text[position] = digits[Int(byte >> 4)]
-                text[position + 1] = digits[Int(byte & 0x0f)]
+                text[position] = Hex.digits[Int(byte >> 4)]
+                text[position + 1] = Hex.digits[Int(byte & 0x0f)]
                 position += 2
             }
             return position

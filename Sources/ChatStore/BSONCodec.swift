@@ -1,3 +1,5 @@
+import ChatCore
+
 /// BSON bytes (https://bsonspec.org/spec.html) to and from `BSONFields`, in Swift: no detour through
 /// extended JSON text.
 ///
@@ -225,15 +227,8 @@ package enum BSONCodec {
 
         mutating func objectID() throws -> String {
             guard 12 <= bytes.count - offset else { throw BSONCodec.malformed("the document ends early") }
-            let digits: [UInt8] = Array("0123456789abcdef".utf8)
-            var hex: [UInt8] = []
-            hex.reserveCapacity(24)
-            for index in offset..<offset + 12 {
-                hex.append(digits[Int(bytes[index] >> 4)])
-                hex.append(digits[Int(bytes[index] & 0x0F)])
-            }
-            offset += 12
-            return String(decoding: hex, as: UTF8.self)
+            defer { offset += 12 }
+            return Hex.lowercase(bytes[offset..<offset + 12])
         }
     }
 

@@ -1,4 +1,5 @@
 @preconcurrency import CMongoc
+import ChatCore
 
 /// MongoDB ObjectIds, written as 24 lowercase hex digits.
 public enum ObjectID {
@@ -7,16 +8,6 @@ public enum ObjectID {
         var oid = bson_oid_t()
         // A NULL context selects libbson's default, thread-safe context (counter and process id).
         bson_oid_init(&oid, nil)
-        return withUnsafeBytes(of: oid.bytes) { bytes in
-            var text = ""
-            text.reserveCapacity(24)
-            for byte in bytes {
-                text.append(Character(Unicode.Scalar(Self.hex[Int(byte >> 4)])))
-                text.append(Character(Unicode.Scalar(Self.hex[Int(byte & 0x0f)])))
-            }
-            return text
-        }
+        return withUnsafeBytes(of: oid.bytes) { Hex.lowercase($0) }
     }
-
-    private static let hex = Array("0123456789abcdef".utf8)
 }

@@ -62,6 +62,7 @@ struct TraceAndLogTests {
             #expect(Set(uuids.prefix(64).map { $0[position] }).count > 1, "UUID digit \(position)")
         }
         #expect(uuids.allSatisfy { $0[1..<12] != $0[17..<28] })
+        #expect(Hex.lowercase([0x00, 0x0f, 0xa5, 0xff]) == "000fa5ff" && Hex.lowercase([UInt8]()).isEmpty)
         for count in [0, 1, 7, 8, 9, 16, 24] {
             let hex = RandomID.hex(bytes: count)
             #expect(hex.count == 2 * count && hex.allSatisfy { "0123456789abcdef".contains($0) }, "\(hex)")
