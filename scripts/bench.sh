@@ -15,11 +15,16 @@ trap stop_stack EXIT INT TERM
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
 
 products=(chat-api chat-worker bedrock-emulator auth-standin accounting-standin chat-bench)
-echo "==> building (release)"
-for product in "${products[@]}"; do
-  swift build -c release --product "$product" 2>&1 | grep -E "error|warning: .*Sources/" || true
-done
-bin=$(swift build -c release --show-bin-path)
+# BENCH_BIN=<dir> runs release binaries built earlier (say, of the commit before a change, for an A/B run).
+if [ -n "${BENCH_BIN:-}" ]; then
+  bin=$BENCH_BIN
+else
+  echo "==> building (release)"
+  for product in "${products[@]}"; do
+    swift build -c release --product "$product" 2>&1 | grep -E "error|warning: .*Sources/" || true
+  done
+  bin=$(swift build -c release --show-bin-path)
+fi
 for product in "${products[@]}"; do
   [ -x "$bin/$product" ] || { echo "error: $product did not build" >&2; exit 1; }
 done
@@ -179,6 +184,7 @@ echo "==> streaming: $targets at $levels concurrent streams (load average $load_
 cat "$dir/run.md"
 [ -n "$idle_pid" ] && { kill "$idle_pid" 2>/dev/null || true; }
 [ -n "$quick" ] && { echo "==> BENCH_LEVELS given: docs/benchmarks.md left as it was"; exit 0; }
+[ -n "${BENCH_BIN:-}" ] && { echo "==> BENCH_BIN given (binaries built elsewhere): docs/benchmarks.md left as it was"; exit 0; }
 
 {
   echo "## make bench"

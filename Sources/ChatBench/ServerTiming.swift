@@ -6,7 +6,7 @@ import Foundation
 /// Tolerant: anything it does not understand is skipped, never an error.
 enum ServerTiming {
     /// The spans chat-api names in its `Server-Timing` header, in the order they happen.
-    static let headerSpans = ["auth", "ratelimit", "slot", "session", "reserve", "enqueue", "server"]
+    static let headerSpans = ["auth", "ratelimit", "session", "reserve", "enqueue", "server"]
     /// The spans of the `complete` event, in the order they happen.
     static let eventSpans = ["pickup", "prepare", "firstByte", "publish"]
 

@@ -61,6 +61,8 @@ public enum BeginOutcome: Sendable, Equatable {
     case busy
     /// The user already has as many unfinished generations as they may (`maxJobsPerUser`).
     case tooManyJobs
+    /// The user already holds as many reply streams as the claimed slot's cap allows (nothing was changed).
+    case tooManyStreams
     /// The session does not exist, was deleted, or is not the caller's.
     case notFound
     /// The cache does not know the session: fill it from the database and try again.

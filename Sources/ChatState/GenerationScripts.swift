@@ -38,14 +38,16 @@ enum GenerationScripts {
         """
     )
 
-    /// KEYS: session meta, lock, job, active set, events, history, open jobs, the user's unfinished jobs. ARGV:
-    /// jobId, lock ttl, sessionId, userId, requested model, default model, now, meta ttl, message, messageId,
-    /// record ttl, reservationId, enqueue grace ms, the user's cap on unfinished jobs (0: none), how long a job
-    /// counts at most (ms). The job is recorded (with its reservation, which never leaves the server) and listed
-    /// among the open jobs, due for the sweeper if it is not enqueued within the grace, and among the user's
-    /// unfinished jobs (those that ended are dropped from that set here, lazily). A retried begin of the same
-    /// job (its first answer lost) answers as the first did.
-    /// Returns {'miss'}, {'notfound'}, {'busy'}, {'toomany'} or {'ok', startEventId, modelId, messageCount, contentBytes, systemPrompt}.
+    /// KEYS: session meta, lock, job, active set, events, history, open jobs, the user's unfinished jobs, and, when
+    /// the request claims a reply-stream slot, the user's slots (`UserSlots`). ARGV: jobId, lock ttl, sessionId,
+    /// userId, requested model, default model, now, meta ttl, message, messageId, record ttl, reservationId, enqueue
+    /// grace ms, the user's cap on unfinished jobs (0: none), how long a job counts at most (ms), then with a slot:
+    /// its id, the cap on slots, the lease ms. The job is recorded (with its reservation, which never leaves the
+    /// server) and listed among the open jobs, due for the sweeper if it is not enqueued within the grace, and among
+    /// the user's unfinished jobs (those that ended are dropped from that set here, lazily); the slot is taken as
+    /// `UserSlots.acquire` takes it. A refusal changes nothing. A retried begin of the same job (its first answer
+    /// lost) answers as the first did.
+    /// Returns {'miss'}, {'notfound'}, {'busy'}, {'streams'}, {'toomany'} or {'ok', startEventId, modelId, messageCount, contentBytes, systemPrompt}.
     static let begin = RedisScript(
         """
         local meta = redis.call('HMGET', KEYS[1], 'userId', 'modelId', 'messageCount', 'contentBytes', 'deleted', 'systemPrompt')
@@ -63,6 +65,10 @@ enum GenerationScripts {
         if redis.call('EXISTS', KEYS[2]) == 1 then return {'busy'} end
         local clock = redis.call('TIME')
         local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+        if KEYS[9] then
+          redis.call('ZREMRANGEBYSCORE', KEYS[9], '-inf', now)
+          if redis.call('ZCARD', KEYS[9]) >= tonumber(ARGV[17]) then return {'streams'} end
+        end
         if tonumber(ARGV[14]) > 0 then
           redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', now)
           for _, id in ipairs(redis.call('ZRANGE', KEYS[8], 0, -1)) do
@@ -84,6 +90,10 @@ enum GenerationScripts {
         redis.call('PEXPIRE', KEYS[1], ARGV[8])
         redis.call('PEXPIRE', KEYS[6], ARGV[8])
         redis.call('ZADD', KEYS[7], now + tonumber(ARGV[13]), ARGV[1])
+        if KEYS[9] then
+          redis.call('ZADD', KEYS[9], now + tonumber(ARGV[18]), ARGV[16])
+          redis.call('PEXPIRE', KEYS[9], ARGV[18])
+        end
         return {'ok', start, model, tonumber(meta[3] or '0'), tonumber(meta[4] or '0'), meta[6] or ''}
         """
     )

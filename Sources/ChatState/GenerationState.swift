@@ -80,24 +80,28 @@ public final class GenerationState: Sendable {
     /// Claims the session for a new job of `userID` and records it as queued, in one script that also checks
     /// the session's owner in the cache and finds where the job's events will start. `requestedModel` nil:
     /// the session's model, else `defaultModel`. `message` is kept on the record while the job runs, so that
-    /// the session's messages show it before the worker stores it.
+    /// the session's messages show it before the worker stores it. With `streamSlot`, the same call takes the
+    /// user's reply-stream slot (`.tooManyStreams` when the user holds the cap), so a stream's start costs one
+    /// round trip to Redis rather than two.
     public func begin(
         jobID: String, sessionID: String, userID: String, requestedModel: String?, defaultModel: String, message: String, messageID: String,
-        reservationID: String = "", createdAt: Date = Date()
+        reservationID: String = "", createdAt: Date = Date(), streamSlot: UserSlots.Claim? = nil
     ) async throws -> BeginOutcome {
         let now = String(Int64((createdAt.timeIntervalSince1970 * 1000).rounded(.down)))
-        let reply = try await redis.evaluate(
-            GenerationScripts.begin,
-            keys: [
-                SessionCache.metaKey(sessionID), Self.lockKey(sessionID), Self.jobKey(jobID), Self.activeSessionsKey, SessionEvents.key(sessionID: sessionID),
-                SessionCache.historyKey(sessionID), openJobsKey, Self.userJobsKey(userID),
-            ],
-            arguments: [
-                jobID, String(lockTTL.milliseconds), sessionID, userID, requestedModel ?? "", defaultModel, now, String(cache.ttl.milliseconds),
-                message, messageID, String(recordTTL.milliseconds), reservationID, String(enqueueGrace.milliseconds),
-                String(maxJobsPerUser), String((queueTimeout + Self.longestJob).milliseconds),
-            ]
-        )
+        var keys = [
+            SessionCache.metaKey(sessionID), Self.lockKey(sessionID), Self.jobKey(jobID), Self.activeSessionsKey, SessionEvents.key(sessionID: sessionID),
+            SessionCache.historyKey(sessionID), openJobsKey, Self.userJobsKey(userID),
+        ]
+        var arguments = [
+            jobID, String(lockTTL.milliseconds), sessionID, userID, requestedModel ?? "", defaultModel, now, String(cache.ttl.milliseconds),
+            message, messageID, String(recordTTL.milliseconds), reservationID, String(enqueueGrace.milliseconds),
+            String(maxJobsPerUser), String((queueTimeout + Self.longestJob).milliseconds),
+        ]
+        if let streamSlot {
+            keys.append(streamSlot.key)
+            arguments += [streamSlot.id, String(streamSlot.cap), String(streamSlot.lease.milliseconds)]
+        }
+        let reply = try await redis.evaluate(GenerationScripts.begin, keys: keys, arguments: arguments)
         let values = reply.array ?? []
         switch values.first?.string {
         case "ok":
@@ -112,6 +116,7 @@ public final class GenerationState: Sendable {
             )
         case "busy": return .busy
         case "toomany": return .tooManyJobs
+        case "streams": return .tooManyStreams
         case "notfound": return .notFound
         case "miss": return .unknownSession
         default: throw RedisClientError(.unexpectedReply, "begin returned \(reply)")

@@ -35,6 +35,24 @@ public struct UserSlots: Sendable {
         ).int == 1
     }
 
+    /// Slot `id` of `kind` for `userID` under `cap`, for a script that takes it along with its own work
+    /// (`GenerationState.begin`: one Redis call for both), the same slot `acquire` would take.
+    public func claim(_ kind: Kind, userID: String, id: String, cap: Int) -> Claim {
+        Claim(key: key(kind, userID: userID), id: id, cap: cap, lease: lease)
+    }
+
+    /// A slot for another script to take: its set, its id, the cap and the lease (`claim`).
+    public struct Claim: Sendable, Equatable {
+        /// The user's sorted set of slots of one kind.
+        public let key: String
+        /// The slot's member in the set.
+        public let id: String
+        /// The most slots the set may hold.
+        public let cap: Int
+        /// How long the slot is held without a renewal.
+        public let lease: Duration
+    }
+
     /// Extends the lease of slot `id` (a slot that lapsed is taken again, whatever the cap: its holder is alive).
     public func renew(_ kind: Kind, userID: String, id: String) async throws {
         try await redis.evaluate(Self.renewScript, keys: [key(kind, userID: userID)], arguments: [id, String(lease.milliseconds)])

@@ -53,6 +53,63 @@ struct GenerationStateTests {
         #expect(try await begin(state, other) == .notFound)
     }
 
+    @Test("a claimed stream slot is taken with the session, only when the job starts; at the cap nothing changes")
+    func beginTakesStreamSlot() async throws {
+        let redis = try testRedisClient()
+        defer { redis.shutdown() }
+        let cache = SessionCache(redis: redis)
+        let state = GenerationState(redis: redis, cache: cache, settlementsKey: uniqueKey("settlements"), openJobsKey: uniqueKey("open"), pendingTurnsKey: uniqueKey("turns"))
+        var slots = UserSlots(redis: redis, lease: .seconds(30))
+        slots.keyPrefix = uniqueKey("slots") + ":"
+        let user = "slotter-\(UUID().uuidString.prefix(8))"
+        let key = slots.key(.streams, userID: user)
+        func begin(_ session: ChatSession, slot: String) async throws -> BeginOutcome {
+            try await state.begin(
+                jobID: UUID().uuidString, sessionID: session.id, userID: user, requestedModel: nil, defaultModel: "default-model",
+                message: "hello", messageID: ObjectIDs.next(), streamSlot: slots.claim(.streams, userID: user, id: slot, cap: 2)
+            )
+        }
+        func held() async throws -> [String] { (try await redis.send("ZRANGE", key, "0", "-1").array ?? []).compactMap(\.string).sorted() }
+        let sessions = (0..<4).map { _ in Self.session(user) }
+        for session in sessions { try await cache.created(session) }
+        // Refused before the slot's turn (someone else's session, a session busy): the slot is not taken.
+        #expect(try await state.begin(
+            jobID: UUID().uuidString, sessionID: sessions[0].id, userID: "mallory", requestedModel: nil, defaultModel: "m", message: "x",
+            messageID: ObjectIDs.next(), streamSlot: slots.claim(.streams, userID: "mallory", id: "m1", cap: 2)
+        ) == .notFound)
+        #expect(try await redis.send("EXISTS", slots.key(.streams, userID: "mallory")).int == 0)
+        guard case .started = try await begin(sessions[0], slot: "a") else {
+            Issue.record("expected the first start")
+            return
+        }
+        #expect(try await begin(sessions[0], slot: "b") == .busy)
+        #expect(try await held() == ["a"])
+        let ttl = try await redis.send("PTTL", key).int ?? 0
+        #expect(ttl > 20_000 && ttl <= 30_000)
+        guard case .started = try await begin(sessions[1], slot: "b") else {
+            Issue.record("expected the second start")
+            return
+        }
+        // At the cap: refused with the session left unclaimed and no job recorded, as before the call.
+        let jobsBefore = try await redis.send("ZCARD", state.openJobsKey).int
+        #expect(try await begin(sessions[2], slot: "c") == .tooManyStreams)
+        #expect(try await held() == ["a", "b"])
+        #expect(try await state.activeJob(sessionID: sessions[2].id) == nil)
+        #expect(try await redis.send("ZCARD", state.openJobsKey).int == jobsBefore)
+        // A slot given back (its stream ended) makes room; so does one whose lease lapsed.
+        try await slots.release(.streams, userID: user, id: "a")
+        guard case .started = try await begin(sessions[2], slot: "c") else {
+            Issue.record("expected a start once a slot was given back")
+            return
+        }
+        try await redis.send("ZADD", key, "1", "b")
+        guard case .started = try await begin(sessions[3], slot: "d") else {
+            Issue.record("expected a start once a lease lapsed")
+            return
+        }
+        #expect(try await held() == ["c", "d"])
+    }
+
     @Test("a run starts with its events and the cached history; its end adds its turns; a failed end forgets the history")
     func runLifecycle() async throws {
         let redis = try testRedisClient()

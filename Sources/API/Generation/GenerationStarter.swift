@@ -42,7 +42,8 @@ struct GenerationStarter: Sendable {
     /// of refused: a plain message sent right after a session's initial message simply follows it.
     func start(
         user: AuthenticatedUser, token: String, sessionID: String, message: String, modelID: String?, settings: InferenceSettings? = nil,
-        streaming: Bool, queueBehind: Duration = .zero, timing: ServerTiming? = nil, requestID: String? = nil, trace: TraceContext? = nil
+        streaming: Bool, queueBehind: Duration = .zero, timing: ServerTiming? = nil, requestID: String? = nil, trace: TraceContext? = nil,
+        streamSlot: (claim: UserSlots.Claim, limits: StreamLimits)? = nil
     ) async throws -> JobRecord {
         if let modelID {
             let model = try self.model(id: modelID, role: user.role)
@@ -68,7 +69,7 @@ struct GenerationStarter: Sendable {
             let result = try await Self.onceMore {
                 try await state.begin(
                     jobID: jobID, sessionID: sessionID, userID: user.id, requestedModel: modelID, defaultModel: catalog.defaultModelID,
-                    message: message, messageID: messageID, reservationID: reservationID, createdAt: messageCreatedAt
+                    message: message, messageID: messageID, reservationID: reservationID, createdAt: messageCreatedAt, streamSlot: streamSlot?.claim
                 )
             }
             switch result {
@@ -82,6 +83,8 @@ struct GenerationStarter: Sendable {
                 try await cache.fill(session)
                 filled = true
                 continue
+            case .tooManyStreams:
+                throw streamSlot?.limits.refusal(.streams) ?? ChatError(.tooManyRequests, code: "TOO_MANY_STREAMS", message: "Too many streams open; close one first")
             case .tooManyJobs:
                 throw ChatError(
                     .tooManyRequests, code: "TOO_MANY_GENERATIONS",

@@ -17,12 +17,25 @@ struct StreamLimits: Sendable {
     func open(_ kind: UserSlots.Kind, userID: String, id: String) async throws -> StreamLease {
         let cap = kind == .streams ? maxStreams : maxObservers
         guard cap > 0 else { return StreamLease(slots: nil, kind: kind, userID: userID, id: id) }
-        guard try await slots.acquire(kind, userID: userID, id: id, cap: cap) else {
-            ChatMetrics.rateLimited(policy: kind == .streams ? "streams" : "observers")
-            let what = kind == .streams ? "streams" : "observer streams"
-            throw ChatError(.tooManyRequests, code: "TOO_MANY_STREAMS", message: "You have \(cap) \(what) open; close one first", retryAfter: 5)
-        }
+        guard try await slots.acquire(kind, userID: userID, id: id, cap: cap) else { throw refusal(kind) }
         return StreamLease(slots: slots, kind: kind, userID: userID, id: id)
+    }
+
+    /// A reply-stream slot for the generation's start to take in its own Redis call (`GenerationStarter.start`),
+    /// with the lease that holds it once taken; no claim when streams have no cap. The lease's `release()` is
+    /// harmless if the start never took the slot.
+    func streamClaim(userID: String) -> (claim: UserSlots.Claim?, lease: StreamLease) {
+        let id = RandomID.uuidString()
+        guard maxStreams > 0 else { return (nil, StreamLease(slots: nil, kind: .streams, userID: userID, id: id)) }
+        return (slots.claim(.streams, userID: userID, id: id, cap: maxStreams), StreamLease(slots: slots, kind: .streams, userID: userID, id: id))
+    }
+
+    /// The 429 for a user at `kind`'s cap (counted in the metrics).
+    func refusal(_ kind: UserSlots.Kind) -> ChatError {
+        let cap = kind == .streams ? maxStreams : maxObservers
+        ChatMetrics.rateLimited(policy: kind == .streams ? "streams" : "observers")
+        let what = kind == .streams ? "streams" : "observer streams"
+        return ChatError(.tooManyRequests, code: "TOO_MANY_STREAMS", message: "You have \(cap) \(what) open; close one first", retryAfter: 5)
     }
 }
 

@@ -46,14 +46,13 @@ struct GenerationController: Sendable {
             return try await resume(sessionID: sessionID, user: user, after: lastEventID)
         }
         let (message, modelID, settings) = try await Self.messageAndModel(request, context: context)
-        let slotStart = ContinuousClock.now
-        let lease = try await limits.open(.streams, userID: user.id, id: RandomID.uuidString())
-        context.timing.record("slot", since: slotStart)
+        // The stream's slot is taken by the start's own claim of the session: one Redis call for both.
+        let (claim, lease) = limits.streamClaim(userID: user.id)
         do {
             let record = try await starter.start(
                 user: user, token: try context.requireToken(), sessionID: sessionID, message: message, modelID: modelID, settings: settings,
                 streaming: true,
-                timing: context.timing, requestID: context.requestID, trace: context.trace
+                timing: context.timing, requestID: context.requestID, trace: context.trace, streamSlot: claim.map { ($0, limits) }
             )
             return ReplyStream(lease: lease, sessionID: record.sessionID, jobID: record.jobID, after: record.startEventID)
         } catch {
