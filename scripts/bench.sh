@@ -7,6 +7,8 @@
 # With BENCH_PROFILE=N (make profile) it runs instead the full path alone at N streams under `perf record` of
 # chat-api, chat-worker, redis-server and the accounting stand-in, and writes their profiles to .data/bench/perf-*.txt (docs untouched).
 set -euo pipefail
+# BENCH_BIN (below) is taken relative to where make was run.
+[ -n "${BENCH_BIN:-}" ] && BENCH_BIN=$(cd "$BENCH_BIN" && pwd)
 cd "$(dirname "$0")/.."
 source scripts/stack.sh
 trap stop_stack EXIT INT TERM
@@ -18,6 +20,7 @@ products=(chat-api chat-worker bedrock-emulator auth-standin accounting-standin 
 # BENCH_BIN=<dir> runs release binaries built earlier (say, of the commit before a change, for an A/B run).
 if [ -n "${BENCH_BIN:-}" ]; then
   bin=$BENCH_BIN
+  echo "==> running the binaries in $bin (docs/benchmarks.md is left as it was)"
 else
   echo "==> building (release)"
   for product in "${products[@]}"; do
@@ -26,7 +29,7 @@ else
   bin=$(swift build -c release --show-bin-path)
 fi
 for product in "${products[@]}"; do
-  [ -x "$bin/$product" ] || { echo "error: $product did not build" >&2; exit 1; }
+  [ -x "$bin/$product" ] || { echo "error: $product did not build (or is not in BENCH_BIN)" >&2; exit 1; }
 done
 
 # Other stacks on this machine (make dev, make test, another worktree's bench) must not answer in our place.

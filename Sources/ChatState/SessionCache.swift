@@ -126,13 +126,26 @@ public final class SessionCache: Sendable {
         return Self.turns(replies[1])
     }
 
-    /// The turns of an `LRANGE` reply.
+    /// The turns of an `LRANGE` reply, in order; an item that is not one turn is skipped. The items are read in
+    /// one decoder pass, as one JSON array (a decoder's set-up costs more than a turn, and every job reads its
+    /// session's whole history); only a list holding an unreadable item is read item by item.
     static func turns(_ value: RedisValue) -> [HistoryTurn] {
-        let decoder = JSONDecoder()
-        return (value.array ?? []).compactMap { item in
+        let items = (value.array ?? []).compactMap { item -> [UInt8]? in
             guard case .bulkString(let bytes) = item else { return nil }
-            return try? decoder.decode(HistoryTurn.self, from: Data(bytes))
+            return bytes
         }
+        guard !items.isEmpty else { return [] }
+        let decoder = JSONDecoder()
+        var array = Data(capacity: items.reduce(2) { $0 + $1.count + 1 })
+        array.append(UInt8(ascii: "["))
+        for (index, item) in items.enumerated() {
+            if index > 0 { array.append(UInt8(ascii: ",")) }
+            array.append(contentsOf: item)
+        }
+        array.append(UInt8(ascii: "]"))
+        // The count is checked too: an item holding two objects would pass as two turns in the array.
+        if let all = try? decoder.decode([HistoryTurn].self, from: array), all.count == items.count { return all }
+        return items.compactMap { try? decoder.decode(HistoryTurn.self, from: Data($0)) }
     }
 }
 

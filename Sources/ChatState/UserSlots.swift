@@ -42,7 +42,7 @@ public struct UserSlots: Sendable {
     }
 
     /// A slot for another script to take: its set, its id, the cap and the lease (`claim`).
-    public struct Claim: Sendable, Equatable {
+    public struct Claim: Sendable {
         /// The user's sorted set of slots of one kind.
         public let key: String
         /// The slot's member in the set.

@@ -53,23 +53,47 @@ struct GenerationStateTests {
         #expect(try await begin(state, other) == .notFound)
     }
 
-    @Test("a claimed stream slot is taken with the session, only when the job starts; at the cap nothing changes")
+    @Test("a cached history is read in order in one pass; an item that is not exactly one turn is skipped, the rest kept")
+    func historyTurnsDecode() throws {
+        let turns = [
+            HistoryTurn(jobID: "j1", role: .user, text: "Say \"hi\",\nthen [stop] and {} \u{1F600} é"),
+            HistoryTurn(jobID: "j1", role: .assistant, text: "hi],[{"),
+            HistoryTurn(jobID: "j2", role: .user, text: ""),
+        ]
+        func reply(_ items: [String?]) -> RedisValue {
+            .array(items.map { $0.map { RedisValue.bulkString(Array($0.utf8)) } ?? .null })
+        }
+        #expect(SessionCache.turns(reply(turns.map { $0.encoded() })) == turns)
+        #expect(SessionCache.turns(reply([])) == [])
+        #expect(SessionCache.turns(.null) == [])
+        let two = turns[0].encoded() + "," + turns[1].encoded()
+        for odd in ["{not json", two, "", "]", "[" + turns[0].encoded() + "]", #"{"j":"x","r":"wizard","t":"?"}"#] {
+            let items: [String?] = [turns[0].encoded(), odd, turns[1].encoded(), nil, turns[2].encoded()]
+            #expect(SessionCache.turns(reply(items)) == turns, "with \(odd)")
+        }
+    }
+
+    @Test("a claimed stream slot is taken with the session, only when the job starts; at either cap nothing changes; a retried start keeps its slot")
     func beginTakesStreamSlot() async throws {
         let redis = try testRedisClient()
         defer { redis.shutdown() }
         let cache = SessionCache(redis: redis)
-        let state = GenerationState(redis: redis, cache: cache, settlementsKey: uniqueKey("settlements"), openJobsKey: uniqueKey("open"), pendingTurnsKey: uniqueKey("turns"))
+        let state = GenerationState(
+            redis: redis, cache: cache, settlementsKey: uniqueKey("settlements"), openJobsKey: uniqueKey("open"), pendingTurnsKey: uniqueKey("turns"),
+            maxJobsPerUser: 3
+        )
         var slots = UserSlots(redis: redis, lease: .seconds(30))
         slots.keyPrefix = uniqueKey("slots") + ":"
         let user = "slotter-\(UUID().uuidString.prefix(8))"
         let key = slots.key(.streams, userID: user)
-        func begin(_ session: ChatSession, slot: String) async throws -> BeginOutcome {
+        func begin(_ session: ChatSession, slot: String, jobID: String = UUID().uuidString) async throws -> BeginOutcome {
             try await state.begin(
-                jobID: UUID().uuidString, sessionID: session.id, userID: user, requestedModel: nil, defaultModel: "default-model",
+                jobID: jobID, sessionID: session.id, userID: user, requestedModel: nil, defaultModel: "default-model",
                 message: "hello", messageID: ObjectIDs.next(), streamSlot: slots.claim(.streams, userID: user, id: slot, cap: 2)
             )
         }
         func held() async throws -> [String] { (try await redis.send("ZRANGE", key, "0", "-1").array ?? []).compactMap(\.string).sorted() }
+        func unfinished() async throws -> Int { try await redis.send("ZCARD", GenerationState.userJobsKey(user)).int ?? -1 }
         let sessions = (0..<4).map { _ in Self.session(user) }
         for session in sessions { try await cache.created(session) }
         // Refused before the slot's turn (someone else's session, a session busy): the slot is not taken.
@@ -78,7 +102,7 @@ struct GenerationStateTests {
             messageID: ObjectIDs.next(), streamSlot: slots.claim(.streams, userID: "mallory", id: "m1", cap: 2)
         ) == .notFound)
         #expect(try await redis.send("EXISTS", slots.key(.streams, userID: "mallory")).int == 0)
-        guard case .started = try await begin(sessions[0], slot: "a") else {
+        guard case .started(let first, _) = try await begin(sessions[0], slot: "a") else {
             Issue.record("expected the first start")
             return
         }
@@ -86,25 +110,41 @@ struct GenerationStateTests {
         #expect(try await held() == ["a"])
         let ttl = try await redis.send("PTTL", key).int ?? 0
         #expect(ttl > 20_000 && ttl <= 30_000)
-        guard case .started = try await begin(sessions[1], slot: "b") else {
+        let secondJob = UUID().uuidString
+        guard case .started = try await begin(sessions[1], slot: "b", jobID: secondJob) else {
             Issue.record("expected the second start")
             return
         }
-        // At the cap: refused with the session left unclaimed and no job recorded, as before the call.
+        // The same start again (its first answer lost) answers as the first did, though the cap is reached now.
+        guard case .started(let again, _) = try await begin(sessions[1], slot: "b", jobID: secondJob) else {
+            Issue.record("expected a retried start to answer as the first")
+            return
+        }
+        #expect(again.jobID == secondJob)
+        #expect(try await held() == ["a", "b"])
+        // At the cap on streams: refused with the session left unclaimed, no job recorded or counted.
         let jobsBefore = try await redis.send("ZCARD", state.openJobsKey).int
+        #expect(try await unfinished() == 2)
         #expect(try await begin(sessions[2], slot: "c") == .tooManyStreams)
         #expect(try await held() == ["a", "b"])
         #expect(try await state.activeJob(sessionID: sessions[2].id) == nil)
         #expect(try await redis.send("ZCARD", state.openJobsKey).int == jobsBefore)
-        // A slot given back (its stream ended) makes room; so does one whose lease lapsed.
+        #expect(try await unfinished() == 2)
+        // A slot given back (its stream ended) makes room.
         try await slots.release(.streams, userID: user, id: "a")
         guard case .started = try await begin(sessions[2], slot: "c") else {
             Issue.record("expected a start once a slot was given back")
             return
         }
+        // A lapsed lease makes room for a stream, but three replies are unfinished: refused, no slot taken.
         try await redis.send("ZADD", key, "1", "b")
+        #expect(try await begin(sessions[3], slot: "d") == .tooManyJobs)
+        #expect(try await held() == ["c"])
+        #expect(try await state.activeJob(sessionID: sessions[3].id) == nil)
+        // One of them over: the start goes through and takes its slot.
+        try await state.abandonBeforeEnqueue(jobID: first.jobID, sessionID: sessions[0].id)
         guard case .started = try await begin(sessions[3], slot: "d") else {
-            Issue.record("expected a start once a lease lapsed")
+            Issue.record("expected a start once a reply was over")
             return
         }
         #expect(try await held() == ["c", "d"])

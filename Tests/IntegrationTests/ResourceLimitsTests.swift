@@ -64,6 +64,19 @@ struct ResourceLimitsTests {
         let idle = try await HTTPProbe.json(.GET, pair.apiURL + "/api/chat/sessions/\(sessions[4])", token: token)
         #expect(idle.body["activeJobId"] == nil || idle.body["activeJobId"] is NSNull)
 
+        // A stream refused after its slot was taken with the session (too few credits for its reservation: 402)
+        // gives the slot back: three in a row are each 402, never 429 (with a slot kept by each, the third would be
+        // over the cap of two).
+        let poorUser = "poor-\(UUID().uuidString.prefix(8))"
+        try await Accounting.fund(poorUser, credits: 1, accountingURL: TestEnvironment.accountingURL, verifier: Self.verifier)
+        let poor = Self.verifier.sign(userID: poorUser, role: .enduser, lifetime: 600)
+        let poorSession = try await HTTPProbe.json(.POST, pair.apiURL + "/api/chat/sessions", token: poor, body: ["title": "p"])
+        let poorID = try #require(poorSession.body["sessionId"] as? String)
+        for _ in 0..<3 {
+            let broke = try await HTTPProbe.json(.POST, pair.apiURL + "/api/chat/sessions/\(poorID)/stream", token: poor, body: ["message": "m"])
+            #expect(broke.status == 402)
+        }
+
         let supervisor = Self.verifier.sign(userID: "sup-\(UUID().uuidString.prefix(8))", role: .supervisor, lifetime: 600)
         let watching = try await SSEConnection.open(
             pair.apiURL + "/api/chat/sessions/\(sessions[0])/observe", method: .GET, headers: ["Authorization": "Bearer \(supervisor)"]

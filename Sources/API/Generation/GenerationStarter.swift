@@ -5,8 +5,9 @@ import Foundation
 import Queue
 
 /// Starts a generation in a session, in the order the API promises: the model is valid for the caller (400),
-/// the session is theirs (404), none is running in it (409), credits are reserved (402 / 503); then the job
-/// is enqueued. Whatever fails after the session was claimed releases it. Nothing here waits for MongoDB
+/// the queue has room (503), the session is theirs (404), none is running in it (409), the user is under the
+/// caps on open streams and unfinished replies (429), credits are reserved (402 / 503); then the job is
+/// enqueued. Whatever fails after the session was claimed releases it. Nothing here waits for MongoDB
 /// unless the session cache misses: ownership, the model and the counts come from Redis, with the claim.
 struct GenerationStarter: Sendable {
     let store: any SessionStore
@@ -39,11 +40,14 @@ struct GenerationStarter: Sendable {
 
     /// Validates, reserves and enqueues; returns the job's record (its `startEventID` is where its events begin).
     /// With `queueBehind`, a generation already running in the session is waited for (up to that long) instead
-    /// of refused: a plain message sent right after a session's initial message simply follows it.
+    /// of refused: a plain message sent right after a session's initial message simply follows it. With
+    /// `streamSlot`, the session's claim also takes that reply-stream slot (429 at the cap); the slot may be held
+    /// even when this throws (a 402 after the claim), so the caller gives it back whatever happens, or holds it
+    /// for the stream.
     func start(
         user: AuthenticatedUser, token: String, sessionID: String, message: String, modelID: String?, settings: InferenceSettings? = nil,
         streaming: Bool, queueBehind: Duration = .zero, timing: ServerTiming? = nil, requestID: String? = nil, trace: TraceContext? = nil,
-        streamSlot: (claim: UserSlots.Claim, limits: StreamLimits)? = nil
+        streamSlot: UserSlots.Claim? = nil
     ) async throws -> JobRecord {
         if let modelID {
             let model = try self.model(id: modelID, role: user.role)
@@ -69,7 +73,7 @@ struct GenerationStarter: Sendable {
             let result = try await Self.onceMore {
                 try await state.begin(
                     jobID: jobID, sessionID: sessionID, userID: user.id, requestedModel: modelID, defaultModel: catalog.defaultModelID,
-                    message: message, messageID: messageID, reservationID: reservationID, createdAt: messageCreatedAt, streamSlot: streamSlot?.claim
+                    message: message, messageID: messageID, reservationID: reservationID, createdAt: messageCreatedAt, streamSlot: streamSlot
                 )
             }
             switch result {
@@ -84,7 +88,8 @@ struct GenerationStarter: Sendable {
                 filled = true
                 continue
             case .tooManyStreams:
-                throw streamSlot?.limits.refusal(.streams) ?? ChatError(.tooManyRequests, code: "TOO_MANY_STREAMS", message: "Too many streams open; close one first")
+                // Only a claimed slot is refused.
+                throw StreamLimits.refusal(.streams, cap: streamSlot?.cap ?? 0)
             case .tooManyJobs:
                 throw ChatError(
                     .tooManyRequests, code: "TOO_MANY_GENERATIONS",

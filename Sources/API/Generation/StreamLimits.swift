@@ -17,7 +17,7 @@ struct StreamLimits: Sendable {
     func open(_ kind: UserSlots.Kind, userID: String, id: String) async throws -> StreamLease {
         let cap = kind == .streams ? maxStreams : maxObservers
         guard cap > 0 else { return StreamLease(slots: nil, kind: kind, userID: userID, id: id) }
-        guard try await slots.acquire(kind, userID: userID, id: id, cap: cap) else { throw refusal(kind) }
+        guard try await slots.acquire(kind, userID: userID, id: id, cap: cap) else { throw Self.refusal(kind, cap: cap) }
         return StreamLease(slots: slots, kind: kind, userID: userID, id: id)
     }
 
@@ -25,14 +25,12 @@ struct StreamLimits: Sendable {
     /// with the lease that holds it once taken; no claim when streams have no cap. The lease's `release()` is
     /// harmless if the start never took the slot.
     func streamClaim(userID: String) -> (claim: UserSlots.Claim?, lease: StreamLease) {
-        let id = RandomID.uuidString()
-        guard maxStreams > 0 else { return (nil, StreamLease(slots: nil, kind: .streams, userID: userID, id: id)) }
-        return (slots.claim(.streams, userID: userID, id: id, cap: maxStreams), StreamLease(slots: slots, kind: .streams, userID: userID, id: id))
+        let lease = StreamLease(slots: maxStreams > 0 ? slots : nil, kind: .streams, userID: userID, id: RandomID.uuidString())
+        return (lease.claim(cap: maxStreams), lease)
     }
 
-    /// The 429 for a user at `kind`'s cap (counted in the metrics).
-    func refusal(_ kind: UserSlots.Kind) -> ChatError {
-        let cap = kind == .streams ? maxStreams : maxObservers
+    /// The 429 for a user at `kind`'s cap of `cap`; counts the refusal in the metrics.
+    static func refusal(_ kind: UserSlots.Kind, cap: Int) -> ChatError {
         ChatMetrics.rateLimited(policy: kind == .streams ? "streams" : "observers")
         let what = kind == .streams ? "streams" : "observer streams"
         return ChatError(.tooManyRequests, code: "TOO_MANY_STREAMS", message: "You have \(cap) \(what) open; close one first", retryAfter: 5)
@@ -83,6 +81,12 @@ struct StreamLease: Sendable {
             await giveBack()
             throw error
         }
+    }
+
+    /// This lease's slot for a script to take under `cap` (`UserSlots.claim`); nil without a cap.
+    func claim(cap: Int) -> UserSlots.Claim? {
+        guard let slots, cap > 0 else { return nil }
+        return slots.claim(kind, userID: userID, id: id, cap: cap)
     }
 
     /// Gives the slot back now (the stream never started).

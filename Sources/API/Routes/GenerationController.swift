@@ -52,7 +52,7 @@ struct GenerationController: Sendable {
             let record = try await starter.start(
                 user: user, token: try context.requireToken(), sessionID: sessionID, message: message, modelID: modelID, settings: settings,
                 streaming: true,
-                timing: context.timing, requestID: context.requestID, trace: context.trace, streamSlot: claim.map { ($0, limits) }
+                timing: context.timing, requestID: context.requestID, trace: context.trace, streamSlot: claim
             )
             return ReplyStream(lease: lease, sessionID: record.sessionID, jobID: record.jobID, after: record.startEventID)
         } catch {
