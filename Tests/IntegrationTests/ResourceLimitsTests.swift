@@ -5,6 +5,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import Queue
 import Testing
 
 @testable import API
@@ -258,5 +259,68 @@ struct StreamLeaseTests {
         #expect(try await slots.held(.observers, userID: user) == 0)
         let next = try await limits.open(.observers, userID: user, id: "third")
         await next.release()
+    }
+
+    /// Limits over slots of their own, with a lease far longer than these tests wait.
+    static func limits(_ redis: RedisClient) -> (UserSlots, StreamLimits) {
+        var slots = UserSlots(redis: redis, lease: .seconds(60))
+        slots.keyPrefix = uniqueKey("slots") + ":"
+        return (slots, StreamLimits(slots: slots, maxStreams: 2, maxObservers: 1))
+    }
+
+    @Test("a streaming response the server drops unsent (its client hung up first) gives its slot back, long before the lease lapses")
+    func droppedResponseGivesSlotBack() async throws {
+        let redis = try testRedisClient()
+        defer { redis.shutdown() }
+        let (slots, limits) = Self.limits(redis)
+        let user = "handoff-\(UUID().uuidString.prefix(6))"
+        let unsent = try await limits.open(.streams, userID: user, id: "unsent")
+        let sent = try await limits.open(.streams, userID: user, id: "sent")
+        #expect(try await slots.held(.streams, userID: user) == 2)
+        // As the server does with a response whose head it could not write: the body is released, never run.
+        do {
+            let handOff = LeaseHandOff(unsent)
+            _ = Response(status: .ok, body: ResponseBody { writer in
+                _ = try await handOff.take().hold { try await writer.finish(nil) }
+            })
+        }
+        // A body that ran took its lease: the hand-off leaves that slot to the body.
+        do {
+            let handOff = LeaseHandOff(sent)
+            #expect(handOff.take().id == "sent")
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while try await slots.held(.streams, userID: user) == 2, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(try await slots.held(.streams, userID: user) == 1)
+        let members = try await redis.send("ZRANGE", slots.key(.streams, userID: user), "0", "-1").array?.compactMap(\.string) ?? []
+        #expect(members == ["sent"])
+        await sent.release()
+    }
+
+    @Test("a slot is given back from a task that was cancelled (a client that hung up)")
+    func releaseFromCancelledTask() async throws {
+        let redis = try testRedisClient()
+        defer { redis.shutdown() }
+        let (slots, limits) = Self.limits(redis)
+        let user = "cancelled-\(UUID().uuidString.prefix(6))"
+        let lease = try await limits.open(.observers, userID: user, id: "only")
+        let wasCancelled = await Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            let cancelled = Task.isCancelled
+            await lease.release()
+            return cancelled
+        }.value
+        #expect(wasCancelled)
+        #expect(try await slots.held(.observers, userID: user) == 0)
+        // And a stream whose body throws while cancelled gives its slot back too.
+        let second = try await limits.open(.observers, userID: user, id: "second")
+        let held = Task {
+            try await second.hold { try await Task.sleep(for: .seconds(30)) }
+        }
+        held.cancel()
+        _ = await held.result
+        #expect(try await slots.held(.observers, userID: user) == 0)
     }
 }
