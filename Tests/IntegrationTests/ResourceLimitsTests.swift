@@ -274,9 +274,15 @@ struct StreamLeaseTests {
         defer { redis.shutdown() }
         let (slots, limits) = Self.limits(redis)
         let user = "handoff-\(UUID().uuidString.prefix(6))"
-        let unsent = try await limits.open(.streams, userID: user, id: "unsent")
         let sent = try await limits.open(.streams, userID: user, id: "sent")
+        let unsent = try await limits.open(.streams, userID: user, id: "unsent")
         #expect(try await slots.held(.streams, userID: user) == 2)
+        // A body that ran took its lease: the hand-off leaves that slot to the body. Dropped first, so that a
+        // release it wrongly made would be on its way before the other one's.
+        do {
+            let handOff = LeaseHandOff(sent)
+            #expect(handOff.take().id == "sent")
+        }
         // As the server does with a response whose head it could not write: the body is released, never run.
         do {
             let handOff = LeaseHandOff(unsent)
@@ -284,22 +290,51 @@ struct StreamLeaseTests {
                 _ = try await handOff.take().hold { try await writer.finish(nil) }
             })
         }
-        // A body that ran took its lease: the hand-off leaves that slot to the body.
-        do {
-            let handOff = LeaseHandOff(sent)
-            #expect(handOff.take().id == "sent")
+        let key = slots.key(.streams, userID: user)
+        try await expectEventually(.seconds(10)) {
+            try await redis.send("ZSCORE", key, "unsent").string == nil
         }
-        let deadline = ContinuousClock.now + .seconds(10)
-        while try await slots.held(.streams, userID: user) == 2, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        #expect(try await slots.held(.streams, userID: user) == 1)
-        let members = try await redis.send("ZRANGE", slots.key(.streams, userID: user), "0", "-1").array?.compactMap(\.string) ?? []
+        let members = try await redis.send("ZRANGE", key, "0", "-1").array?.compactMap(\.string) ?? []
         #expect(members == ["sent"])
         await sent.release()
     }
 
-    @Test("a slot is given back from a task that was cancelled (a client that hung up)")
+    @Test("through chat-api: a reply stream, an OpenAI stream and an observer whose responses are dropped unsent give their slots back")
+    func unsentResponsesGiveSlotsBack() async throws {
+        let redis = try testRedisClient()
+        let (slots, limits) = Self.limits(redis)
+        try await APIFixture.with(redis: redis, streamLimits: limits) { fixture, client in
+            let user = try await Accounting.fundedUser("unsent", verifier: fixture.verifier)
+            let supervisor = "unsent-sup-\(UUID().uuidString.prefix(6))"
+            var auth: HTTPFields = [.authorization: "Bearer " + user.token, .contentType: "application/json"]
+            let session = try await client.execute(uri: "/api/chat/sessions", method: .post, headers: auth, body: ByteBuffer(string: #"{"title":"t"}"#)) {
+                json($0)["sessionId"] as? String
+            }
+            let sessionID = try #require(session)
+            auth[.testUnsent] = "1"
+            let dropped = HTTPField.Name.testDroppedStatus
+
+            try await client.execute(
+                uri: "/api/chat/sessions/\(sessionID)/stream", method: .post, headers: auth, body: ByteBuffer(string: #"{"message":"hello"}"#)
+            ) { #expect($0.headers[dropped] == "200") }
+            try await expectEventually(.seconds(10)) { try await slots.held(.streams, userID: user.id) == 0 }
+
+            try await client.execute(
+                uri: "/v1/chat/completions", method: .post, headers: auth,
+                body: ByteBuffer(string: #"{"model":"\#(OpenAIAPITests.haiku)","stream":true,"messages":[{"role":"user","content":"hi"}]}"#)
+            ) { #expect($0.headers[dropped] == "200") }
+            try await expectEventually(.seconds(10)) { try await slots.held(.streams, userID: user.id) == 0 }
+
+            var observer = fixture.auth(supervisor, role: .supervisor)
+            observer[.testUnsent] = "1"
+            try await client.execute(uri: "/api/chat/sessions/\(sessionID)/observe", method: .get, headers: observer) {
+                #expect($0.headers[dropped] == "200")
+            }
+            try await expectEventually(.seconds(10)) { try await slots.held(.observers, userID: supervisor) == 0 }
+        }
+    }
+
+    @Test("a slot is given back by a task that was cancelled: its release, and a stream whose body ends by cancellation")
     func releaseFromCancelledTask() async throws {
         let redis = try testRedisClient()
         defer { redis.shutdown() }

@@ -28,6 +28,7 @@ struct APIFixture {
     static func with(
         redis: RedisClient? = nil, mongoURI: String? = nil, rateLimits: RateLimitSettings = try! RateLimitSettings(environment: Environment(["RATE_LIMIT_ENABLED": "false"])),
         accountingURL: String = TestEnvironment.accountingURL, messageWait: Duration = .seconds(30), cors: CORSPolicy = try! CORSPolicy(parsing: ""),
+        streamLimits: StreamLimits? = nil,
         _ body: @Sendable (APIFixture, any TestClientProtocol) async throws -> Void
     ) async throws {
         let store = try MongoSessionStore(
@@ -42,16 +43,16 @@ struct APIFixture {
         let events = SessionEvents(redis: redis)
         let cache = SessionCache(redis: redis)
         let hub = EventHub(redis: redis, events: events, configuration: EventHub.Configuration(heartbeatInterval: .seconds(1)))
-        let table = buildRoutes(
-            APIDependencies(
-                redis: redis, store: store, verifier: fixture.verifier, healthTimeout: .seconds(5), rateLimiter: limiter, ledger: ledger,
-                state: GenerationState(redis: redis, cache: cache, settlementsKey: uniqueKey("settlements"), openJobsKey: uniqueKey("open"), pendingTurnsKey: uniqueKey("turns")), cache: cache, queue: JobQueue<InferenceJob>(redis: redis),
-                events: events, hub: hub, messageWait: messageWait, cors: cors
-            )
+        var dependencies = APIDependencies(
+            redis: redis, store: store, verifier: fixture.verifier, healthTimeout: .seconds(5), rateLimiter: limiter, ledger: ledger,
+            state: GenerationState(redis: redis, cache: cache, settlementsKey: uniqueKey("settlements"), openJobsKey: uniqueKey("open"), pendingTurnsKey: uniqueKey("turns")), cache: cache, queue: JobQueue<InferenceJob>(redis: redis),
+            events: events, hub: hub, messageWait: messageWait, cors: cors
         )
+        dependencies.streamLimits = streamLimits
+        let table = buildRoutes(dependencies)
         fixture.routes = table.routes
         let served = fixture
-        var app = Application(router: ExchangeRecorder(table.router))
+        var app = Application(router: ExchangeRecorder(UnsentResponses(table.router)))
         app.addServices(hub)
         do {
             try await app.test(.router) { client in try await body(served, client) }

@@ -99,7 +99,8 @@ struct StreamLease: Sendable {
 /// A lease on its way to a streaming response's body. The body takes it when it runs and from then on holds and
 /// gives it back (`StreamLease.hold`). The server runs the body only once the response's head is written, so a
 /// client that hangs up first leaves a response dropped unsent: its body, and this hand-off with it, is released
-/// without running, and the slot is given back then rather than held until its lease lapses.
+/// without running, and the slot is given back then (by a task of its own; should Redis not take that release,
+/// the slot lapses with its lease as before) rather than held until its lease lapses.
 final class LeaseHandOff: Sendable {
     private let lease: StreamLease
     private let taken = NIOLockedValueBox(false)
@@ -107,7 +108,7 @@ final class LeaseHandOff: Sendable {
     /// Holds `lease` for the body that will run.
     init(_ lease: StreamLease) { self.lease = lease }
 
-    /// The lease, for the body that runs: from now on the body gives it back.
+    /// The lease, for the body that runs, which calls this once, first: from then on the body gives it back.
     func take() -> StreamLease {
         taken.withLockedValue { $0 = true }
         return lease
