@@ -52,7 +52,7 @@ struct APIFixture {
         let table = buildRoutes(dependencies)
         fixture.routes = table.routes
         let served = fixture
-        var app = Application(router: ExchangeRecorder(UnsentResponses(table.router)))
+        var app = Application(router: UnsentResponses(ExchangeRecorder(table.router)))
         app.addServices(hub)
         do {
             try await app.test(.router) { client in try await body(served, client) }

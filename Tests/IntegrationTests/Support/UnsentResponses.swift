@@ -3,7 +3,8 @@ import Hummingbird
 
 /// Wraps chat-api's router in the in-process tests: the response to a request carrying `X-Test-Unsent: 1` is
 /// dropped unsent, its body released without running, as the server drops it when the client hung up before the
-/// head was written. The client gets `204` with the dropped response's status in `X-Test-Dropped-Status`.
+/// head was written. The client gets `204` with the dropped response's status in `X-Test-Dropped-Status`. It wraps
+/// `ExchangeRecorder`, so the OpenAPI check sees neither that `204` nor the response dropped (its body never ran).
 struct UnsentResponses<Builder: HTTPResponderBuilder>: HTTPResponderBuilder {
     let builder: Builder
 
