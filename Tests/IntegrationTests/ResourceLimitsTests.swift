@@ -284,12 +284,9 @@ struct StreamLeaseTests {
             #expect(handOff.take().id == "sent")
         }
         // As the server does with a response whose head it could not write: the body is released, never run.
-        do {
-            let handOff = LeaseHandOff(unsent)
-            _ = Response(status: .ok, body: ResponseBody { writer in
-                _ = try await handOff.take().hold { try await writer.finish(nil) }
-            })
-        }
+        _ = Response(status: .ok, body: unsent.responseBody { lease, writer in
+            _ = try await lease.hold { try await writer.finish(nil) }
+        })
         let key = slots.key(.streams, userID: user)
         try await expectEventually(.seconds(10)) {
             try await redis.send("ZSCORE", key, "unsent").string == nil

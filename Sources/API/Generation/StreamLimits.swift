@@ -1,5 +1,6 @@
 import ChatCore
 import ChatState
+import Hummingbird
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -87,6 +88,13 @@ struct StreamLease: Sendable {
     func claim(cap: Int) -> UserSlots.Claim? {
         guard let slots, cap > 0 else { return nil }
         return slots.claim(kind, userID: userID, id: id, cap: cap)
+    }
+
+    /// A streaming response's body that runs `write` with this lease, for `write` to hold while it streams. A
+    /// response the server drops unsent gives the slot back (`LeaseHandOff`).
+    func responseBody(_ write: @escaping @Sendable (StreamLease, inout any ResponseBodyWriter) async throws -> Void) -> ResponseBody {
+        let handOff = LeaseHandOff(self)
+        return ResponseBody { writer in try await write(handOff.take(), &writer) }
     }
 
     /// Gives the slot back now (the stream never started).

@@ -80,13 +80,11 @@ struct OpenAIController: Sendable {
                 )
             }
         }
-        // Given back when the response is dropped unsent (the client hung up before its head was written).
-        let handOff = LeaseHandOff(lease)
         return Response(
             status: .ok, headers: headers,
-            body: ResponseBody { [relay] writer in
+            body: lease.responseBody { [relay] lease, writer in
                 var sink = OpenAIChunkSink(writer: writer, id: id, created: created, model: model.id, includeUsage: conversation.includeUsage)
-                let end = try await handOff.take().hold {
+                let end = try await lease.hold {
                     try await relay.relayJob(sessionID: record.sessionID, jobID: record.jobID, after: record.startEventID, to: &sink)
                 }
                 if !sink.ended, end == .shutdown {

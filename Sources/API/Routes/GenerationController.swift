@@ -71,13 +71,11 @@ struct GenerationController: Sendable {
             // The client already has the job's last event: 204 tells an EventSource to stop reconnecting.
             return Response(status: .noContent)
         }
-        // Given back when the response is dropped unsent (the client hung up before its head was written).
-        let handOff = LeaseHandOff(stream.lease)
         var response = Response(
             status: .ok, headers: EventRelay.headers,
-            body: ResponseBody { [self] writer in
+            // `relay` holds the stream's lease (the one passed here).
+            body: stream.lease.responseBody { [self] _, writer in
                 var sink = SSEEventSink(writer: writer)
-                _ = handOff.take()  // `relay` holds the stream's slot, and gives it back, from here
                 _ = try await relay(stream, to: &sink)
                 try await sink.writer.finish(nil)
             }

@@ -82,13 +82,12 @@ struct ObserveController: Sendable {
     /// those after `Last-Event-ID`), then every later job's, until the observer goes away (Server-Sent Events).
     @Sendable func observe(_ request: Request, context: ChatRequestContext) async throws -> Response {
         let start = try await start(request, context: context)
-        // Given back when the response is dropped unsent (the client hung up before its head was written).
-        let handOff = LeaseHandOff(try await lease(start))
+        let lease = try await lease(start)
         return Response(
             status: .ok, headers: EventRelay.headers,
-            body: ResponseBody { writer in
+            body: lease.responseBody { lease, writer in
                 var sink = SSEEventSink(writer: writer)
-                _ = try await stream(start, lease: handOff.take(), to: &sink)
+                _ = try await stream(start, lease: lease, to: &sink)
                 try await sink.writer.finish(nil)
             }
         )
